@@ -1,0 +1,3 @@
+from skymagic.cli import main
+
+raise SystemExit(main())
