@@ -63,7 +63,7 @@ def format_cpu(cores: float) -> str:
 
 def format_memory(num_bytes: float) -> str:
     """Bytes as Kubernetes writes them: the largest binary unit that keeps an integer."""
-    n = int(round(num_bytes))
+    n = round(num_bytes)
     for unit in ("Ti", "Gi", "Mi", "Ki"):
         size = _BINARY[unit]
         if n >= size and n % size == 0:

@@ -72,7 +72,7 @@ def _sim_down(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from skymagic.demo import run_demo
 
-    return run_demo(output_dir=args.output_dir)
+    return int(run_demo(output_dir=args.output_dir))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,12 +19,13 @@ __all__ = ["SkyMagics", "load", "unload"]
 
 
 @magics_class
-class SkyMagics(Magics):  # type: ignore[misc]
+class SkyMagics(Magics):
     """skymagic's magics and their session settings."""
 
     request_timeout = Float(
         5.0,
-        help="Seconds to wait for one API request (connect and read) before a context is 'timeout'.",
+        help="Seconds to wait for one API request (connect and read) before a context is "
+        "'timeout'.",
     ).tag(config=True)
     exec_timeout = Float(
         30.0, help="Seconds an exec credential plugin (gke-gcloud-auth-plugin, aws) may run."
@@ -36,7 +37,8 @@ class SkyMagics(Magics):  # type: ignore[misc]
         [List(Unicode()), Unicode()],
         default_value=None,
         allow_none=True,
-        help="Override kubernetes.allowed_contexts for this session: a list (failover order) or 'all'.",
+        help="Override kubernetes.allowed_contexts for this session: a list (failover order) "
+        "or 'all'.",
     ).tag(config=True)
     kubeconfig = Unicode(
         None,

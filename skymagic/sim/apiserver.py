@@ -242,7 +242,7 @@ class ApiServer:
         if req.method == "DELETE":
             self._authorize(ident, "deletecollection", resource, namespace)
             matches = self._matcher(resource, q)
-            raws, objs, rv, _, _ = self.cluster.store.list(resource, namespace, matches)
+            raws, objs, rv, _, _ = self.cluster.store.list_objects(resource, namespace, matches)
             for obj in objs:
                 meta = obj["metadata"]
                 self._delete_object(resource, meta.get("namespace"), meta["name"], None)
@@ -281,7 +281,7 @@ class ApiServer:
         except ValueError:
             raise HTTPStatus(400, "BadRequest", f"invalid limit {q.get('limit')!r}") from None
         try:
-            raws, objs, rv, token, remaining = self.cluster.store.list(
+            raws, objs, rv, token, remaining = self.cluster.store.list_objects(
                 resource,
                 namespace,
                 matches,
@@ -389,7 +389,8 @@ class ApiServer:
                 raise HTTPStatus(
                     400,
                     "BadRequest",
-                    "the namespace of the provided object does not match the namespace sent on the request",
+                    "the namespace of the provided object does not match the namespace sent on the "
+                    "request",
                 )
             meta["namespace"] = namespace
             if self.cluster.store.get("namespaces", None, namespace) is None:
@@ -401,7 +402,8 @@ class ApiServer:
                 raise HTTPStatus(
                     422,
                     "Invalid",
-                    f'{kind} "" is invalid: metadata.name: Required value: name or generateName is required',
+                    f'{kind} "" is invalid: metadata.name: Required value: name or generateName '
+                    "is required",
                     {"kind": resource},
                 )
         name = meta["name"]
@@ -501,7 +503,8 @@ class ApiServer:
                 raise HTTPStatus(
                     409,
                     "Conflict",
-                    f'Operation cannot be fulfilled on {resource} "{name}": the object has been modified; please apply your changes to the latest version and try again',
+                    f'Operation cannot be fulfilled on {resource} "{name}": the object has been '
+                    "modified; please apply your changes to the latest version and try again",
                 )
             new["metadata"]["uid"] = entry.obj["metadata"]["uid"]
             new["metadata"]["creationTimestamp"] = entry.obj["metadata"]["creationTimestamp"]
@@ -550,14 +553,16 @@ class ApiServer:
             )
         phase = pod["status"].get("phase")
         if phase == "Pending":
-            waiting = "ContainerCreating" if pod["spec"].get("nodeName") else "ContainerCreating"
+            waiting = "ContainerCreating"
             raise HTTPStatus(
                 400,
                 "BadRequest",
                 f'container "{container}" in pod "{name}" is waiting to start: {waiting}',
             )
         log = self.cluster.logs.get(object_key("pods", pod))
-        lines = list(log.lines) if log else []
+        lines = (
+            list(log.lines) if log else [b"simulated workload " + name.encode() + b" is running\n"]
+        )
         tail = req.query.get("tailLines")
         if tail:
             n = int(tail)
@@ -581,6 +586,11 @@ class ApiServer:
         attrs = spec.get("resourceAttributes")
         groups = (*ident.groups, "system:authenticated")
         if attrs:
+            info = KINDS.get(attrs.get("resource", ""))
+            if info is not None and not info.namespaced:
+                attrs = {
+                    k: v for k, v in attrs.items() if k != "namespace"
+                }  # kubectl sends one anyway
             allowed = self.cluster.authorizer.allowed(
                 ident.user,
                 groups,
@@ -697,7 +707,8 @@ def _validate_pod(pod: dict[str, Any]) -> None:
         rp = spec.get("restartPolicy")
         if rp not in (None, "Always", "OnFailure", "Never"):
             problems.append(
-                f'spec.restartPolicy: Unsupported value: "{rp}": supported values: "Always", "OnFailure", "Never"'
+                f'spec.restartPolicy: Unsupported value: "{rp}": supported values: '
+                '"Always", "OnFailure", "Never"'
             )
     if problems:
         raise HTTPStatus(
@@ -755,7 +766,7 @@ def _core_resources() -> dict[str, Any]:
                 "singularName": info.kind.lower(),
                 "namespaced": info.namespaced,
                 "kind": info.kind,
-                "verbs": list(info.verbs) + ["deletecollection"],
+                "verbs": [*info.verbs, "deletecollection"],
                 **({"shortNames": list(info.short_names)} if info.short_names else {}),
             }
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import os
 import random
@@ -76,7 +77,19 @@ class SimCluster:
 
     # -- start-up ------------------------------------------------------------------------
     def load(self) -> None:
-        """Build nodes, namespaces and the start-up pod load (placed in bulk, first fit)."""
+        """Build nodes, namespaces and the start-up pod load (placed in bulk, first fit).
+
+        The cyclic GC is paused meanwhile and the result frozen: the load allocates millions of
+        small containers, and every generation-2 pass over them would rescan all of them.
+        """
+        gc.disable()
+        try:
+            self._load()
+        finally:
+            gc.freeze()
+            gc.enable()
+
+    def _load(self) -> None:
         nodes = []
         for group in self.spec.nodes:
             for i in range(group.count):
@@ -101,11 +114,7 @@ class SimCluster:
         self.store.put("services", service, record=False)
         pods = list(self._place_load(nodes))
         self.store.bulk_load("pods", pods)
-        for pod in pods:
-            self.usage.update(object_key("pods", pod), pod)
-            self.logs[object_key("pods", pod)] = PodLog(
-                lines=[b"simulated workload " + pod["metadata"]["name"].encode() + b" started\n"]
-            )
+        self.usage.bulk_add(("pods/" + object_key("pods", p), p) for p in pods)
 
     def _ensure_namespace(self, ns: str, record: bool = True) -> None:
         if self.store.get("namespaces", None, ns) is None:
@@ -128,16 +137,18 @@ class SimCluster:
         """Spread the spec's pods over matching nodes without running the scheduler per pod."""
         free: dict[str, dict[str, float]] = {}
         by_gpu: dict[str | None, list[tuple[dict[str, Any], str | None]]] = {}
-        for node in nodes:
-            name = node["metadata"]["name"]
-            ids = detect_node_gpus(node["metadata"]["labels"], node["status"]["allocatable"])
+        for candidate in nodes:
+            name = candidate["metadata"]["name"]
+            ids = detect_node_gpus(
+                candidate["metadata"]["labels"], candidate["status"]["allocatable"]
+            )
             free[name] = {
-                "cpu": float(1e9),
-                **{r: float(q) for r, q in objects.node_gpu_resources(node).items()},
+                "cpu": 1e9,
+                **{r: float(q) for r, q in objects.node_gpu_resources(candidate).items()},
             }
-            by_gpu.setdefault(None, []).append((node, None))
+            by_gpu.setdefault(None, []).append((candidate, None))
             for ident in ids:
-                by_gpu.setdefault(ident.canonical.lower(), []).append((node, ident.resource))
+                by_gpu.setdefault(ident.canonical.lower(), []).append((candidate, ident.resource))
         counter = 0
         for group in self.spec.pods:
             candidates = by_gpu.get(group.gpu.lower() if group.gpu else None, [])
@@ -145,20 +156,23 @@ class SimCluster:
                 raise ValueError(
                     f"cluster '{self.spec.name}': pods want gpu {group.gpu!r} but no node has it"
                 )
+            terminal = group.phase in TERMINAL
+            bound = group.phase != "Pending" and bool(candidates)
+            resource = candidates[0][1] if candidates else None
+            stamper = objects.PodStamper(group, resource, candidates[0][0] if bound else None)
+            need = group.gpus if resource else 0
             cursor = 0
             for i in range(group.count):
                 counter += 1
-                node, resource = None, None
-                if group.phase != "Pending" and candidates:
+                node: dict[str, Any] | None = None
+                if bound:
                     for step in range(len(candidates)):
-                        cand, res = candidates[(cursor + step) % len(candidates)]
-                        need = group.gpus if res else 0
+                        cand = candidates[(cursor + step) % len(candidates)][0]
                         name = cand["metadata"]["name"]
-                        terminal = group.phase in TERMINAL
-                        if not need or terminal or free[name].get(res or "", 0) >= need:
-                            node, resource = cand, res
+                        if not need or terminal or free[name].get(resource or "", 0) >= need:
+                            node = cand
                             if need and not terminal:
-                                free[name][res or ""] -= need
+                                free[name][resource or ""] -= need
                             cursor = (cursor + step + 1) % len(candidates)
                             break
                     if node is None:
@@ -167,9 +181,7 @@ class SimCluster:
                             f"pods (group {group.name!r}, pod {i})"
                         )
                 ip = f"10.{100 + self.index % 100}.{(counter // 250) % 250}.{counter % 250 + 1}"
-                yield objects.build_pod(
-                    group, i + counter * 7919, node=node, gpu_resource=resource, pod_ip=ip
-                )
+                yield stamper.make(i + counter * 7919, node, ip)
 
     async def start(self) -> None:
         self._sched_wakeup = asyncio.Event()
@@ -190,10 +202,12 @@ class SimCluster:
     def _on_change(self, resource: str, etype: str, obj: dict[str, Any]) -> None:
         if resource == "pods":
             key = object_key("pods", obj)
-            self.usage.update(key, None if etype == "DELETED" else obj)
-            if etype == "DELETED" or obj["status"].get("phase") in TERMINAL:
-                self.wake_scheduler()
-            elif not obj["spec"].get("nodeName"):
+            self.usage.update("pods/" + key, None if etype == "DELETED" else obj)
+            if (
+                etype == "DELETED"
+                or obj["status"].get("phase") in TERMINAL
+                or not obj["spec"].get("nodeName")
+            ):
                 self.wake_scheduler()
         elif resource == "nodes":
             self.wake_scheduler()
@@ -350,7 +364,9 @@ class SimCluster:
             pod["metadata"]["deletionGracePeriodSeconds"] = int(grace)
             self.store.touch("pods", pod)
             self._event(pod, "Killing", "Stopping container main", "Normal", "kubelet")
-            asyncio.create_task(self._finish_deletion(key, namespace, name, grace))
+            self.tasks[key + "#delete"] = asyncio.create_task(
+                self._finish_deletion(key, namespace, name, grace)
+            )
         return pod
 
     async def _finish_deletion(self, key: str, namespace: str, name: str, grace: float) -> None:

@@ -108,7 +108,8 @@ class Fleet:
             if time.monotonic() > deadline:
                 self.stop()
                 raise SimError(
-                    f"the simulated fleet did not start within {self.startup_timeout:.0f} s (log: {log_path})"
+                    f"the simulated fleet did not start within {self.startup_timeout:.0f} s "
+                    f"(log: {log_path})"
                 )
             time.sleep(0.02)
         self.ready = orjson.loads(ready_path.read_bytes())
@@ -218,7 +219,7 @@ class Fleet:
         return dict(self._call("status", {}))
 
     def requests(self, cluster: str) -> list[dict[str, Any]]:
-        """Every request this cluster's API server answered (method, path, query, user, code, bytes)."""
+        """Every request this cluster answered: method, path, query, user, code, bytes."""
         return list(self._call("requests", {"cluster": cluster}))
 
     def clear_requests(self, cluster: str | None = None) -> None:
@@ -248,7 +249,7 @@ class Fleet:
         return list(self._call("add_nodes", {"cluster": cluster, "group": group}))
 
     def add_pods(self, cluster: str, **group: Any) -> list[str]:
-        """Add running load bound to nodes with room (PodGroup keys: count, gpu, gpus, namespace...)."""
+        """Add running load bound to nodes with room (PodGroup keys: count, gpu, gpus, ...)."""
         return list(self._call("add_pods", {"cluster": cluster, "group": group}))
 
     def remove_pods(
@@ -267,7 +268,7 @@ class Fleet:
         )
 
     def compact(self, cluster: str) -> int:
-        """Drop the watch/continue history, so older continue tokens and resourceVersions get 410."""
+        """Drop the watch/continue history: older continue tokens and resourceVersions get 410."""
         return int(self._call("compact", {"cluster": cluster}))
 
     def mint_token(

@@ -1,4 +1,4 @@
-"""A small HTTP/1.1 server on asyncio streams, made for API-server traffic.
+"""A small HTTP/1.1 server made for API-server traffic.
 
 Why not http.server or a framework: every response must go out in ONE write with TCP_NODELAY
 (a header/body split costs ~40 ms per request through Nagle + delayed ACK, facts.md 8),
@@ -10,10 +10,12 @@ keep-alive must work for the Python client's connection pool and for kubectl, wa
 from __future__ import annotations
 
 import asyncio
+import io
 import socket
 import ssl
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
@@ -68,11 +70,17 @@ def json_response(status: int, obj: Any) -> Response:
     return Response(status=status, body=orjson.dumps(obj))
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 class HTTPServer:
-    """Serve one handler on 127.0.0.1:port (TLS optional), with fault hooks."""
+    """Serve one handler on 127.0.0.1:port (TLS optional), with fault hooks.
+
+    Sockets are blocking and served by one thread per connection, because the ssl module
+    encrypts and sends a large body with the GIL released (~1 GB/s here), while asyncio's TLS
+    transport copies through memory BIOs (~180 MB/s). The handler itself runs on the fleet's
+    event loop, where all cluster state lives, so no state is shared between threads.
+    """
 
     def __init__(
         self,
@@ -87,130 +95,183 @@ class HTTPServer:
         self.host = host
         self.port = port
         self.blackhole = False
-        self._server: asyncio.base_events.Server | None = None
-        self._conns: set[asyncio.StreamWriter] = set()
+        self._listener: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         sock.listen(512)
-        sock.setblocking(False)
-        extra: dict[str, Any] = {"ssl_handshake_timeout": 10} if self.ssl_context else {}
-        self._server = await asyncio.start_server(
-            self._serve, sock=sock, ssl=self.ssl_context, limit=2**20, **extra
-        )
+        self._listener = sock
+        threading.Thread(target=self._accept_loop, args=(sock,), daemon=True).start()
 
     @property
     def listening(self) -> bool:
-        return self._server is not None
+        return self._listener is not None
 
     async def stop(self) -> None:
         """Stop listening AND drop open connections (the 'down' fault: connection refused)."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for w in list(self._conns):
-            w.transport.abort()
-        self._conns.clear()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
             try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                listener.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        self._conns.add(writer)
-        peercert = None
-        ssl_obj = writer.get_extra_info("ssl_object")
-        if ssl_obj is not None:
-            peercert = ssl_obj.getpeercert() or None
+            listener.close()
+        with self._lock:
+            conns = list(self._conns)
+            self._conns.clear()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+    def _accept_loop(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._conns.add(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        conn: socket.socket = raw
         try:
+            if self.ssl_context is not None:
+                raw.settimeout(10)
+                conn = self.ssl_context.wrap_socket(raw, server_side=True)
+                conn.settimeout(None)
+                with self._lock:
+                    self._conns.discard(raw)
+                    self._conns.add(conn)
+            peercert = None
+            if isinstance(conn, ssl.SSLSocket):
+                peercert = conn.getpeercert() or None
+            reader = conn.makefile("rb", buffering=65536)
+            assert isinstance(reader, io.BufferedReader)
             while True:
-                if self.blackhole:
-                    await _swallow(reader)
-                    return
-                request = await _read_request(reader, peercert)
+                request = _read_request(reader, peercert)
                 if request is None:
                     return
                 if self.blackhole:
-                    await _swallow(reader)
+                    _swallow(reader)
                     return
+                assert self._loop is not None
+                response: Response
                 try:
-                    response = await self.handler(request)
+                    response = asyncio.run_coroutine_threadsafe(
+                        self.handler(request), self._loop
+                    ).result()
                 except Exception as exc:  # the server must answer, like a real one
-                    response = json_response(
-                        500,
-                        {
-                            "kind": "Status",
-                            "apiVersion": "v1",
-                            "metadata": {},
-                            "status": "Failure",
-                            "message": f"internal error: {type(exc).__name__}: {exc}",
-                            "reason": "InternalError",
-                            "code": 500,
-                        },
-                    )
+                    response = _internal_error(exc)
                 keep_alive = request.headers.get("connection", "").lower() != "close"
-                await _write_response(writer, response, keep_alive)
+                self._write_response(conn, response, keep_alive)
                 if not keep_alive:
                     return
-        except (
-            ConnectionError,
-            asyncio.IncompleteReadError,
-            ssl.SSLError,
-            asyncio.LimitOverrunError,
-        ):
+        except (OSError, ValueError, ssl.SSLError):
             return
         finally:
-            self._conns.discard(writer)
+            with self._lock:
+                self._conns.discard(conn)
+                self._conns.discard(raw)
             try:
-                writer.close()
-            except Exception:
+                conn.close()
+            except OSError:
                 pass
 
+    def _write_response(self, conn: socket.socket, resp: Response, keep_alive: bool) -> None:
+        extra = dict(resp.headers)
+        if not keep_alive:
+            extra["Connection"] = "close"
+        if resp.stream is None:
+            conn.sendall(_head(resp.status, resp.content_type, extra, len(resp.body)) + resp.body)
+            return
+        assert self._loop is not None
+        conn.sendall(_head(resp.status, resp.content_type, extra, None))
+        stream = resp.stream
+        try:
+            while True:
+                try:
+                    chunk = asyncio.run_coroutine_threadsafe(
+                        _next_chunk(stream), self._loop
+                    ).result()
+                except StopAsyncIteration:
+                    break
+                if chunk:
+                    conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            conn.sendall(b"0\r\n\r\n")
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                asyncio.run_coroutine_threadsafe(aclose(), self._loop)
 
-async def _swallow(reader: asyncio.StreamReader) -> None:
+
+async def _next_chunk(stream: AsyncIterator[bytes]) -> bytes:
+    return await stream.__anext__()
+
+
+def _internal_error(exc: Exception) -> Response:
+    return json_response(
+        500,
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": f"internal error: {type(exc).__name__}: {exc}",
+            "reason": "InternalError",
+            "code": 500,
+        },
+    )
+
+
+def _swallow(reader: io.BufferedReader) -> None:
     """Accept bytes forever and never answer, until the client gives up."""
-    while await reader.read(65536):
+    while reader.read1(65536):
         pass
 
 
-async def _read_request(
-    reader: asyncio.StreamReader, peercert: dict[str, Any] | None
-) -> Request | None:
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError:
+def _read_request(reader: io.BufferedReader, peercert: dict[str, Any] | None) -> Request | None:
+    request_line = reader.readline(65537)
+    while request_line in (b"\r\n", b"\n"):
+        request_line = reader.readline(65537)
+    if not request_line:
         return None
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
+    parts = request_line.decode("latin-1").rstrip("\r\n").split(" ")
     if len(parts) != 3:
         return None
     method, target, _version = parts
     headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        k, _, v = line.partition(":")
+    while True:
+        line = reader.readline(65537)
+        if not line or line in (b"\r\n", b"\n"):
+            break
+        k, _, v = line.decode("latin-1").partition(":")
         headers[k.strip().lower()] = v.strip()
     body = b""
     if "content-length" in headers:
         n = int(headers["content-length"])
         if n:
-            body = await reader.readexactly(n)
+            body = reader.read(n)
     elif headers.get("transfer-encoding", "").lower() == "chunked":
         chunks = []
         while True:
-            size_line = await reader.readuntil(b"\r\n")
-            size = int(size_line.split(b";")[0].strip(), 16)
+            size = int(reader.readline().split(b";")[0].strip(), 16)
             if size == 0:
-                await reader.readuntil(b"\r\n")
+                reader.readline()
                 break
-            chunks.append(await reader.readexactly(size))
-            await reader.readexactly(2)
+            chunks.append(reader.read(size))
+            reader.readline()
         body = b"".join(chunks)
     split = urlsplit(target)
     query = dict(parse_qsl(split.query, keep_blank_values=True))
@@ -237,28 +298,3 @@ def _head(status: int, content_type: str, extra: dict[str, str], length: int | N
         f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
     )
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-async def _write_response(writer: asyncio.StreamWriter, resp: Response, keep_alive: bool) -> None:
-    extra = dict(resp.headers)
-    if not keep_alive:
-        extra["Connection"] = "close"
-    if resp.stream is None:
-        writer.write(_head(resp.status, resp.content_type, extra, len(resp.body)) + resp.body)
-        await writer.drain()
-        return
-    writer.write(_head(resp.status, resp.content_type, extra, None))
-    await writer.drain()
-    try:
-        async for chunk in resp.stream:
-            if chunk:
-                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                await writer.drain()
-            if writer.is_closing():
-                break
-    finally:
-        aclose = getattr(resp.stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    writer.write(b"0\r\n\r\n")
-    await writer.drain()

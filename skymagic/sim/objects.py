@@ -11,6 +11,8 @@ import time
 import uuid
 from typing import Any
 
+import orjson
+
 from skymagic._quantity import format_cpu, format_memory
 from skymagic.sim.labels import gpu_node_profile
 from skymagic.sim.spec import NodeGroup, PodGroup
@@ -347,7 +349,7 @@ def build_pod(
         "metadata": {
             "name": name,
             "namespace": group.namespace,
-            "uid": str(uuid.UUID(digest[:32])),
+            "uid": _uid(digest),
             "labels": labels,
             "creationTimestamp": ts,
             "ownerReferences": [
@@ -355,7 +357,7 @@ def build_pod(
                     "apiVersion": "apps/v1",
                     "kind": "ReplicaSet",
                     "name": f"{group.name}-{digest[:10]}",
-                    "uid": str(uuid.UUID(digest[8:40])),
+                    "uid": _uid(digest[8:40]),
                     "controller": True,
                     "blockOwnerDeletion": True,
                 }
@@ -364,6 +366,50 @@ def build_pod(
         "spec": spec,
         "status": status,
     }
+
+
+def _uid(hexdigest: str) -> str:
+    h = hexdigest
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+class PodStamper:
+    """Stamp many start-up pods of one group from a single template.
+
+    Why: building each pod dict field by field costs ~80 us, so a 100,000-pod cluster would take
+    many seconds to start; decoding a ready template and patching the few per-pod fields is a
+    fraction of that.
+    """
+
+    def __init__(
+        self, group: PodGroup, gpu_resource: str | None, node: dict[str, Any] | None
+    ) -> None:
+        self.group = group
+        self.template = orjson.dumps(
+            build_pod(group, 0, node=node, gpu_resource=gpu_resource, pod_ip="0.0.0.0")
+        )
+
+    def make(self, index: int, node: dict[str, Any] | None, pod_ip: str) -> dict[str, Any]:
+        pod: dict[str, Any] = orjson.loads(self.template)
+        digest = hashlib.sha1(f"{self.group.name}{index}".encode()).hexdigest()
+        meta = pod["metadata"]
+        meta["name"] = f"{self.group.name}-{digest[:10]}-{digest[10:15]}"
+        meta["uid"] = _uid(digest)
+        meta["labels"]["pod-template-hash"] = digest[:10]
+        owner = meta["ownerReferences"][0]
+        owner["name"] = f"{self.group.name}-{digest[:10]}"
+        owner["uid"] = _uid(digest[8:40])
+        if node is not None:
+            pod["spec"]["nodeName"] = node["metadata"]["name"]
+            host_ip = node["status"]["addresses"][0]["address"]
+            status = pod["status"]
+            status["hostIP"] = host_ip
+            status["hostIPs"] = [{"ip": host_ip}]
+            status["podIP"] = pod_ip
+            status["podIPs"] = [{"ip": pod_ip}]
+            for cs in status.get("containerStatuses", []):
+                cs["containerID"] = f"containerd://{digest}{digest[:24]}"
+        return pod
 
 
 def event_for(

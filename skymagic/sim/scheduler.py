@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
+
 from skymagic._quantity import effective_requests, parse_quantity
 
 __all__ = ["NodeUsage", "explain", "fits", "node_allocatable", "tolerates"]
@@ -30,6 +32,27 @@ class NodeUsage:
     def __init__(self) -> None:
         self.by_node: dict[str, dict[str, float]] = {}
         self.pods: dict[str, tuple[str, dict[str, float]]] = {}
+
+    def bulk_add(self, pods: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Account for many new pods; pods with identical container specs share one parse."""
+        cache: dict[bytes, dict[str, float]] = {}
+        for key, pod in pods:
+            spec = pod.get("spec", {})
+            node = spec.get("nodeName")
+            if not node or pod.get("status", {}).get("phase") in TERMINAL:
+                continue
+            sig = orjson.dumps(
+                [spec.get("containers"), spec.get("initContainers"), spec.get("overhead")]
+            )
+            req = cache.get(sig)
+            if req is None:
+                req = effective_requests(dict(spec))
+                req["pods"] = req.get("pods", 0.0) + 1
+                cache[sig] = req
+            self.pods[key] = (node, req)
+            used = self.by_node.setdefault(node, {})
+            for res, qty in req.items():
+                used[res] = used.get(res, 0.0) + qty
 
     def update(self, key: str, pod: Mapping[str, Any] | None) -> None:
         """Account for a pod's new state (None = deleted)."""
@@ -145,7 +168,7 @@ def _node_reasons(
 def fits(
     pod: Mapping[str, Any], nodes: Iterable[Mapping[str, Any]], usage: NodeUsage
 ) -> tuple[str | None, str]:
-    """Pick a node for the pod (the one with the most free of its scarcest request), or say why not."""
+    """Pick a node for the pod (the least allocated that fits), or say why none fits."""
     spec = pod.get("spec", {})
     request = effective_requests(dict(spec))
     histogram: dict[str, int] = {}

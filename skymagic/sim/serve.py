@@ -18,6 +18,7 @@ import signal
 import ssl
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -82,11 +83,10 @@ class FleetProcess:
             (self.state_dir / "ttl" / str(i)).write_text(str(cspec.faults.token_ttl_s))
             cluster = SimCluster(cspec, i, workdir)
             cluster.load()
+            api = ApiServer(cluster, self.minter, self._port_getter(cspec.name))
             server = HTTPServer(
-                lambda r: r, ssl_context=ssl_ctx, port=int(fixed_ports.get(cspec.name, 0))
+                api.handle, ssl_context=ssl_ctx, port=int(fixed_ports.get(cspec.name, 0))
             )
-            api = ApiServer(cluster, self.minter, lambda s=server: s.port)
-            server.handler = api.handle
             await server.start()
             await cluster.start()
             if cspec.faults.down:
@@ -107,6 +107,9 @@ class FleetProcess:
             "contexts": self.context_names(),
         }
         _atomic_write(self.state_dir / "ready.json", orjson.dumps(ready))
+
+    def _port_getter(self, name: str) -> Callable[[], int]:
+        return lambda: self.servers[name].port
 
     def context_names(self) -> list[str]:
         names = []
@@ -145,7 +148,7 @@ class FleetProcess:
                 "apiVersion": "client.authentication.k8s.io/v1beta1",
                 "command": sys.executable,
                 "args": args,
-                "installHint": "skymagic's simulated fleet plugin ships with skymagic: pip install skymagic",
+                "installHint": "the fleet's plugin ships with skymagic: pip install skymagic",
                 "provideClusterInfo": False,
                 "interactiveMode": "Never",
             }
@@ -320,12 +323,6 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m skymagic.sim.serve STATE_DIR", file=sys.stderr)
         return 2
-    try:
-        import uvloop  # type: ignore[import-not-found]
-
-        uvloop.install()
-    except ImportError:
-        pass
     asyncio.run(_amain(Path(args[0])))
     return 0
 

@@ -170,7 +170,8 @@ def _build(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
     unknown = sorted(set(data) - known)
     if unknown:
         raise SimError(
-            f"fleet spec: unknown key {unknown[0]!r} in {where}; valid keys: {', '.join(sorted(known))}"
+            f"fleet spec: unknown key {unknown[0]!r} in {where}; "
+            f"valid keys: {', '.join(sorted(known))}"
         )
     try:
         return cls(**data)

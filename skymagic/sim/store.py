@@ -160,7 +160,7 @@ class Store:
             for k in keys:
                 yield table[k]
 
-    def list(
+    def list_objects(
         self,
         resource: str,
         namespace: str | None,

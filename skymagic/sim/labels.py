@@ -1,0 +1,436 @@
+"""What a simulated GPU/TPU node carries under each label scheme: labels, resources, taints.
+
+Why: skymagic's inventory must work on every provider's labelling (facts.md section 3), and the
+simulated fleet is where that is proven. So each scheme here produces the labels the real
+provider's tooling would put on such a node (GKE, Karpenter, NVIDIA GPU Feature Discovery,
+CoreWeave, Nebius, the AMD node labeller, GKE TPU node pools, SkyPilot's own label), with
+realistic companions (counts, memory, instance types), not just the one key detection reads.
+
+Scheme notes:
+
+* ``gfd``: whole GPUs on ``nvidia.com/gpu``. With ``mig_profile`` set it models the MIG
+  *single* strategy instead: the product label gains ``-MIG-<profile>`` and ``nvidia.com/gpu``
+  counts slices.
+* ``gfd-mig-mixed``: MIG *mixed* strategy: the product label names the whole card, each slice
+  profile is its own resource ``nvidia.com/mig-<profile>`` (default: the smallest 1g profile,
+  7 per GPU, e.g. 1g.10gb on an 80 GB card).
+* ``gfd-shared``: time-slicing as the GPU operator configures it by default
+  (``renameByDefault: false``): the resource stays ``nvidia.com/gpu`` but counts
+  ``gpus * replicas`` and the product label gains ``-SHARED``, plus ``nvidia.com/gpu.replicas``.
+  We chose this over the renamed ``nvidia.com/gpu.shared`` resource because it is the default
+  and the harder case (same resource name, only a label says the GPU is shared); detection of
+  ``nvidia.com/gpu.shared`` is covered by the accelerators unit tests.
+* ``tpu``: GKE TPU node pools. ``gpu`` is a GKE TPU accelerator value or a shortcut
+  ("v5e", "v5p", "v6e", "v4"); a TPU ``gpu`` under any other scheme also gets a TPU profile,
+  since no other scheme labels TPUs.
+
+An unknown ``gpu`` never fails: it gets a plausible value in the scheme's own spelling
+(``NVIDIA-<GPU>``, ``nvidia-<gpu>``, lower case for Karpenter...), which detection normalises
+back to the same name.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from skymagic.accelerators import normalize_gpu_name
+
+__all__ = ["SCHEMES", "NodeProfile", "gpu_node_profile"]
+
+SCHEMES: tuple[str, ...] = (
+    "skypilot",
+    "gke",
+    "karpenter",
+    "gfd",
+    "gfd-mig-mixed",
+    "gfd-shared",
+    "coreweave",
+    "nebius",
+    "amd",
+    "tpu",
+)
+
+
+@dataclass
+class NodeProfile:
+    """Labels, accelerator resources (capacity == allocatable) and taints for one node."""
+
+    labels: dict[str, str]
+    gpu_resources: dict[str, int]
+    taints: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Card:
+    """One GPU model as each provider names and packages it."""
+
+    canonical: str
+    vendor: str  # "nvidia" | "amd"
+    memory_gb: int  # nominal, as in the product name (decides default MIG slice sizes)
+    memory_mib: int  # what GFD reports in nvidia.com/gpu.memory
+    family: str  # GFD nvidia.com/gpu.family, or the AMD labeller's family
+    compute: tuple[int, int] = (0, 0)  # CUDA compute capability
+    gfd: str | None = None
+    gke: str | None = None
+    gke_machines: tuple[tuple[int, str], ...] = ()
+    karpenter: str | None = None
+    aws_instances: tuple[tuple[int, str], ...] = ()
+    coreweave: str | None = None
+    nebius: str | None = None
+    amd_product: str | None = None
+    amd_device_id: str | None = None
+
+
+_NVIDIA_CARDS: tuple[_Card, ...] = (
+    _Card(
+        "H100", "nvidia", 80, 81559, "hopper", (9, 0),
+        gfd="NVIDIA-H100-80GB-HBM3",
+        gke="nvidia-h100-80gb",
+        gke_machines=((1, "a3-highgpu-1g"), (2, "a3-highgpu-2g"), (4, "a3-highgpu-4g"),
+                      (8, "a3-highgpu-8g")),
+        karpenter="h100",
+        aws_instances=((1, "p5.4xlarge"), (8, "p5.48xlarge")),
+        coreweave="H100_NVLINK_80GB",
+        nebius="H100",
+    ),
+    _Card(
+        "H100-MEGA", "nvidia", 80, 81559, "hopper", (9, 0),
+        gke="nvidia-h100-mega-80gb",
+        gke_machines=((8, "a3-megagpu-8g"),),
+    ),
+    _Card(
+        "H200", "nvidia", 141, 143771, "hopper", (9, 0),
+        gfd="NVIDIA-H200",
+        gke="nvidia-h200-141gb",
+        gke_machines=((8, "a3-ultragpu-8g"),),
+        karpenter="h200",
+        aws_instances=((8, "p5e.48xlarge"),),
+        nebius="H200",
+    ),
+    _Card(
+        "B200", "nvidia", 180, 183359, "blackwell", (10, 0),
+        gfd="NVIDIA-B200",
+        gke="nvidia-b200",
+        gke_machines=((8, "a4-highgpu-8g"),),
+        karpenter="b200",
+        aws_instances=((8, "p6-b200.48xlarge"),),
+        nebius="B200",
+    ),
+    _Card(
+        "A100", "nvidia", 40, 40960, "ampere", (8, 0),
+        gfd="NVIDIA-A100-SXM4-40GB",
+        gke="nvidia-tesla-a100",
+        gke_machines=((1, "a2-highgpu-1g"), (2, "a2-highgpu-2g"), (4, "a2-highgpu-4g"),
+                      (8, "a2-highgpu-8g"), (16, "a2-megagpu-16g")),
+        karpenter="a100",
+        aws_instances=((8, "p4d.24xlarge"),),
+        coreweave="A100_NVLINK",
+    ),
+    _Card(
+        "A100-80GB", "nvidia", 80, 81920, "ampere", (8, 0),
+        gfd="NVIDIA-A100-SXM4-80GB",
+        gke="nvidia-a100-80gb",
+        gke_machines=((1, "a2-ultragpu-1g"), (2, "a2-ultragpu-2g"), (4, "a2-ultragpu-4g"),
+                      (8, "a2-ultragpu-8g")),
+        karpenter="a100",
+        aws_instances=((8, "p4de.24xlarge"),),
+        coreweave="A100_NVLINK_80GB",
+    ),
+    _Card(
+        "L4", "nvidia", 24, 23034, "ada-lovelace", (8, 9),
+        gfd="NVIDIA-L4",
+        gke="nvidia-l4",
+        gke_machines=((1, "g2-standard-4"), (2, "g2-standard-24"), (4, "g2-standard-48"),
+                      (8, "g2-standard-96")),
+        karpenter="l4",
+        aws_instances=((1, "g6.xlarge"), (4, "g6.12xlarge"), (8, "g6.48xlarge")),
+    ),
+    _Card(
+        "L40S", "nvidia", 48, 46068, "ada-lovelace", (8, 9),
+        gfd="NVIDIA-L40S",
+        karpenter="l40s",
+        aws_instances=((1, "g6e.xlarge"), (4, "g6e.12xlarge"), (8, "g6e.48xlarge")),
+        coreweave="L40S",
+        nebius="L40S",
+    ),
+    _Card(
+        "T4", "nvidia", 16, 15360, "turing", (7, 5),
+        gfd="Tesla-T4",
+        gke="nvidia-tesla-t4",
+        gke_machines=((1, "n1-standard-8"), (4, "n1-standard-32")),
+        karpenter="t4",
+        aws_instances=((1, "g4dn.xlarge"), (4, "g4dn.12xlarge"), (8, "g4dn.metal")),
+    ),
+    _Card(
+        "A10G", "nvidia", 24, 23028, "ampere", (8, 6),
+        gfd="NVIDIA-A10G",
+        karpenter="a10g",
+        aws_instances=((1, "g5.xlarge"), (4, "g5.12xlarge"), (8, "g5.48xlarge")),
+    ),
+    _Card(
+        "V100", "nvidia", 16, 16384, "volta", (7, 0),
+        gfd="Tesla-V100-SXM2-16GB",
+        gke="nvidia-tesla-v100",
+        gke_machines=((1, "n1-standard-8"), (8, "n1-standard-96")),
+        karpenter="v100",
+        aws_instances=((1, "p3.2xlarge"), (4, "p3.8xlarge"), (8, "p3.16xlarge")),
+        coreweave="Tesla_V100_NVLINK",
+    ),
+    _Card(
+        "V100-32GB", "nvidia", 32, 32768, "volta", (7, 0),
+        gfd="Tesla-V100-SXM2-32GB",
+        karpenter="v100",
+        aws_instances=((8, "p3dn.24xlarge"),),
+    ),
+    _Card(
+        "RTX4090", "nvidia", 24, 24564, "ada-lovelace", (8, 9),
+        gfd="NVIDIA-GeForce-RTX-4090",
+    ),
+)  # fmt: skip
+
+_AMD_CARDS: tuple[_Card, ...] = (
+    _Card("MI300X", "amd", 192, 196608, "AI", amd_product="AMD_Instinct_MI300X_OAM",
+          amd_device_id="74a1"),
+    _Card("MI325X", "amd", 256, 262144, "AI", amd_product="AMD_Instinct_MI325_OAM",
+          amd_device_id="74a5"),
+    _Card("MI250X", "amd", 128, 131072, "AI", amd_product="AMD_Instinct_MI250X_MI250",
+          amd_device_id="740c"),
+    _Card("MI210", "amd", 64, 65536, "AI", amd_product="AMD_Instinct_MI210",
+          amd_device_id="740f"),
+)  # fmt: skip
+
+_CARDS: dict[str, _Card] = {card.canonical: card for card in _NVIDIA_CARDS + _AMD_CARDS}
+
+# GKE TPU accelerators: (machine types by chips per node, topology dimensions).
+_TPUS: dict[str, tuple[tuple[tuple[int, str], ...], int]] = {
+    "tpu-v5-lite-podslice": (
+        ((1, "ct5lp-hightpu-1t"), (4, "ct5lp-hightpu-4t"), (8, "ct5lp-hightpu-8t")),
+        2,
+    ),
+    "tpu-v5-lite-device": (
+        ((1, "ct5l-hightpu-1t"), (4, "ct5l-hightpu-4t"), (8, "ct5l-hightpu-8t")),
+        2,
+    ),
+    "tpu-v6e-slice": (
+        ((1, "ct6e-standard-1t"), (4, "ct6e-standard-4t"), (8, "ct6e-standard-8t")),
+        2,
+    ),
+    "tpu-v5p-slice": (((4, "ct5p-hightpu-4t"),), 3),
+    "tpu-v4-podslice": (((4, "ct4p-hightpu-4t"),), 3),
+}
+
+_MIG_PROFILE = re.compile(r"^(\d+)g\.(\d+)gb", re.IGNORECASE)
+
+
+def _taint(key: str) -> dict[str, str]:
+    return {"key": key, "value": "present", "effect": "NoSchedule"}
+
+
+def _pick(options: tuple[tuple[int, str], ...], gpus: int, default: str) -> str:
+    """The smallest machine with at least `gpus` devices (the largest if none is big enough)."""
+    if not options:
+        return default
+    for count, name in options:
+        if count >= gpus:
+            return name
+    return options[-1][1]
+
+
+def _card(gpu: str) -> _Card:
+    """The catalogue card for `gpu`, or a plausible NVIDIA/AMD card built from its name."""
+    name = normalize_gpu_name(gpu)
+    if name in _CARDS:
+        return _CARDS[name]
+    vendor = "amd" if name.upper().startswith("MI") else "nvidia"
+    return _Card(name, vendor, 24, 24576, "unknown" if vendor == "nvidia" else "AI")
+
+
+def _default_topology(chips: int, dims: int) -> str:
+    """GKE's topology for a single-host slice of `chips` chips (4 -> 2x2 or 2x2x1)."""
+    if dims == 3:
+        if chips >= 4 and chips % 4 == 0:
+            return f"2x2x{chips // 4}"
+        return f"1x1x{max(chips, 1)}"
+    side = math.isqrt(max(chips, 1))
+    while side > 1 and chips % side:
+        side -= 1
+    return f"{side}x{max(chips, 1) // side}"
+
+
+def _tpu_profile(accelerator: str, chips: int, taint: bool, topology: str | None) -> NodeProfile:
+    machines, dims = _TPUS.get(accelerator, ((), 2))
+    labels = {
+        "cloud.google.com/gke-tpu-accelerator": accelerator,
+        "cloud.google.com/gke-tpu-topology": topology or _default_topology(chips, dims),
+        "cloud.google.com/gke-nodepool": f"{accelerator}-pool",
+        "cloud.google.com/gke-accelerator-count": str(chips),
+        "node.kubernetes.io/instance-type": _pick(machines, chips, f"ct-{chips}t"),
+        "cloud.google.com/machine-family": _pick(machines, chips, "ct").split("-")[0],
+    }
+    taints = [_taint("google.com/tpu")] if taint else []
+    return NodeProfile(labels, {"google.com/tpu": chips}, taints)
+
+
+def _mig_slices(card: _Card, mig_profile: str | None) -> tuple[str, int, int]:
+    """(profile, slices per GPU, slice memory MiB) for a MIG profile on `card`.
+
+    Slices per GPU follow the A100/H100 geometry: 7 compute slices and 8 memory slices, so a
+    profile fits min(7 // g, 8 // memory-slices) times (1g.10gb -> 7, 3g.40gb -> 2 on 80 GB).
+    """
+    slice_gb = math.ceil(card.memory_gb / 8)
+    profile = (mig_profile or f"1g.{slice_gb}gb").strip()
+    if profile.lower().startswith("mig-"):
+        profile = profile[len("mig-") :]
+    match = _MIG_PROFILE.match(profile)
+    if match is None:
+        return profile, 1, card.memory_mib
+    compute, memory = int(match.group(1)), int(match.group(2))
+    memory_slices = max(1, round(memory / (card.memory_gb / 8)))
+    per_gpu = max(1, min(7 // max(compute, 1), 8 // memory_slices))
+    return profile, per_gpu, memory * 1024 - 512
+
+
+def _gfd_labels(card: _Card, product: str, gpus: int, memory_mib: int) -> dict[str, str]:
+    labels = {
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.product": product,
+        "nvidia.com/gpu.count": str(gpus),
+        "nvidia.com/gpu.memory": str(memory_mib),
+        "nvidia.com/gpu.family": card.family,
+        "nvidia.com/gpu.machine": "SIM-GPU-SERVER",
+        "nvidia.com/gpu.compute.major": str(card.compute[0]),
+        "nvidia.com/gpu.compute.minor": str(card.compute[1]),
+        "nvidia.com/cuda.driver.major": "550",
+        "nvidia.com/cuda.driver.minor": "127",
+        "nvidia.com/cuda.runtime.major": "12",
+        "nvidia.com/cuda.runtime.minor": "4",
+        "nvidia.com/mig.capable": "true" if card.memory_gb >= 40 else "false",
+        "nvidia.com/gfd.timestamp": "1735689600",
+        "feature.node.kubernetes.io/pci-10de.present": "true",
+    }
+    return labels
+
+
+def gpu_node_profile(
+    scheme: str,
+    gpu: str,
+    gpus: int,
+    *,
+    taint_gpu: bool = False,
+    topology: str | None = None,
+    mig_profile: str | None = None,
+    replicas: int = 4,
+) -> NodeProfile:
+    """Labels, accelerator resources and taints of one simulated node with `gpus` x `gpu`.
+
+    `gpu` is any spelling `normalize_gpu_name` accepts ("H100", "a100-80gb", "v5e"). Raises a
+    one-line ValueError for an unknown scheme or a negative count; an unknown GPU gets plausible
+    values instead, so a spec can try a card the catalogue has not heard of.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown label scheme {scheme!r}; valid schemes: {', '.join(SCHEMES)}")
+    if gpus < 0:
+        raise ValueError(f"gpus must be >= 0 for a {scheme} node, got {gpus}")
+    name = normalize_gpu_name(gpu)
+    if scheme == "tpu" or name.startswith("tpu"):
+        accelerator = name if name.startswith("tpu") else f"tpu-{name.lower()}"
+        return _tpu_profile(accelerator, gpus, taint_gpu, topology)
+
+    card = _card(name)
+    amd = card.vendor == "amd"
+    resource = "amd.com/gpu" if amd else "nvidia.com/gpu"
+    taints = [_taint(resource)] if taint_gpu else []
+    resources: dict[str, int] = {resource: gpus}
+    labels: dict[str, str]
+    if scheme == "skypilot":
+        labels = {"skypilot.co/accelerator": card.canonical.lower()}
+    elif scheme == "gke":
+        gke = card.gke or f"nvidia-{card.canonical.lower()}"
+        labels = {
+            "cloud.google.com/gke-accelerator": gke,
+            "cloud.google.com/gke-accelerator-count": str(gpus),
+            "cloud.google.com/gke-nodepool": f"{card.canonical.lower()}-pool",
+            "cloud.google.com/gke-gpu-driver-version": "default",
+            "cloud.google.com/gke-os-distribution": "cos",
+            "node.kubernetes.io/instance-type": _pick(card.gke_machines, gpus, "n1-standard-8"),
+        }
+    elif scheme == "karpenter":
+        instance = _pick(card.aws_instances, gpus, "g5.xlarge")
+        labels = {
+            "karpenter.k8s.aws/instance-gpu-name": card.karpenter or card.canonical.lower(),
+            "karpenter.k8s.aws/instance-gpu-count": str(gpus),
+            "karpenter.k8s.aws/instance-gpu-memory": str(card.memory_gb * 1024),
+            "karpenter.k8s.aws/instance-gpu-manufacturer": card.vendor,
+            "karpenter.k8s.aws/instance-family": instance.split(".")[0],
+            "karpenter.sh/nodepool": "gpu",
+            "karpenter.sh/capacity-type": "on-demand",
+            "node.kubernetes.io/instance-type": instance,
+        }
+    elif scheme in ("gfd", "gfd-mig-mixed", "gfd-shared"):
+        product = card.gfd or f"NVIDIA-{card.canonical}"
+        if scheme == "gfd-mig-mixed":
+            profile, per_gpu, slice_mib = _mig_slices(card, mig_profile)
+            labels = _gfd_labels(card, product, gpus, card.memory_mib)
+            labels.update(
+                {
+                    "nvidia.com/mig.capable": "true",
+                    "nvidia.com/mig.strategy": "mixed",
+                    "nvidia.com/mig.config": f"all-{profile}",
+                    "nvidia.com/mig.config.state": "success",
+                    f"nvidia.com/mig-{profile}.count": str(gpus * per_gpu),
+                    f"nvidia.com/mig-{profile}.memory": str(slice_mib),
+                    f"nvidia.com/mig-{profile}.slices.gi": profile.split("g.")[0],
+                    f"nvidia.com/mig-{profile}.slices.ci": profile.split("g.")[0],
+                }
+            )
+            resources = {f"nvidia.com/mig-{profile}": gpus * per_gpu}
+        elif scheme == "gfd" and mig_profile:
+            profile, per_gpu, slice_mib = _mig_slices(card, mig_profile)
+            labels = _gfd_labels(card, f"{product}-MIG-{profile}", gpus * per_gpu, slice_mib)
+            labels.update(
+                {
+                    "nvidia.com/mig.capable": "true",
+                    "nvidia.com/mig.strategy": "single",
+                    "nvidia.com/mig.config": f"all-{profile}",
+                    "nvidia.com/mig.config.state": "success",
+                }
+            )
+            resources = {"nvidia.com/gpu": gpus * per_gpu}
+        elif scheme == "gfd-shared":
+            replicas = max(replicas, 1)
+            labels = _gfd_labels(card, f"{product}-SHARED", gpus, card.memory_mib)
+            labels.update(
+                {
+                    "nvidia.com/gpu.replicas": str(replicas),
+                    "nvidia.com/gpu.sharing-strategy": "time-slicing",
+                }
+            )
+            resources = {"nvidia.com/gpu": gpus * replicas}
+        else:
+            labels = _gfd_labels(card, product, gpus, card.memory_mib)
+    elif scheme == "coreweave":
+        labels = {
+            "gpu.nvidia.com/class": card.coreweave or card.canonical.replace("-", "_"),
+            "gpu.nvidia.com/count": str(gpus),
+            "gpu.nvidia.com/vram": str(card.memory_gb),
+            "node.coreweave.cloud/class": "gpu",
+        }
+    elif scheme == "nebius":
+        labels = {
+            "nebius.com/gpu-name": card.nebius or card.canonical,
+            "node.kubernetes.io/instance-type": f"gpu-{card.canonical.lower()}-sxm",
+        }
+    else:  # amd
+        labels = {
+            "amd.com/gpu.product-name": card.amd_product or f"AMD_Instinct_{card.canonical}",
+            "amd.com/gpu.family": card.family if amd else "AI",
+            "amd.com/gpu.vram": f"{card.memory_gb}G",
+            "amd.com/gpu.device-id": card.amd_device_id or "74a1",
+            "amd.com/gpu.cu-count": "304",
+        }
+        resource = "amd.com/gpu"
+        resources = {resource: gpus}
+        taints = [_taint(resource)] if taint_gpu else []
+    return NodeProfile(labels, resources, taints)
