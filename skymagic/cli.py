@@ -7,11 +7,16 @@ exit 1 (2 for usage errors).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from skymagic._exceptions import SkymagicError
+
+if TYPE_CHECKING:
+    from skymagic.fleet import Settings
 
 __all__ = ["main"]
 
@@ -69,10 +74,34 @@ def _sim_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    from skymagic.api import ClientSettings
+    from skymagic.fleet import Settings
+
+    return Settings(client=ClientSettings(request_timeout=args.timeout))
+
+
+def _check(args: argparse.Namespace) -> int:
+    from skymagic.check import check
+
+    report = check(_settings(args), infra=args.infra)
+    if args.output == "json":
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report)
+    return 0 if report.enabled else 1
+
+
 def _demo(args: argparse.Namespace) -> int:
     from skymagic.demo import run_demo
 
     return int(run_demo(output_dir=args.output_dir))
+
+
+def _common(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("table", "json")) -> None:
+    p.add_argument("--infra", help="'k8s' (all allowed contexts) or 'k8s/CONTEXT'")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per API request")
+    p.add_argument("-o", "--output", choices=formats, default=formats[0], help="output format")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=_sim_up)
     sim_sub.add_parser("status", help="show the running fleet").set_defaults(func=_sim_status)
     sim_sub.add_parser("down", help="stop the running fleet").set_defaults(func=_sim_down)
+
+    chk = sub.add_parser("check", help="check which allowed Kubernetes contexts are usable")
+    _common(chk)
+    chk.set_defaults(func=_check)
 
     demo = sub.add_parser("demo", help="start the demo fleet and run the quickstart notebook")
     demo.add_argument(

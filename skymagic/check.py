@@ -1,0 +1,313 @@
+"""`%sky_check` / `skymagic check`: is each allowed context usable, and if not, why?
+
+All allowed contexts are checked in parallel (SkyPilot checks them one after another, so one
+black-holed context costs its full timeout per context). For each context, in order:
+
+1. its kubeconfig entry resolves (else `config` / `exec`),
+2. the API server answers `/version` with our credential (reachable, authenticated),
+3. SelfSubjectAccessReviews: list nodes, list pods in all namespaces, create pods in the
+   context's namespace (the permissions inventory and launch need),
+4. the nodes carry GPUs, and every GPU node has a recognised label scheme,
+5. SkyPilot's rule: exec-auth contexts need `remote_identity: LOCAL_CREDENTIALS` for launched
+   pods to reach the clusters (a warning, as in SkyPilot).
+
+A context is *enabled* when 1-2 pass and it may create pods; missing read permissions and
+unlabelled GPU nodes are warnings that say what will be degraded and how to fix it.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from skymagic._exceptions import SkymagicError
+from skymagic.accelerators import detect_node_gpus
+from skymagic.api import ContextClient
+from skymagic.fleet import ContextResult, Settings, Targets, fan_out, resolve_targets
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["CheckReport", "ContextCheck", "check"]
+
+_FRAME_COLUMNS = [
+    "context",
+    "enabled",
+    "reason",
+    "server",
+    "user",
+    "auth",
+    "namespace",
+    "kubeconfig_file",
+    "gpu_nodes",
+    "latency_ms",
+    "warnings",
+]
+
+
+@dataclass
+class ContextCheck:
+    """The verdict on one context."""
+
+    context: str
+    enabled: bool
+    reason: str = ""
+    error_kind: str | None = None
+    server: str = ""
+    user: str = ""
+    auth: str = ""
+    namespace: str = ""
+    kubeconfig_file: str = ""
+    shadowed_in: list[str] = field(default_factory=list)
+    version: str = ""
+    gpu_nodes: int = 0
+    gpus: dict[str, int] = field(default_factory=dict)
+    unlabelled_gpu_nodes: list[str] = field(default_factory=list)
+    permissions: dict[str, bool] = field(default_factory=dict)
+    latency_ms: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CheckReport:
+    """The result of a check: one ContextCheck per allowed context, in failover order."""
+
+    contexts: list[ContextCheck]
+    allowed_source: str
+    missing_contexts: list[str] = field(default_factory=list)
+    kubeconfig_files: list[str] = field(default_factory=list)
+    config_file: str | None = None
+    notes: list[str] = field(default_factory=list)
+    checked_at: float = field(default_factory=time.time)
+
+    @property
+    def enabled(self) -> bool:
+        return any(c.enabled for c in self.contexts)
+
+    def __getitem__(self, context: str) -> ContextCheck:
+        for c in self.contexts:
+            if c.context == context:
+                return c
+        raise KeyError(context)
+
+    def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = []
+        for c in self.contexts:
+            row = {k: getattr(c, k) for k in _FRAME_COLUMNS}
+            row["warnings"] = "; ".join(c.warnings)
+            rows.append(row)
+        frame: pd.DataFrame = pd.DataFrame(rows, columns=_FRAME_COLUMNS)
+        return frame
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "allowed_source": self.allowed_source,
+            "missing_contexts": self.missing_contexts,
+            "kubeconfig_files": self.kubeconfig_files,
+            "config_file": self.config_file,
+            "notes": self.notes,
+            "contexts": [asdict(c) for c in self.contexts],
+        }
+
+    # -- display -----------------------------------------------------------------------------
+    def _lines(self) -> list[tuple[int, str, str]]:
+        """(depth, css class, text) lines of the SkyPilot-style tree."""
+        lines: list[tuple[int, str, str]] = []
+        state = "enabled" if self.enabled else "disabled"
+        lines.append((0, "", "Checking credentials to enable infra for skymagic."))
+        lines.append((0, state, f"Kubernetes: {state}"))
+        for note in self.notes:
+            lines.append((1, "warn", note))
+        if not self.contexts:
+            lines.append((1, "disabled", "No allowed contexts. " + (self.notes_hint())))
+        else:
+            lines.append((1, "", "Allowed contexts:"))
+        for i, c in enumerate(self.contexts):
+            branch = "└── " if i == len(self.contexts) - 1 else "├── "
+            cont = "    " if i == len(self.contexts) - 1 else "│   "
+            if c.enabled:
+                lines.append((1, "enabled", f"{branch}{c.context}: enabled."))
+            else:
+                lines.append((1, "disabled", f"{branch}{c.context}: disabled. Reason: {c.reason}"))
+            detail = f"{cont}    server {c.server or '?'}, user {c.user or '?'} ({c.auth or '?'})"
+            if c.latency_ms:
+                detail += f", {c.latency_ms:.0f} ms"
+            lines.append((2, "detail", detail))
+            if c.kubeconfig_file:
+                src = f"{cont}    from {c.kubeconfig_file}"
+                if c.shadowed_in:
+                    src += f" (shadows the same name in {', '.join(c.shadowed_in)})"
+                lines.append((2, "detail", src))
+            if c.enabled:
+                gpus = ", ".join(f"{n} x {g}" for g, n in sorted(c.gpus.items())) or "no GPUs"
+                lines.append((2, "detail", f"{cont}    {c.gpu_nodes} GPU nodes: {gpus}"))
+            for w in c.warnings:
+                lines.append((2, "warn", f"{cont}    Warning: {w}"))
+        for name in self.missing_contexts:
+            lines.append(
+                (1, "warn", f"Warning: allowed context '{name}' is not in the kubeconfig.")
+            )
+        return lines
+
+    def notes_hint(self) -> str:
+        return (
+            "Set kubernetes.allowed_contexts in ~/.sky/config.yaml, or a current-context in "
+            "the kubeconfig."
+        )
+
+    def __str__(self) -> str:
+        return "\n".join("  " * min(d, 1) + text for d, _cls, text in self._lines())
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        colours = {
+            "enabled": "#1a7f37",
+            "disabled": "#cf222e",
+            "warn": "#9a6700",
+            "detail": "#57606a",
+        }
+        out = ['<pre style="line-height:1.35">']
+        for depth, cls, text in self._lines():
+            style = f"color:{colours[cls]}" if cls in colours else ""
+            pad = "  " * min(depth, 1)
+            out.append(f'<span style="{style}">{pad}{html.escape(text)}</span>')
+        out.append("</pre>")
+        return "\n".join(out)
+
+
+def _check_one(client: ContextClient, targets: Targets) -> ContextCheck:
+    resolved = client.resolved
+    ctx = resolved.context
+    result = ContextCheck(
+        context=client.name,
+        enabled=False,
+        server=client.server,
+        user=ctx.user,
+        auth=client.auth_kind,
+        namespace=client.namespace,
+        kubeconfig_file=ctx.defined_in,
+        shadowed_in=list(ctx.shadowed_in),
+    )
+    start = time.monotonic()
+    version = client.version()
+    result.latency_ms = (time.monotonic() - start) * 1000
+    result.version = str(version.get("gitVersion", ""))
+    perms = {
+        "list nodes": client.can_i("list", "nodes"),
+        "list pods (all namespaces)": client.can_i("list", "pods"),
+        f"create pods in {client.namespace}": client.can_i("create", "pods", client.namespace),
+    }
+    result.permissions = perms
+    if not perms[f"create pods in {client.namespace}"]:
+        result.reason = (
+            f"user '{ctx.user}' may not create pods in namespace '{client.namespace}'; ask the "
+            "cluster admin for a Role that allows it, or set the context's namespace to one "
+            "where you may"
+        )
+        result.error_kind = "forbidden"
+    else:
+        result.enabled = True
+    if not perms["list pods (all namespaces)"]:
+        result.warnings.append(
+            "may not list pods across all namespaces: GPU inventory shows totals but not free "
+            "GPUs (needs a ClusterRole with list on pods)"
+        )
+    if perms["list nodes"]:
+        nodes, _ = client.list_items(
+            "/api/v1/nodes",
+            {"resourceVersion": "0"},
+            pick=lambda n: (
+                n["metadata"]["name"],
+                n["metadata"].get("labels") or {},
+                n.get("status", {}).get("allocatable") or {},
+            ),
+        )
+        for name, labels, alloc in nodes:
+            ids = detect_node_gpus(labels, alloc)
+            if not ids:
+                continue
+            result.gpu_nodes += 1
+            for ident in ids:
+                if ident.scheme == "unlabelled":
+                    result.unlabelled_gpu_nodes.append(name)
+                result.gpus[ident.canonical] = result.gpus.get(ident.canonical, 0) + int(
+                    float(alloc.get(ident.resource, 0))
+                )
+        if result.unlabelled_gpu_nodes:
+            shown = ", ".join(result.unlabelled_gpu_nodes[:3])
+            more = len(result.unlabelled_gpu_nodes) - 3
+            result.warnings.append(
+                f"GPU nodes without a recognised GPU label: {shown}"
+                f"{f' and {more} more' if more > 0 else ''}; "
+                "label them (e.g. `kubectl label node NODE skypilot.co/accelerator=h100`) or "
+                "install NVIDIA GPU Feature Discovery"
+            )
+    else:
+        result.warnings.append("may not list nodes: GPU inventory will be empty for this context")
+    identity = targets.config.remote_identity_for(client.name)
+    if client.auth_kind == "exec" and identity != "LOCAL_CREDENTIALS":
+        result.warnings.append(
+            "uses exec-based auth; set kubernetes.remote_identity: LOCAL_CREDENTIALS so "
+            "launched pods can reach the clusters (SkyPilot's rule)"
+        )
+    return result
+
+
+def _from_error(res: ContextResult[ContextCheck], targets: Targets) -> ContextCheck:
+    assert res.error is not None
+    c = ContextCheck(context=res.context, enabled=False, reason=_one_line(res.error))
+    c.error_kind = res.error_kind
+    c.latency_ms = res.latency_ms
+    info = targets.kubeconfig.contexts.get(res.context)
+    if info is not None:
+        c.user = info.user
+        c.namespace = info.namespace
+        c.kubeconfig_file = info.defined_in
+        c.shadowed_in = list(info.shadowed_in)
+        cluster = targets.kubeconfig.clusters.get(info.cluster)
+        if cluster is not None:
+            c.server = cluster.server
+        try:
+            c.auth = targets.kubeconfig.resolve(res.context).auth_kind
+        except SkymagicError:
+            c.auth = "?"
+    return c
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc)
+    prefix = f"context '{getattr(exc, 'context', '')}': "
+    if text.startswith(prefix):
+        text = text[len(prefix) :]
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check(settings: Settings | None = None, infra: str | None = None) -> CheckReport:
+    """Check every allowed context (or the one `infra` pins) in parallel."""
+    settings = settings or Settings()
+    targets = resolve_targets(settings, infra)
+    results = fan_out(targets, lambda client: _check_one(client, targets), settings)
+    contexts = []
+    for res in results:
+        if res.error is None and res.value is not None:
+            contexts.append(res.value)
+        else:
+            contexts.append(_from_error(res, targets))
+    notes = []
+    if targets.allowed.reason and not targets.contexts:
+        notes.append(targets.allowed.reason)
+    return CheckReport(
+        contexts=contexts,
+        allowed_source=targets.allowed.source,
+        missing_contexts=list(targets.allowed.missing),
+        kubeconfig_files=list(targets.kubeconfig.files),
+        config_file=targets.config.path,
+        notes=notes,
+    )
