@@ -6,7 +6,7 @@ pandas and the widgets are imported only when an operation first needs them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skymagic._exceptions import (
     ApiError,
@@ -25,6 +25,9 @@ from skymagic._exceptions import (
     UnauthorizedError,
 )
 
+if TYPE_CHECKING:
+    from skymagic.inventory import Inventory, InventoryWatcher, show_gpus
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -33,6 +36,8 @@ __all__ = [
     "ConfigError",
     "ExecPluginError",
     "ForbiddenError",
+    "Inventory",
+    "InventoryWatcher",
     "KubeconfigError",
     "LaunchError",
     "PolicyError",
@@ -44,8 +49,32 @@ __all__ = [
     "UnauthorizedError",
     "__version__",
     "load_ipython_extension",
+    "show_gpus",
     "unload_ipython_extension",
 ]
+
+
+# Operations load on first use (`skymagic.show_gpus(...)`), so `import skymagic` stays cheap.
+_LAZY: dict[str, tuple[str, str]] = {
+    "show_gpus": ("skymagic.inventory", "show_gpus"),
+    "Inventory": ("skymagic.inventory", "Inventory"),
+    "InventoryWatcher": ("skymagic.inventory", "InventoryWatcher"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'skymagic' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(target[0]), target[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -92,15 +92,102 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if report.enabled else 1
 
 
+def _launch(args: argparse.Namespace) -> int:
+    from skymagic._progress import TextProgress
+    from skymagic.launch import Plan, launch_task, parse_task
+
+    body = ""
+    if args.file:
+        with open(args.file, encoding="utf-8") as fh:
+            body = fh.read()
+    task = parse_task(
+        body,
+        name=args.name,
+        gpus=args.gpus,
+        cpus=args.cpus,
+        memory=args.memory,
+        infra=args.infra,
+        image=args.image,
+        env=args.env,
+        ports=args.ports,
+    )
+    result = launch_task(
+        task,
+        _settings(args),
+        detach=args.detach,
+        dry_run=args.dry_run,
+        observer=TextProgress(),
+        provision_timeout=args.provision_timeout,
+    )
+    if isinstance(result, Plan):
+        return 0
+    print(result)
+    return 0 if result.status in ("Running", "Succeeded", "Reused", "Detached") else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    from skymagic.launch import status
+
+    st = status(_settings(args), infra=args.infra, all_users=not args.mine)
+    if args.output == "json":
+        print(st.frame.to_json(orient="records", indent=2))
+    else:
+        print(st)
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from skymagic.launch import logs
+
+    for line in logs(args.name, _settings(args), follow=args.follow, tail=args.tail):
+        print(line, flush=True)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from skymagic.launch import down
+
+    if not args.names and not args.all:
+        print("error: name the launches to stop, or use --all", file=sys.stderr)
+        return 2
+    for ctx, kind, what in down(list(args.names), _settings(args), all_mine=args.all):
+        print(f"deleted {kind} {what} in {ctx}")
+    return 0
+
+
+def _gpus_list(args: argparse.Namespace) -> int:
+    from skymagic.inventory import show_gpus
+
+    inv = show_gpus(_settings(args), infra=args.infra, gpu=args.gpu, all_nodes=args.all_nodes)
+    if args.output == "json":
+        print(json.dumps(inv.to_dict(), indent=2))
+    elif args.output == "csv":
+        sys.stdout.write(inv.nodes.to_csv(index=False))
+    else:
+        print(inv)
+    return 0 if len(inv.errors) < max(1, len(inv.contexts)) else 1
+
+
 def _demo(args: argparse.Namespace) -> int:
     from skymagic.demo import run_demo
 
     return int(run_demo(output_dir=args.output_dir))
 
 
+def _positive_float(text: str) -> float:
+    """argparse type: a timeout must be a positive number (0 would mean 'never answer')."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
 def _common(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("table", "json")) -> None:
     p.add_argument("--infra", help="'k8s' (all allowed contexts) or 'k8s/CONTEXT'")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds per API request")
+    p.add_argument("--timeout", type=_positive_float, default=5.0, help="seconds per API request")
     p.add_argument("-o", "--output", choices=formats, default=formats[0], help="output format")
 
 
@@ -124,6 +211,62 @@ def build_parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check", help="check which allowed Kubernetes contexts are usable")
     _common(chk)
     chk.set_defaults(func=_check)
+
+    lau = sub.add_parser("launch", help="launch a script or task YAML with ordered failover")
+    lau.add_argument("file", nargs="?", help="a shell script or SkyPilot task YAML")
+    lau.add_argument("--name", help="launch name (unique per user)")
+    lau.add_argument("--gpus", help="GPU[:N], e.g. H100:8")
+    lau.add_argument("--cpus", help="vCPUs, e.g. 4 or 4+")
+    lau.add_argument("--memory", help="memory in GB, e.g. 16 or 16+")
+    lau.add_argument("--image", help="container image")
+    lau.add_argument("--env", action="append", default=[], metavar="K=V", help="repeatable")
+    lau.add_argument("--ports", type=int, nargs="+", default=[], metavar="PORT")
+    lau.add_argument("--detach", action="store_true", help="return once Running")
+    lau.add_argument("--dry-run", action="store_true", help="show the plan only")
+    lau.add_argument(
+        "--provision-timeout", type=float, default=None, help="seconds per context to schedule"
+    )
+    lau.add_argument("--infra", help="'k8s' (failover over allowed contexts) or 'k8s/CONTEXT'")
+    lau.add_argument("--timeout", type=float, default=5.0, help="seconds per API request")
+    lau.set_defaults(func=_launch)
+
+    sts = sub.add_parser("status", help="skymagic workloads across all allowed contexts")
+    _common(sts)
+    sts.add_argument("--mine", action="store_true", help="only my launches")
+    sts.set_defaults(func=_status)
+
+    lgs = sub.add_parser("logs", help="print a launch's log")
+    lgs.add_argument("name")
+    lgs.add_argument("--follow", "-f", action="store_true")
+    lgs.add_argument("--tail", type=int, default=None)
+    lgs.add_argument("--timeout", type=float, default=5.0, help="seconds per API request")
+    lgs.set_defaults(func=_logs)
+
+    dwn = sub.add_parser("down", help="stop launches in every allowed context")
+    dwn.add_argument("names", nargs="*")
+    dwn.add_argument("--all", action="store_true", help="all of my launches")
+    dwn.add_argument("--timeout", type=float, default=5.0, help="seconds per API request")
+    dwn.set_defaults(func=_down)
+
+    gpus = sub.add_parser("gpus", help="GPU inventory across the allowed contexts")
+    gpus_sub = gpus.add_subparsers(dest="gpus_command", required=True)
+    gl = gpus_sub.add_parser(
+        "list",
+        help="which GPUs are free, and where (SkyPilot's `sky gpus list --infra k8s` layout)",
+    )
+    gl.add_argument(
+        "gpu",
+        nargs="?",
+        help="only this GPU, NAME or NAME:N (nodes with at least N), e.g. H100:8",
+    )
+    gl.add_argument(
+        "--all",
+        dest="all_nodes",
+        action="store_true",
+        help="also list CPU-only nodes in the per-node table",
+    )
+    _common(gl, formats=("table", "json", "csv"))
+    gl.set_defaults(func=_gpus_list)
 
     demo = sub.add_parser("demo", help="start the demo fleet and run the quickstart notebook")
     demo.add_argument(

@@ -29,6 +29,7 @@ __all__ = [
     "ContextResult",
     "Settings",
     "Targets",
+    "clear_clients",
     "client_for",
     "fan_out",
     "parse_infra",
@@ -139,6 +140,15 @@ def client_for(resolved: ResolvedContext, settings: ClientSettings) -> ContextCl
             client = ContextClient(resolved, settings)
             _clients[key] = client
         return client
+
+
+def clear_clients() -> None:
+    """Close and forget every cached client (tests, benchmarks, or after a fleet restarts)."""
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        client.close()
 
 
 def fan_out(

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Literal
 
-from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Float, Int, List, Unicode, Union
 
@@ -73,7 +74,7 @@ class SkyMagics(Magics):
             kubeconfig = tuple(p for p in self.kubeconfig.split(os.pathsep) if p)
         return Settings(
             client=ClientSettings(
-                request_timeout=timeout or self.request_timeout,
+                request_timeout=self.request_timeout if timeout is None else timeout,
                 retries=self.retries,
                 exec_timeout=self.exec_timeout,
             ),
@@ -109,7 +110,236 @@ class SkyMagics(Magics):
         from skymagic.check import check
 
         args = parse_argstring(self.sky_check, line)
-        return check(self.settings(args.timeout), infra=args.infra)
+        if args.timeout is not None and not args.timeout > 0:
+            # `--timeout 0` used to fall back silently to the session default.
+            raise UsageError(
+                f"--timeout must be a positive number of seconds, got {args.timeout:g}"
+            )
+        return check(self.settings(args.timeout), infra=_unquote(args.infra))
+
+    # -- launch and lifecycle ----------------------------------------------------------------
+    def _observer(self) -> Any:
+        from skymagic._progress import NotebookProgress, TextProgress
+
+        in_kernel = getattr(self.shell, "kernel", None) is not None
+        return NotebookProgress() if in_kernel else TextProgress()
+
+    @magic_arguments()
+    @argument(
+        "name",
+        nargs="?",
+        default=None,
+        help="Launch name (default: sky-XXXX-USER); unique per user.",
+    )
+    @argument(
+        "--gpus",
+        default=None,
+        help="GPU and count, e.g. H100 or H100:8 (names as %%sky_show_gpus shows them).",
+    )
+    @argument("--cpus", default=None, help="vCPUs, e.g. 4 or 4+ (default: 4 per GPU, or 2).")
+    @argument(
+        "--memory", default=None, help="Memory in GB, e.g. 16 or 16+ (default: 16 per GPU, or 2)."
+    )
+    @argument(
+        "--infra",
+        default=None,
+        help="'k8s': try the allowed contexts in failover order (default); 'k8s/CONTEXT': "
+        "only CONTEXT (it must be allowed).",
+    )
+    @argument(
+        "--image",
+        default=None,
+        help="Container image (default: a CUDA PyTorch image for GPU tasks, "
+        "python:3.11-slim otherwise).",
+    )
+    @argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="An environment variable for the task; repeatable.",
+    )
+    @argument(
+        "--ports",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="PORT",
+        help="Expose these ports through a Kubernetes Service.",
+    )
+    @argument(
+        "--detach",
+        action="store_true",
+        help="Return once the pod is Running instead of streaming its log.",
+    )
+    @argument(
+        "--dry-run",
+        action="store_true",
+        help="Show the plan (Considered resources) and return it as a DataFrame; create nothing.",
+    )
+    @argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="Seconds each context gets to schedule the pod before failover "
+        "(default: kubernetes.provision_timeout, 10).",
+    )
+    @argument(
+        "--format",
+        action="store_true",
+        help="Expand {var} in the cell body from the notebook's variables "
+        "(off by default so YAML braces survive).",
+    )
+    @no_var_expand
+    @cell_magic
+    def sky_launch(self, line: str, cell: str) -> Any:
+        """Launch the cell on the first allowed Kubernetes context that can run it now.
+
+        The cell is a shell script (the run command) or a SkyPilot task YAML (name, resources
+        {accelerators, cpus, memory, infra, image_id, ports}, envs, setup, run); flags override
+        the YAML. An empty cell starts a dev pod. Shows the "Considered resources" plan, tries
+        contexts in order (skipping those that cannot fit now), streams the log and returns a
+        LaunchResult (also stored as `_sky_launch`). Interrupting before the pod runs deletes
+        what the launch created; after, it detaches.
+        """
+        from skymagic.launch import Plan, launch_task, parse_task
+
+        args = parse_argstring(self.sky_launch, line)
+        body = cell
+        if args.format:
+            assert self.shell is not None
+            try:
+                body = cell.format(**self.shell.user_ns)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise UsageError(f"--format: cannot expand the cell: {exc}") from None
+        task = parse_task(
+            body,
+            name=args.name,
+            gpus=args.gpus,
+            cpus=args.cpus,
+            memory=args.memory,
+            infra=args.infra,
+            image=args.image,
+            env=args.env,
+            ports=args.ports,
+        )
+        result = launch_task(
+            task,
+            self.settings(),
+            detach=args.detach,
+            dry_run=args.dry_run,
+            observer=self._observer() if not args.dry_run else None,
+            provision_timeout=args.timeout,
+        )
+        assert self.shell is not None
+        self.shell.user_ns["_sky_launch"] = result
+        if isinstance(result, Plan):
+            return result.to_frame()
+        return result
+
+    @magic_arguments()
+    @argument("--infra", default=None, help="'k8s' (all allowed contexts) or 'k8s/CONTEXT'.")
+    @argument("--mine", action="store_true", help="Only my launches (default: everyone's).")
+    @line_magic
+    def sky_status(self, line: str) -> Any:
+        """skymagic workloads across all allowed contexts (a DataFrame in `.frame`)."""
+        from skymagic.launch import status
+
+        args = parse_argstring(self.sky_status, line)
+        return status(self.settings(), infra=args.infra, all_users=not args.mine)
+
+    @magic_arguments()
+    @argument("name", help="The launch name.")
+    @argument("--follow", "-f", action="store_true", help="Keep streaming until the task ends.")
+    @argument("--tail", type=int, default=None, help="Only the last N lines.")
+    @line_magic
+    def sky_logs(self, line: str) -> None:
+        """Print a launch's log (found in whichever allowed context runs it)."""
+        from skymagic.launch import logs
+
+        args = parse_argstring(self.sky_logs, line)
+        try:
+            for text in logs(args.name, self.settings(), follow=args.follow, tail=args.tail):
+                print(text, flush=True)
+        except KeyboardInterrupt:
+            print(f"(stopped following; the task keeps running: %sky_down {args.name} stops it)")
+
+    @magic_arguments()
+    @argument("names", nargs="*", help="Launch names to stop.")
+    @argument("--all", action="store_true", help="Stop all of my launches.")
+    @line_magic
+    def sky_down(self, line: str) -> Any:
+        """Delete launches (pods, Services, Secrets) in every allowed context; no questions."""
+        from skymagic.launch import down
+
+        args = parse_argstring(self.sky_down, line)
+        if not args.names and not args.all:
+            raise UsageError("name the launches to stop, or use --all")
+        deleted = down(list(args.names), self.settings(), all_mine=args.all)
+        for ctx, kind, what in deleted:
+            print(f"deleted {kind} {what} in {ctx}")
+        return deleted
+
+    @magic_arguments()
+    @argument(
+        "gpu",
+        nargs="?",
+        default=None,
+        help="Only this GPU, as NAME or NAME:N (e.g. H100, h100:8, 'A100-80GB:4'): rows for "
+        "that GPU on nodes with at least N of them. Names are matched exactly after "
+        "normalisation ('h100' is H100; 'A100' never matches A100-80GB).",
+    )
+    @argument(
+        "--infra",
+        default=None,
+        help="Which contexts: 'k8s' (every allowed context, the default) or 'k8s/CONTEXT' "
+        "(one context; everything after 'k8s/' is the name, so names may contain '/').",
+    )
+    @argument(
+        "--all",
+        dest="all_nodes",
+        action="store_true",
+        help="Also list CPU-only nodes in the per-node table (the .nodes DataFrame always "
+        "has them).",
+    )
+    @argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="Seconds per API request for this call (default: %%config SkyMagics.request_timeout);"
+        " a context that does not answer in time becomes an error row, the rest still show.",
+    )
+    @argument(
+        "--cache",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="Reuse each context's lists if younger than SECONDS (default: always read fresh).",
+    )
+    @no_var_expand
+    @line_magic
+    def sky_show_gpus(self, line: str) -> Any:
+        """Show which GPUs are free, and where, across the allowed Kubernetes contexts.
+
+        Reads every context in parallel with two list requests each (nodes, live pods) and
+        shows SkyPilot's tables: "Kubernetes GPUs" (aggregate, when several contexts have
+        GPUs), one "Context: NAME" table per context (GPU, REQUESTABLE_QTY_PER_NODE,
+        UTILIZATION such as "6 of 8 free") and "Kubernetes per-node GPU availability".
+        Contexts that fail are listed with the reason; the others still show.
+
+        Returns an Inventory: `inv = %sky_show_gpus` keeps it; `inv.summary`,
+        `inv.by_context`, `inv.nodes` and `inv.errors` are pandas DataFrames.
+        """
+        from skymagic.inventory import show_gpus
+
+        args = parse_argstring(self.sky_show_gpus, line)
+        return show_gpus(
+            self.settings(args.timeout),
+            infra=args.infra,
+            gpu=args.gpu,
+            all_nodes=args.all_nodes,
+            cache_ttl=args.cache,
+        )
 
     @magic_arguments()
     @line_magic
@@ -119,6 +349,17 @@ class SkyMagics(Magics):
 
         parse_argstring(self.sky_info, line)
         return f"skymagic {__version__}"
+
+
+def _unquote(value: str | None) -> str | None:
+    """Drop one pair of surrounding quotes from a flag value.
+
+    IPython splits magic lines non-POSIX style, which keeps quotes: `--infra "k8s/my ctx"` (the
+    way to pass a context name with spaces) would otherwise arrive with its quotes on.
+    """
+    if value and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
 
 
 _registered: list[Any] = []

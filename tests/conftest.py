@@ -64,3 +64,20 @@ needs_kubectl = pytest.mark.skipif(
 )
 
 os.environ.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
+
+
+def shared_ipython() -> Any:
+    """IPython's test shell, one per session for every test file.
+
+    `globalipapp.get_ipython` answers None on a second call when imported by name (the module
+    rebinds it after the first start), so always go through the module attribute.
+    """
+    from IPython.testing import globalipapp
+
+    globalipapp.start_ipython()
+    return globalipapp.get_ipython()
+
+
+@pytest.fixture(scope="session")
+def ipshell() -> Any:
+    return shared_ipython()

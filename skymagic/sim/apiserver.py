@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -26,6 +27,9 @@ from skymagic.sim.tokens import Identity, TokenError, TokenExpired, TokenMinter
 __all__ = ["ApiServer", "status_body"]
 
 _KIND_BY_RESOURCE = {r: k.kind for r, k in KINDS.items()}
+# Only lists this big are worth keeping encoded; at most this much is kept per cluster.
+_CACHE_MIN_BYTES = 1 << 20
+_CACHE_MAX_BYTES = 1 << 30
 
 
 def status_body(
@@ -76,6 +80,13 @@ class ApiServer:
         self.cluster = cluster
         self.minter = minter
         self.port_getter = port_getter
+        # Encoded items of big unpaginated lists, by (resource, namespace, selectors), valid
+        # while the resource's generation is unchanged: a repeated full list of 100,000 pods
+        # then costs its envelope, not a 260 MB join (and a filter pass) per request.
+        self._items_cache: OrderedDict[tuple[str, str, str, str], tuple[int, bytes]] = (
+            OrderedDict()
+        )
+        self._items_cache_bytes = 0
 
     # -- entry point -----------------------------------------------------------------------
     async def handle(self, req: Request) -> Response:
@@ -103,7 +114,7 @@ class ApiServer:
                 "query": dict(req.query),
                 "user": user,
                 "code": resp.status,
-                "bytes": len(resp.body),
+                "bytes": resp.length,
                 "watch": resp.stream is not None,
             }
         )
@@ -242,9 +253,9 @@ class ApiServer:
         if req.method == "DELETE":
             self._authorize(ident, "deletecollection", resource, namespace)
             matches = self._matcher(resource, q)
-            raws, objs, rv, _, _ = self.cluster.store.list_objects(resource, namespace, matches)
-            for obj in objs:
-                meta = obj["metadata"]
+            entries, rv, _, _ = self.cluster.store.list_objects(resource, namespace, matches)
+            raws = [e.raw for e in entries]
+            for meta in [e.obj["metadata"] for e in entries]:
                 self._delete_object(resource, meta.get("namespace"), meta["name"], None)
             return self._list_body(resource, raws, rv, None, None)
         raise HTTPStatus(
@@ -260,6 +271,8 @@ class ApiServer:
             return None
         ls = parse_label_selector(label) if label else None
         fs = parse_field_selector(field, _KIND_BY_RESOURCE[resource]) if field else None
+        if ls is None and fs is not None:
+            return fs.matches
 
         def matches(obj: dict[str, Any]) -> bool:
             if ls is not None and not ls.matches(obj["metadata"].get("labels")):
@@ -280,8 +293,11 @@ class ApiServer:
             limit = int(q.get("limit") or 0)
         except ValueError:
             raise HTTPStatus(400, "BadRequest", f"invalid limit {q.get('limit')!r}") from None
+        wants_table = tables.wants_table(req.headers.get("accept"))
+        if limit <= 0 and not q.get("continue") and not wants_table:
+            return self._full_list(resource, namespace, matches, q)
         try:
-            raws, objs, rv, token, remaining = self.cluster.store.list_objects(
+            entries, rv, token, remaining = self.cluster.store.list_objects(
                 resource,
                 namespace,
                 matches,
@@ -294,7 +310,7 @@ class ApiServer:
             ) from None
         except ValueError as exc:
             raise HTTPStatus(400, "BadRequest", f"invalid continue token: {exc}") from None
-        if tables.wants_table(req.headers.get("accept")):
+        if wants_table:
             meta: dict[str, Any] = {"resourceVersion": str(rv)}
             if token:
                 meta["continue"] = token
@@ -302,13 +318,56 @@ class ApiServer:
                 meta["remainingItemCount"] = remaining
             table = tables.to_table(
                 _KIND_BY_RESOURCE[resource],
-                objs,
+                [e.obj for e in entries],
                 list_meta=meta,
                 now=time.time(),
                 include_object=q.get("includeObject", "Metadata"),
             )
             return json_response(200, table)
-        return self._list_body(resource, raws, rv, token, remaining)
+        return self._list_body(resource, [e.raw for e in entries], rv, token, remaining)
+
+    def _full_list(
+        self,
+        resource: str,
+        namespace: str | None,
+        matches: Callable[[dict[str, Any]], bool] | None,
+        q: dict[str, str],
+    ) -> Response:
+        """An unpaginated JSON list: envelope with the current resourceVersion + the items."""
+        store = self.cluster.store
+        key = (resource, namespace or "", q.get("labelSelector", ""), q.get("fieldSelector", ""))
+        generation = store.generation[resource]
+        hit = self._items_cache.get(key)
+        if hit is not None and hit[0] == generation:
+            self._items_cache.move_to_end(key)
+            items = hit[1]
+        else:
+            entries, _, _, _ = store.list_objects(resource, namespace, matches)
+            raws = [e.raw for e in entries]
+            if raws:
+                raws[-1] = raws[-1] + b"]}"
+                items = b",".join(raws)
+            else:
+                items = b"]}"
+            self._remember(key, generation, items)
+        kind = _KIND_BY_RESOURCE[resource].encode() + b"List"
+        head = b'{"kind":"%s","apiVersion":"v1","metadata":{"resourceVersion":"%d"},"items":[' % (
+            kind,
+            store.rv,
+        )
+        return Response(200, head, tail=items)
+
+    def _remember(self, key: tuple[str, str, str, str], generation: int, items: bytes) -> None:
+        old = self._items_cache.pop(key, None)
+        if old is not None:
+            self._items_cache_bytes -= len(old[1])
+        if len(items) < _CACHE_MIN_BYTES:
+            return
+        self._items_cache[key] = (generation, items)
+        self._items_cache_bytes += len(items)
+        while self._items_cache_bytes > _CACHE_MAX_BYTES and len(self._items_cache) > 1:
+            _, (_, dropped) = self._items_cache.popitem(last=False)
+            self._items_cache_bytes -= len(dropped)
 
     def _list_body(
         self, resource: str, raws: list[bytes], rv: int, token: str | None, remaining: int | None
@@ -320,15 +379,17 @@ class ApiServer:
             meta += b',"remainingItemCount":%d' % remaining
         meta += b"}"
         kind = _KIND_BY_RESOURCE[resource].encode() + b"List"
-        body = (
-            b'{"kind":"'
-            + kind
-            + b'","apiVersion":"v1","metadata":'
-            + meta
-            + b',"items":['
-            + b",".join(raws)
-            + b"]}"
-        )
+        head = b'{"kind":"' + kind + b'","apiVersion":"v1","metadata":' + meta + b',"items":['
+        # One copy of the items: the envelope rides on the first and last item.
+        if not raws:
+            body = head + b"]}"
+        elif len(raws) == 1:
+            body = head + raws[0] + b"]}"
+        else:
+            parts = raws[:]
+            parts[0] = head + parts[0]
+            parts[-1] = parts[-1] + b"]}"
+            body = b",".join(parts)
         return Response(200, body)
 
     def _watch(
@@ -339,19 +400,18 @@ class ApiServer:
         q: dict[str, str],
     ) -> Response:
         store = self.cluster.store
-        match_fn = matches or (lambda _obj: True)
         rv_text = q.get("resourceVersion", "")
         try:
             timeout = float(q.get("timeoutSeconds") or 1800)
         except ValueError:
             raise HTTPStatus(400, "BadRequest", "invalid timeoutSeconds") from None
-        watcher = Watcher(resource, namespace if KINDS[resource].namespaced else None, match_fn)
+        watcher = Watcher(resource, namespace if KINDS[resource].namespaced else None, matches)
         initial: list[bytes] = []
         if rv_text in ("", "0"):
+            # No resourceVersion: the current state as synthetic ADDED events, then changes.
             for entry in store.iter_namespace(resource, watcher.namespace):
-                if match_fn(entry.obj):
+                if matches is None or matches(entry.obj):
                     initial.append(b'{"type":"ADDED","object":' + entry.raw + b"}\n")
-                    watcher.seen.add(object_key(resource, entry.obj))
         else:
             try:
                 rv = int(rv_text)
@@ -360,14 +420,11 @@ class ApiServer:
                     400, "BadRequest", f"invalid resourceVersion {rv_text!r}"
                 ) from None
             try:
-                initial = store.events_since(resource, rv, watcher.namespace, match_fn)
+                initial = store.events_since(resource, rv, watcher.namespace, matches)
             except ExpiredError as exc:
                 gone = status_body(410, "Expired", str(exc))
                 initial = [b'{"type":"ERROR","object":' + orjson.dumps(gone) + b"}\n"]
                 return Response(200, content_type="application/json", stream=_once(initial))
-            for entry in store.iter_namespace(resource, watcher.namespace):
-                if match_fn(entry.obj):
-                    watcher.seen.add(object_key(resource, entry.obj))
         store.watchers.append(watcher)
         return Response(
             200,
@@ -602,9 +659,9 @@ class ApiServer:
             )
         else:
             allowed = self.cluster.authorizer.allowed(ident.user, groups, "get", "*", None)
+        # A denial has no reason: the RBAC authorizer only explains errors, and kubectl prints
+        # "no" plus the reason when one is given.
         status: dict[str, Any] = {"allowed": allowed}
-        if not allowed:
-            status["reason"] = "no RBAC policy matched"
         return json_response(
             201,
             {

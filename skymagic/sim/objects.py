@@ -412,6 +412,16 @@ class PodStamper:
         return pod
 
 
+_last_stamp = 0
+
+
+def _event_stamp() -> int:
+    """client-go's recorder names events "<object>.<UnixNano as hex>": unique and time-ordered."""
+    global _last_stamp
+    _last_stamp = max(_last_stamp + 1, time.time_ns())
+    return _last_stamp
+
+
 def event_for(
     obj: dict[str, Any],
     *,
@@ -428,7 +438,7 @@ def event_for(
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {
-            "name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
+            "name": f"{meta['name']}.{_event_stamp():x}",
             "namespace": meta.get("namespace", "default"),
         },
         "involvedObject": {

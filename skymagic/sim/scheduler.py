@@ -3,8 +3,9 @@
 Filters run in the real default profile's order, and the first failing filter is that node's
 reason: NodeUnschedulable, TaintToleration, NodeAffinity (nodeSelector + required affinity),
 NodeResourcesFit (every insufficient resource counts). The FailedScheduling message is built
-the way kube-scheduler builds it: a histogram of reasons sorted by text, e.g.
-"0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: ...".
+the way kube-scheduler builds it: a histogram of "<count> <reason>" strings sorted as text, then
+the preemption verdict, e.g. "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.
+preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod..".
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from skymagic._quantity import effective_requests, parse_quantity
 __all__ = ["NodeUsage", "explain", "fits", "node_allocatable", "tolerates"]
 
 TERMINAL = ("Succeeded", "Failed")
+# Filter failures that evicting lower-priority pods could fix (NodeResourcesFit): kube-scheduler
+# marks them Unschedulable, every other filter failure UnschedulableAndUnresolvable.
+_RESOLVABLE = ("Insufficient ", "Too many pods")
 
 
 def node_allocatable(node: Mapping[str, Any]) -> dict[str, float]:
@@ -173,6 +177,7 @@ def fits(
     request = effective_requests(dict(spec))
     histogram: dict[str, int] = {}
     total = 0
+    resolvable = 0
     best: tuple[float, str] | None = None
     for node in nodes:
         total += 1
@@ -182,6 +187,8 @@ def fits(
         if reasons:
             for r in reasons:
                 histogram[r] = histogram.get(r, 0) + 1
+            if all(r.startswith(_RESOLVABLE) for r in reasons):
+                resolvable += 1
             continue
         alloc = node_allocatable(node)
         # Least-allocated scoring on cpu, like the default profile, keeps ties deterministic.
@@ -190,15 +197,31 @@ def fits(
             best = (score, name)
     if best is not None:
         return best[1], ""
-    return None, explain(total, histogram)
+    return None, explain(total, histogram, resolvable)
 
 
-def explain(total: int, histogram: Mapping[str, int]) -> str:
-    """kube-scheduler's FailedScheduling wording."""
+def explain(total: int, histogram: Mapping[str, int], resolvable: int | None = None) -> str:
+    """kube-scheduler's FailedScheduling wording (FitError.Error() plus the preemption verdict).
+
+    Filter reasons are counted per node and printed as "<count> <reason>" strings sorted as
+    strings (so the count sorts first). DefaultPreemption then reports, per node, "Preemption
+    is not helpful for scheduling" when a filter failed that evicting pods cannot fix (taints,
+    cordon, affinity) and "No preemption victims found for incoming pod" when only resources
+    were short (the simulator never preempts). The message ends in "..": the preemption
+    FitError ends with "." and the scheduler appends its own.
+    """
     if total == 0:
         return "no nodes available to schedule pods"
-    parts = ", ".join(f"{n} {r}" for r, n in sorted(histogram.items()))
-    return (
-        f"0/{total} nodes are available: {parts}. preemption: 0/{total} nodes are available: "
-        f"{total} Preemption is not helpful for scheduling."
-    )
+    parts = ", ".join(sorted(f"{n} {r}" for r, n in histogram.items()))
+    return f"0/{total} nodes are available: {parts}. preemption: {explain_preemption(total, resolvable)}."
+
+
+def explain_preemption(total: int, resolvable: int | None = None) -> str:
+    """The preemption part of the message: `resolvable` nodes only lacked resources."""
+    fixable = total if resolvable is None else resolvable
+    verdicts = []
+    if fixable:
+        verdicts.append(f"{fixable} No preemption victims found for incoming pod")
+    if total - fixable:
+        verdicts.append(f"{total - fixable} Preemption is not helpful for scheduling")
+    return f"0/{total} nodes are available: {', '.join(sorted(verdicts))}."

@@ -80,7 +80,7 @@ class Faults:
 
 @dataclass
 class NodeGroup:
-    """`count` identical nodes named `<name>-<i>`."""
+    """`count` identical nodes named `<name>-<i>` (a group of one is just `<name>`)."""
 
     name: str
     count: int = 1

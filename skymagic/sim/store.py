@@ -21,7 +21,16 @@ from typing import Any
 
 import orjson
 
-__all__ = ["KINDS", "Entry", "ExpiredError", "KindInfo", "Store", "Watcher", "now_rfc3339"]
+__all__ = [
+    "KINDS",
+    "Change",
+    "Entry",
+    "ExpiredError",
+    "KindInfo",
+    "Store",
+    "Watcher",
+    "now_rfc3339",
+]
 
 
 @dataclass(frozen=True)
@@ -69,36 +78,76 @@ class Entry:
     raw: bytes
 
 
-@dataclass
-class Watcher:
-    """A live watch: a queue of encoded events plus the filter deciding what it sees."""
-
-    resource: str
-    namespace: str | None
-    matches: Callable[[dict[str, Any]], bool]
-    queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
-    # Keys this watcher currently believes exist, so an object that stops matching its
-    # selector is sent as DELETED and one that starts matching as ADDED (as the API server does).
-    seen: set[str] = field(default_factory=set)
-
-    def offer(self, key: str, etype: str, raw: bytes, obj: dict[str, Any]) -> None:
-        if self.namespace is not None and obj["metadata"].get("namespace") != self.namespace:
-            return
-        if etype == "DELETED":
-            if key in self.seen:
-                self.seen.discard(key)
-                self.queue.put_nowait(_event("DELETED", raw))
-            return
-        if self.matches(obj):
-            self.queue.put_nowait(_event("MODIFIED" if key in self.seen else "ADDED", raw))
-            self.seen.add(key)
-        elif key in self.seen:
-            self.seen.discard(key)
-            self.queue.put_nowait(_event("DELETED", raw))
+Matcher = Callable[[dict[str, Any]], bool]
 
 
 def _event(etype: str, raw: bytes) -> bytes:
     return b'{"type":"' + etype.encode() + b'","object":' + raw + b"}\n"
+
+
+@dataclass
+class Watcher:
+    """A live watch: a queue of encoded events plus the filter deciding what it sees.
+
+    Events are filtered the way the API server's watch cache does it (cacheWatcher): the
+    selector is applied to the new object AND to the previous one, so an object that starts
+    matching arrives as ADDED, one that stops matching as DELETED (carrying its previous
+    content with the new resourceVersion), and one that matches before and after as MODIFIED.
+    """
+
+    resource: str
+    namespace: str | None
+    matches: Matcher | None = None
+    queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+
+    def offer(self, change: Change) -> None:
+        if self.namespace is not None and change.namespace != self.namespace:
+            return
+        event = change.event_for(self.matches)
+        if event is not None:
+            self.queue.put_nowait(event)
+
+
+@dataclass
+class Change:
+    """One recorded change: the event as everybody without a selector sees it, plus what
+    selector-filtered watchers need (the new object and the previous encoding)."""
+
+    rv: int
+    resource: str
+    etype: str
+    namespace: str | None
+    raw: bytes  # the object after the change (for DELETED: the deleted object, new rv)
+    prev_raw: bytes | None  # its encoding before the change (None for ADDED)
+    obj: dict[str, Any] | None = None  # the live dict right after the change, if still exact
+    event: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not self.event:
+            self.event = _event(self.etype, self.raw)
+
+    def current(self) -> dict[str, Any]:
+        if self.obj is not None:
+            return self.obj
+        decoded: dict[str, Any] = orjson.loads(self.raw)
+        return decoded
+
+    def event_for(self, matches: Matcher | None) -> bytes | None:
+        """The event a watcher with this filter gets for this change (None: nothing)."""
+        if matches is None:
+            return self.event
+        if self.etype == "DELETED":
+            return self.event if matches(self.current()) else None
+        now = matches(self.current())
+        before = self.prev_raw is not None and matches(orjson.loads(self.prev_raw))
+        if now:
+            return self.event if before or self.etype == "ADDED" else _event("ADDED", self.raw)
+        if before:
+            assert self.prev_raw is not None
+            prev = orjson.loads(self.prev_raw)
+            prev["metadata"]["resourceVersion"] = str(self.rv)
+            return _event("DELETED", orjson.dumps(prev))
+        return None
 
 
 def object_key(resource: str, obj: dict[str, Any]) -> str:
@@ -129,8 +178,14 @@ class Store:
     def __init__(self, history: int = 20000) -> None:
         self.rv = 1
         self.objects: dict[str, dict[str, Entry]] = {r: {} for r in KINDS}
+        # Keys in list order, and the entries in the same order (entries are updated in place
+        # on modification, so both only go stale when an object is added or deleted).
         self._sorted: dict[str, list[str] | None] = dict.fromkeys(KINDS)
-        self.history: deque[tuple[int, str, bytes, dict[str, Any]]] = deque()
+        self._entries: dict[str, list[Entry] | None] = dict.fromkeys(KINDS)
+        # Bumped on every change of a resource (recorded or not): caches of list results
+        # are valid while it stays the same.
+        self.generation: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self.history: deque[Change] = deque()
         self.history_limit = history
         self.compacted_rv = 1
         self.watchers: list[Watcher] = []
@@ -147,18 +202,28 @@ class Store:
             self._sorted[resource] = keys
         return keys
 
-    def iter_namespace(self, resource: str, namespace: str | None) -> Iterator[Entry]:
-        table = self.objects[resource]
+    def sorted_entries(self, resource: str) -> list[Entry]:
+        """The entries in key order (aligned with sorted_keys)."""
+        entries = self._entries[resource]
+        if entries is None:
+            table = self.objects[resource]
+            entries = [table[k] for k in self.sorted_keys(resource)]
+            self._entries[resource] = entries
+        return entries
+
+    def _span(self, resource: str, namespace: str | None) -> tuple[list[str], int, int]:
         keys = self.sorted_keys(resource)
         if namespace and KINDS[resource].namespaced:
-            prefix = namespace + "/"
-            i = bisect.bisect_left(keys, prefix)
-            while i < len(keys) and keys[i].startswith(prefix):
-                yield table[keys[i]]
-                i += 1
-        else:
-            for k in keys:
-                yield table[k]
+            return (
+                keys,
+                bisect.bisect_left(keys, namespace + "/"),
+                bisect.bisect_left(keys, namespace + "/\U0010ffff"),
+            )
+        return keys, 0, len(keys)
+
+    def iter_namespace(self, resource: str, namespace: str | None) -> Iterator[Entry]:
+        _, lo, hi = self._span(resource, namespace)
+        yield from self.sorted_entries(resource)[lo:hi]
 
     def list_objects(
         self,
@@ -167,8 +232,12 @@ class Store:
         matches: Callable[[dict[str, Any]], bool] | None,
         limit: int = 0,
         continue_token: str | None = None,
-    ) -> tuple[list[bytes], list[dict[str, Any]], int, str | None, int | None]:
-        """Return (raw items, objects, list resourceVersion, continue token, remaining)."""
+    ) -> tuple[list[Entry], int, str | None, int | None]:
+        """Return (entries, list resourceVersion, continue token, remaining item count).
+
+        Per-object work is kept to slicing and, with a selector, one predicate call: a list of
+        100,000 pods must cost little more than joining their encodings.
+        """
         list_rv = self.rv
         start = ""
         if continue_token:
@@ -184,52 +253,66 @@ class Store:
                     fresh_continue=encode_continue(self.rv, start.rstrip("\x00")),
                 )
             list_rv = token_rv
-        table = self.objects[resource]
-        keys = self.sorted_keys(resource)
-        lo, hi = 0, len(keys)
-        if namespace and KINDS[resource].namespaced:
-            lo = bisect.bisect_left(keys, namespace + "/")
-            hi = bisect.bisect_left(keys, namespace + "/\U0010ffff")
+        keys, lo, hi = self._span(resource, namespace)
         if start:
             lo = max(lo, bisect.bisect_left(keys, start))
-        raws: list[bytes] = []
-        objs: list[dict[str, Any]] = []
-        i = lo
-        while i < hi:
-            entry = table[keys[i]]
-            i += 1
-            if matches is None or matches(entry.obj):
-                raws.append(entry.raw)
-                objs.append(entry.obj)
-                if limit and len(raws) >= limit:
-                    break
+        entries = self.sorted_entries(resource)
+        chosen: list[Entry]
+        if matches is None:
+            end = min(hi, lo + limit) if limit else hi
+            chosen = entries[lo:end]
+            i = end
+        elif not limit:
+            chosen = [e for e in entries[lo:hi] if matches(e.obj)]
+            i = hi
+        else:
+            chosen = []
+            i = lo
+            while i < hi:
+                entry = entries[i]
+                i += 1
+                if matches(entry.obj):
+                    chosen.append(entry)
+                    if len(chosen) >= limit:
+                        break
         token = None
         remaining = None
-        if limit and len(raws) >= limit and i < hi:
+        if limit and len(chosen) >= limit and i < hi:
             token = encode_continue(list_rv, keys[i - 1])
             if matches is None:
                 remaining = hi - i
-        return raws, objs, list_rv, token, remaining
+        return chosen, list_rv, token, remaining
 
     # -- writes ------------------------------------------------------------------------
     def _bump(self) -> int:
         self.rv += 1
         return self.rv
 
-    def _record(self, rv: int, resource: str, etype: str, key: str, entry: Entry) -> None:
-        self.history.append((rv, resource, _event(etype, entry.raw), entry.obj))
-        while len(self.history) > self.history_limit:
-            old_rv = self.history.popleft()[0]
-            self.compacted_rv = old_rv
+    def _record(
+        self, rv: int, resource: str, etype: str, key: str, entry: Entry, prev_raw: bytes | None
+    ) -> None:
+        namespace = entry.obj["metadata"].get("namespace") if KINDS[resource].namespaced else None
+        change = Change(rv, resource, etype, namespace, entry.raw, prev_raw, entry.obj)
         for w in self.watchers:
             if w.resource == resource:
-                w.offer(key, etype, entry.raw, entry.obj)
+                w.offer(change)
+        # The live dict may be changed in place later: history keeps only encodings.
+        change.obj = None
+        self.history.append(change)
+        while len(self.history) > self.history_limit:
+            self.compacted_rv = self.history.popleft().rv
         for listener in self.listeners:
             listener(resource, etype, entry.obj)
 
     def compact(self) -> None:
-        """Forget all history (like an etcd compaction): older continue tokens now get 410."""
+        """Forget all history (like an etcd compaction): older continue tokens now get 410.
+
+        The revision moves on first, as it always has in a real cluster by the time etcd
+        compacts (leases and events are written constantly), so that every continue token and
+        resourceVersion handed out before the compaction is too old afterwards.
+        """
         self.history.clear()
+        self.rv += 1
         self.compacted_rv = self.rv
 
     def put(
@@ -243,19 +326,29 @@ class Store:
             meta.pop("namespace", None)
         key = _key(ns, meta["name"])
         table = self.objects[resource]
-        existed = key in table
+        old = table.get(key)
+        existed = old is not None
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", now_rfc3339())
         obj.setdefault("apiVersion", "v1")
         obj.setdefault("kind", info.kind)
         rv = self._bump()
+        self.generation[resource] += 1
         meta["resourceVersion"] = str(rv)
-        entry = Entry(obj, orjson.dumps(obj))
-        table[key] = entry
-        if not existed:
+        raw = orjson.dumps(obj)
+        prev_raw = None
+        if old is not None:
+            prev_raw = old.raw
+            old.obj, old.raw = obj, raw  # in place: the sorted entry list stays valid
+            entry = old
+        else:
+            entry = Entry(obj, raw)
+            table[key] = entry
             self._sorted[resource] = None
+            self._entries[resource] = None
         if record:
-            self._record(rv, resource, etype or ("MODIFIED" if existed else "ADDED"), key, entry)
+            etype = etype or ("MODIFIED" if existed else "ADDED")
+            self._record(rv, resource, etype, key, entry, prev_raw)
         return entry
 
     def bulk_load(self, resource: str, objs: Iterable[dict[str, Any]]) -> None:
@@ -274,10 +367,13 @@ class Store:
         if entry is None:
             return None
         self._sorted[resource] = None
+        self._entries[resource] = None
+        self.generation[resource] += 1
         rv = self._bump()
         entry.obj["metadata"]["resourceVersion"] = str(rv)
+        prev_raw = entry.raw
         entry = Entry(entry.obj, orjson.dumps(entry.obj))
-        self._record(rv, resource, "DELETED", key, entry)
+        self._record(rv, resource, "DELETED", key, entry, prev_raw)
         return entry
 
     # -- watches -----------------------------------------------------------------------
@@ -286,17 +382,18 @@ class Store:
         resource: str,
         rv: int,
         namespace: str | None,
-        matches: Callable[[dict[str, Any]], bool],
+        matches: Matcher | None,
     ) -> list[bytes]:
-        """History after `rv`, or ExpiredError when it has been compacted away."""
+        """History after `rv`, filtered like a live watch, or ExpiredError when compacted away."""
         if rv < self.compacted_rv:
             raise ExpiredError(f"too old resource version: {rv} ({self.compacted_rv})")
         out = []
-        for ev_rv, res, raw, obj in self.history:
-            if ev_rv <= rv or res != resource:
+        for change in self.history:
+            if change.rv <= rv or change.resource != resource:
                 continue
-            if namespace and obj["metadata"].get("namespace") != namespace:
+            if namespace and change.namespace != namespace:
                 continue
-            if matches(obj):
-                out.append(raw)
+            event = change.event_for(matches)
+            if event is not None:
+                out.append(event)
         return out

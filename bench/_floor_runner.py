@@ -1,0 +1,172 @@
+"""The floor: concurrent raw HTTPS GETs of the two lists per context plus orjson decode.
+
+Executed by bench/inventory.py in its own process. Per context it lists nodes
+(resourceVersion=0) and non-terminal pods (resourceVersion=0, field selector excluding
+Succeeded and Failed), both paginated with the same large limit skymagic uses, all lists of
+all contexts at once (one thread and one keep-alive connection per list, kept across runs as
+skymagic keeps its clients), and decodes every page with orjson. Nothing else: no model objects, no
+counting beyond the number of items.
+
+Usage: python _floor_runner.py '{"kubeconfig": PATH, "contexts": [...], "runs": N,
+                                 "warmup": 1, "limit": 10000}'
+Prints one JSON object on the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import http.client
+import json
+import os
+import resource
+import ssl
+import sys
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+import yaml
+
+POD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _current_rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _targets(kubeconfig: str, contexts: list[str]) -> dict[str, dict[str, Any]]:
+    """Server, TLS context and headers per context, from a token-auth kubeconfig."""
+    with open(kubeconfig, encoding="utf-8") as fh:
+        cfg = yaml.safe_load(fh)
+    clusters = {c["name"]: c["cluster"] for c in cfg.get("clusters") or []}
+    users = {u["name"]: u.get("user") or {} for u in cfg.get("users") or []}
+    ctxs = {c["name"]: c["context"] for c in cfg.get("contexts") or []}
+    out: dict[str, dict[str, Any]] = {}
+    for name in contexts:
+        ctx = ctxs[name]
+        cluster = clusters[ctx["cluster"]]
+        user = users[ctx["user"]]
+        token = user.get("token")
+        if not token:
+            raise SystemExit(f"context {name}: the floor runner needs token auth")
+        tls = ssl.create_default_context()
+        ca = cluster.get("certificate-authority-data")
+        if ca:
+            tls.load_verify_locations(cadata=base64.b64decode(ca).decode())
+        elif cluster.get("certificate-authority"):
+            tls.load_verify_locations(cafile=cluster["certificate-authority"])
+        url = urllib.parse.urlsplit(cluster["server"])
+        out[name] = {
+            "host": url.hostname,
+            "port": url.port or 443,
+            "tls": tls,
+            "headers": {"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        }
+    return out
+
+
+def _connect(target: dict[str, Any]) -> http.client.HTTPSConnection:
+    return http.client.HTTPSConnection(
+        target["host"], target["port"], context=target["tls"], timeout=120
+    )
+
+
+def _get(conn: http.client.HTTPSConnection, url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    for attempt in (0, 1):
+        try:
+            conn.request("GET", url, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            conn.close()  # a keep-alive connection the server closed: reconnect once
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _list_all(
+    target: dict[str, Any], conn: http.client.HTTPSConnection, path: str, query: dict[str, str]
+) -> tuple[int, int]:
+    """GET every page of one list on one keep-alive connection; decode each page."""
+    items = nbytes = 0
+    token = ""
+    while True:
+        q = dict(query)
+        if token:
+            q["continue"] = token
+        status, body = _get(conn, f"{path}?{urllib.parse.urlencode(q)}", target["headers"])
+        if status != 200:
+            raise RuntimeError(f"GET {path}: HTTP {status}: {body[:200]!r}")
+        nbytes += len(body)
+        doc = orjson.loads(body)
+        items += len(doc.get("items") or ())
+        token = (doc.get("metadata") or {}).get("continue") or ""
+        del doc, body
+        if not token:
+            return items, nbytes
+
+
+def main() -> int:
+    args = json.loads(sys.argv[1])
+    contexts: list[str] = list(args["contexts"])
+    runs = int(args.get("runs", 3))
+    warmup = int(args.get("warmup", 1))
+    limit = str(int(args.get("limit", 10_000)))
+    targets = _targets(args["kubeconfig"], contexts)
+    gc.collect()
+    gc.freeze()
+    rss_before_mb = _current_rss_mb()
+
+    jobs = []
+    for ctx in contexts:
+        jobs.append((ctx, "nodes", "/api/v1/nodes", {"resourceVersion": "0", "limit": limit}))
+        jobs.append(
+            (
+                ctx,
+                "pods",
+                "/api/v1/pods",
+                {"resourceVersion": "0", "fieldSelector": POD_SELECTOR, "limit": limit},
+            )
+        )
+
+    conns = [_connect(targets[c]) for c, _, _, _ in jobs]
+    windows: list[dict[str, Any]] = []
+    counts: dict[str, dict[str, int]] = {}
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        for i in range(warmup + runs):
+            w0 = time.time()
+            t0 = time.perf_counter()
+            futures = [
+                pool.submit(_list_all, targets[c], conns[j], p, q)
+                for j, (c, _, p, q) in enumerate(jobs)
+            ]
+            results = [f.result() for f in futures]
+            dt = time.perf_counter() - t0
+            windows.append({"start": w0, "end": time.time(), "wall_s": dt, "warmup": i < warmup})
+            counts = {}
+            for (ctx, what, _, _), (n, _b) in zip(jobs, results, strict=True):
+                counts.setdefault(ctx, {})[what] = n
+    print(
+        json.dumps(
+            {
+                "tool": "floor",
+                "windows": windows,
+                "rss_before_mb": rss_before_mb,
+                "peak_rss_mb": _rss_mb(),
+                "items": counts,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,897 @@
+"""GPU inventory benchmark: skymagic vs SkyPilot 0.14.1 vs the floor, on one simulated fleet.
+
+    .venv/bin/python bench/inventory.py [--fleet small|large|scaling|all] [--runs N]
+
+For each fleet it starts `skymagic.sim.Fleet(spec)` once and runs, one after another, each in
+its OWN process (so peak RSS is per tool) against that same running fleet:
+
+* skymagic  `skymagic.inventory.show_gpus(settings)` (bench/_skymagic_runner.py);
+* skypilot  what `sky gpus list --infra k8s` computes: all-contexts realtime GPU availability
+            plus per-node info for each context, in-process as facts.md section 8 describes
+            (bench/_skypilot_runner.py, run by SkyPilot's own venv, bench/.venv-skypilot,
+            created here from PyPI if missing);
+* floor     concurrent raw HTTPS GETs of the same two lists per context plus orjson decode,
+            nothing else (bench/_floor_runner.py).
+
+Each tool does one warm-up call, then N timed calls. The fleet's request logs give the API
+requests each tool made per context per call. SkyPilot's per-context GPU totals and free
+counts are compared with skymagic's (and with the truth computed from the fleet spec); every
+difference is printed and explained by a SkyPilot fault, or flagged UNEXPLAINED.
+Results: bench/results/inventory.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+SKY_VENV = BENCH / ".venv-skypilot"
+SKY_VERSION = "0.14.1"
+RESULTS = BENCH / "results" / "inventory.json"
+TOOLS = ("skymagic", "skypilot", "floor")
+
+sys.path.insert(0, str(ROOT))
+
+from skymagic.api import ClientSettings  # noqa: E402
+from skymagic.sim import Fleet  # noqa: E402
+
+# --- fleets -----------------------------------------------------------------------------------
+
+H100_GFD = {
+    "gpu": "H100",
+    "gpus": 8,
+    "labels": "gfd",
+    "cpu": 192,
+    "memory_gb": 1800,
+    "taint_gpu": True,
+}
+CPU_NODE = {"cpu": 32, "memory_gb": 128}
+
+
+def _gpu_nodes(name: str, count: int, gpu: str, gpus: int, labels: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "count": count,
+        "gpu": gpu,
+        "gpus": gpus,
+        "labels": labels,
+        "cpu": 192 if gpus >= 8 else 48,
+        "memory_gb": 1800 if gpus >= 8 else 192,
+        "taint_gpu": True,
+    }
+
+
+def small_spec() -> dict[str, Any]:
+    """3 contexts x 20 nodes x 200 pods, three label schemes, one context mixing two."""
+    return {
+        "clusters": [
+            {
+                "name": "small-gfd-h100",
+                "auth": "token",
+                "nodes": [
+                    _gpu_nodes("h100", 16, "H100", 8, "gfd"),
+                    {"name": "cpu", "count": 4, **CPU_NODE},
+                ],
+                "pods": [
+                    {"count": 40, "name": "train", "gpu": "H100", "gpus": 1, "namespace": "team-a"},
+                    {
+                        "count": 10,
+                        "name": "done",
+                        "gpu": "H100",
+                        "gpus": 2,
+                        "phase": "Succeeded",
+                        "namespace": "team-a",
+                    },
+                    {"count": 150, "name": "web"},
+                ],
+            },
+            {
+                "name": "small-gke-h100-l4",
+                "auth": "token",
+                "nodes": [
+                    _gpu_nodes("gke-h100", 8, "H100", 8, "gke"),
+                    _gpu_nodes("gke-l4", 8, "L4", 1, "gke"),
+                    {"name": "gke-cpu", "count": 4, **CPU_NODE},
+                ],
+                "pods": [
+                    {"count": 16, "name": "train", "gpu": "H100", "gpus": 2, "namespace": "ml"},
+                    {
+                        "count": 6,
+                        "name": "warm",
+                        "gpu": "H100",
+                        "gpus": 1,
+                        "init_gpus": 4,
+                        "namespace": "ml",
+                    },
+                    {"count": 4, "name": "infer", "gpu": "L4", "gpus": 1, "namespace": "serve"},
+                    {"count": 174, "name": "web"},
+                ],
+            },
+            {
+                "name": "small-mixed-a100",
+                "auth": "token",
+                "nodes": [
+                    _gpu_nodes("kp-a100", 10, "A100-80GB", 4, "karpenter"),
+                    _gpu_nodes("gfd-a100", 6, "A100-80GB", 8, "gfd"),
+                    {"name": "cpu", "count": 4, **CPU_NODE},
+                ],
+                "pods": [
+                    {
+                        "count": 12,
+                        "name": "finetune",
+                        "gpu": "A100-80GB",
+                        "gpus": 2,
+                        "namespace": "team-b",
+                    },
+                    {"count": 188, "name": "web"},
+                ],
+            },
+        ]
+    }
+
+
+def _large_cluster(name: str, gpu: str, labels: str) -> dict[str, Any]:
+    """1,000 nodes (960 with 8 GPUs, 40 CPU-only), 25,000 live + 25,000 completed pods."""
+    return {
+        "name": name,
+        "auth": "token",
+        "nodes": [_gpu_nodes("gpu", 960, gpu, 8, labels), {"name": "cpu", "count": 40, **CPU_NODE}],
+        "pods": [
+            {"count": 1000, "name": "dist", "gpu": gpu, "gpus": 2, "namespace": "ml"},
+            {"count": 5000, "name": "train", "gpu": gpu, "gpus": 1, "namespace": "ml"},
+            {"count": 19000, "name": "web", "namespace": "apps"},
+            {
+                "count": 10000,
+                "name": "batch",
+                "gpu": gpu,
+                "gpus": 1,
+                "phase": "Succeeded",
+                "namespace": "ml",
+            },
+            {"count": 15000, "name": "cron", "phase": "Succeeded", "namespace": "apps"},
+        ],
+    }
+
+
+def large_spec() -> dict[str, Any]:
+    return {
+        "clusters": [
+            _large_cluster("large-gfd-h100-a", "H100", "gfd"),
+            _large_cluster("large-gfd-h100-b", "H100", "gfd"),
+            _large_cluster("large-gke-h100", "H100", "gke"),
+            _large_cluster("large-gfd-a100", "A100-80GB", "gfd"),
+        ]
+    }
+
+
+SCALING_PODS = (5_000, 25_000, 100_000)
+
+
+def scaling_spec() -> dict[str, Any]:
+    """One context per size (each measured alone): 1,000 nodes, N live pods."""
+    clusters = []
+    for n in SCALING_PODS:
+        gpu_pods = min(n // 5, 7000)
+        clusters.append(
+            {
+                "name": f"scale-{n // 1000}k",
+                "auth": "token",
+                "nodes": [
+                    _gpu_nodes("gpu", 960, "H100", 8, "gfd"),
+                    {"name": "cpu", "count": 40, **CPU_NODE},
+                ],
+                "pods": [
+                    {
+                        "count": gpu_pods,
+                        "name": "train",
+                        "gpu": "H100",
+                        "gpus": 1,
+                        "namespace": "ml",
+                    },
+                    {"count": n - gpu_pods, "name": "web", "namespace": "apps"},
+                ],
+            }
+        )
+    return {"clusters": clusters}
+
+
+def expected_from_spec(spec: dict[str, Any]) -> dict[str, dict[str, dict[str, int]]]:
+    """Ground truth per context and GPU (all nodes ready and schedulable in these fleets):
+    total = sum of node GPUs; used = per live bound pod max(app GPUs, init GPUs)."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for c in spec["clusters"]:
+        per: dict[str, dict[str, int]] = {}
+        for g in c.get("nodes", []):
+            if g.get("gpu"):
+                e = per.setdefault(g["gpu"], {"total": 0, "free": 0, "nodes": 0})
+                e["total"] += g.get("count", 1) * g["gpus"]
+                e["nodes"] += g.get("count", 1)
+        for p in c.get("pods", []):
+            if p.get("gpu") and p.get("phase", "Running") == "Running":
+                used = max(p.get("gpus", 0), p.get("init_gpus", 0)) * p.get("count", 1)
+                per[p["gpu"]]["free"] -= used
+        for e in per.values():
+            e["free"] += e["total"]
+        out[c["name"]] = per
+    return out
+
+
+def live_pods_from_spec(spec: dict[str, Any]) -> dict[str, dict[str, int]]:
+    out = {}
+    for c in spec["clusters"]:
+        nodes = sum(g.get("count", 1) for g in c.get("nodes", []))
+        live = sum(
+            p.get("count", 1)
+            for p in c.get("pods", [])
+            if p.get("phase", "Running") not in ("Succeeded", "Failed")
+        )
+        total = sum(p.get("count", 1) for p in c.get("pods", []))
+        out[c["name"]] = {"nodes": nodes, "live_pods": live, "all_pods": total}
+    return out
+
+
+# --- SkyPilot's environment -------------------------------------------------------------------
+
+
+def _sky_python() -> Path:
+    return SKY_VENV / "bin" / "python"
+
+
+def ensure_skypilot(log: list[str]) -> tuple[Path | None, str | None]:
+    """SkyPilot 0.14.1 in its own venv (installed from PyPI if missing) and socat/nc on PATH."""
+    py = _sky_python()
+    probe = [str(py), "-c", "import sky; print(sky.__version__)"]
+    ok = (
+        py.exists()
+        and subprocess.run(probe, check=False, capture_output=True, text=True).stdout.strip()
+    )
+    if ok != SKY_VERSION:
+        log.append(f"installing skypilot[kubernetes]=={SKY_VERSION} into {SKY_VENV}")
+        print(
+            f"... installing skypilot[kubernetes]=={SKY_VERSION} into {SKY_VENV} (once)", flush=True
+        )
+        if not py.exists():
+            base = getattr(sys, "_base_executable", sys.executable)
+            r = subprocess.run(
+                [base, "-m", "venv", str(SKY_VENV)], check=False, capture_output=True, text=True
+            )
+            if r.returncode:
+                return None, f"python -m venv {SKY_VENV} failed: {r.stderr.strip()[-500:]}"
+        r = subprocess.run(
+            [str(py), "-m", "pip", "install", "-q", f"skypilot[kubernetes]=={SKY_VERSION}"],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode:
+            return None, f"pip install skypilot[kubernetes]=={SKY_VERSION} failed: " + (
+                r.stderr.strip()[-800:]
+            )
+        got = subprocess.run(probe, check=False, capture_output=True, text=True)
+        if got.stdout.strip() != SKY_VERSION:
+            return None, f"import sky failed after install: {got.stderr.strip()[-500:]}"
+    missing = [t for t in ("socat", "nc") if shutil.which(t) is None]
+    if missing:
+        if os.geteuid() == 0 and shutil.which("apt-get"):
+            print(
+                "... apt-get install -y socat netcat-openbsd (SkyPilot's check needs them)",
+                flush=True,
+            )
+            subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+            subprocess.run(
+                ["apt-get", "install", "-y", "-qq", "socat", "netcat-openbsd"],
+                check=False,
+                capture_output=True,
+            )
+        missing = [t for t in ("socat", "nc") if shutil.which(t) is None]
+        if missing:
+            return None, (
+                f"{' and '.join(missing)} not on PATH: SkyPilot's check would "
+                "silently disable Kubernetes (apt-get install socat netcat-openbsd)"
+            )
+    return py, None
+
+
+def sky_env(kubeconfig: str, contexts: list[str], home: str) -> dict[str, str]:
+    sky_dir = Path(home) / ".sky"
+    sky_dir.mkdir(parents=True, exist_ok=True)
+    allowed = ", ".join(json.dumps(c) for c in contexts)
+    (sky_dir / "config.yaml").write_text(
+        f"allowed_clouds: [kubernetes]\nkubernetes:\n  allowed_contexts: [{allowed}]\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SKYPILOT_", "VIRTUAL_ENV"))}
+    env.update(
+        HOME=home, KUBECONFIG=kubeconfig, SKYPILOT_DISABLE_USAGE_COLLECTION="1", DO_NOT_TRACK="1"
+    )
+    return env
+
+
+# --- running one tool -------------------------------------------------------------------------
+
+
+def run_tool(
+    tool: str,
+    fleet: Fleet,
+    contexts: list[str],
+    runs: int,
+    sky_py: Path | None,
+    timeout: float,
+) -> dict[str, Any]:
+    args = {
+        "kubeconfig": fleet.kubeconfig,
+        "contexts": contexts,
+        "runs": runs,
+        "warmup": 1,
+        "limit": ClientSettings().page_size,
+    }
+    home = tempfile.mkdtemp(prefix=f"bench-{tool}-home-")
+    try:
+        if tool == "skypilot":
+            assert sky_py is not None
+            cmd = [str(sky_py), str(BENCH / "_skypilot_runner.py"), json.dumps(args)]
+            env = sky_env(fleet.kubeconfig, contexts, home)
+        else:
+            runner = BENCH / f"_{tool}_runner.py"
+            cmd = [sys.executable, str(runner), json.dumps(args)]
+            env = dict(os.environ, HOME=home, KUBECONFIG=fleet.kubeconfig)
+            env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        fleet.clear_requests()
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                cmd, check=False, env=env, capture_output=True, text=True, timeout=timeout, cwd=home
+            )
+        except subprocess.TimeoutExpired:
+            return {"tool": tool, "error": f"timed out after {timeout:.0f} s"}
+        elapsed = time.perf_counter() - t0
+        lines = [ln for ln in proc.stdout.strip().splitlines() if ln.startswith("{")]
+        if proc.returncode or not lines:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-6:]
+            return {"tool": tool, "error": f"exit {proc.returncode}: " + " | ".join(tail)}
+        res: dict[str, Any] = json.loads(lines[-1])
+        res["process_s"] = elapsed
+        res["requests"] = _request_stats(fleet, contexts, res.get("windows") or [])
+        return res
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _request_stats(
+    fleet: Fleet, contexts: list[str], windows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Per context: API requests per timed call (count, bytes, what), and set-up requests."""
+    timed = [w for w in windows if not w.get("warmup")]
+    out: dict[str, Any] = {}
+    for ctx in contexts:
+        reqs = [r for r in fleet.requests(ctx) if "method" in r]
+        in_timed = [
+            r for r in reqs if any(w["start"] - 0.001 <= r["t"] <= w["end"] + 0.001 for w in timed)
+        ]
+        in_any = [
+            r
+            for r in reqs
+            if any(w["start"] - 0.001 <= r["t"] <= w["end"] + 0.001 for w in windows)
+        ]
+        n = max(len(timed), 1)
+        kinds: dict[str, int] = {}
+        for r in in_timed:
+            q = r.get("query") or {}
+            key = r["path"] + ("?" + "&".join(f"{k}={q[k]}" for k in sorted(q)) if q else "")
+            kinds[key] = kinds.get(key, 0) + 1
+        out[ctx] = {
+            "per_call": len(in_timed) / n,
+            "bytes_per_call": sum(r["bytes"] for r in in_timed) / n,
+            "setup_requests": len(reqs) - len(in_any),
+            "errors": sum(1 for r in in_timed if r["code"] >= 400),
+            "kinds_per_call": {k: v / n for k, v in sorted(kinds.items())},
+        }
+    return out
+
+
+def timing(res: dict[str, Any]) -> dict[str, float] | None:
+    walls = [w["wall_s"] for w in res.get("windows") or [] if not w.get("warmup")]
+    if not walls:
+        return None
+    return {
+        "median_s": statistics.median(walls),
+        "min_s": min(walls),
+        "max_s": max(walls),
+        "runs": len(walls),
+    }
+
+
+# --- correctness ------------------------------------------------------------------------------
+
+
+def cross_check(
+    sm: dict[str, Any],
+    sky: dict[str, Any],
+    truth: dict[str, dict[str, dict[str, int]]],
+    contexts: list[str],
+) -> list[dict[str, Any]]:
+    """One row per context and group of GPU names (paired through the nodes both tools saw).
+
+    Names are paired by node: the same node is `H100` to skymagic and `H100-80GB` to SkyPilot.
+    Totals and free counts are compared as each tool reported them, never adjusted; each
+    difference gets the SkyPilot fault that explains it, or UNEXPLAINED.
+    """
+    rows: list[dict[str, Any]] = []
+    sm_gpus, sky_gpus = sm.get("gpus") or {}, sky.get("gpus") or {}
+    sm_nodes, sky_nodes = sm.get("nodes") or {}, sky.get("node_gpus") or {}
+    for ctx in contexts:
+        pairs: dict[str, set[str]] = {}  # skymagic name -> SkyPilot names ("" = no GPU)
+        unseen: dict[str, dict[str, Any]] = {}
+        sky_by_node = sky_nodes.get(ctx) or {}
+        for node, (gpu, _label, scheme, total, _free, _status) in (sm_nodes.get(ctx) or {}).items():
+            sky_name = (sky_by_node.get(node) or [None])[0] or ""
+            pairs.setdefault(gpu, set()).add(sky_name)
+            if not sky_name:
+                u = unseen.setdefault(gpu, {"nodes": 0, "gpus": 0, "schemes": set()})
+                u["nodes"] += 1
+                u["gpus"] += int(total or 0)
+                u["schemes"].add(scheme)
+        labels: dict[str, set[str]] = {}
+        schemes_seen: dict[str, set[str]] = {}
+        for node, (gpu, label, scheme, *_rest) in (sm_nodes.get(ctx) or {}).items():
+            labels.setdefault(gpu, set()).add(str(label))
+            if (sky_by_node.get(node) or [None])[0]:
+                schemes_seen.setdefault(gpu, set()).add(str(scheme))
+        names = sorted(set(sm_gpus.get(ctx, {})) | set(pairs))
+        sky_claimed: set[str] = set()
+        for gpu in names:
+            sky_names = sorted(n for n in pairs.get(gpu, set()) if n)
+            sky_claimed.update(sky_names)
+            s = sm_gpus.get(ctx, {}).get(gpu) or {}
+            k_total = sum((sky_gpus.get(ctx, {}).get(n) or {}).get("total", 0) for n in sky_names)
+            k_free = sum((sky_gpus.get(ctx, {}).get(n) or {}).get("free", 0) for n in sky_names)
+            t = truth.get(ctx, {}).get(gpu)
+            row = {
+                "context": ctx,
+                "skymagic_gpu": gpu,
+                "skypilot_gpu": "+".join(sky_names) or "-",
+                "skymagic_total": s.get("total"),
+                "skymagic_free": s.get("free"),
+                "skypilot_total": k_total if sky_names else None,
+                "skypilot_free": k_free if sky_names else None,
+                "truth_total": t["total"] if t else None,
+                "truth_free": t["free"] if t else None,
+                "labels": sorted(labels.get(gpu, set())),
+                "notes": [],
+            }
+            notes = row["notes"]
+            if t and (s.get("total") != t["total"] or s.get("free") != t["free"]):
+                notes.append(
+                    f"SKYMAGIC DIFFERS FROM THE FLEET SPEC (truth {t['total']} total, "
+                    f"{t['free']} free)"
+                )
+            if sky_names and sky_names != [gpu]:
+                notes.append(
+                    f"name: label {'/'.join(row['labels'])} is '{'+'.join(sky_names)}' to "
+                    f"SkyPilot, '{gpu}' to skymagic: SkyPilot names the same card two ways "
+                    "(facts.md s3: GFD NVIDIA-H100-80GB-HBM3 -> H100-80GB, GKE -> H100; "
+                    "s6 fuzzy GPU names #9035)"
+                )
+            miss = unseen.get(gpu)
+            if miss:
+                seen = ", ".join(sorted(schemes_seen.get(gpu, set()))) or "none"
+                notes.append(
+                    f"SkyPilot sees no GPU on {miss['nodes']} nodes ({miss['gpus']} GPUs, "
+                    f"label scheme {', '.join(sorted(miss['schemes']))}): it reads ONE label "
+                    f"scheme per context (here {seen}; facts.md s3, s6 mixed contexts #8311)"
+                )
+            d_total = (s.get("total") or 0) - (k_total if sky_names else 0)
+            d_free = (s.get("free") or 0) - (k_free if sky_names else 0)
+            explained_total = miss["gpus"] if miss else 0
+            if d_total != explained_total:
+                notes.append(f"UNEXPLAINED total difference {d_total:+d}")
+            if d_free:
+                init = _init_gap(ctx, gpu)
+                missing_free = _free_on(sm_nodes.get(ctx) or {}, sky_by_node, gpu)
+                if init and d_free == -init + missing_free:
+                    notes.append(
+                        f"free: SkyPilot counts {init} GPUs as free that init containers "
+                        "request: it sums app containers only, not max(app, init) "
+                        "(facts.md s4 effective request)"
+                        + (
+                            f"; plus {missing_free} free on nodes it does not see"
+                            if missing_free
+                            else ""
+                        )
+                    )
+                elif d_free == missing_free and missing_free:
+                    notes.append(
+                        f"free: {missing_free} free GPUs are on the nodes SkyPilot "
+                        "does not see (above)"
+                    )
+                else:
+                    notes.append(f"UNEXPLAINED free difference {d_free:+d}")
+            row["match"] = not notes
+            rows.append(row)
+        for n, v in sorted((sky_gpus.get(ctx) or {}).items()):
+            if n not in sky_claimed:
+                rows.append(
+                    {
+                        "context": ctx,
+                        "skymagic_gpu": "-",
+                        "skypilot_gpu": n,
+                        "skymagic_total": None,
+                        "skymagic_free": None,
+                        "skypilot_total": v["total"],
+                        "skypilot_free": v["free"],
+                        "truth_total": None,
+                        "truth_free": None,
+                        "labels": [],
+                        "notes": ["UNEXPLAINED: SkyPilot reports a GPU skymagic has not"],
+                        "match": False,
+                    }
+                )
+    return rows
+
+
+_SPEC_INIT: dict[str, dict[str, int]] = {}
+
+
+def _init_gap(ctx: str, gpu: str) -> int:
+    """GPUs that live pods' init containers request beyond their app containers (from spec)."""
+    return _SPEC_INIT.get(ctx, {}).get(gpu, 0)
+
+
+def _free_on(sm_nodes: dict[str, list[Any]], sky_by_node: dict[str, Any], gpu: str) -> int:
+    return int(
+        sum(
+            (v[4] or 0)
+            for node, v in sm_nodes.items()
+            if v[0] == gpu and not (sky_by_node.get(node) or [None])[0]
+        )
+    )
+
+
+def _remember_init(spec: dict[str, Any]) -> None:
+    for c in spec["clusters"]:
+        for p in c.get("pods", []):
+            if (
+                p.get("gpu")
+                and p.get("init_gpus", 0) > p.get("gpus", 0)
+                and p.get("phase", "Running") == "Running"
+            ):
+                per = _SPEC_INIT.setdefault(c["name"], {})
+                per[p["gpu"]] = per.get(p["gpu"], 0) + (p["init_gpus"] - p["gpus"]) * p["count"]
+
+
+def aggregate_names(sky: dict[str, Any]) -> dict[str, int]:
+    """SkyPilot's aggregate table: GPU name -> number of contexts reporting it."""
+    out: dict[str, int] = {}
+    for per in (sky.get("gpus") or {}).values():
+        for n in per:
+            out[n] = out.get(n, 0) + 1
+    return out
+
+
+# --- printing ---------------------------------------------------------------------------------
+
+
+def _fmt(v: Any, spec: str = "") -> str:
+    if v is None:
+        return "-"
+    return format(v, spec) if spec else str(v)
+
+
+def print_table(headers: list[str], rows: list[list[Any]]) -> None:
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for r in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def report_fleet(name: str, result: dict[str, Any], goals: bool) -> None:
+    tools = result["tools"]
+    print(f"\n=== fleet {name}: {result['shape_text']} ===")
+    rows = []
+    for tool in TOOLS:
+        res = tools.get(tool)
+        if res is None:
+            continue
+        t = timing(res)
+        reqs = res.get("requests") or {}
+        per_call = sorted({v["per_call"] for v in reqs.values()})
+        mb = [v["bytes_per_call"] / 1e6 for v in reqs.values()]
+        setup = sorted({v["setup_requests"] for v in reqs.values()})
+        rows.append(
+            [
+                tool,
+                _fmt(t and t["median_s"], ".3f"),
+                _fmt(t and t["min_s"], ".3f"),
+                _fmt(t and t["runs"]),
+                _fmt(res.get("peak_rss_mb"), ".0f"),
+                "/".join(f"{x:g}" for x in per_call) or "-",
+                f"{statistics.mean(mb):.1f}" if mb else "-",
+                "/".join(str(x) for x in setup) or "-",
+                res.get("error") or "",
+            ]
+        )
+    print_table(
+        [
+            "tool",
+            "median s",
+            "min s",
+            "N",
+            "peak RSS MB",
+            "req/ctx/call",
+            "MB/ctx/call",
+            "setup req/ctx",
+            "error",
+        ],
+        rows,
+    )
+    r = result.get("ratios") or {}
+    if r:
+        parts = [f"{k} = {v:.3f}" for k, v in r.items() if v is not None]
+        print("ratios: " + ", ".join(parts))
+    if goals and result.get("goals"):
+        for g in result["goals"]:
+            print(f"goal  {g['goal']:<46} {g['value']}  {'PASS' if g['pass'] else 'FAIL'}")
+    for tool in TOOLS:
+        res = tools.get(tool) or {}
+        for ctx, v in sorted((res.get("requests") or {}).items())[:1]:
+            kinds = "; ".join(f"{k} x{n:g}" for k, n in v["kinds_per_call"].items())
+            print(f"{tool} requests per call on {ctx}: {kinds}")
+
+
+def report_check(rows: list[dict[str, Any]], sky: dict[str, Any]) -> None:
+    print("\ncorrectness: skymagic vs SkyPilot 0.14.1 (realtime availability) vs fleet spec")
+    table = [
+        [
+            r["context"],
+            r["skymagic_gpu"],
+            r["skypilot_gpu"],
+            f"{_fmt(r['skymagic_total'], '.0f')}/{_fmt(r['skymagic_free'], '.0f')}",
+            f"{_fmt(r['skypilot_total'])}/{_fmt(r['skypilot_free'])}",
+            f"{_fmt(r['truth_total'])}/{_fmt(r['truth_free'])}",
+            "same" if r["match"] else "DIFF",
+        ]
+        for r in rows
+    ]
+    print_table(
+        [
+            "context",
+            "skymagic GPU",
+            "SkyPilot GPU",
+            "skymagic tot/free",
+            "SkyPilot tot/free",
+            "spec tot/free",
+            "",
+        ],
+        table,
+    )
+    for r in rows:
+        for note in r["notes"]:
+            print(f"  {r['context']} {r['skymagic_gpu']}: {note}")
+    names = aggregate_names(sky)
+    if names:
+        print(
+            "  SkyPilot's aggregate table would list: "
+            + ", ".join(f"{n} ({c} ctx)" for n, c in sorted(names.items()))
+        )
+
+
+# --- fleets, end to end -----------------------------------------------------------------------
+
+
+def bench_fleet(
+    name: str,
+    spec: dict[str, Any],
+    runs: int,
+    sky_py: Path | None,
+    sky_error: str | None,
+    tools: tuple[str, ...],
+    groups: list[list[str]] | None = None,
+) -> dict[str, Any]:
+    _remember_init(spec)
+    truth = expected_from_spec(spec)
+    shape = live_pods_from_spec(spec)
+    t0 = time.perf_counter()
+    print(
+        f"\n... starting fleet {name} ({sum(v['all_pods'] for v in shape.values()):,} pods)",
+        flush=True,
+    )
+    out: dict[str, Any] = {}
+    with Fleet(spec, startup_timeout=600) as fleet:
+        start_s = time.perf_counter() - t0
+        print(f"... fleet {name} up in {start_s:.1f} s", flush=True)
+        for contexts in groups or [fleet.contexts]:
+            key = name if groups is None else contexts[0]
+            res: dict[str, Any] = {
+                "contexts": contexts,
+                "fleet_start_s": start_s,
+                "shape": {c: shape[c] for c in contexts},
+                "tools": {},
+            }
+            for tool in ("floor", "skymagic", "skypilot"):
+                if tool not in tools:
+                    continue
+                if tool == "skypilot" and sky_py is None:
+                    res["tools"][tool] = {"tool": tool, "error": sky_error}
+                    continue
+                print(f"... {key}: {tool} (1 warm-up + {runs} runs)", flush=True)
+                res["tools"][tool] = run_tool(tool, fleet, contexts, runs, sky_py, timeout=1800)
+                t = timing(res["tools"][tool])
+                err = res["tools"][tool].get("error")
+                print(
+                    f"    {tool}: "
+                    + (f"median {t['median_s']:.3f} s" if t else "")
+                    + (f" ERROR {err}" if err else ""),
+                    flush=True,
+                )
+            _finish(res, truth)
+            out[key] = res
+    return out
+
+
+def _finish(res: dict[str, Any], truth: dict[str, Any]) -> None:
+    tools = res["tools"]
+    med = {k: (timing(v) or {}).get("median_s") for k, v in tools.items()}
+    rss = {k: v.get("peak_rss_mb") for k, v in tools.items()}
+    ratios: dict[str, float | None] = {}
+    if med.get("skymagic") and med.get("skypilot"):
+        ratios["time skymagic/SkyPilot"] = med["skymagic"] / med["skypilot"]
+    if med.get("skymagic") and med.get("floor"):
+        ratios["time skymagic/floor"] = med["skymagic"] / med["floor"]
+    if rss.get("skymagic") and rss.get("skypilot"):
+        ratios["peak RSS skymagic/SkyPilot"] = rss["skymagic"] / rss["skypilot"]
+    if rss.get("skymagic") and rss.get("floor"):
+        ratios["peak RSS skymagic/floor"] = rss["skymagic"] / rss["floor"]
+    res["ratios"] = ratios
+    goals = []
+    if "time skymagic/SkyPilot" in ratios:
+        v = ratios["time skymagic/SkyPilot"] or 0
+        goals.append(
+            {"goal": "wall time <= 1/10 of SkyPilot's", "value": f"{v:.3f}", "pass": v <= 0.1}
+        )
+    if "time skymagic/floor" in ratios:
+        v = ratios["time skymagic/floor"] or 0
+        goals.append(
+            {"goal": "wall time <= 1.5x the floor", "value": f"{v:.2f}x", "pass": v <= 1.5}
+        )
+    if "peak RSS skymagic/SkyPilot" in ratios:
+        v = ratios["peak RSS skymagic/SkyPilot"] or 0
+        goals.append(
+            {"goal": "peak RSS <= 1/3 of SkyPilot's", "value": f"{v:.3f}", "pass": v <= 1 / 3}
+        )
+    res["goals"] = goals
+    sm, sky = tools.get("skymagic") or {}, tools.get("skypilot") or {}
+    if sm.get("gpus") is not None and sky.get("gpus") is not None:
+        res["check"] = cross_check(sm, sky, truth, res["contexts"])
+    elif sm.get("gpus") is not None:
+        res["check"] = cross_check(sm, {}, truth, res["contexts"])
+    floor = tools.get("floor") or {}
+    if floor.get("items"):
+        res["floor_items"] = floor["items"]
+
+
+def _shape_text(shape: dict[str, dict[str, int]]) -> str:
+    n = len(shape)
+    nodes = {v["nodes"] for v in shape.values()}
+    live = {v["live_pods"] for v in shape.values()}
+    allp = {v["all_pods"] for v in shape.values()}
+    return (
+        f"{n} context(s) x {'/'.join(f'{x:,}' for x in sorted(nodes))} nodes, "
+        f"{'/'.join(f'{x:,}' for x in sorted(live))} live pods "
+        f"({'/'.join(f'{x:,}' for x in sorted(allp))} in all) per context"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--fleet", choices=("small", "large", "scaling", "all"), default="all")
+    ap.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="timed runs per tool after one warm-up (default: small 5, large 3, scaling 3)",
+    )
+    ap.add_argument("--no-skypilot", action="store_true", help="skymagic and floor only")
+    ap.add_argument(
+        "--skypilot-scaling",
+        action="store_true",
+        help="also run SkyPilot in the scaling series (adds several minutes)",
+    )
+    ap.add_argument("--out", default=str(RESULTS))
+    a = ap.parse_args(argv)
+
+    setup_log: list[str] = []
+    sky_py: Path | None = None
+    sky_error: str | None = "skipped (--no-skypilot)"
+    if not a.no_skypilot:
+        sky_py, sky_error = ensure_skypilot(setup_log)
+        if sky_error:
+            print(f"!!! SkyPilot unavailable: {sky_error}\n    (continuing: skymagic vs floor)")
+    all_tools = ("skymagic", "skypilot", "floor")
+    fleets = ["small", "large", "scaling"] if a.fleet == "all" else [a.fleet]
+    t_all = time.perf_counter()
+    results: dict[str, Any] = {}
+    for f in fleets:
+        if f == "small":
+            results.update(
+                bench_fleet("small", small_spec(), a.runs or 5, sky_py, sky_error, all_tools)
+            )
+        elif f == "large":
+            results.update(
+                bench_fleet("large", large_spec(), a.runs or 3, sky_py, sky_error, all_tools)
+            )
+        else:
+            tools = all_tools if a.skypilot_scaling else ("skymagic", "floor")
+            spec = scaling_spec()
+            groups = [[c["name"]] for c in spec["clusters"]]
+            results.update(
+                bench_fleet("scaling", spec, a.runs or 3, sky_py, sky_error, tools, groups=groups)
+            )
+    total_s = time.perf_counter() - t_all
+
+    print("\n" + "=" * 100)
+    print(
+        f"GPU inventory benchmark ({platform.node()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}, SkyPilot {SKY_VERSION}); total {total_s:.0f} s"
+    )
+    for key, res in results.items():
+        res["shape_text"] = _shape_text(res["shape"])
+        if key.startswith("scale-"):
+            continue
+        report_fleet(key, res, goals=(key == "large"))
+        if res.get("check"):
+            report_check(res["check"], res["tools"].get("skypilot") or {})
+    scale = [(k, v) for k, v in results.items() if k.startswith("scale-")]
+    if scale:
+        print("\n=== scaling: one context, 1,000 nodes, N live pods (median of the timed runs) ===")
+        rows = []
+        for k, v in scale:
+            pods = next(iter(v["shape"].values()))["live_pods"]
+            row = [k, f"{pods:,}"]
+            for tool in TOOLS:
+                t = timing(v["tools"].get(tool) or {})
+                rss = (v["tools"].get(tool) or {}).get("peak_rss_mb")
+                row += [
+                    _fmt(t and t["median_s"], ".3f"),
+                    _fmt(t and t["median_s"] / pods * 1000 * 1000, ".1f"),
+                    _fmt(rss, ".0f"),
+                ]
+            rows.append(row)
+        hdr = ["context", "live pods"]
+        for tool in TOOLS:
+            hdr += [f"{tool} s", f"{tool} ms/1k pods", f"{tool} RSS MB"]
+        print_table(hdr, rows)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "generated_at": time.time(),
+        "host": platform.node(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "skypilot_version": SKY_VERSION,
+        "skypilot_error": sky_error if sky_py is None else None,
+        "setup": setup_log,
+        "total_s": total_s,
+        "fleets": results,
+    }
+    out.write_text(json.dumps(payload, indent=1, default=str))
+    print(f"\nresults: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,464 @@
+"""Counting free GPUs, CPU and memory on nodes: pure functions over decoded API objects.
+
+No I/O and no pandas here, so the rules (facts.md section 4) are unit-tested on plain dicts and
+shared by the one-shot inventory and the watch-based one:
+
+* total = node `status.allocatable[resource]`;
+* requested = sum over non-terminal pods bound to the node (`spec.nodeName` set, phase not
+  Succeeded/Failed) of the pod's effective request: max(sum of app containers, largest init
+  container) + overhead, limits standing in for a missing request. Restartable init containers
+  (native sidecars, Kubernetes 1.29+) run beside the app containers, so they add to the sum the
+  way the scheduler counts them;
+* free = total - requested, and zero on a node nobody can schedule to (NotReady, cordoned, or a
+  NoSchedule/NoExecute taint that GPU pods do not tolerate); the row's `status` says why.
+
+Only the resources the inventory shows are kept per pod (cpu, memory, accelerators), and parsed
+quantities are memoised by their text: on a cluster with 50,000 pods a handful of distinct
+quantity strings repeat, and parsing them once is most of the speed of the pod pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from skymagic._quantity import parse_quantity
+from skymagic.accelerators import (
+    GPU_TAINT_KEYS,
+    GpuIdentity,
+    detect_node_gpus,
+    is_gpu_resource,
+    requestable_quantities,
+)
+
+__all__ = [
+    "NODE_COLUMNS",
+    "TERMINAL_PHASES",
+    "NodeInfo",
+    "Usage",
+    "context_rows",
+    "format_utilization",
+    "node_rows",
+    "node_status",
+    "parse_node",
+    "pod_binding",
+    "pod_requests",
+    "summary_rows",
+]
+
+NODE_COLUMNS: tuple[str, ...] = (
+    "context",
+    "node",
+    "gpu",
+    "gpu_label",
+    "label_scheme",
+    "resource",
+    "gpu_total",
+    "gpu_requested",
+    "gpu_free",
+    "cpu_total",
+    "cpu_free",
+    "memory_gb_total",
+    "memory_gb_free",
+    "ready",
+    "schedulable",
+    "status",
+    "taints",
+)
+
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+
+# Taints the node lifecycle controller and `kubectl cordon` add; the Ready condition and
+# spec.unschedulable already say the same thing, in words users know.
+_LIFECYCLE_TAINTS = frozenset(
+    {
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+        "node.kubernetes.io/unschedulable",
+    }
+)
+_BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
+_GIB = float(2**30)
+
+_QTY_CACHE: dict[str, float] = {}
+_QTY_CACHE_MAX = 50_000
+
+
+def _qty(text: Any) -> float:
+    """parse_quantity, memoised by text; an unparseable quantity counts as 0."""
+    if not isinstance(text, str):
+        return float(text) if isinstance(text, (int, float)) else 0.0
+    value = _QTY_CACHE.get(text)
+    if value is None:
+        try:
+            value = parse_quantity(text)
+        except ValueError:
+            value = 0.0
+        if len(_QTY_CACHE) >= _QTY_CACHE_MAX:
+            _QTY_CACHE.clear()
+        _QTY_CACHE[text] = value
+    return value
+
+
+def _wanted(resource: str) -> bool:
+    return resource in ("cpu", "memory") or is_gpu_resource(resource)
+
+
+# --- pods ---------------------------------------------------------------------------------
+
+
+def _container_requests(container: Mapping[str, Any]) -> dict[str, float] | None:
+    resources = container.get("resources")
+    if not resources:
+        return None
+    out: dict[str, float] = {}
+    limits = resources.get("limits")
+    if limits:
+        for res, qty in limits.items():
+            if _wanted(res):
+                out[res] = _qty(qty)
+    requests = resources.get("requests")
+    if requests:
+        for res, qty in requests.items():
+            if _wanted(res):
+                out[res] = _qty(qty)
+    return out
+
+
+def pod_requests(spec: Mapping[str, Any]) -> dict[str, float]:
+    """The pod's effective request for cpu, memory and accelerator resources.
+
+    Same rule as `skymagic._quantity.effective_requests` (which the simulator's scheduler
+    uses), restricted to the resources the inventory counts, plus the sidecar rule: an init
+    container with `restartPolicy: Always` keeps running, so it adds to everything after it.
+    """
+    totals: dict[str, float] = {}
+    for c in spec.get("containers") or ():
+        req = _container_requests(c)
+        if req:
+            for res, qty in req.items():
+                totals[res] = totals.get(res, 0.0) + qty
+    inits = spec.get("initContainers")
+    if inits:
+        init_peak: dict[str, float] = {}
+        sidecars: dict[str, float] = {}
+        for c in inits:
+            req = _container_requests(c) or {}
+            if c.get("restartPolicy") == "Always":
+                for res, qty in req.items():
+                    sidecars[res] = sidecars.get(res, 0.0) + qty
+                candidate = sidecars
+            else:
+                candidate = {res: sidecars.get(res, 0.0) + req.get(res, 0.0) for res in req}
+            for res, qty in candidate.items():
+                if qty > init_peak.get(res, 0.0):
+                    init_peak[res] = qty
+        for res, qty in sidecars.items():
+            totals[res] = totals.get(res, 0.0) + qty
+        for res, qty in init_peak.items():
+            if qty > totals.get(res, 0.0):
+                totals[res] = qty
+    overhead = spec.get("overhead")
+    if overhead:
+        for res, qty in overhead.items():
+            if _wanted(res):
+                totals[res] = totals.get(res, 0.0) + _qty(qty)
+    return totals
+
+
+def pod_binding(pod: Mapping[str, Any]) -> tuple[str, dict[str, float]] | None:
+    """(node name, effective requests) of a pod that holds resources, else None.
+
+    A pod holds resources from the moment it is bound (spec.nodeName) until it is terminal.
+    """
+    spec = pod.get("spec")
+    if not spec:
+        return None
+    node = spec.get("nodeName")
+    if not node:
+        return None
+    status = pod.get("status")
+    if status and status.get("phase") in TERMINAL_PHASES:
+        return None
+    return node, pod_requests(spec)
+
+
+class Usage:
+    """Requested resources per node, summed over the pods bound to it."""
+
+    __slots__ = ("by_node",)
+
+    def __init__(self) -> None:
+        self.by_node: dict[str, dict[str, float]] = {}
+
+    def add(self, node: str, requests: Mapping[str, float], sign: float = 1.0) -> None:
+        acc = self.by_node.get(node)
+        if acc is None:
+            acc = self.by_node[node] = {}
+        for res, qty in requests.items():
+            acc[res] = acc.get(res, 0.0) + sign * qty
+
+    def add_pods(self, pods: Iterable[Mapping[str, Any]]) -> None:
+        """Add every resource-holding pod of a decoded list page."""
+        for pod in pods:
+            bound = pod_binding(pod)
+            if bound is not None:
+                self.add(bound[0], bound[1])
+
+    def get(self, node: str) -> Mapping[str, float]:
+        return self.by_node.get(node, {})
+
+
+# --- nodes --------------------------------------------------------------------------------
+
+
+@dataclass
+class NodeInfo:
+    """The few facts about one node the inventory needs."""
+
+    name: str
+    gpus: list[GpuIdentity]
+    allocatable: dict[str, float]
+    ready: bool = True
+    unschedulable: bool = False
+    taints: list[tuple[str, str, str]] = field(default_factory=list)  # (key, value, effect)
+
+
+def parse_node(obj: Mapping[str, Any]) -> NodeInfo:
+    """NodeInfo from a decoded Node object (as the API server sends it)."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    raw_alloc: Mapping[str, Any] = status.get("allocatable") or {}
+    allocatable = {res: _qty(q) for res, q in raw_alloc.items() if _wanted(res)}
+    ready = False
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == "Ready":
+            ready = cond.get("status") == "True"
+            break
+    taints = [
+        (str(t.get("key", "")), str(t.get("value") or ""), str(t.get("effect", "")))
+        for t in spec.get("taints") or ()
+    ]
+    return NodeInfo(
+        name=str(meta.get("name", "")),
+        gpus=detect_node_gpus(meta.get("labels") or {}, raw_alloc),
+        allocatable=allocatable,
+        ready=ready,
+        unschedulable=bool(spec.get("unschedulable")),
+        taints=taints,
+    )
+
+
+def _blocking_taints(node: NodeInfo) -> list[tuple[str, str, str]]:
+    return [
+        t
+        for t in node.taints
+        if t[2] in _BLOCKING_EFFECTS
+        and t[0] not in GPU_TAINT_KEYS
+        and t[0] not in _LIFECYCLE_TAINTS
+    ]
+
+
+def node_status(node: NodeInfo) -> tuple[bool, str]:
+    """(schedulable, status): can a GPU pod land here now, and if not, why.
+
+    Status is "Healthy", "NotReady", "Cordoned" or "NoSchedule Taint [key=value, ...]" (the
+    effect word is the first blocking taint's: NoSchedule or NoExecute).
+    """
+    if not node.ready:
+        return False, "NotReady"
+    if node.unschedulable:
+        return False, "Cordoned"
+    blocking = _blocking_taints(node)
+    if blocking:
+        shown = ", ".join(f"{k}={v}" if v else k for k, v, _e in blocking)
+        return False, f"{blocking[0][2]} Taint [{shown}]"
+    return True, "Healthy"
+
+
+def _taints_text(node: NodeInfo) -> str:
+    return ", ".join(f"{k}={v}:{e}" if v else f"{k}:{e}" for k, v, e in node.taints)
+
+
+def _count(value: float) -> int:
+    return round(value)
+
+
+def node_rows(context: str, nodes: Iterable[NodeInfo], usage: Usage | None) -> list[dict[str, Any]]:
+    """Rows of the nodes frame: one per node and accelerator resource; CPU-only nodes once.
+
+    `usage=None` means the pods could not be listed: totals are known, requested and free are
+    None (unknown), never a guess.
+    """
+    rows: list[dict[str, Any]] = []
+    for node in nodes:
+        schedulable, status = node_status(node)
+        usable = schedulable  # not ready implies not schedulable
+        alloc = node.allocatable
+        used = usage.get(node.name) if usage is not None else None
+        cpu_total = alloc.get("cpu", 0.0)
+        mem_total = alloc.get("memory", 0.0)
+        cpu_free: float | None = None
+        mem_free: float | None = None
+        if used is not None:
+            cpu_free = max(0.0, cpu_total - used.get("cpu", 0.0)) if usable else 0.0
+            mem_free = max(0.0, mem_total - used.get("memory", 0.0)) if usable else 0.0
+        base = {
+            "context": context,
+            "node": node.name,
+            "cpu_total": round(cpu_total, 3),
+            "cpu_free": None if cpu_free is None else round(cpu_free, 3),
+            "memory_gb_total": round(mem_total / _GIB, 2),
+            "memory_gb_free": None if mem_free is None else round(mem_free / _GIB, 2),
+            "ready": node.ready,
+            "schedulable": schedulable,
+            "status": status,
+            "taints": _taints_text(node),
+        }
+        if not node.gpus:
+            rows.append(
+                {
+                    **base,
+                    "gpu": None,
+                    "gpu_label": None,
+                    "label_scheme": None,
+                    "resource": None,
+                    "gpu_total": 0,
+                    "gpu_requested": None if used is None else 0,
+                    "gpu_free": None if used is None else 0,
+                    "_raw_free": None if used is None else 0,
+                    "_is_tpu": False,
+                }
+            )
+            continue
+        for ident in node.gpus:
+            total = _count(alloc.get(ident.resource, 0.0))
+            requested: int | None = None
+            raw_free: int | None = None
+            if used is not None:
+                requested = _count(used.get(ident.resource, 0.0))
+                raw_free = max(0, total - requested)
+            rows.append(
+                {
+                    **base,
+                    "gpu": ident.canonical,
+                    "gpu_label": ident.label_value,
+                    "label_scheme": ident.scheme,
+                    "resource": ident.resource,
+                    "gpu_total": total,
+                    "gpu_requested": requested,
+                    "gpu_free": None if raw_free is None else (raw_free if usable else 0),
+                    "_raw_free": raw_free,
+                    "_is_tpu": ident.is_tpu,
+                }
+            )
+    return rows
+
+
+def format_utilization(free: int | None, total: int, not_ready: int = 0) -> str:
+    """SkyPilot's "6 of 8 free", "6 of 8 free (2 not ready)"; "free unknown" without pods."""
+    text = f"free unknown of {total}" if free is None else f"{free} of {total} free"
+    if not_ready:
+        text += f" ({not_ready} not ready)"
+    return text
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def context_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """by_context rows from node rows: per (context, gpu), in first-seen order.
+
+    `requestable_qty_per_node` follows SkyPilot (powers of two up to each node's count, plus
+    the count; TPUs only their slice size) over the GPU's nodes; "(N not ready)" counts the
+    devices on nodes nobody can schedule to.
+    """
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        gpu = row.get("gpu")
+        if gpu is None:
+            continue
+        key = (row["context"], gpu)
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = {
+                "context": row["context"],
+                "gpu": gpu,
+                "counts": [],
+                "is_tpu": bool(row.get("_is_tpu")),
+                "gpu_total": 0,
+                "gpu_free": 0,
+                "unknown": False,
+                "nodes": set(),
+                "not_ready": 0,
+            }
+        total = int(row["gpu_total"])
+        g["counts"].append(total)
+        g["gpu_total"] += total
+        g["nodes"].add(row["node"])
+        if not row.get("schedulable", True):
+            g["not_ready"] += total
+        if _is_missing(row.get("gpu_free")):
+            g["unknown"] = True
+        else:
+            g["gpu_free"] += int(row["gpu_free"])
+    out: list[dict[str, Any]] = []
+    for g in groups.values():
+        free = None if g["unknown"] else g["gpu_free"]
+        out.append(
+            {
+                "context": g["context"],
+                "gpu": g["gpu"],
+                "requestable_qty_per_node": requestable_quantities(g["counts"], is_tpu=g["is_tpu"]),
+                "gpu_total": g["gpu_total"],
+                "gpu_free": free,
+                "nodes": len(g["nodes"]),
+                "utilization": format_utilization(free, g["gpu_total"], g["not_ready"]),
+                "_not_ready": g["not_ready"],
+            }
+        )
+    return out
+
+
+def summary_rows(by_context: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """summary rows from by_context rows: per gpu across contexts, in first-seen order.
+
+    A GPU whose free count is unknown in some context reports the free GPUs it does know,
+    and the utilization says that part is unknown.
+    """
+    groups: dict[str, dict[str, Any]] = {}
+    for row in by_context:
+        g = groups.setdefault(
+            row["gpu"],
+            {"total": 0, "free": 0, "unknown": 0, "contexts": [], "not_ready": 0},
+        )
+        g["total"] += int(row["gpu_total"])
+        g["not_ready"] += int(row.get("_not_ready") or 0)
+        if _is_missing(row.get("gpu_free")):
+            g["unknown"] += int(row["gpu_total"])
+        else:
+            g["free"] += int(row["gpu_free"])
+        if row["context"] not in g["contexts"]:
+            g["contexts"].append(row["context"])
+    out: list[dict[str, Any]] = []
+    for gpu, g in groups.items():
+        free: int | None = g["free"]
+        if g["unknown"] and g["unknown"] == g["total"]:
+            free = None
+        text = format_utilization(free, g["total"], g["not_ready"])
+        if g["unknown"] and free is not None:
+            text += f" ({g['unknown']} unknown)"
+        out.append(
+            {
+                "gpu": gpu,
+                "gpu_total": g["total"],
+                "gpu_free": free,
+                "utilization": text,
+                "contexts": ", ".join(g["contexts"]),
+            }
+        )
+    return out

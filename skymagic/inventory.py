@@ -1,0 +1,763 @@
+"""`%sky_show_gpus` / `skymagic gpus list`: which GPUs are free, and where, as DataFrames.
+
+One shot (`show_gpus`): every allowed context in parallel (fleet.fan_out), and per context
+exactly two list requests, issued concurrently:
+
+    GET /api/v1/nodes?resourceVersion=0&limit=N
+    GET /api/v1/pods?resourceVersion=0&limit=N
+        &fieldSelector=status.phase!=Succeeded,status.phase!=Failed
+
+`resourceVersion=0` lets the API server answer from its watch cache; the field selector keeps
+finished pods (often most of a busy cluster's pods) off the wire. Each page is decoded with
+orjson and folded into per-node request sums at once (`_counting.Usage`), then dropped, so
+memory stays at about one page whatever the cluster size. No /version, no access reviews:
+a 403 on the pod list is an answer too (nodes shown, free unknown, a `forbidden` error row),
+not a reason to fail the command (SkyPilot issue #5146).
+
+Watch mode (`InventoryWatcher`): per context, list once, then watch nodes and pods from the
+lists' resourceVersion; events are queued by background threads and applied by `refresh()`,
+so a dashboard redraws from memory instead of re-reading the cluster. A 410 Gone re-lists.
+
+The counting rules live in `_counting` (pure, unit-tested); the tables in `_inventory_tables`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from skymagic._counting import (
+    NODE_COLUMNS,
+    NodeInfo,
+    Usage,
+    context_rows,
+    node_rows,
+    parse_node,
+    pod_binding,
+    summary_rows,
+)
+from skymagic._exceptions import (
+    ConfigError,
+    GoneError,
+    RequestTimeoutError,
+    SkymagicError,
+)
+from skymagic.accelerators import gpu_names_match, parse_gpu_request
+from skymagic.api import ContextClient, error_kind
+from skymagic.fleet import ContextResult, Settings, Targets, fan_out, resolve_targets
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import urllib3
+
+__all__ = [
+    "BY_CONTEXT_COLUMNS",
+    "ERROR_COLUMNS",
+    "NODE_COLUMNS",
+    "NODES_PATH",
+    "PODS_PATH",
+    "POD_FIELD_SELECTOR",
+    "SUMMARY_COLUMNS",
+    "Inventory",
+    "InventoryWatcher",
+    "show_gpus",
+]
+
+NODES_PATH = "/api/v1/nodes"
+PODS_PATH = "/api/v1/pods"
+POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
+
+BY_CONTEXT_COLUMNS: tuple[str, ...] = (
+    "context",
+    "gpu",
+    "requestable_qty_per_node",
+    "gpu_total",
+    "gpu_free",
+    "nodes",
+    "utilization",
+)
+SUMMARY_COLUMNS: tuple[str, ...] = ("gpu", "gpu_total", "gpu_free", "utilization", "contexts")
+ERROR_COLUMNS: tuple[str, ...] = ("context", "kind", "message")
+
+_DECODE_ALLOWANCE_S = 60.0
+_INT_COLUMNS = ("gpu_total", "gpu_requested", "gpu_free", "nodes")
+_NULLABLE_TEXT_COLUMNS = ("gpu", "gpu_label", "label_scheme", "resource")
+_FLOAT_COLUMNS = ("cpu_total", "cpu_free", "memory_gb_total", "memory_gb_free")
+
+
+# --- one context's data ---------------------------------------------------------------------
+
+
+@dataclass
+class _ContextData:
+    """What one context's two lists said; `usage` is None when the pods could not be read."""
+
+    nodes: list[NodeInfo]
+    usage: Usage | None
+    pods_error: SkymagicError | None = None
+    fetched_at: float = field(default_factory=time.time)
+
+
+def _node_query() -> dict[str, str]:
+    return {"resourceVersion": "0"}
+
+
+def _pod_query() -> dict[str, str]:
+    return {"resourceVersion": "0", "fieldSelector": POD_FIELD_SELECTOR}
+
+
+def _list_nodes(client: ContextClient) -> tuple[list[NodeInfo], str]:
+    nodes: list[NodeInfo] = []
+    rv = ""
+    for page in client.list_pages(NODES_PATH, _node_query()):
+        if not page.body:  # the list restarted after a 410: start over
+            nodes.clear()
+            continue
+        doc = orjson.loads(page.body)
+        rv = page.resource_version or rv
+        nodes.extend(parse_node(item) for item in doc.get("items") or ())
+        del doc
+    return nodes, rv
+
+
+def _tally_pods(client: ContextClient) -> Usage:
+    usage = Usage()
+    for page in client.list_pages(PODS_PATH, _pod_query()):
+        if not page.body:
+            usage = Usage()
+            continue
+        items = orjson.loads(page.body).get("items") or ()
+        usage.add_pods(items)
+        del items
+    return usage
+
+
+def _fetch_context(client: ContextClient) -> _ContextData:
+    """Both lists of one context, concurrently; a failed pod list degrades, never fails."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"nodes-{client.name}") as pool:
+        nodes_future: Future[tuple[list[NodeInfo], str]] = pool.submit(_list_nodes, client)
+        usage: Usage | None = None
+        pods_error: SkymagicError | None = None
+        try:
+            usage = _tally_pods(client)
+        except SkymagicError as exc:
+            pods_error = exc
+        nodes, _rv = nodes_future.result()  # a node-list error fails the whole context
+    return _ContextData(nodes=nodes, usage=usage, pods_error=pods_error)
+
+
+_cache: dict[tuple[str, int], _ContextData] = {}
+_cache_lock = threading.Lock()
+
+
+def _cached_fetch(client: ContextClient, ttl: float | None) -> _ContextData:
+    if not ttl or ttl <= 0:
+        return _fetch_context(client)
+    key = (client.name, id(client))
+    now = time.time()
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None and now - hit.fetched_at <= ttl:
+        return hit
+    data = _fetch_context(client)
+    if data.pods_error is None:
+        with _cache_lock:
+            _cache[key] = data
+    return data
+
+
+def clear_cache() -> None:
+    """Forget cached inventories (`cache_ttl`)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+# --- the result -----------------------------------------------------------------------------
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc)
+    ctx = getattr(exc, "context", None)
+    prefix = f"context '{ctx}': "
+    if ctx and text.startswith(prefix):
+        text = text[len(prefix) :]
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _frame(rows: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    frame: pd.DataFrame = pd.DataFrame(
+        [{c: r.get(c) for c in columns} for r in rows], columns=list(columns)
+    )
+    for col in _INT_COLUMNS:
+        if col in frame.columns:
+            frame[col] = frame[col].astype("Int64")
+    for col in _FLOAT_COLUMNS:
+        if col in frame.columns:
+            frame[col] = frame[col].astype("float64")
+    for col in _NULLABLE_TEXT_COLUMNS:
+        if col in frame.columns:  # keep None (pandas 3 would turn it into NaN in a str column)
+            frame[col] = pd.Series([r.get(col) for r in rows], dtype=object, index=frame.index)
+    for col in ("ready", "schedulable"):
+        if col in frame.columns:
+            frame[col] = frame[col].astype(bool)
+    return frame
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    out: list[dict[str, Any]] = []
+    for rec in frame.astype(object).to_dict("records"):
+        clean: dict[str, Any] = {}
+        for k, v in rec.items():
+            if isinstance(v, (list, tuple)):
+                clean[str(k)] = [int(x) for x in v]
+            elif v is None or bool(pd.isna(v)):
+                clean[str(k)] = None
+            elif hasattr(v, "item"):
+                clean[str(k)] = v.item()
+            else:
+                clean[str(k)] = v
+        out.append(clean)
+    return out
+
+
+@dataclass(eq=False)
+class Inventory:
+    """GPUs across contexts: DataFrames plus how and when they were read.
+
+    `nodes`: one row per node and accelerator resource (CPU-only nodes too, gpu None);
+    `by_context`: per context and GPU; `summary`: per GPU over all contexts; `errors`: one row
+    per context that failed (kind: unreachable | timeout | unauthorized | forbidden | config |
+    exec) or answered only in part (a 403 on pods). Shown as SkyPilot-style tables.
+    """
+
+    nodes: pd.DataFrame
+    by_context: pd.DataFrame
+    summary: pd.DataFrame
+    errors: pd.DataFrame
+    fetched_at: float
+    latency_ms: dict[str, float]
+    contexts: list[str]
+    all_nodes: bool = False
+    query: str | None = None
+
+    def __str__(self) -> str:
+        from skymagic._inventory_tables import render_text
+
+        return render_text(self)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        from skymagic._inventory_tables import render_html
+
+        return render_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as JSON-able data (what `skymagic gpus list -o json` prints)."""
+        return {
+            "fetched_at": self.fetched_at,
+            "contexts": list(self.contexts),
+            "latency_ms": {k: round(v, 1) for k, v in self.latency_ms.items()},
+            "query": self.query,
+            "summary": _records(self.summary),
+            "by_context": _records(self.by_context),
+            "nodes": _records(self.nodes),
+            "errors": _records(self.errors),
+        }
+
+
+def _gpu_filter(gpu: str | None) -> tuple[str, int] | None:
+    if gpu is None or not gpu.strip():
+        return None
+    try:
+        return parse_gpu_request(gpu)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _build(
+    contexts: Sequence[str],
+    outcomes: Sequence[tuple[str, _ContextData | None, SkymagicError | None, str | None]],
+    latency_ms: dict[str, float],
+    *,
+    gpu: str | None,
+    all_nodes: bool,
+) -> Inventory:
+    """Assemble an Inventory from per-context outcomes (context, data, error, error kind)."""
+    wanted = _gpu_filter(gpu)
+    rows: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for ctx, data, err, kind in outcomes:
+        if data is not None:
+            rows.extend(node_rows(ctx, data.nodes, data.usage))
+            if data.pods_error is not None:
+                perr = data.pods_error
+                message = _one_line(perr)
+                if error_kind(perr) == "forbidden":
+                    message += (
+                        " (the user may not list pods in all namespaces: GPU totals shown, "
+                        "free GPUs unknown; needs a ClusterRole with list on pods)"
+                    )
+                errors.append({"context": ctx, "kind": error_kind(perr), "message": message})
+        elif err is not None:
+            errors.append(
+                {"context": ctx, "kind": kind or error_kind(err), "message": _one_line(err)}
+            )
+    min_qty = 1
+    if wanted is not None:
+        name, min_qty = wanted
+        rows = [
+            r
+            for r in rows
+            if r["gpu"] is not None
+            and gpu_names_match(name, r["gpu"])
+            and r["gpu_total"] >= min_qty
+        ]
+    ctx_rows = context_rows(rows)
+    if wanted is not None:
+        for r in ctx_rows:
+            r["requestable_qty_per_node"] = [
+                q for q in r["requestable_qty_per_node"] if q >= min_qty
+            ]
+    return Inventory(
+        nodes=_frame(rows, NODE_COLUMNS),
+        by_context=_frame(ctx_rows, BY_CONTEXT_COLUMNS),
+        summary=_frame(summary_rows(ctx_rows), SUMMARY_COLUMNS),
+        errors=_frame(errors, ERROR_COLUMNS),
+        fetched_at=time.time(),
+        latency_ms=dict(latency_ms),
+        contexts=list(contexts),
+        all_nodes=all_nodes,
+        query=gpu.strip() if gpu and gpu.strip() else None,
+    )
+
+
+def show_gpus(
+    settings: Settings | None = None,
+    infra: str | None = None,
+    gpu: str | None = None,
+    *,
+    all_nodes: bool = False,
+    cache_ttl: float | None = None,
+) -> Inventory:
+    """GPU inventory of every allowed context (or the one `infra` = 'k8s/CTX' pins).
+
+    `gpu` filters like SkyPilot's `GPU[:N]`: rows for that GPU (exact name after
+    normalisation: "h100" is H100, "A100" never matches A100-80GB) on nodes with at least N.
+    `all_nodes` also shows CPU-only nodes in the per-node table (the frame always has them).
+    `cache_ttl` reuses a context's lists younger than that many seconds (default: no cache).
+    Contexts that fail give error rows; the call returns within the request-timeout budget.
+    """
+    settings = settings or Settings()
+    _gpu_filter(gpu)  # a bad GPU argument fails before any request
+    targets = resolve_targets(settings, infra)
+    # A dead or black-holed context ends on its own connect/read timeouts (one request
+    # timeout, no retry after a timeout); the overall budget only has to stop a server that
+    # dribbles bytes forever, so it leaves room for decoding big lists on a busy machine.
+    budget = settings.client.request_timeout * 3 + 1.0 + _DECODE_ALLOWANCE_S
+    results: list[ContextResult[_ContextData]] = fan_out(
+        targets, lambda client: _cached_fetch(client, cache_ttl), settings, budget_s=budget
+    )
+    outcomes = [(r.context, r.value, r.error, r.error_kind) for r in results]
+    latency = {r.context: r.latency_ms for r in results}
+    return _build(list(targets.contexts), outcomes, latency, gpu=gpu, all_nodes=all_nodes)
+
+
+# --- watch mode -----------------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    """The watcher was closed."""
+
+
+@dataclass
+class _WatchState:
+    """One context's live view: nodes by name, resource-holding pods by uid."""
+
+    nodes: dict[str, NodeInfo] = field(default_factory=dict)
+    pods: dict[str, tuple[str, dict[str, float]]] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    nodes_synced: bool = False
+    pods_synced: bool = False
+    nodes_error: SkymagicError | None = None
+    pods_error: SkymagicError | None = None
+    latency_ms: float = 0.0
+
+    def set_pod(self, key: str, binding: tuple[str, dict[str, float]] | None) -> None:
+        old = self.pods.pop(key, None)
+        if old is not None:
+            self.usage.add(old[0], old[1], -1.0)
+        if binding is not None:
+            self.pods[key] = binding
+            self.usage.add(binding[0], binding[1])
+
+    def reset_pods(self, pods: dict[str, tuple[str, dict[str, float]]]) -> None:
+        self.pods = pods
+        self.usage = Usage()
+        for node, req in pods.values():
+            self.usage.add(node, req)
+
+
+def _pod_key(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
+
+
+_Event = tuple[str, str, Any]  # (context, kind, payload)
+
+
+class InventoryWatcher:
+    """A live inventory: list once per context, then follow watch events.
+
+    Background threads (two per context: nodes, pods) list, then watch from the list's
+    resourceVersion and queue what they see; `refresh()` applies the queue; `snapshot()` gives
+    an Inventory of the current state. A 410 Gone (history compacted) re-lists; a failed
+    context is retried with backoff and shows as an error row meanwhile. Thread-safe.
+    `close()` stops the threads (also on `with InventoryWatcher(...) as w:` exit).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        infra: str | None = None,
+        *,
+        watch_timeout_s: int = 60,
+        retry_s: float = 2.0,
+        wait: float | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.targets: Targets = resolve_targets(self.settings, infra)
+        self.contexts: list[str] = list(self.targets.contexts)
+        self.watch_timeout_s = watch_timeout_s
+        self.retry_s = retry_s
+        self._lock = threading.RLock()
+        self._queue: deque[_Event] = deque()
+        self._stop = threading.Event()
+        self._changed = threading.Condition()
+        self._states: dict[str, _WatchState] = {c: _WatchState() for c in self.contexts}
+        self._responses: set[urllib3.BaseHTTPResponse] = set()
+        self._threads: list[threading.Thread] = []
+        self._setup_errors: dict[str, SkymagicError] = {}
+        for ctx in self.contexts:
+            try:
+                client = ContextClient(self.targets.kubeconfig.resolve(ctx), self.settings.client)
+            except SkymagicError as exc:
+                self._setup_errors[ctx] = exc
+                continue
+            for kind, target in (("nodes", self._run_nodes), ("pods", self._run_pods)):
+                t = threading.Thread(
+                    target=self._guard,
+                    args=(target, client),
+                    name=f"skymagic-watch-{kind}-{ctx}",
+                    daemon=True,
+                )
+                self._threads.append(t)
+        for t in self._threads:
+            t.start()
+        budget = wait if wait is not None else self.settings.client.request_timeout * 3 + 1.0
+        if budget > 0:
+            self.wait_synced(budget)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> InventoryWatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop every background thread (interrupting open watches)."""
+        self._stop.set()
+        with self._lock:
+            responses = list(self._responses)
+        for resp in responses:
+            with contextlib.suppress(Exception):
+                resp.shutdown()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._notify()
+
+    @property
+    def closed(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_synced(self, timeout: float) -> bool:
+        """Wait until every context has listed once (or failed); True if all have."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                self.refresh()
+                if self._all_settled():
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stop.is_set():
+                    return False
+                self._changed.wait(min(left, 0.25))
+
+    def wait_for(self, predicate: Callable[[Inventory], bool], timeout: float) -> Inventory:
+        """Refresh until `predicate(snapshot)` holds or `timeout` passes; the last snapshot."""
+        deadline = time.monotonic() + timeout
+        while True:
+            snap = self.snapshot()
+            if predicate(snap) or time.monotonic() >= deadline:
+                return snap
+            with self._changed:
+                self._changed.wait(min(0.25, max(0.0, deadline - time.monotonic())))
+
+    def _all_settled(self) -> bool:
+        with self._lock:
+            for ctx, st in self._states.items():
+                if ctx in self._setup_errors:
+                    continue
+                nodes_done = st.nodes_synced or st.nodes_error is not None
+                pods_done = st.pods_synced or st.pods_error is not None
+                if not (nodes_done and pods_done):
+                    return False
+            return True
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def _emit(self, ctx: str, kind: str, payload: Any) -> None:
+        self._queue.append((ctx, kind, payload))
+        self._notify()
+
+    # -- background threads -----------------------------------------------------------------
+    def _guard(self, target: Callable[[ContextClient], None], client: ContextClient) -> None:
+        try:
+            target(client)
+        except _Stop:
+            return
+        except Exception as exc:  # a bug must show as an error row, not a silently dead thread
+            kind = "nodes_error" if target == self._run_nodes else "pods_error"
+            self._emit(
+                client.name,
+                kind,
+                SkymagicError(f"internal error: {type(exc).__name__}: {exc}", context=client.name),
+            )
+
+    def _sleep(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise _Stop
+
+    def _run_nodes(self, client: ContextClient) -> None:
+        ctx = client.name
+        backoff = self.retry_s
+        while not self._stop.is_set():
+            try:
+                start = time.monotonic()
+                nodes, rv = _list_nodes(client)
+                self._emit(
+                    ctx, "nodes_reset", ({n.name: n for n in nodes}, time.monotonic() - start)
+                )
+                backoff = self.retry_s
+                while not self._stop.is_set():
+                    rv = self._watch(client, NODES_PATH, {}, rv, self._node_event)
+            except _Stop:
+                raise
+            except GoneError:
+                continue  # history compacted: list again
+            except SkymagicError as exc:
+                if self._stop.is_set():
+                    raise _Stop from None
+                self._emit(ctx, "nodes_error", exc)
+                self._sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    def _run_pods(self, client: ContextClient) -> None:
+        ctx = client.name
+        backoff = self.retry_s
+        while not self._stop.is_set():
+            try:
+                pods: dict[str, tuple[str, dict[str, float]]] = {}
+                rv = ""
+                for page in client.list_pages(PODS_PATH, _pod_query()):
+                    if self._stop.is_set():
+                        raise _Stop
+                    if not page.body:
+                        pods.clear()
+                        continue
+                    rv = page.resource_version or rv
+                    for item in orjson.loads(page.body).get("items") or ():
+                        binding = pod_binding(item)
+                        if binding is not None:
+                            pods[_pod_key(item)] = binding
+                self._emit(ctx, "pods_reset", pods)
+                backoff = self.retry_s
+                query = {"fieldSelector": POD_FIELD_SELECTOR}
+                while not self._stop.is_set():
+                    rv = self._watch(client, PODS_PATH, query, rv, self._pod_event)
+            except _Stop:
+                raise
+            except GoneError:
+                continue
+            except SkymagicError as exc:
+                if self._stop.is_set():
+                    raise _Stop from None
+                self._emit(ctx, "pods_error", exc)
+                self._sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    def _node_event(self, ctx: str, etype: str, obj: dict[str, Any]) -> None:
+        name = str((obj.get("metadata") or {}).get("name", ""))
+        if etype == "DELETED":
+            self._emit(ctx, "node_del", name)
+        else:
+            self._emit(ctx, "node_set", parse_node(obj))
+
+    def _pod_event(self, ctx: str, etype: str, obj: dict[str, Any]) -> None:
+        binding = None if etype == "DELETED" else pod_binding(obj)
+        self._emit(ctx, "pod_set", (_pod_key(obj), binding))
+
+    def _watch(
+        self,
+        client: ContextClient,
+        path: str,
+        query: dict[str, str],
+        rv: str,
+        handle: Callable[[str, str, dict[str, Any]], None],
+    ) -> str:
+        """One watch request from `rv`; returns the last resourceVersion seen."""
+        q: dict[str, Any] = {
+            **query,
+            "watch": "true",
+            "resourceVersion": rv,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": self.watch_timeout_s,
+        }
+        resp = client.request(
+            "GET", path, query=q, stream=True, read_timeout=self.watch_timeout_s + 5
+        )
+        with self._lock:
+            self._responses.add(resp)
+        try:
+            if self._stop.is_set():
+                raise _Stop
+            for line in _stream_lines(resp):
+                event = orjson.loads(line)
+                etype = str(event.get("type", ""))
+                obj = event.get("object") or {}
+                if etype == "ERROR":
+                    code = int(obj.get("code") or 500)
+                    if code == 410:
+                        raise GoneError(str(obj.get("message", "gone")), context=client.name)
+                    raise SkymagicError(
+                        f"watch {path}: {obj.get('message', 'error')}", context=client.name
+                    )
+                new_rv = (obj.get("metadata") or {}).get("resourceVersion")
+                if new_rv:
+                    rv = str(new_rv)
+                if etype != "BOOKMARK":
+                    handle(client.name, etype, obj)
+        except SkymagicError:
+            raise
+        except Exception as exc:
+            if self._stop.is_set():
+                raise _Stop from None
+            raise RequestTimeoutError(
+                f"watch {path} broke off: {type(exc).__name__}", context=client.name
+            ) from None
+        finally:
+            with self._lock:
+                self._responses.discard(resp)
+            with contextlib.suppress(Exception):
+                resp.release_conn()
+        if self._stop.is_set():
+            raise _Stop
+        return rv
+
+    # -- applying events ---------------------------------------------------------------------
+    def refresh(self) -> int:
+        """Apply every queued event; returns how many were applied."""
+        applied = 0
+        with self._lock:
+            while self._queue:
+                ctx, kind, payload = self._queue.popleft()
+                st = self._states[ctx]
+                applied += 1
+                if kind == "nodes_reset":
+                    st.nodes, took = payload
+                    st.nodes_synced = True
+                    st.nodes_error = None
+                    st.latency_ms = took * 1000
+                elif kind == "nodes_error":
+                    st.nodes_error = payload
+                elif kind == "node_set":
+                    st.nodes[payload.name] = payload
+                elif kind == "node_del":
+                    st.nodes.pop(payload, None)
+                elif kind == "pods_reset":
+                    st.reset_pods(payload)
+                    st.pods_synced = True
+                    st.pods_error = None
+                elif kind == "pods_error":
+                    st.pods_error = payload
+                elif kind == "pod_set":
+                    st.set_pod(*payload)
+        return applied
+
+    def snapshot(
+        self, gpu: str | None = None, *, all_nodes: bool = False, refresh: bool = True
+    ) -> Inventory:
+        """An Inventory of the current state (after applying queued events by default)."""
+        if refresh:
+            self.refresh()
+        outcomes: list[tuple[str, _ContextData | None, SkymagicError | None, str | None]] = []
+        latency: dict[str, float] = {}
+        with self._lock:
+            for ctx in self.contexts:
+                setup = self._setup_errors.get(ctx)
+                st = self._states[ctx]
+                latency[ctx] = st.latency_ms
+                if setup is not None:
+                    outcomes.append((ctx, None, setup, None))
+                elif not st.nodes_synced:
+                    err = st.nodes_error or RequestTimeoutError(
+                        "no node list yet (still listing)", context=ctx
+                    )
+                    outcomes.append((ctx, None, err, None))
+                else:
+                    usage: Usage | None = None
+                    if st.pods_synced and st.pods_error is None:
+                        usage = Usage()
+                        usage.by_node = {n: dict(v) for n, v in st.usage.by_node.items()}
+                    pods_error = st.pods_error
+                    if pods_error is None and not st.pods_synced:
+                        pods_error = RequestTimeoutError(
+                            "no pod list yet (still listing)", context=ctx
+                        )
+                    data = _ContextData(
+                        nodes=list(st.nodes.values()), usage=usage, pods_error=pods_error
+                    )
+                    outcomes.append((ctx, data, None, None))
+        return _build(self.contexts, outcomes, latency, gpu=gpu, all_nodes=all_nodes)
+
+
+def _stream_lines(resp: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    buf = b""
+    for chunk in resp.stream(65536, decode_content=True):
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            if line.strip():
+                yield line
+    if buf.strip():
+        yield buf

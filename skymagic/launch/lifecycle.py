@@ -1,0 +1,255 @@
+"""The single pane of glass for launched work: status, logs and down across all contexts.
+
+Everything a launch creates carries skymagic's labels, so one labelled list per allowed context
+(in parallel, partial results on errors) finds it all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from skymagic._exceptions import ConfigError, NotFoundError
+from skymagic.api import ContextClient
+from skymagic.fleet import ContextResult, Settings, fan_out, resolve_targets
+from skymagic.launch.podspec import LABEL_LAUNCH, LABEL_USER, selector_for
+from skymagic.launch.task import current_user
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Status", "down", "logs", "status"]
+
+STATUS_COLUMNS = [
+    "name",
+    "context",
+    "namespace",
+    "status",
+    "gpus",
+    "node",
+    "age",
+    "launched_by",
+    "endpoint",
+]
+
+
+@dataclass
+class Status:
+    """skymagic workloads across the allowed contexts."""
+
+    frame: pd.DataFrame
+    errors: list[tuple[str, str, str]] = field(default_factory=list)  # (context, kind, message)
+    hints: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        if self.frame.empty:
+            text = "No skymagic workloads in the allowed contexts."
+        else:
+            text = self.frame.to_string(index=False)
+        for ctx, kind, msg in self.errors:
+            text += f"\n{ctx}: {kind}: {msg}"
+        return "\n".join([text, *self.hints])
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        body = (
+            "<p>No skymagic workloads in the allowed contexts.</p>"
+            if self.frame.empty
+            else self.frame.to_html(index=False)
+        )
+        errs = "".join(
+            f"<li>{html.escape(c)}: {html.escape(k)}: {html.escape(m)}</li>"
+            for c, k, m in self.errors
+        )
+        hints = "".join(f"<li><code>{html.escape(h)}</code></li>" for h in self.hints)
+        return body + (f"<ul>{errs}</ul>" if errs else "") + (f"<ul>{hints}</ul>" if hints else "")
+
+
+def _age(created: str | None) -> str:
+    if not created:
+        return ""
+    try:
+        t = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return ""
+    s = int(time.time() - t.timestamp())
+    if s < 120:
+        return f"{max(s, 0)}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 172800:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def _pod_status(pod: dict[str, Any]) -> str:
+    st = pod.get("status", {})
+    if pod.get("metadata", {}).get("deletionTimestamp"):
+        return "Terminating"
+    phase = str(st.get("phase", "Unknown"))
+    if phase == "Pending":
+        for c in st.get("conditions") or []:
+            if c.get("type") == "PodScheduled" and c.get("status") == "False":
+                return "Pending (unschedulable)"
+    return phase
+
+
+def _gpus(pod: dict[str, Any]) -> str:
+    for c in pod.get("spec", {}).get("containers") or []:
+        for res, qty in (c.get("resources", {}).get("limits") or {}).items():
+            if res.endswith(("/gpu", "/tpu", "/gpu.shared")) or res.startswith("nvidia.com/mig-"):
+                return f"{qty} ({res})"
+    return ""
+
+
+def status(
+    settings: Settings | None = None, *, infra: str | None = None, all_users: bool = True
+) -> Status:
+    """List skymagic-launched pods (and their Services) in every allowed context."""
+    import pandas as pd
+
+    settings = settings or Settings()
+    targets = resolve_targets(settings, infra)
+    selector = selector_for(None, None if all_users else current_user())
+
+    def collect(client: ContextClient) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        pods, _ = client.list_items("/api/v1/pods", {"labelSelector": selector})
+        services, _ = client.list_items("/api/v1/services", {"labelSelector": selector})
+        return pods, {f"{s['metadata']['namespace']}/{s['metadata']['name']}": s for s in services}
+
+    rows: list[dict[str, Any]] = []
+    out = Status(frame=pd.DataFrame(columns=STATUS_COLUMNS))
+    results: list[ContextResult[Any]] = fan_out(targets, collect, settings)
+    for res in results:
+        if res.error is not None:
+            out.errors.append((res.context, res.error_kind or "", str(res.error)))
+            continue
+        if res.value is None:
+            continue
+        pods, services = res.value
+        for pod in pods:
+            meta = pod["metadata"]
+            ns = meta["namespace"]
+            svc = services.get(f"{ns}/{meta['name']}")
+            endpoint = ""
+            if svc is not None:
+                ip = svc.get("spec", {}).get("clusterIP", "")
+                ports = [str(p.get("port")) for p in svc.get("spec", {}).get("ports") or []]
+                endpoint = ", ".join(f"{ip}:{p}" for p in ports)
+                for p in ports:
+                    out.hints.append(
+                        f"kubectl --context '{res.context}' -n {ns} "
+                        f"port-forward svc/{meta['name']} {p}:{p}"
+                    )
+            rows.append(
+                {
+                    "name": meta.get("labels", {}).get(LABEL_LAUNCH, meta["name"]),
+                    "context": res.context,
+                    "namespace": ns,
+                    "status": _pod_status(pod),
+                    "gpus": _gpus(pod),
+                    "node": pod.get("spec", {}).get("nodeName") or "",
+                    "age": _age(meta.get("creationTimestamp")),
+                    "launched_by": meta.get("labels", {}).get(LABEL_USER, ""),
+                    "endpoint": endpoint,
+                }
+            )
+    out.frame = pd.DataFrame(rows, columns=STATUS_COLUMNS)
+    return out
+
+
+def _locate(name: str, settings: Settings) -> tuple[ContextClient, str, str]:
+    """Find this user's launch `name` (or any user's, if unique) in the allowed contexts."""
+    from skymagic.fleet import client_for
+
+    targets = resolve_targets(settings, None)
+
+    def find(client: ContextClient) -> list[dict[str, Any]]:
+        items, _ = client.list_items("/api/v1/pods", {"labelSelector": selector_for(name, None)})
+        return items
+
+    hits: list[tuple[str, dict[str, Any]]] = []
+    for res in fan_out(targets, find, settings):
+        hits.extend((res.context, p) for p in res.value or [])
+    if not hits:
+        raise ConfigError(
+            f"no skymagic launch named '{name}' in the allowed contexts; see %sky_status"
+        )
+    mine = [h for h in hits if h[1]["metadata"].get("labels", {}).get(LABEL_USER) == current_user()]
+    ctx, pod = (mine or hits)[0]
+    client = client_for(targets.kubeconfig.resolve(ctx), settings.client)
+    return client, pod["metadata"]["namespace"], pod["metadata"]["name"]
+
+
+def logs(
+    name: str, settings: Settings | None = None, *, follow: bool = False, tail: int | None = None
+) -> Iterator[str]:
+    """The log lines of launch `name` (following until it ends with `follow`)."""
+    settings = settings or Settings()
+    client, ns, pod = _locate(name, settings)
+    path = f"/api/v1/namespaces/{ns}/pods/{pod}/log"
+    query: dict[str, Any] = {}
+    if tail is not None:
+        query["tailLines"] = tail
+    if follow:
+        query["follow"] = "true"
+        for line in client.stream_lines(path, query):
+            yield line.decode("utf-8", "replace")
+        return
+    resp = client.request("GET", path, query=query)
+    yield from resp.data.decode("utf-8", "replace").splitlines()
+
+
+def down(
+    names: list[str], settings: Settings | None = None, *, all_mine: bool = False
+) -> list[tuple[str, str, str]]:
+    """Delete launches (pods, Services, kubeconfig Secrets) everywhere.
+
+    Returns what was deleted as (context, kind, namespace/name).
+    """
+    settings = settings or Settings()
+    if not names and not all_mine:
+        raise ConfigError("name the launches to stop, or use --all for all of yours")
+    targets = resolve_targets(settings, None)
+    user = current_user()
+    selectors = [selector_for(None, user)] if all_mine else [selector_for(n, None) for n in names]
+
+    def remove(client: ContextClient) -> list[tuple[str, str]]:
+        gone: list[tuple[str, str]] = []
+        for sel in selectors:
+            for kind, path in (("pod", "pods"), ("service", "services"), ("secret", "secrets")):
+                items, _ = client.list_items(f"/api/v1/{path}", {"labelSelector": sel})
+                for obj in items:
+                    meta = obj["metadata"]
+                    try:
+                        client.request(
+                            "DELETE",
+                            f"/api/v1/namespaces/{meta['namespace']}/{path}/{meta['name']}",
+                            body={"gracePeriodSeconds": 0} if kind == "pod" else None,
+                        )
+                        gone.append((kind, f"{meta['namespace']}/{meta['name']}"))
+                    except NotFoundError:
+                        pass
+        return gone
+
+    deleted: list[tuple[str, str, str]] = []
+    errors = []
+    for res in fan_out(targets, remove, settings):
+        if res.error is not None:
+            errors.append(f"{res.context}: {res.error}")
+        for kind, what in res.value or []:
+            deleted.append((res.context, kind, what))
+    if not deleted and names and not errors:
+        raise ConfigError(
+            f"no skymagic launch named {', '.join(repr(n) for n in names)} in the allowed contexts"
+        )
+    if errors and not deleted:
+        raise ConfigError("could not delete: " + "; ".join(errors))
+    return deleted

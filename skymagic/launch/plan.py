@@ -1,0 +1,248 @@
+"""The "Considered resources" plan: which allowed contexts can run a task now, in order.
+
+SkyPilot's optimizer drops contexts whose labels show no such GPU or too few per node, but
+never looks at FREE GPUs, so a full context costs a pod creation plus provision_timeout before
+failover (facts.md 6). The plan here reads the live inventory first: a context is skipped, with
+its reason, when it is unreachable, has no such GPU, has too few per node, or has none free now,
+so failover normally creates no pod in a full context at all.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from skymagic.accelerators import GPU_TAINT_KEYS, gpu_names_match
+from skymagic.launch.task import Task
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from skymagic.inventory import Inventory
+
+__all__ = ["Candidate", "Plan", "PlanRow", "make_plan"]
+
+PLAN_COLUMNS = [
+    "INFRA",
+    "INSTANCE",
+    "vCPUs",
+    "Mem(GB)",
+    "GPUS",
+    "COST ($)",
+    "CHOSEN",
+    "FREE",
+    "REASON",
+]
+
+
+@dataclass
+class Candidate:
+    """A context that can take the task now, with what the pod must request there."""
+
+    context: str
+    resource: str | None  # the GPU resource to request (nvidia.com/gpu, google.com/tpu, ...)
+    nodes: list[str]  # nodes that fit now (best first)
+    free: int
+
+
+@dataclass
+class PlanRow:
+    context: str
+    fits: bool
+    free: int | None
+    reason: str = ""
+    chosen: bool = False
+
+
+@dataclass
+class Plan:
+    task: Task
+    rows: list[PlanRow]
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def chosen(self) -> str | None:
+        return self.candidates[0].context if self.candidates else None
+
+    def reasons(self) -> list[tuple[str, str]]:
+        return [(r.context, r.reason) for r in self.rows if not r.fits]
+
+    def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        frame: pd.DataFrame = pd.DataFrame(self._table(), columns=PLAN_COLUMNS)
+        return frame
+
+    def _table(self) -> list[list[Any]]:
+        t = self.task
+        gpus = f"{t.gpu}:{t.gpu_count}" if t.gpu_count else "-"
+        out = []
+        for r in self.rows:
+            out.append(
+                [
+                    f"Kubernetes ({r.context})",
+                    t.instance(),
+                    _num(t.cpu_request),
+                    _num(t.memory_request_gb),
+                    gpus,
+                    "0.00",
+                    "✔" if r.chosen else "",
+                    "-" if r.free is None else str(r.free),
+                    r.reason,
+                ]
+            )
+        return out
+
+    def __str__(self) -> str:
+        rows = [PLAN_COLUMNS, *self._table()]
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(PLAN_COLUMNS))]
+        lines = ["Considered resources (1 node):"]
+        for row in rows:
+            lines.append(
+                "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            )
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in PLAN_COLUMNS)
+        body = []
+        for r, row in zip(self.rows, self._table(), strict=True):
+            style = ' style="font-weight:bold"' if r.chosen else ""
+            cells = "".join(f"<td>{html.escape(str(c))}</td>" for c in row)
+            body.append(f"<tr{style}>{cells}</tr>")
+        return (
+            "<div><b>Considered resources (1 node):</b><table>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+        )
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _has_gpu_taint(taints: Any) -> bool:
+    text = str(taints or "")
+    return any(key in text for key in GPU_TAINT_KEYS)
+
+
+def _usable(row: Any) -> bool:
+    return str(row.get("status", "Healthy")) == "Healthy"
+
+
+def _value(x: Any) -> float | None:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def make_plan(
+    task: Task, contexts: list[str], inventory: Inventory, excluded: dict[str, str] | None = None
+) -> Plan:
+    """Decide, per allowed context in failover order, whether the task fits now and why not."""
+    excluded = excluded or {}
+    errors: dict[str, dict[str, Any]] = {}
+    for rec in inventory.errors.to_dict("records"):
+        errors.setdefault(str(rec["context"]), rec)
+    nodes_by_ctx: dict[str, list[dict[str, Any]]] = {}
+    for rec in inventory.nodes.to_dict("records"):
+        nodes_by_ctx.setdefault(str(rec["context"]), []).append(rec)
+    rows: list[PlanRow] = []
+    candidates: list[Candidate] = []
+    for ctx in contexts:
+        if ctx in excluded:
+            rows.append(PlanRow(ctx, False, None, f"excluded by policy: {excluded[ctx]}"))
+            continue
+        nodes = nodes_by_ctx.get(ctx, [])
+        err = errors.get(ctx)
+        if err is not None and not nodes:
+            rows.append(PlanRow(ctx, False, None, f"{err['kind']}: {err['message']}"))
+            continue
+        free_unknown = err is not None and err.get("kind") == "forbidden"
+        row, cand = _fit(task, ctx, nodes, free_unknown)
+        rows.append(row)
+        if cand is not None:
+            candidates.append(cand)
+    if candidates:
+        for r in rows:
+            if r.context == candidates[0].context:
+                r.chosen = True
+    return Plan(task, rows, candidates)
+
+
+def _fit(
+    task: Task, ctx: str, nodes: list[dict[str, Any]], free_unknown: bool
+) -> tuple[PlanRow, Candidate | None]:
+    cpu, mem = task.cpu_request, task.memory_request_gb
+    if task.gpu_count:
+        assert task.gpu is not None
+        matching = [n for n in nodes if n.get("gpu") and gpu_names_match(task.gpu, str(n["gpu"]))]
+        if not matching:
+            have = sorted({str(n["gpu"]) for n in nodes if n.get("gpu")})
+            detail = f" (has {', '.join(have)})" if have else " (no GPU nodes)"
+            return PlanRow(ctx, False, None, f"no such GPU: {task.gpu}{detail}"), None
+        most = max(int(_value(n.get("gpu_total")) or 0) for n in matching)
+        if most < task.gpu_count:
+            return PlanRow(
+                ctx, False, 0, f"not enough per node: at most {most} {task.gpu} per node"
+            ), None
+        if free_unknown:
+            names = [str(n["node"]) for n in matching if _usable(n)]
+            cand = Candidate(ctx, str(matching[0]["resource"]), names, -1)
+            return PlanRow(ctx, True, None, "free GPUs unknown (may not list pods); trying"), cand
+        fitting = []
+        best_free = 0
+        for n in matching:
+            free = int(_value(n.get("gpu_free")) or 0) if _usable(n) else 0
+            best_free = max(best_free, free)
+            cpu_free = _value(n.get("cpu_free"))
+            mem_free = _value(n.get("memory_gb_free"))
+            if (
+                free >= task.gpu_count
+                and (cpu_free is None or cpu_free >= cpu)
+                and (mem_free is None or mem_free >= mem)
+            ):
+                fitting.append((free, n))
+        if not fitting:
+            why = (
+                f"none free now: best node has {best_free} {task.gpu} free, needs {task.gpu_count}"
+            )
+            if best_free >= task.gpu_count:
+                why = (
+                    f"none free now: no node with {task.gpu_count} {task.gpu} also has "
+                    f"{_num(cpu)} vCPU and {_num(mem)} GB free"
+                )
+            return PlanRow(ctx, False, best_free, why), None
+        fitting.sort(key=lambda fn: -fn[0])
+        resource = str(fitting[0][1]["resource"])
+        cand = Candidate(ctx, resource, [str(n["node"]) for _, n in fitting], fitting[0][0])
+        return PlanRow(ctx, True, fitting[0][0]), cand
+    # CPU-only: nodes without GPU taints, healthy, with room.
+    seen: set[str] = set()
+    fitting_cpu = []
+    for n in nodes:
+        name = str(n["node"])
+        if name in seen:
+            continue
+        seen.add(name)
+        if not _usable(n) or _has_gpu_taint(n.get("taints")):
+            continue
+        cpu_free = _value(n.get("cpu_free"))
+        mem_free = _value(n.get("memory_gb_free"))
+        if (cpu_free is None or cpu_free >= cpu) and (mem_free is None or mem_free >= mem):
+            fitting_cpu.append((cpu_free or 0.0, name))
+    if not fitting_cpu:
+        return PlanRow(
+            ctx,
+            False,
+            None,
+            f"none free now: no untainted node has {_num(cpu)} vCPU and {_num(mem)} GB free",
+        ), None
+    fitting_cpu.sort(key=lambda fn: -fn[0])
+    return PlanRow(ctx, True, None), Candidate(ctx, None, [n for _, n in fitting_cpu], 0)

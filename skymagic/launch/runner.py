@@ -1,0 +1,562 @@
+"""Launch a Task with ordered failover across the allowed contexts.
+
+1. Plan from the live inventory (plan.py): contexts that cannot fit now are skipped with their
+   reason, without creating anything there.
+2. For each candidate in failover order: create the Secret (LOCAL_CREDENTIALS), the pod and
+   the Service (ports), then watch the pod and its events. Bound: go on. FailedScheduling
+   (the inventory raced another user) or no binding within provision_timeout (extended by a
+   cluster-autoscaler TriggeredScaleUp event): delete what this attempt made, wait until the
+   pod is gone, record why, try the next candidate.
+3. When every candidate fails: one ProvisionFailedError naming each context and why.
+4. Running: stream the pod's log until it ends, then report the exit status (or return at once
+   with `detach`).
+
+No pod is ever left behind by a failed or interrupted attempt. Progress goes to an observer
+(the magic shows a live widget or text, the CLI prints lines), so this module never prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from skymagic._exceptions import (
+    ConfigError,
+    ConflictError,
+    ForbiddenError,
+    LaunchError,
+    NotFoundError,
+    ProvisionFailedError,
+    SkymagicError,
+)
+from skymagic.api import ContextClient
+from skymagic.fleet import Settings, Targets, client_for, fan_out, resolve_targets
+from skymagic.kubeconfig import flatten_for_contexts
+from skymagic.launch.plan import Candidate, Plan, make_plan
+from skymagic.launch.podspec import (
+    LABEL_LAUNCH,
+    kubeconfig_secret,
+    pod_manifest,
+    selector_for,
+    service_manifest,
+)
+from skymagic.launch.task import Task
+
+__all__ = ["Attempt", "LaunchObserver", "LaunchResult", "launch_task"]
+
+SERVICE_ACCOUNT_NAME = "skymagic-service-account"
+_FAILED_SCHEDULING_GRACE_S = 1.5  # time for a cluster-autoscaler to answer a FailedScheduling
+
+
+@dataclass
+class Attempt:
+    """One context tried (or skipped) by a launch."""
+
+    context: str
+    outcome: str  # skipped | running | finished | unschedulable | timeout | error | interrupted
+    reason: str = ""
+    seconds: float = 0.0
+    pod_created: bool = False
+
+
+@dataclass
+class LaunchResult:
+    """What a launch did: where it runs, how it ended, what was tried."""
+
+    name: str
+    context: str | None
+    namespace: str | None
+    status: str  # Running | Succeeded | Failed | Detached | Reused
+    plan: Plan | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    node: str | None = None
+    exit_code: int | None = None
+    seconds: float = 0.0
+    hints: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        where = f"{self.context}/{self.namespace}" if self.context else "nowhere"
+        lines = [
+            f"Launch '{self.name}': {self.status} on {where}"
+            + (f" (node {self.node})" if self.node else "")
+        ]
+        if self.exit_code is not None:
+            lines[0] += f", exit code {self.exit_code}"
+        lines[0] += f" after {self.seconds:.1f} s."
+        for a in self.attempts:
+            lines.append(
+                f"  {a.context}: {a.outcome}"
+                f"{' - ' + a.reason if a.reason else ''} ({a.seconds:.1f} s)"
+            )
+        lines.extend(self.hints)
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return "<pre>" + html.escape(str(self)) + "</pre>"
+
+
+class LaunchObserver(Protocol):
+    """Where a launch reports progress (presentation implements it)."""
+
+    def on_plan(self, plan: Plan) -> None: ...
+    def on_progress(self, context: str, phase: str, elapsed: float) -> None: ...
+    def on_attempt(self, attempt: Attempt) -> None: ...
+    def on_log(self, line: str) -> None: ...
+    def on_message(self, text: str) -> None: ...
+
+
+class _Silent:
+    def on_plan(self, plan: Plan) -> None:
+        pass
+
+    def on_progress(self, context: str, phase: str, elapsed: float) -> None:
+        pass
+
+    def on_attempt(self, attempt: Attempt) -> None:
+        pass
+
+    def on_log(self, line: str) -> None:
+        pass
+
+    def on_message(self, text: str) -> None:
+        pass
+
+
+def _pods_path(ns: str) -> str:
+    return f"/api/v1/namespaces/{ns}/pods"
+
+
+def _existing(targets: Targets, task: Task, settings: Settings) -> list[tuple[str, dict[str, Any]]]:
+    """Pods of this user's launch `task.name` in any allowed context."""
+
+    def find(client: ContextClient) -> list[dict[str, Any]]:
+        items, _ = client.list_items(
+            "/api/v1/pods", {"labelSelector": selector_for(task.name, task.user)}
+        )
+        return items
+
+    found = []
+    for res in fan_out(targets, find, settings):
+        for pod in res.value or []:
+            found.append((res.context, pod))
+    return found
+
+
+def launch_task(
+    task: Task,
+    settings: Settings | None = None,
+    *,
+    detach: bool = False,
+    dry_run: bool = False,
+    observer: LaunchObserver | None = None,
+    provision_timeout: float | None = None,
+    inventory_fn: Callable[[Settings, str | None], Any] | None = None,
+) -> LaunchResult | Plan:
+    """Plan and run `task`; returns the Plan for `dry_run`, else a LaunchResult."""
+    settings = settings or Settings()
+    obs: LaunchObserver = observer or _Silent()
+    started = time.monotonic()
+    targets = resolve_targets(settings, task.infra)
+    if inventory_fn is None:
+        from skymagic.inventory import show_gpus
+
+        def inventory_fn(s: Settings, infra: str | None) -> Any:
+            return show_gpus(s, infra)
+
+    if not dry_run:
+        all_allowed = resolve_targets(settings, None) if targets.pinned else targets
+        existing = _existing(all_allowed, task, settings)
+        if existing:
+            ctx, pod = existing[0]
+            phase = pod.get("status", {}).get("phase", "Unknown")
+            ns = pod["metadata"]["namespace"]
+            if phase in ("Running", "Pending"):
+                result = LaunchResult(
+                    task.name, ctx, ns, "Reused", node=pod["spec"].get("nodeName")
+                )
+                result.hints.append(
+                    f"A launch named '{task.name}' is already {phase.lower()} in {ctx}; "
+                    "reusing it. "
+                    f"Follow it with %sky_logs {task.name}, stop it with %sky_down {task.name}."
+                )
+                result.seconds = time.monotonic() - started
+                return result
+            raise ConfigError(
+                f"a finished launch named '{task.name}' ({phase}) still exists in context '{ctx}'; "
+                f"remove it with %sky_down {task.name} (or `skymagic down {task.name}`) or pick "
+                "another name"
+            )
+    inventory = inventory_fn(settings, task.infra)
+    plan = make_plan(task, list(targets.contexts), inventory)
+    obs.on_plan(plan)
+    if dry_run:
+        return plan
+    attempts = [Attempt(r.context, "skipped", r.reason) for r in plan.rows if not r.fits]
+    for a in attempts:
+        obs.on_attempt(a)
+    timeout = (
+        provision_timeout if provision_timeout is not None else targets.config.provision_timeout
+    )
+    for cand in plan.candidates:
+        attempt, outcome = _try_context(
+            task, cand, targets, settings, timeout, detach, obs, started
+        )
+        attempts.append(attempt)
+        obs.on_attempt(attempt)
+        if outcome is not None:
+            outcome.plan = plan
+            outcome.attempts = attempts
+            outcome.seconds = time.monotonic() - started
+            return outcome
+    tried = list(attempts)
+    lines = "\n".join(f"  {a.context}: {a.reason or a.outcome}" for a in tried)
+    raise ProvisionFailedError(
+        f"Provision failures (tried {len(tried)} infra) for '{task.name}':\n{lines}",
+        failures=[(a.context, a.reason or a.outcome) for a in tried],
+    )
+
+
+def _service_account(
+    client: ContextClient, ns: str, identity: str, obs: LaunchObserver
+) -> str | None:
+    if identity in ("LOCAL_CREDENTIALS", "NO_UPLOAD"):
+        return None
+    name = SERVICE_ACCOUNT_NAME if identity == "SERVICE_ACCOUNT" else identity
+    try:
+        client.get_json(f"/api/v1/namespaces/{ns}/serviceaccounts/{name}")
+        return name
+    except NotFoundError:
+        if identity != "SERVICE_ACCOUNT":
+            raise ConfigError(
+                f"remote_identity names service account '{name}', which does not exist in "
+                f"namespace '{ns}'; create it or change kubernetes.remote_identity",
+                context=client.name,
+            ) from None
+    try:
+        client.post_json(
+            f"/api/v1/namespaces/{ns}/serviceaccounts",
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": name, "labels": {"skymagic.dev/managed": "true"}},
+            },
+        )
+    except ConflictError:
+        pass
+    except ForbiddenError:
+        obs.on_message(f"{client.name}: may not create service account {name}; pods use 'default'")
+        return None
+    return name
+
+
+def _try_context(
+    task: Task,
+    cand: Candidate,
+    targets: Targets,
+    settings: Settings,
+    provision_timeout: float,
+    detach: bool,
+    obs: LaunchObserver,
+    launch_started: float,
+) -> tuple[Attempt, LaunchResult | None]:
+    ctx = cand.context
+    t0 = time.monotonic()
+    created: dict[str, str] = {}
+    client: ContextClient | None = None
+    ns = ""
+    try:
+        client = client_for(targets.kubeconfig.resolve(ctx), settings.client)
+        ns = client.namespace
+        attempt_id = secrets.token_hex(3)
+        identity = targets.config.remote_identity_for(ctx)
+        obs.on_progress(ctx, "creating pod", 0.0)
+        sa = _service_account(client, ns, identity, obs)
+        secret_name = None
+        if identity == "LOCAL_CREDENTIALS":
+            flat = flatten_for_contexts(targets.kubeconfig, list(targets.allowed.names))
+            secret = kubeconfig_secret(
+                task, context=ctx, namespace=ns, attempt=attempt_id, kubeconfig=flat
+            )
+            client.post_json(f"/api/v1/namespaces/{ns}/secrets", secret)
+            secret_name = secret["metadata"]["name"]
+            created["secret"] = secret_name
+        pod = pod_manifest(
+            task,
+            context=ctx,
+            namespace=ns,
+            attempt=attempt_id,
+            gpu_resource=cand.resource,
+            nodes=cand.nodes,
+            service_account=sa,
+            kubeconfig_secret_name=secret_name,
+        )
+        made = client.post_json(_pods_path(ns), pod)
+        created["pod"] = task.name
+        if task.ports:
+            client.post_json(
+                f"/api/v1/namespaces/{ns}/services",
+                service_manifest(task, context=ctx, namespace=ns, attempt=attempt_id),
+            )
+            created["service"] = task.name
+        outcome, reason, final = _wait_for_start(
+            client,
+            ns,
+            task.name,
+            str(made["metadata"].get("resourceVersion", "")),
+            provision_timeout,
+            obs,
+            t0,
+        )
+        if outcome != "started":
+            _cleanup(client, ns, created)
+            return Attempt(ctx, outcome, reason, time.monotonic() - t0, pod_created=True), None
+        assert final is not None
+        result = LaunchResult(
+            task.name, ctx, ns, "Running", node=final.get("spec", {}).get("nodeName")
+        )
+        _add_hints(result, task, ctx, ns)
+        phase = final.get("status", {}).get("phase")
+        if detach or phase not in ("Running", "Succeeded", "Failed"):
+            result.status = "Running" if phase == "Running" else str(phase)
+            return Attempt(ctx, "running", "", time.monotonic() - t0, pod_created=True), result
+        if task.is_dev_pod:
+            return Attempt(ctx, "running", "", time.monotonic() - t0, pod_created=True), result
+        _follow(client, ns, task.name, obs, result, launch_started)
+        return Attempt(
+            ctx,
+            "finished" if result.status == "Succeeded" else "running",
+            "",
+            time.monotonic() - t0,
+            pod_created=True,
+        ), result
+    except KeyboardInterrupt:
+        if client is not None and created:
+            _cleanup(client, ns, created)
+        attempt = Attempt(
+            ctx,
+            "interrupted",
+            "interrupted before the pod ran; deleted what this launch created",
+            time.monotonic() - t0,
+            bool(created),
+        )
+        obs.on_attempt(attempt)
+        raise LaunchError(
+            f"launch '{task.name}' interrupted while starting in {ctx}; deleted "
+            f"{', '.join(created) or 'nothing'} there"
+        ) from None
+    except SkymagicError as exc:
+        if client is not None and created:
+            _cleanup(client, ns, created)
+        return Attempt(ctx, "error", _short(exc), time.monotonic() - t0, bool(created)), None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text.split(": ", 1)[1] if text.startswith("context '") and ": " in text else text
+
+
+def _add_hints(result: LaunchResult, task: Task, ctx: str, ns: str) -> None:
+    kubectl = f"kubectl --context '{ctx}' -n {ns}"
+    if task.is_dev_pod:
+        result.hints.append(
+            f"Dev pod running; enter it with: {kubectl} exec -it {task.name} -- /bin/bash"
+        )
+    for port in task.ports:
+        result.hints.append(f"Port {port}: {kubectl} port-forward svc/{task.name} {port}:{port}")
+    result.hints.append(f"Stop it with %sky_down {task.name}")
+
+
+def _watch_into(
+    client: ContextClient,
+    path: str,
+    query: dict[str, Any],
+    kind: str,
+    q: queue.Queue[tuple[str, dict[str, Any]]],
+    stop: threading.Event,
+    seconds: int,
+) -> None:
+    """Feed watch events into `q` until `stop` (re-watching when the server ends the watch)."""
+    rv = query.get("resourceVersion", "")
+    while not stop.is_set():
+        try:
+            for event in client.watch(
+                path, {**query, "resourceVersion": rv}, timeout_seconds=seconds
+            ):
+                obj = event.get("object") or {}
+                rv = obj.get("metadata", {}).get("resourceVersion", rv)
+                q.put((kind, event))
+                if stop.is_set():
+                    return
+        except SkymagicError as exc:
+            q.put(("error", {"message": str(exc)}))
+            return
+
+
+def _wait_for_start(
+    client: ContextClient,
+    ns: str,
+    name: str,
+    rv: str,
+    provision_timeout: float,
+    obs: LaunchObserver,
+    t0: float,
+) -> tuple[str, str, dict[str, Any] | None]:
+    """Watch the pod and its events: ('started', '', pod) or (outcome, reason, None)."""
+    q: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+    stop = threading.Event()
+    seconds = int(provision_timeout) + 30
+    threads = [
+        threading.Thread(
+            target=_watch_into,
+            args=(
+                client,
+                _pods_path(ns),
+                {"fieldSelector": f"metadata.name={name}", "resourceVersion": rv},
+                "pod",
+                q,
+                stop,
+                seconds,
+            ),
+            daemon=True,
+        ),
+        threading.Thread(
+            target=_watch_into,
+            args=(
+                client,
+                f"/api/v1/namespaces/{ns}/events",
+                {"fieldSelector": f"involvedObject.name={name}", "resourceVersion": rv},
+                "event",
+                q,
+                stop,
+                seconds,
+            ),
+            daemon=True,
+        ),
+    ]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + provision_timeout
+    bound = False
+    failed_at: float | None = None
+    failed_msg = ""
+    phase = "Pending"
+    try:
+        while True:
+            now = time.monotonic()
+            if failed_at is not None and now >= failed_at:
+                return "unschedulable", failed_msg, None
+            if not bound and now >= deadline:
+                return (
+                    "timeout",
+                    f"not scheduled within provision_timeout ({provision_timeout:g} s)",
+                    None,
+                )
+            wait = 0.25
+            if not bound:
+                wait = min(wait, max(0.0, deadline - now))
+            if failed_at is not None:
+                wait = min(wait, max(0.0, failed_at - now))
+            obs.on_progress(client.name, phase if bound else "waiting for a node", now - t0)
+            try:
+                kind, event = q.get(timeout=max(wait, 0.01))
+            except queue.Empty:
+                continue
+            if kind == "error":
+                return "error", str(event.get("message", "watch failed")), None
+            obj = event.get("object") or {}
+            if kind == "event":
+                reason = obj.get("reason")
+                if reason == "FailedScheduling" and not bound:
+                    failed_msg = str(obj.get("message", "FailedScheduling"))
+                    failed_at = time.monotonic() + min(
+                        _FAILED_SCHEDULING_GRACE_S, provision_timeout
+                    )
+                elif reason == "TriggeredScaleUp":
+                    failed_at = None
+                    deadline = max(deadline, time.monotonic() + provision_timeout)
+                    obs.on_message(f"{client.name}: the cluster autoscaler is adding a node")
+                continue
+            if event.get("type") == "DELETED":
+                return "error", "the pod was deleted while starting", None
+            node = obj.get("spec", {}).get("nodeName")
+            if node:
+                bound = True
+                failed_at = None
+            phase = str(obj.get("status", {}).get("phase", phase))
+            if node and phase == "Pending":
+                phase = f"scheduled on {node}, starting the container"
+            if phase in ("Running", "Succeeded", "Failed"):
+                return "started", "", obj
+    finally:
+        stop.set()
+
+
+def _cleanup(client: ContextClient, ns: str, created: dict[str, str], wait_s: float = 30.0) -> None:
+    """Delete what an attempt made and wait until its pod is really gone."""
+    for kind, path in (
+        ("service", f"/api/v1/namespaces/{ns}/services/{created.get('service')}"),
+        ("pod", f"/api/v1/namespaces/{ns}/pods/{created.get('pod')}"),
+        ("secret", f"/api/v1/namespaces/{ns}/secrets/{created.get('secret')}"),
+    ):
+        if kind in created:
+            with contextlib.suppress(NotFoundError):
+                client.request("DELETE", path, body={"gracePeriodSeconds": 0})
+    if "pod" in created:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                client.get_json(f"/api/v1/namespaces/{ns}/pods/{created['pod']}")
+            except NotFoundError:
+                return
+            time.sleep(0.05)
+
+
+def _follow(
+    client: ContextClient,
+    ns: str,
+    name: str,
+    obs: LaunchObserver,
+    result: LaunchResult,
+    started: float,
+) -> None:
+    """Stream the log until the container ends; set the final status and exit code."""
+    path = f"/api/v1/namespaces/{ns}/pods/{name}"
+    try:
+        for line in client.stream_lines(path + "/log", {"follow": "true"}):
+            obs.on_log(line.decode("utf-8", "replace"))
+    except KeyboardInterrupt:
+        result.status = "Detached"
+        result.hints.insert(0, f"Detached; the pod keeps running. Stop it with %sky_down {name}.")
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pod = client.get_json(path)
+        phase = pod.get("status", {}).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            result.status = str(phase)
+            for cs in pod.get("status", {}).get("containerStatuses") or []:
+                term = cs.get("state", {}).get("terminated")
+                if term:
+                    result.exit_code = int(term.get("exitCode", 0))
+            return
+        obs.on_progress(client.name, str(phase), time.monotonic() - started)
+        time.sleep(0.1)
+    result.status = "Running"
+
+
+def pod_label_selector(name: str | None, user: str | None) -> str:
+    return selector_for(name, user)
+
+
+__all__ += ["LABEL_LAUNCH", "pod_label_selector"]

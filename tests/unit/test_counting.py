@@ -1,0 +1,349 @@
+"""Counting free GPUs/CPU/memory on plain dicts (facts.md section 4), no server involved."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from skymagic._counting import (
+    NodeInfo,
+    Usage,
+    context_rows,
+    format_utilization,
+    node_rows,
+    node_status,
+    parse_node,
+    pod_binding,
+    pod_requests,
+    summary_rows,
+)
+from skymagic._quantity import effective_requests
+
+GIB = 2**30
+
+
+def node(
+    name: str = "n1",
+    *,
+    gpus: int = 8,
+    resource: str = "nvidia.com/gpu",
+    labels: dict[str, str] | None = None,
+    cpu: str = "32",
+    memory: str = "256Gi",
+    ready: str = "True",
+    unschedulable: bool = False,
+    taints: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    alloc = {"cpu": cpu, "memory": memory, "pods": "110", "ephemeral-storage": "100Gi"}
+    if gpus:
+        alloc[resource] = str(gpus)
+    spec: dict[str, Any] = {}
+    if unschedulable:
+        spec["unschedulable"] = True
+    if taints:
+        spec["taints"] = taints
+    return {
+        "metadata": {
+            "name": name,
+            "labels": labels
+            if labels is not None
+            else ({"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"} if gpus else {}),
+        },
+        "spec": spec,
+        "status": {
+            "allocatable": alloc,
+            "capacity": {**alloc, "cpu": "64"},
+            "conditions": [
+                {"type": "MemoryPressure", "status": "False"},
+                {"type": "Ready", "status": ready},
+            ],
+        },
+    }
+
+
+def container(requests: dict[str, str] | None = None, limits: dict[str, str] | None = None) -> Any:
+    res: dict[str, Any] = {}
+    if requests is not None:
+        res["requests"] = requests
+    if limits is not None:
+        res["limits"] = limits
+    return {"name": "c", "image": "x", "resources": res}
+
+
+def pod(
+    node_name: str | None = "n1",
+    *,
+    containers: list[Any] | None = None,
+    init: list[Any] | None = None,
+    phase: str = "Running",
+    overhead: dict[str, str] | None = None,
+    uid: str = "u1",
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": containers or []}
+    if init is not None:
+        spec["initContainers"] = init
+    if node_name:
+        spec["nodeName"] = node_name
+    if overhead:
+        spec["overhead"] = overhead
+    return {"metadata": {"uid": uid, "name": uid}, "spec": spec, "status": {"phase": phase}}
+
+
+# --- pod requests ---------------------------------------------------------------------------
+
+
+def test_sum_of_app_containers_and_limits_standing_in_for_requests() -> None:
+    spec = pod(
+        containers=[
+            container({"cpu": "500m", "memory": "1Gi"}, {"nvidia.com/gpu": "2"}),
+            container({"cpu": "1", "nvidia.com/gpu": "1"}, {"nvidia.com/gpu": "1"}),
+        ]
+    )["spec"]
+    assert pod_requests(spec) == {"cpu": 1.5, "memory": GIB, "nvidia.com/gpu": 3.0}
+
+
+def test_init_container_larger_than_app_containers_wins() -> None:
+    spec = pod(
+        containers=[container({"nvidia.com/gpu": "2", "cpu": "2"})],
+        init=[container({"nvidia.com/gpu": "4"}), container({"nvidia.com/gpu": "1", "cpu": "8"})],
+    )["spec"]
+    assert pod_requests(spec) == {"nvidia.com/gpu": 4.0, "cpu": 8.0}
+
+
+def test_overhead_is_added() -> None:
+    spec = pod(
+        containers=[container({"cpu": "1", "memory": "1Gi"})],
+        overhead={"cpu": "250m", "memory": "120Mi"},
+    )["spec"]
+    assert pod_requests(spec) == {"cpu": 1.25, "memory": GIB + 120 * 2**20}
+
+
+def test_sidecar_init_containers_run_beside_the_app() -> None:
+    sidecar = {**container({"cpu": "1", "nvidia.com/gpu": "1"}), "restartPolicy": "Always"}
+    spec = pod(
+        containers=[container({"cpu": "2", "nvidia.com/gpu": "2"})],
+        init=[sidecar, container({"cpu": "4"})],
+    )["spec"]
+    # the sidecar runs with the app (1 + 2 GPUs); the later init runs beside the sidecar (1 + 4)
+    assert pod_requests(spec) == {"cpu": 5.0, "nvidia.com/gpu": 3.0}
+
+
+def test_only_counted_resources_are_kept() -> None:
+    spec = pod(
+        containers=[container({"cpu": "1", "ephemeral-storage": "10Gi", "example.com/foo": "3"})]
+    )["spec"]
+    assert pod_requests(spec) == {"cpu": 1.0}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_matches_the_shared_effective_requests_rule(seed: int) -> None:
+    rng = random.Random(seed)
+    resources = ["cpu", "memory", "nvidia.com/gpu", "nvidia.com/mig-1g.10gb", "amd.com/gpu"]
+    values = {"cpu": ["100m", "1", "2.5"], "memory": ["512Mi", "1Gi", "3G"]}
+
+    def random_container() -> Any:
+        req = {
+            r: rng.choice(values.get(r, ["1", "2", "4"]))
+            for r in rng.sample(resources, rng.randint(0, 3))
+        }
+        lim = {
+            r: rng.choice(values.get(r, ["1", "2"]))
+            for r in rng.sample(resources, rng.randint(0, 2))
+        }
+        return container(req or None, lim or None)
+
+    spec = pod(
+        containers=[random_container() for _ in range(rng.randint(1, 3))],
+        init=[random_container() for _ in range(rng.randint(0, 2))],
+        overhead={"cpu": "100m"} if rng.random() < 0.3 else None,
+    )["spec"]
+    assert pod_requests(spec) == pytest.approx(effective_requests(spec))
+
+
+def test_pod_binding_ignores_unbound_and_terminal_pods() -> None:
+    c = [container({"nvidia.com/gpu": "1"})]
+    assert pod_binding(pod(None, containers=c)) is None
+    assert pod_binding(pod(containers=c, phase="Succeeded")) is None
+    assert pod_binding(pod(containers=c, phase="Failed")) is None
+    assert pod_binding(pod(containers=c, phase="Pending")) == ("n1", {"nvidia.com/gpu": 1.0})
+
+
+# --- nodes ------------------------------------------------------------------------------------
+
+
+def test_parse_node_reads_allocatable_not_capacity() -> None:
+    info = parse_node(node(cpu="31500m", memory="250Gi"))
+    assert info.allocatable["cpu"] == 31.5
+    assert info.allocatable["memory"] == 250 * GIB
+    assert [g.canonical for g in info.gpus] == ["H100"]
+    assert info.ready and not info.unschedulable
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "schedulable", "status"),
+    [
+        ({}, True, "Healthy"),
+        ({"ready": "False"}, False, "NotReady"),
+        ({"ready": "Unknown"}, False, "NotReady"),
+        ({"unschedulable": True}, False, "Cordoned"),
+        (
+            {"taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]},
+            True,
+            "Healthy",
+        ),
+        ({"taints": [{"key": "google.com/tpu", "effect": "NoExecute"}]}, True, "Healthy"),
+        (
+            {"taints": [{"key": "dedicated", "value": "infra", "effect": "PreferNoSchedule"}]},
+            True,
+            "Healthy",
+        ),
+        (
+            {"taints": [{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}]},
+            False,
+            "NoSchedule Taint [dedicated=infra]",
+        ),
+        (
+            {"taints": [{"key": "maintenance", "effect": "NoExecute"}]},
+            False,
+            "NoExecute Taint [maintenance]",
+        ),
+        (
+            {
+                "ready": "False",
+                "unschedulable": True,
+                "taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}],
+            },
+            False,
+            "NotReady",
+        ),
+        (
+            {
+                "unschedulable": True,
+                "taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}],
+            },
+            False,
+            "Cordoned",
+        ),
+    ],
+)
+def test_node_status(kwargs: dict[str, Any], schedulable: bool, status: str) -> None:
+    assert node_status(parse_node(node(**kwargs))) == (schedulable, status)
+
+
+def _usage(*pods: dict[str, Any]) -> Usage:
+    usage = Usage()
+    usage.add_pods(pods)
+    return usage
+
+
+def test_free_is_allocatable_minus_bound_non_terminal_requests() -> None:
+    nodes = [parse_node(node("n1")), parse_node(node("n2", gpus=0))]
+    usage = _usage(
+        pod("n1", containers=[container({"nvidia.com/gpu": "2", "cpu": "4", "memory": "16Gi"})]),
+        pod("n1", containers=[container(None, {"nvidia.com/gpu": "1"})], uid="u2"),
+        pod("n1", containers=[container({"nvidia.com/gpu": "4"})], phase="Succeeded", uid="u3"),
+        pod(None, containers=[container({"nvidia.com/gpu": "4"})], phase="Pending", uid="u4"),
+        pod("n2", containers=[container({"cpu": "1"})], uid="u5"),
+        pod("gone-node", containers=[container({"nvidia.com/gpu": "8"})], uid="u6"),
+    )
+    rows = node_rows("ctx", nodes, usage)
+    assert len(rows) == 2
+    gpu_row, cpu_row = rows
+    assert (gpu_row["gpu"], gpu_row["gpu_total"], gpu_row["gpu_requested"]) == ("H100", 8, 3)
+    assert gpu_row["gpu_free"] == 5
+    assert gpu_row["cpu_total"] == 32 and gpu_row["cpu_free"] == 28
+    assert gpu_row["memory_gb_total"] == 256 and gpu_row["memory_gb_free"] == 240
+    assert cpu_row["gpu"] is None and cpu_row["gpu_total"] == 0
+    assert cpu_row["cpu_free"] == 31
+
+
+def test_unusable_nodes_have_no_free_capacity_but_keep_totals() -> None:
+    nodes = [
+        parse_node(node("ok")),
+        parse_node(node("down", ready="False")),
+        parse_node(node("cordoned", unschedulable=True)),
+        parse_node(node("tainted", taints=[{"key": "team", "value": "a", "effect": "NoSchedule"}])),
+    ]
+    usage = _usage(pod("down", containers=[container({"nvidia.com/gpu": "2"})]))
+    rows = {r["node"]: r for r in node_rows("ctx", nodes, usage)}
+    assert rows["ok"]["gpu_free"] == 8
+    for name in ("down", "cordoned", "tainted"):
+        assert rows[name]["gpu_free"] == 0
+        assert rows[name]["cpu_free"] == 0
+        assert rows[name]["gpu_total"] == 8
+        assert not rows[name]["schedulable"]
+    assert rows["down"]["gpu_requested"] == 2
+    assert rows["tainted"]["status"] == "NoSchedule Taint [team=a]"
+    (by_ctx,) = context_rows(rows.values())
+    assert by_ctx["gpu_total"] == 32 and by_ctx["gpu_free"] == 8
+    assert by_ctx["utilization"] == "8 of 32 free (24 not ready)"
+    assert by_ctx["nodes"] == 4
+
+
+def test_unknown_pods_give_unknown_free() -> None:
+    rows = node_rows("ctx", [parse_node(node()), parse_node(node("c", gpus=0))], None)
+    assert rows[0]["gpu_total"] == 8
+    assert rows[0]["gpu_requested"] is None and rows[0]["gpu_free"] is None
+    assert rows[0]["cpu_free"] is None and rows[0]["memory_gb_free"] is None
+    assert rows[1]["gpu_free"] is None
+    (by_ctx,) = context_rows(rows)
+    assert by_ctx["gpu_free"] is None
+    assert by_ctx["utilization"] == "free unknown of 8"
+
+
+def test_requestable_quantities_per_context_and_tpu_slices() -> None:
+    tpu_labels = {
+        "cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice",
+        "cloud.google.com/gke-tpu-topology": "2x4",
+    }
+    nodes = [
+        parse_node(node("a", gpus=12)),
+        parse_node(node("b", gpus=2)),
+        parse_node(node("t", gpus=8, resource="google.com/tpu", labels=tpu_labels)),
+    ]
+    rows = context_rows(node_rows("ctx", nodes, Usage()))
+    by_gpu = {r["gpu"]: r for r in rows}
+    assert by_gpu["H100"]["requestable_qty_per_node"] == [1, 2, 4, 8, 12]
+    assert by_gpu["H100"]["utilization"] == "14 of 14 free"
+    assert by_gpu["tpu-v5-lite-podslice"]["requestable_qty_per_node"] == [8]
+
+
+def test_summary_aggregates_over_contexts() -> None:
+    a = node_rows(
+        "a", [parse_node(node())], _usage(pod(containers=[container({"nvidia.com/gpu": "2"})]))
+    )
+    b = node_rows("b", [parse_node(node())], None)
+    c = node_rows("c", [parse_node(node())], Usage())
+    (summary,) = summary_rows(context_rows([*a, *b, *c]))
+    assert summary["gpu"] == "H100"
+    assert summary["gpu_total"] == 24
+    assert summary["gpu_free"] == 14
+    assert summary["utilization"] == "14 of 24 free (8 unknown)"
+    assert summary["contexts"] == "a, b, c"
+
+
+def test_mig_mixed_node_has_a_row_per_profile() -> None:
+    labels = {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    raw = node(gpus=0, labels=labels)
+    raw["status"]["allocatable"].update(
+        {"nvidia.com/mig-1g.10gb": "14", "nvidia.com/mig-3g.40gb": "2"}
+    )
+    usage = _usage(pod(containers=[container({"nvidia.com/mig-1g.10gb": "3"})]))
+    rows = node_rows("ctx", [parse_node(raw)], usage)
+    assert [(r["gpu"], r["gpu_total"], r["gpu_free"]) for r in rows] == [
+        ("A100-80GB (MIG 1g.10gb)", 14, 11),
+        ("A100-80GB (MIG 3g.40gb)", 2, 2),
+    ]
+
+
+def test_format_utilization() -> None:
+    assert format_utilization(6, 8) == "6 of 8 free"
+    assert format_utilization(6, 8, 2) == "6 of 8 free (2 not ready)"
+    assert format_utilization(None, 8) == "free unknown of 8"
+
+
+def test_node_info_defaults() -> None:
+    info = NodeInfo(name="x", gpus=[], allocatable={})
+    assert node_status(info) == (True, "Healthy")
