@@ -5,7 +5,8 @@ over every allowed context (no cache). The settings name the fleet's kubeconfig 
 explicitly, so neither ~/.kube/config nor ~/.sky/config.yaml matter.
 
 Usage: python _skymagic_runner.py '{"kubeconfig": PATH, "contexts": [...], "runs": N,
-                                    "warmup": 1}'
+                                    "warmup": 1, "limit": null}'
+   (limit: the list page size; null = skymagic's default ClientSettings.page_size)
 Prints one JSON object on the last line of stdout.
 """
 
@@ -18,6 +19,7 @@ import os
 import resource
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 
@@ -91,6 +93,10 @@ def main() -> int:
     gc.collect()
     gc.freeze()
     settings = Settings(kubeconfig=(args["kubeconfig"],), allowed_contexts=tuple(contexts))
+    if args.get("limit"):
+        from skymagic.api import ClientSettings
+
+        settings = replace(settings, client=ClientSettings(page_size=int(args["limit"])))
     rss_before_mb = _current_rss_mb()
 
     windows: list[dict[str, Any]] = []
@@ -109,6 +115,7 @@ def main() -> int:
     out: dict[str, Any] = {
         "tool": "skymagic",
         "import_s": import_s,
+        "limit": settings.client.page_size,
         "windows": windows,
         "rss_before_mb": rss_before_mb,
         "peak_rss_mb": _rss_mb(),

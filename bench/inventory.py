@@ -40,7 +40,7 @@ ROOT = BENCH.parent
 SKY_VENV = BENCH / ".venv-skypilot"
 SKY_VERSION = "0.14.1"
 RESULTS = BENCH / "results" / "inventory.json"
-TOOLS = ("skymagic", "skypilot", "floor")
+TOOLS = ("skymagic", "skypilot", "floor", "floor-gc")
 
 sys.path.insert(0, str(ROOT))
 
@@ -328,13 +328,15 @@ def run_tool(
     runs: int,
     sky_py: Path | None,
     timeout: float,
+    page_size: int | None = None,
 ) -> dict[str, Any]:
     args = {
         "kubeconfig": fleet.kubeconfig,
         "contexts": contexts,
         "runs": runs,
         "warmup": 1,
-        "limit": ClientSettings().page_size,
+        "limit": page_size or ClientSettings().page_size,
+        "gc": tool == "floor-gc",
     }
     home = tempfile.mkdtemp(prefix=f"bench-{tool}-home-")
     try:
@@ -343,7 +345,7 @@ def run_tool(
             cmd = [str(sky_py), str(BENCH / "_skypilot_runner.py"), json.dumps(args)]
             env = sky_env(fleet.kubeconfig, contexts, home)
         else:
-            runner = BENCH / f"_{tool}_runner.py"
+            runner = BENCH / f"_{tool.partition('-')[0]}_runner.py"
             cmd = [sys.executable, str(runner), json.dumps(args)]
             env = dict(os.environ, HOME=home, KUBECONFIG=fleet.kubeconfig)
             env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -701,6 +703,7 @@ def bench_fleet(
     sky_error: str | None,
     tools: tuple[str, ...],
     groups: list[list[str]] | None = None,
+    page_size: int | None = None,
 ) -> dict[str, Any]:
     _remember_init(spec)
     truth = expected_from_spec(spec)
@@ -722,14 +725,16 @@ def bench_fleet(
                 "shape": {c: shape[c] for c in contexts},
                 "tools": {},
             }
-            for tool in ("floor", "skymagic", "skypilot"):
+            for tool in ("floor", "floor-gc", "skymagic", "skypilot"):
                 if tool not in tools:
                     continue
                 if tool == "skypilot" and sky_py is None:
                     res["tools"][tool] = {"tool": tool, "error": sky_error}
                     continue
                 print(f"... {key}: {tool} (1 warm-up + {runs} runs)", flush=True)
-                res["tools"][tool] = run_tool(tool, fleet, contexts, runs, sky_py, timeout=1800)
+                res["tools"][tool] = run_tool(
+                    tool, fleet, contexts, runs, sky_py, timeout=1800, page_size=page_size
+                )
                 t = timing(res["tools"][tool])
                 err = res["tools"][tool].get("error")
                 print(
@@ -752,6 +757,8 @@ def _finish(res: dict[str, Any], truth: dict[str, Any]) -> None:
         ratios["time skymagic/SkyPilot"] = med["skymagic"] / med["skypilot"]
     if med.get("skymagic") and med.get("floor"):
         ratios["time skymagic/floor"] = med["skymagic"] / med["floor"]
+    if med.get("skymagic") and med.get("floor-gc"):
+        ratios["time skymagic/floor-gc"] = med["skymagic"] / med["floor-gc"]
     if rss.get("skymagic") and rss.get("skypilot"):
         ratios["peak RSS skymagic/SkyPilot"] = rss["skymagic"] / rss["skypilot"]
     if rss.get("skymagic") and rss.get("floor"):
@@ -811,6 +818,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run SkyPilot in the scaling series (adds several minutes)",
     )
+    ap.add_argument(
+        "--page-size",
+        type=int,
+        default=None,
+        help="list page size (limit) for skymagic and the floor "
+        "(default: skymagic's ClientSettings.page_size)",
+    )
     ap.add_argument("--out", default=str(RESULTS))
     a = ap.parse_args(argv)
 
@@ -821,25 +835,30 @@ def main(argv: list[str] | None = None) -> int:
         sky_py, sky_error = ensure_skypilot(setup_log)
         if sky_error:
             print(f"!!! SkyPilot unavailable: {sky_error}\n    (continuing: skymagic vs floor)")
-    all_tools = ("skymagic", "skypilot", "floor")
+    all_tools = TOOLS
     fleets = ["small", "large", "scaling"] if a.fleet == "all" else [a.fleet]
+    ps = a.page_size
     t_all = time.perf_counter()
     results: dict[str, Any] = {}
     for f in fleets:
         if f == "small":
             results.update(
-                bench_fleet("small", small_spec(), a.runs or 5, sky_py, sky_error, all_tools)
+                bench_fleet(
+                    "small", small_spec(), a.runs or 5, sky_py, sky_error, all_tools, None, ps
+                )
             )
         elif f == "large":
             results.update(
-                bench_fleet("large", large_spec(), a.runs or 3, sky_py, sky_error, all_tools)
+                bench_fleet(
+                    "large", large_spec(), a.runs or 3, sky_py, sky_error, all_tools, None, ps
+                )
             )
         else:
-            tools = all_tools if a.skypilot_scaling else ("skymagic", "floor")
+            tools = all_tools if a.skypilot_scaling else ("skymagic", "floor", "floor-gc")
             spec = scaling_spec()
             groups = [[c["name"]] for c in spec["clusters"]]
             results.update(
-                bench_fleet("scaling", spec, a.runs or 3, sky_py, sky_error, tools, groups=groups)
+                bench_fleet("scaling", spec, a.runs or 3, sky_py, sky_error, tools, groups, ps)
             )
     total_s = time.perf_counter() - t_all
 
@@ -886,6 +905,7 @@ def main(argv: list[str] | None = None) -> int:
         "skypilot_error": sky_error if sky_py is None else None,
         "setup": setup_log,
         "total_s": total_s,
+        "page_size": a.page_size or ClientSettings().page_size,
         "fleets": results,
     }
     out.write_text(json.dumps(payload, indent=1, default=str))

@@ -329,7 +329,7 @@ def _one_line(exc: BaseException) -> str:
 def check(settings: Settings | None = None, infra: str | None = None) -> CheckReport:
     """Check every allowed context (or the one `infra` pins) in parallel."""
     settings = settings or Settings()
-    targets = resolve_targets(settings, infra)
+    targets = resolve_targets(settings, infra, operation="check")
     results = fan_out(targets, lambda client: _check_one(client, targets), settings)
     contexts = []
     for res in results:
@@ -338,6 +338,9 @@ def check(settings: Settings | None = None, infra: str | None = None) -> CheckRe
         else:
             contexts.append(_from_error(res, targets))
     notes = []
+    if targets.policy is not None:
+        notes.append(f"Admin policy {targets.policy.name} is active.")
+        notes.extend(f"Admin policy: {n}" for n in targets.policy.notes)
     if targets.allowed.reason and not targets.contexts:
         notes.append(targets.allowed.reason)
     return CheckReport(

@@ -30,6 +30,7 @@ __all__ = [
     "AllowedContexts",
     "SkyConfig",
     "config_path",
+    "config_from_dict",
     "load_config",
     "resolve_allowed_contexts",
 ]
@@ -49,6 +50,7 @@ class SkyConfig:
     remote_identity: str | dict[str, str] = DEFAULT_REMOTE_IDENTITY
     provision_timeout: float = DEFAULT_PROVISION_TIMEOUT
     admin_policy: str | None = None
+    namespace: str | None = None  # kubernetes.namespace: overrides the contexts' namespaces
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def remote_identity_for(self, context: str) -> str:
@@ -111,6 +113,11 @@ def load_config(path: str | None = None) -> SkyConfig:
         raise ConfigError(f"{path} is not valid YAML{where}: {problem}; fix the file") from None
     if doc is None:
         return SkyConfig(path=path)
+    return config_from_dict(doc, path)
+
+
+def config_from_dict(doc: object, path: str) -> SkyConfig:
+    """Validate a parsed config document (a file's, or one an admin policy mutated)."""
     if not isinstance(doc, dict):
         raise _err(
             path,
@@ -134,8 +141,22 @@ def load_config(path: str | None = None) -> SkyConfig:
         remote_identity=_remote_identity(path, k8s.get("remote_identity")),
         provision_timeout=_timeout(path, k8s.get("provision_timeout")),
         admin_policy=_admin_policy(path, doc.get("admin_policy")),
+        namespace=_namespace(path, k8s.get("namespace")),
         raw=doc,
     )
+
+
+def _namespace(path: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise _err(
+            path,
+            "kubernetes.namespace",
+            f"must be a namespace name, got {_describe(value)}",
+            "write e.g. `namespace: team-a`",
+        )
+    return value
 
 
 def _allowed(path: str, value: object) -> tuple[str, ...] | Literal["all"] | None:

@@ -18,12 +18,21 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from skymagic._exceptions import ConfigError, RequestTimeoutError, SkymagicError
 from skymagic.api import ClientSettings, ContextClient, error_kind
-from skymagic.config import AllowedContexts, SkyConfig, load_config, resolve_allowed_contexts
-from skymagic.kubeconfig import Kubeconfig, ResolvedContext, load_kubeconfig
+from skymagic.config import (
+    AllowedContexts,
+    SkyConfig,
+    config_from_dict,
+    load_config,
+    resolve_allowed_contexts,
+)
+from skymagic.kubeconfig import Kubeconfig, ResolvedContext, kubeconfig_paths, load_kubeconfig
+
+if TYPE_CHECKING:
+    from skymagic.policy import PolicyOutcome
 
 __all__ = [
     "ContextResult",
@@ -63,6 +72,13 @@ class Targets:
     allowed: AllowedContexts
     contexts: tuple[str, ...]  # in failover order
     pinned: str | None = None  # set by --infra k8s/CTX
+    policy: PolicyOutcome | None = None  # what an admin policy changed, if one is configured
+    task: Any = None  # the launch task, as the admin policy left it
+
+    @property
+    def namespace(self) -> str | None:
+        """A namespace forced by the config or an admin policy (else each context's own)."""
+        return self.config.namespace
 
 
 @dataclass
@@ -101,14 +117,42 @@ def parse_infra(infra: str | None) -> str | None:
     return rest
 
 
-def resolve_targets(settings: Settings, infra: str | None = None) -> Targets:
-    """Read kubeconfig and config now and decide the contexts, in failover order."""
-    kc = load_kubeconfig(list(settings.kubeconfig) if settings.kubeconfig else None)
+def resolve_targets(
+    settings: Settings,
+    infra: str | None = None,
+    *,
+    operation: str = "check",
+    task: Any = None,
+) -> Targets:
+    """Read kubeconfig and config now, run the admin policy, decide the contexts in order.
+
+    Nothing here is cached: a notebook user may change `%env KUBECONFIG` or the config between
+    cells, and an admin policy may allow different clusters from one cell to the next.
+    """
+    paths = list(settings.kubeconfig) if settings.kubeconfig else kubeconfig_paths()
     cfg = load_config(settings.config_file)
+    policy: PolicyOutcome | None = None
+    if cfg.admin_policy:
+        from skymagic.launch.task import current_user
+        from skymagic.policy import apply_policy
+
+        policy = apply_policy(
+            cfg.admin_policy,
+            operation=operation,
+            task=task,
+            config=cfg.raw,
+            user=current_user(),
+            kubeconfig_paths=paths,
+            config_file=cfg.path,
+        )
+        cfg = config_from_dict(policy.config, cfg.path or "admin policy")
+        paths = policy.kubeconfig_paths or paths
+        task = policy.task
+    kc = load_kubeconfig(paths)
     allowed = resolve_allowed_contexts(cfg, kc, settings.allowed_contexts)
     pinned = parse_infra(infra)
     if pinned is None:
-        return Targets(kc, cfg, allowed, tuple(allowed.names))
+        return Targets(kc, cfg, allowed, tuple(allowed.names), policy=policy, task=task)
     if pinned not in allowed.names:
         if pinned in kc.contexts:
             raise ConfigError(
@@ -120,7 +164,7 @@ def resolve_targets(settings: Settings, infra: str | None = None) -> Targets:
             f"context '{pinned}' is not in the kubeconfig ({', '.join(kc.files) or 'no file'}); "
             f"allowed contexts: {', '.join(allowed.names) or 'none'}"
         )
-    return Targets(kc, cfg, allowed, (pinned,), pinned=pinned)
+    return Targets(kc, cfg, allowed, (pinned,), pinned=pinned, policy=policy, task=task)
 
 
 _clients: dict[tuple[str, str], ContextClient] = {}

@@ -366,7 +366,7 @@ def show_gpus(
     """
     settings = settings or Settings()
     _gpu_filter(gpu)  # a bad GPU argument fails before any request
-    targets = resolve_targets(settings, infra)
+    targets = resolve_targets(settings, infra, operation="gpus")
     # A dead or black-holed context ends on its own connect/read timeouts (one request
     # timeout, no retry after a timeout); the overall budget only has to stop a server that
     # dribbles bytes forever, so it leaves room for decoding big lists on a busy machine.
@@ -442,7 +442,7 @@ class InventoryWatcher:
         wait: float | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        self.targets: Targets = resolve_targets(self.settings, infra)
+        self.targets: Targets = resolve_targets(self.settings, infra, operation="gpus")
         self.contexts: list[str] = list(self.targets.contexts)
         self.watch_timeout_s = watch_timeout_s
         self.retry_s = retry_s

@@ -116,7 +116,7 @@ def status(
     import pandas as pd
 
     settings = settings or Settings()
-    targets = resolve_targets(settings, infra)
+    targets = resolve_targets(settings, infra, operation="status")
     selector = selector_for(None, None if all_users else current_user())
 
     def collect(client: ContextClient) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -169,7 +169,7 @@ def _locate(name: str, settings: Settings) -> tuple[ContextClient, str, str]:
     """Find this user's launch `name` (or any user's, if unique) in the allowed contexts."""
     from skymagic.fleet import client_for
 
-    targets = resolve_targets(settings, None)
+    targets = resolve_targets(settings, None, operation="status")
 
     def find(client: ContextClient) -> list[dict[str, Any]]:
         items, _ = client.list_items("/api/v1/pods", {"labelSelector": selector_for(name, None)})
@@ -217,7 +217,7 @@ def down(
     settings = settings or Settings()
     if not names and not all_mine:
         raise ConfigError("name the launches to stop, or use --all for all of yours")
-    targets = resolve_targets(settings, None)
+    targets = resolve_targets(settings, None, operation="down")
     user = current_user()
     selectors = [selector_for(None, user)] if all_mine else [selector_for(n, None) for n in names]
 

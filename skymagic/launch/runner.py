@@ -167,7 +167,9 @@ def launch_task(
     settings = settings or Settings()
     obs: LaunchObserver = observer or _Silent()
     started = time.monotonic()
-    targets = resolve_targets(settings, task.infra)
+    targets = resolve_targets(settings, task.infra, operation="launch", task=task)
+    if targets.task is not None:
+        task = targets.task  # as the admin policy left it
     if inventory_fn is None:
         from skymagic.inventory import show_gpus
 
@@ -175,7 +177,11 @@ def launch_task(
             return show_gpus(s, infra)
 
     if not dry_run:
-        all_allowed = resolve_targets(settings, None) if targets.pinned else targets
+        all_allowed = (
+            resolve_targets(settings, None, operation="launch", task=task)
+            if targets.pinned
+            else targets
+        )
         existing = _existing(all_allowed, task, settings)
         if existing:
             ctx, pod = existing[0]
@@ -277,7 +283,7 @@ def _try_context(
     ns = ""
     try:
         client = client_for(targets.kubeconfig.resolve(ctx), settings.client)
-        ns = client.namespace
+        ns = targets.namespace or client.namespace
         attempt_id = secrets.token_hex(3)
         identity = targets.config.remote_identity_for(ctx)
         obs.on_progress(ctx, "creating pod", 0.0)

@@ -83,9 +83,7 @@ class ApiServer:
         # Encoded items of big unpaginated lists, by (resource, namespace, selectors), valid
         # while the resource's generation is unchanged: a repeated full list of 100,000 pods
         # then costs its envelope, not a 260 MB join (and a filter pass) per request.
-        self._items_cache: OrderedDict[tuple[str, str, str, str], tuple[int, bytes]] = (
-            OrderedDict()
-        )
+        self._items_cache: OrderedDict[tuple[str, str, str, str], tuple[int, bytes]] = OrderedDict()
         self._items_cache_bytes = 0
 
     # -- entry point -----------------------------------------------------------------------

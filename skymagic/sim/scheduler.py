@@ -213,7 +213,8 @@ def explain(total: int, histogram: Mapping[str, int], resolvable: int | None = N
     if total == 0:
         return "no nodes available to schedule pods"
     parts = ", ".join(sorted(f"{n} {r}" for r, n in histogram.items()))
-    return f"0/{total} nodes are available: {parts}. preemption: {explain_preemption(total, resolvable)}."
+    preemption = explain_preemption(total, resolvable)
+    return f"0/{total} nodes are available: {parts}. preemption: {preemption}."
 
 
 def explain_preemption(total: int, resolvable: int | None = None) -> str:

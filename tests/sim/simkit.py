@@ -33,7 +33,10 @@ __all__ = [
 
 
 def wait_for(
-    predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition", interval: float = 0.02
+    predicate: Callable[[], T],
+    timeout: float = 10.0,
+    what: str = "condition",
+    interval: float = 0.02,
 ) -> T:
     """Poll `predicate` until it returns something truthy; fail with the last value on timeout."""
     deadline = time.monotonic() + timeout
@@ -42,7 +45,9 @@ def wait_for(
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last: {value!r})")
+            raise AssertionError(
+                f"timed out after {timeout:g} s waiting for {what} (last: {value!r})"
+            )
         time.sleep(interval)
 
 
@@ -52,9 +57,7 @@ def api_client(
     """The official client for one context (optionally acting with another bearer token, or
     with urllib3 retries set, e.g. 0 to see a fault's first failure)."""
     cfg = client.Configuration()
-    config.load_kube_config(
-        config_file=fleet.kubeconfig, context=context, client_configuration=cfg
-    )
+    config.load_kube_config(config_file=fleet.kubeconfig, context=context, client_configuration=cfg)
     if retries is not None:
         cfg.retries = retries
     api = client.ApiClient(configuration=cfg)
@@ -79,7 +82,7 @@ def _send(
     timeout: float | tuple[float, float] | None,
 ) -> Any:
     """The generated client's own request path (auth, TLS, pool), without model decoding."""
-    method, url, hdrs, body, post = api.param_serialize(
+    method, url, hdrs, body, _ = api.param_serialize(
         method,
         path,
         query_params=params,
@@ -200,12 +203,13 @@ def kubectl(
 ) -> subprocess.CompletedProcess[str]:
     """Run the real kubectl against one context of the fleet."""
     cache = str(fleet.state_dir / "kubectl-cache")  # not the developer's ~/.kube/cache
+    argv = ["kubectl", "--kubeconfig", fleet.kubeconfig, "--context", context]
     proc = subprocess.run(
-        ["kubectl", "--kubeconfig", fleet.kubeconfig, "--context", context, "--cache-dir", cache,
-         *args],  # fmt: skip
+        [*argv, "--cache-dir", cache, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
     if check and proc.returncode != 0:
         raise AssertionError(

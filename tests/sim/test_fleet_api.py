@@ -525,11 +525,13 @@ def test_watch_without_resource_version_starts_with_synthetic_added(
 
 
 def test_watch_timeout_seconds_ends_the_stream(api: client.ApiClient) -> None:
-    status, list_body, _ = raw(api, "GET", "/api/v1/nodes")
+    _, list_body, _ = raw(api, "GET", "/api/v1/nodes")
     rv = list_body["metadata"]["resourceVersion"]
     start = time.monotonic()
     events = _collect(
-        stream_lines(api, "/api/v1/nodes", {"watch": "1", "resourceVersion": rv, "timeoutSeconds": "1"}),
+        stream_lines(
+            api, "/api/v1/nodes", {"watch": "1", "resourceVersion": rv, "timeoutSeconds": "1"}
+        ),
         lambda evs: False,
     )
     elapsed = time.monotonic() - start
@@ -557,7 +559,9 @@ def test_watch_from_a_compacted_resource_version_gets_410(
     # The official client turns that event into an ApiException(410), as client-go does.
     w = watch.Watch()
     with pytest.raises(ApiException) as err:
-        for _ in w.stream(v1.list_namespaced_config_map, ns, resource_version=rv, timeout_seconds=5):
+        for _ in w.stream(
+            v1.list_namespaced_config_map, ns, resource_version=rv, timeout_seconds=5
+        ):
             pass
     assert err.value.status == 410
 
@@ -629,7 +633,52 @@ def test_status_errors(api: client.ApiClient, v1: client.CoreV1Api, ns: str) -> 
     status, body, _ = raw(api, "POST", f"/api/v1/namespaces/{ns}/pods", body=no_image)
     assert status == 422 and "spec.containers[0].image: Required value" in body["message"]
 
-    status, body, _ = raw(api, "POST", "/api/v1/namespaces/no-such-ns/pods", body=_unschedulable_pod("x"))
+    status, body, _ = raw(
+        api, "POST", "/api/v1/namespaces/no-such-ns/pods", body=_unschedulable_pod("x")
+    )
     assert status == 404 and body["message"] == 'namespaces "no-such-ns" not found'
     status, body, _ = raw(api, "GET", "/api/v1/widgets")
     assert status == 404 and body["kind"] == "Status"
+
+
+def test_big_list_stays_current_after_changes(make_fleet: Callable[..., Fleet]) -> None:
+    # Lists over 1 MB are served from encoded items kept while the resource is unchanged;
+    # every kind of change must show up in the next list.
+    fleet = make_fleet(
+        {
+            "clusters": [
+                {
+                    "name": "lists",
+                    "nodes": [{"count": 8, "name": "n", "cpu": 64, "memory_gb": 256}],
+                    "pods": [{"count": 600, "name": "p", "namespace": "bulk"}],
+                }
+            ]
+        }
+    )
+    api = api_client(fleet, "lists")
+    v1 = client.CoreV1Api(api)
+
+    def listed(**kw: Any) -> dict[str, Any]:
+        status, body, _ = raw(api, "GET", "/api/v1/namespaces/bulk/pods", kw)
+        assert status == 200
+        return dict(body)
+
+    first = listed()
+    assert len(first["items"]) == 600 and fleet.requests("lists")[-1]["bytes"] > 1 << 20
+    again = listed()
+    assert again["items"] == first["items"]
+    name = first["items"][0]["metadata"]["name"]
+    v1.patch_namespaced_pod(name, "bulk", {"metadata": {"labels": {"marked": "yes"}}})
+    patched = listed()
+    assert patched["items"][0]["metadata"]["labels"]["marked"] == "yes"
+    assert int(patched["metadata"]["resourceVersion"]) > int(first["metadata"]["resourceVersion"])
+    assert len(listed(labelSelector="marked=yes")["items"]) == 1
+    v1.delete_namespaced_pod(name, "bulk", grace_period_seconds=0)
+    assert len(listed()["items"]) == 599
+    assert listed(labelSelector="marked=yes")["items"] == []
+    fleet.add_pods("lists", count=2, name="late", namespace="bulk")
+    assert len(listed()["items"]) == 601
+    # Another resource changing moves the list's resourceVersion even if pods did not change.
+    before = listed()["metadata"]["resourceVersion"]
+    v1.create_namespaced_config_map("bulk", {"metadata": {"name": "cm"}})
+    assert int(listed()["metadata"]["resourceVersion"]) > int(before)

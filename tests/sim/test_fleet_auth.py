@@ -32,7 +32,10 @@ RBAC = [
     }
 ]
 NODES = [{"count": 2, "name": "n", "cpu": 8, "memory_gb": 32}]
-PODS = [{"count": 2, "name": "a", "namespace": "team-a"}, {"count": 1, "name": "b", "namespace": "team-b"}]
+PODS = [
+    {"count": 2, "name": "a", "namespace": "team-a"},
+    {"count": 1, "name": "b", "namespace": "team-b"},
+]
 SPEC: dict[str, Any] = {
     "clusters": [
         {
@@ -93,7 +96,11 @@ def anonymous_get(fleet: Fleet, cluster: str, path: str, token: str | None = Non
 def run_exec_plugin(stanza: dict[str, Any]) -> dict[str, Any]:
     env = dict(os.environ)
     env["KUBERNETES_EXEC_INFO"] = json.dumps(
-        {"apiVersion": stanza["apiVersion"], "kind": "ExecCredential", "spec": {"interactive": False}}
+        {
+            "apiVersion": stanza["apiVersion"],
+            "kind": "ExecCredential",
+            "spec": {"interactive": False},
+        }
     )
     out = subprocess.run(
         [stanza["command"], *stanza["args"]], env=env, capture_output=True, check=True, timeout=30
@@ -168,7 +175,9 @@ def test_token_ttl_fault_is_read_by_the_exec_plugin_at_each_run(
     fleet.set_faults("ex", token_ttl_s=1.0)
     try:
         cred = run_exec_plugin(stanza)
-        expiry = datetime.fromisoformat(cred["status"]["expirationTimestamp"].replace("Z", "+00:00"))
+        expiry = datetime.fromisoformat(
+            cred["status"]["expirationTimestamp"].replace("Z", "+00:00")
+        )
         assert expiry.timestamp() - time.time() <= 1.5
         token = cred["status"]["token"]
         assert anonymous_get(fleet, "ex", "/api/v1/nodes", token=token)[0] == 200
@@ -206,7 +215,9 @@ def test_rbac_restricted_user(fleet: Fleet, context: str) -> None:
     assert body["details"] == {"kind": "pods"}
     status, body, _ = raw(api, "GET", "/api/v1/namespaces/team-b/pods")
     assert status == 403
-    assert 'cannot list resource "pods" in API group "" in the namespace "team-b"' in body["message"]
+    assert (
+        'cannot list resource "pods" in API group "" in the namespace "team-b"' in body["message"]
+    )
     status, body, _ = raw(api, "GET", "/api/v1/namespaces/team-a/pods")
     assert status == 200 and len(body["items"]) == 2
     name = body["items"][0]["metadata"]["name"]

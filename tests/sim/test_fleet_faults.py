@@ -156,9 +156,9 @@ def test_cordon_and_uncordon_are_visible_and_watched(fleet: Fleet) -> None:
     node = v1.read_node("gpu-1")
     assert node.spec.unschedulable is True
     assert any(t.key == "node.kubernetes.io/unschedulable" for t in node.spec.taints or [])
-    assert [n.metadata.name for n in v1.list_node(field_selector="spec.unschedulable=true").items] == [
-        "gpu-1"
-    ]
+    assert [
+        n.metadata.name for n in v1.list_node(field_selector="spec.unschedulable=true").items
+    ] == ["gpu-1"]
     w = watch.Watch()
     events = []
     for ev in w.stream(v1.list_node, resource_version=rv, timeout_seconds=5):
@@ -213,9 +213,7 @@ def test_add_and_remove_pods(fleet: Fleet) -> None:
     pods = v1.list_namespaced_pod("team-z").items
     assert sorted(p.metadata.name for p in pods) == sorted(added)
     assert all(p.status.phase == "Running" and p.spec.node_name.startswith("gpu-") for p in pods)
-    assert all(
-        p.spec.containers[0].resources.requests["nvidia.com/gpu"] == "2" for p in pods
-    )
+    assert all(p.spec.containers[0].resources.requests["nvidia.com/gpu"] == "2" for p in pods)
     assert "team-z" in {n.metadata.name for n in v1.list_namespace().items}
     removed = fleet.remove_pods("flaky", namespace="team-z", count=2)
     assert len(removed) == 2

@@ -243,7 +243,9 @@ def test_insufficient_gpus_then_schedulable_after_capacity_frees(
     v1.delete_namespaced_pod("block-1", "default", grace_period_seconds=0)
     pod = wait_for(scheduled(v1, "default", "waiter"), what="waiter bound after delete")
     blocker_nodes = {
-        p.spec.node_name for p in v1.list_namespaced_pod("default").items if p.metadata.name != "waiter"
+        p.spec.node_name
+        for p in v1.list_namespaced_pod("default").items
+        if p.metadata.name != "waiter"
     }
     assert pod.spec.node_name not in blocker_nodes
     cond = next(c for c in pod.status.conditions if c.type == "PodScheduled")
@@ -350,4 +352,4 @@ def test_logs_of_a_pending_pod_are_400(v1: client.CoreV1Api, ns: str) -> None:
     with pytest.raises(ApiException) as err:
         v1.read_namespaced_pod_log("stuck", ns)
     assert err.value.status == 400
-    assert 'is waiting to start' in err.value.body
+    assert "is waiting to start" in err.value.body

@@ -222,5 +222,3 @@ def test_auth_can_i_for_a_restricted_user(make_fleet: Callable[..., Fleet]) -> N
         assert len(allowed.stdout.splitlines()) == 2
     ssar = [r for r in fleet.requests("shared") if r["path"].endswith("selfsubjectaccessreviews")]
     assert ssar and all(r["code"] == 201 for r in ssar)
-
-

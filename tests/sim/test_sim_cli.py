@@ -32,7 +32,9 @@ def sim_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     (tmp_path / "home").mkdir()
     yield env
     # Always take the background fleet down, whatever the test did.
-    subprocess.run([sys.executable, "-m", "skymagic", "sim", "down"], env=env, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "skymagic", "sim", "down"], env=env, timeout=60, check=False
+    )
 
 
 def sim(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -42,6 +44,7 @@ def sim(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
 
 
