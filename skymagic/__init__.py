@@ -48,6 +48,7 @@ __all__ = [
     "TransportError",
     "UnauthorizedError",
     "__version__",
+    "launch",
     "load_ipython_extension",
     "show_gpus",
     "unload_ipython_extension",
@@ -59,6 +60,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "show_gpus": ("skymagic.inventory", "show_gpus"),
     "Inventory": ("skymagic.inventory", "Inventory"),
     "InventoryWatcher": ("skymagic.inventory", "InventoryWatcher"),
+    "launch": ("skymagic.launch", ""),  # the (callable) subpackage itself: skymagic.launch(...)
 }
 
 
@@ -68,7 +70,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'skymagic' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(target[0]), target[1])
+    module = importlib.import_module(target[0])
+    value = getattr(module, target[1]) if target[1] else module
     globals()[name] = value
     return value
 

@@ -435,10 +435,28 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _last_line(err: bytes | None) -> str:
+    """The line of a plugin's stderr that says what went wrong, plus any command it suggests.
+
+    Cloud plugins wrap errors over several lines ending in a lone ')' (gke-gcloud-auth-plugin
+    quotes gcloud's multi-line message), so the last line is often useless: prefer the last
+    line that mentions an error, and keep a suggested `$ command` (e.g. `gcloud auth login`).
+    """
     if not err:
         return ""
     lines = [ln.strip() for ln in err.decode("utf-8", "replace").splitlines() if ln.strip()]
-    return redact(lines[-1])[:300] if lines else ""
+    meaningful = [ln for ln in lines if sum(c.isalnum() for c in ln) >= 8]
+    if not meaningful:
+        return redact(lines[-1])[:300] if lines else ""
+    errors = [ln for ln in meaningful if "error" in ln.lower()]
+    pick = errors[-1] if errors else meaningful[-1]
+    at = pick.rfind("ERROR:")
+    if at >= 0:
+        pick = pick[at:]
+    text = redact(pick)[:300]
+    hint = next((ln[1:].strip() for ln in lines if ln.startswith("$ ")), None)
+    if hint:
+        text += f"; it suggests running `{redact(hint)[:120]}` in a terminal"
+    return text
 
 
 def _safe(value: object) -> str:

@@ -98,8 +98,12 @@ def _launch(args: argparse.Namespace) -> int:
 
     body = ""
     if args.file:
-        with open(args.file, encoding="utf-8") as fh:
-            body = fh.read()
+        try:
+            with open(args.file, encoding="utf-8") as fh:
+                body = fh.read()
+        except OSError as exc:
+            print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
     task = parse_task(
         body,
         name=args.name,
@@ -150,9 +154,12 @@ def _down(args: argparse.Namespace) -> int:
     if not args.names and not args.all:
         print("error: name the launches to stop, or use --all", file=sys.stderr)
         return 2
-    for ctx, kind, what in down(list(args.names), _settings(args), all_mine=args.all):
+    deleted = down(list(args.names), _settings(args), all_mine=args.all)
+    for ctx, kind, what in deleted:
         print(f"deleted {kind} {what} in {ctx}")
-    return 0
+    for ctx, message in deleted.errors:
+        print(f"warning: could not check {ctx}: {message}", file=sys.stderr)
+    return 1 if deleted.errors else 0
 
 
 def _gpus_list(args: argparse.Namespace) -> int:
@@ -169,9 +176,11 @@ def _gpus_list(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from skymagic.demo import run_demo
+    from skymagic.demo import NOTEBOOKS, run_demo
 
-    return int(run_demo(output_dir=args.output_dir))
+    return int(
+        run_demo(output_dir=args.output_dir, notebooks=NOTEBOOKS if args.all else NOTEBOOKS[:1])
+    )
 
 
 def _positive_float(text: str) -> float:
@@ -224,7 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     lau.add_argument("--detach", action="store_true", help="return once Running")
     lau.add_argument("--dry-run", action="store_true", help="show the plan only")
     lau.add_argument(
-        "--provision-timeout", type=float, default=None, help="seconds per context to schedule"
+        "--provision-timeout",
+        type=_positive_float,
+        default=None,
+        help="seconds per context to schedule",
     )
     lau.add_argument("--infra", help="'k8s' (failover over allowed contexts) or 'k8s/CONTEXT'")
     lau.add_argument("--timeout", type=float, default=5.0, help="seconds per API request")
@@ -271,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start the demo fleet and run the quickstart notebook")
     demo.add_argument(
         "--output-dir", default="notebooks/rendered", help="where rendered notebooks go"
+    )
+    demo.add_argument(
+        "--all", action="store_true", help="run and render every notebook, not just the quickstart"
     )
     demo.set_defaults(func=_demo)
     return parser

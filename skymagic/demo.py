@@ -39,9 +39,14 @@ def _terminal_text(outputs: list[dict[str, Any]]) -> list[str]:
             lines.append(str(out.get("text", "")).rstrip("\n"))
         elif out.get("output_type") in ("execute_result", "display_data"):
             data = out.get("data", {})
-            text = data.get("text/plain")
-            if text and "widget" not in str(text).lower():
-                lines.append(str(text).rstrip("\n"))
+            text = str(data.get("text/plain") or "")
+            # Rich-only outputs (live progress, widgets, figures) have nothing to say in a terminal.
+            if (
+                text
+                and not text.startswith("<IPython.core.display")
+                and "widget" not in text.lower()
+            ) and not text.startswith("<Figure"):
+                lines.append(text.rstrip("\n"))
         elif out.get("output_type") == "error":
             lines.append(f"ERROR {out.get('ename')}: {out.get('evalue')}")
     return lines
@@ -80,8 +85,21 @@ def run_notebook(path: Path, env: dict[str, str], *, timeout: int = 600, echo: b
     return nb
 
 
-def run_demo(output_dir: str = "notebooks/rendered", notebook: str = "quickstart.ipynb") -> int:
-    """Start the demo fleet, execute the quickstart, write its HTML, print the key tables."""
+NOTEBOOKS = ("quickstart.ipynb", "inventory-analysis.ipynb", "real-clusters.ipynb")
+
+
+def run_demo(
+    output_dir: str = "notebooks/rendered", notebooks: tuple[str, ...] = ("quickstart.ipynb",)
+) -> int:
+    """Run notebooks against the demo fleet (the quickstart by default), render them to HTML."""
+    code = 0
+    for name in notebooks:
+        code = max(code, _run_one(output_dir, name, echo=len(notebooks) == 1))
+    return code
+
+
+def _run_one(output_dir: str, notebook: str, *, echo: bool) -> int:
+    """Start the demo fleet, execute one notebook, write its HTML, print the key tables."""
     from skymagic.sim import Fleet
 
     path = find_notebook(notebook)
@@ -107,7 +125,7 @@ def run_demo(output_dir: str = "notebooks/rendered", notebook: str = "quickstart
         }
         print(f"Running {path.name} against it...")
         try:
-            nb = run_notebook(path, env, echo=True)
+            nb = run_notebook(path, env, echo=echo)
         except Exception as exc:  # nbclient's CellExecutionError carries the cell's traceback
             last = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
             print(f"\nThe quickstart failed: {last}", file=sys.stderr)
@@ -121,5 +139,5 @@ def run_demo(output_dir: str = "notebooks/rendered", notebook: str = "quickstart
     html_out = out_dir / (path.stem + ".html")
     html_out.write_text(html, encoding="utf-8")
     print(f"\nDone in {time.monotonic() - started:.1f} s.")
-    print(f"Rendered quickstart: {html_out}")
+    print(f"Rendered {path.stem}: {html_out}")
     return 0

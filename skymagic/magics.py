@@ -205,6 +205,11 @@ class SkyMagics(Magics):
         from skymagic.launch import Plan, launch_task, parse_task
 
         args = parse_argstring(self.sky_launch, line)
+        if args.timeout is not None and not args.timeout > 0:
+            # 0 or less would fail every context at once with a "timeout" it never waited for.
+            raise UsageError(
+                f"--timeout must be a positive number of seconds, got {args.timeout:g}"
+            )
         body = cell
         if args.format:
             assert self.shell is not None
@@ -218,7 +223,7 @@ class SkyMagics(Magics):
             gpus=args.gpus,
             cpus=args.cpus,
             memory=args.memory,
-            infra=args.infra,
+            infra=_unquote(args.infra),
             image=args.image,
             env=args.env,
             ports=args.ports,
@@ -246,7 +251,7 @@ class SkyMagics(Magics):
         from skymagic.launch import status
 
         args = parse_argstring(self.sky_status, line)
-        return status(self.settings(), infra=args.infra, all_users=not args.mine)
+        return status(self.settings(), infra=_unquote(args.infra), all_users=not args.mine)
 
     @magic_arguments()
     @argument("name", help="The launch name.")
@@ -278,6 +283,8 @@ class SkyMagics(Magics):
         deleted = down(list(args.names), self.settings(), all_mine=args.all)
         for ctx, kind, what in deleted:
             print(f"deleted {kind} {what} in {ctx}")
+        for ctx, message in deleted.errors:
+            print(f"could not check {ctx}: {message}")
         return deleted
 
     @magic_arguments()

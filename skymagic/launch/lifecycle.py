@@ -21,7 +21,7 @@ from skymagic.launch.task import current_user
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Status", "down", "logs", "status"]
+__all__ = ["Deleted", "Status", "down", "logs", "status"]
 
 STATUS_COLUMNS = [
     "name",
@@ -207,19 +207,31 @@ def logs(
     yield from resp.data.decode("utf-8", "replace").splitlines()
 
 
-def down(
-    names: list[str], settings: Settings | None = None, *, all_mine: bool = False
-) -> list[tuple[str, str, str]]:
-    """Delete launches (pods, Services, kubeconfig Secrets) everywhere.
+class Deleted(list[tuple[str, str, str]]):
+    """What `down` deleted, as (context, kind, namespace/name), plus contexts it could not check.
 
-    Returns what was deleted as (context, kind, namespace/name).
+    A list (so callers iterate it directly) with `errors`: (context, message) for contexts
+    that failed, so an unreachable context is reported instead of silently skipped (the
+    launch may live there).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[tuple[str, str]] = []
+
+
+def down(names: list[str], settings: Settings | None = None, *, all_mine: bool = False) -> Deleted:
+    """Delete this user's launches (pods, Services, kubeconfig Secrets) in every allowed context.
+
+    Only the caller's own launches: names are unique per user, so another user's launch with
+    the same name is left alone (and named in the error when it is the only match).
     """
     settings = settings or Settings()
     if not names and not all_mine:
         raise ConfigError("name the launches to stop, or use --all for all of yours")
-    targets = resolve_targets(settings, None, operation="down")
+    targets = resolve_targets(settings, None)
     user = current_user()
-    selectors = [selector_for(None, user)] if all_mine else [selector_for(n, None) for n in names]
+    selectors = [selector_for(None, user)] if all_mine else [selector_for(n, user) for n in names]
 
     def remove(client: ContextClient) -> list[tuple[str, str]]:
         gone: list[tuple[str, str]] = []
@@ -239,17 +251,42 @@ def down(
                         pass
         return gone
 
-    deleted: list[tuple[str, str, str]] = []
-    errors = []
+    deleted = Deleted()
     for res in fan_out(targets, remove, settings):
         if res.error is not None:
-            errors.append(f"{res.context}: {res.error}")
+            deleted.errors.append((res.context, _one_line(res.error)))
         for kind, what in res.value or []:
             deleted.append((res.context, kind, what))
-    if not deleted and names and not errors:
+    if deleted.errors and not deleted:
         raise ConfigError(
-            f"no skymagic launch named {', '.join(repr(n) for n in names)} in the allowed contexts"
+            "could not delete: " + "; ".join(f"{c}: {m}" for c, m in deleted.errors),
         )
-    if errors and not deleted:
-        raise ConfigError("could not delete: " + "; ".join(errors))
+    if not deleted and names:
+        owners = _other_owners(names, settings, user)
+        extra = f" ({owners})" if owners else ""
+        raise ConfigError(
+            f"you have no skymagic launch named {', '.join(repr(n) for n in names)} in the "
+            f"allowed contexts{extra}; see %sky_status"
+        )
     return deleted
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.split(": ", 1)[1] if text.startswith("context '") and ": " in text else text
+
+
+def _other_owners(names: list[str], settings: Settings, user: str) -> str:
+    """Name other users' launches with these names (so 'not found' is not a mystery)."""
+    targets = resolve_targets(settings, None)
+
+    def find(client: ContextClient) -> list[str]:
+        out: list[str] = []
+        for n in names:
+            items, _ = client.list_items("/api/v1/pods", {"labelSelector": selector_for(n, None)})
+            owners = [p["metadata"].get("labels", {}).get(LABEL_USER) for p in items]
+            out.extend(f"'{n}' in {client.name} belongs to {o}" for o in owners if o != user)
+        return out
+
+    found = [x for res in fan_out(targets, find, settings) for x in res.value or []]
+    return "; ".join(found)

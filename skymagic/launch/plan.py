@@ -148,10 +148,12 @@ def make_plan(
     """Decide, per allowed context in failover order, whether the task fits now and why not."""
     excluded = excluded or {}
     errors: dict[str, dict[str, Any]] = {}
-    for rec in inventory.errors.to_dict("records"):
+    for raw in inventory.errors.to_dict("records"):
+        rec = {str(k): v for k, v in raw.items()}
         errors.setdefault(str(rec["context"]), rec)
     nodes_by_ctx: dict[str, list[dict[str, Any]]] = {}
-    for rec in inventory.nodes.to_dict("records"):
+    for raw in inventory.nodes.to_dict("records"):
+        rec = {str(k): v for k, v in raw.items()}
         nodes_by_ctx.setdefault(str(rec["context"]), []).append(rec)
     rows: list[PlanRow] = []
     candidates: list[Candidate] = []

@@ -5,7 +5,8 @@ object a launch made in every context. GPU pods request the GPU as request AND l
 node affinity on the GPU label keys with ALL raw values that map to the requested canonical GPU
 (an A100-80GB request never lands on a 40 GB card whatever the scheme), and tolerate the GPU
 and TPU taints. With remote_identity LOCAL_CREDENTIALS the user's flattened kubeconfig goes in
-a Secret mounted at ~/.kube/config; the pod spec only names the Secret.
+a Secret mounted at ~/.kube/config; the pod spec only names the Secret. CPU-only pods do not
+tolerate the GPU taints, so they stay off tainted GPU nodes (as the plan assumes).
 """
 
 from __future__ import annotations
@@ -140,11 +141,14 @@ def pod_manifest(
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "containers": [container],
-        "tolerations": [
-            {"key": key, "operator": "Exists", "effect": "NoSchedule"} for key in GPU_TAINT_KEYS
-        ],
         "terminationGracePeriodSeconds": 10,
     }
+    if task.gpu_count:
+        # Only GPU pods tolerate the GPU/TPU taints: a CPU task that tolerated them could land
+        # on (and take CPU and memory from) a tainted GPU node, where the plan never put it.
+        spec["tolerations"] = [
+            {"key": key, "operator": "Exists", "effect": "NoSchedule"} for key in GPU_TAINT_KEYS
+        ]
     if service_account:
         spec["serviceAccountName"] = service_account
     affinity = _affinity(task, nodes)

@@ -52,6 +52,7 @@ __all__ = ["Attempt", "LaunchObserver", "LaunchResult", "launch_task"]
 
 SERVICE_ACCOUNT_NAME = "skymagic-service-account"
 _FAILED_SCHEDULING_GRACE_S = 1.5  # time for a cluster-autoscaler to answer a FailedScheduling
+_WATCH_SECONDS = 5
 
 
 @dataclass
@@ -187,6 +188,11 @@ def launch_task(
             ctx, pod = existing[0]
             phase = pod.get("status", {}).get("phase", "Unknown")
             ns = pod["metadata"]["namespace"]
+            if pod["metadata"].get("deletionTimestamp"):
+                raise ConfigError(
+                    f"a launch named '{task.name}' is still being deleted in context '{ctx}'; "
+                    "launch again in a few seconds, or pick another name"
+                )
             if phase in ("Running", "Pending"):
                 result = LaunchResult(
                     task.name, ctx, ns, "Reused", node=pod["spec"].get("nodeName")
@@ -294,9 +300,10 @@ def _try_context(
             secret = kubeconfig_secret(
                 task, context=ctx, namespace=ns, attempt=attempt_id, kubeconfig=flat
             )
-            client.post_json(f"/api/v1/namespaces/{ns}/secrets", secret)
-            secret_name = secret["metadata"]["name"]
-            created["secret"] = secret_name
+            secret_name = str(secret["metadata"]["name"])
+            _create(
+                client, f"/api/v1/namespaces/{ns}/secrets", secret, created, "secret", secret_name
+            )
         pod = pod_manifest(
             task,
             context=ctx,
@@ -307,14 +314,16 @@ def _try_context(
             service_account=sa,
             kubeconfig_secret_name=secret_name,
         )
-        made = client.post_json(_pods_path(ns), pod)
-        created["pod"] = task.name
+        made = _create(client, f"/api/v1/namespaces/{ns}/pods", pod, created, "pod", task.name)
         if task.ports:
-            client.post_json(
+            _create(
+                client,
                 f"/api/v1/namespaces/{ns}/services",
                 service_manifest(task, context=ctx, namespace=ns, attempt=attempt_id),
+                created,
+                "service",
+                task.name,
             )
-            created["service"] = task.name
         outcome, reason, final = _wait_for_start(
             client,
             ns,
@@ -325,7 +334,7 @@ def _try_context(
             t0,
         )
         if outcome != "started":
-            _cleanup(client, ns, created)
+            reason += _cleanup(client, ns, created)
             return Attempt(ctx, outcome, reason, time.monotonic() - t0, pod_created=True), None
         assert final is not None
         result = LaunchResult(
@@ -339,32 +348,42 @@ def _try_context(
         if task.is_dev_pod:
             return Attempt(ctx, "running", "", time.monotonic() - t0, pod_created=True), result
         _follow(client, ns, task.name, obs, result, launch_started)
+        if result.status in ("Succeeded", "Failed"):
+            # The finished pod is kept (status, logs) until removed; "stop" would mislead.
+            result.hints = [
+                f"The finished pod is kept for %sky_logs {task.name}; "
+                f"remove it with %sky_down {task.name}."
+                if h.startswith("Stop it with")
+                else h
+                for h in result.hints
+            ]
+        finished = result.status in ("Succeeded", "Failed")
         return Attempt(
             ctx,
-            "finished" if result.status == "Succeeded" else "running",
-            "",
+            "finished" if finished else "running",
+            f"exit code {result.exit_code}" if finished and result.exit_code else "",
             time.monotonic() - t0,
             pod_created=True,
         ), result
     except KeyboardInterrupt:
-        if client is not None and created:
-            _cleanup(client, ns, created)
+        what = ", ".join(created) or "nothing"
+        note = _cleanup(client, ns, created) if client is not None and created else ""
         attempt = Attempt(
             ctx,
             "interrupted",
-            "interrupted before the pod ran; deleted what this launch created",
+            f"interrupted before the pod ran; deleted {what}{note}",
             time.monotonic() - t0,
-            bool(created),
+            "pod" in created,
         )
         obs.on_attempt(attempt)
         raise LaunchError(
-            f"launch '{task.name}' interrupted while starting in {ctx}; deleted "
-            f"{', '.join(created) or 'nothing'} there"
+            f"launch '{task.name}' interrupted while starting in {ctx}; deleted {what} there" + note
         ) from None
     except SkymagicError as exc:
-        if client is not None and created:
-            _cleanup(client, ns, created)
-        return Attempt(ctx, "error", _short(exc), time.monotonic() - t0, bool(created)), None
+        note = _cleanup(client, ns, created) if client is not None and created else ""
+        return Attempt(
+            ctx, "error", _short(exc) + note, time.monotonic() - t0, "pod" in created
+        ), None
 
 
 def _short(exc: BaseException) -> str:
@@ -421,7 +440,10 @@ def _wait_for_start(
     """Watch the pod and its events: ('started', '', pod) or (outcome, reason, None)."""
     q: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
     stop = threading.Event()
-    seconds = int(provision_timeout) + 30
+    # Short server-side watches, re-opened from the last resourceVersion: a watcher thread
+    # can only notice `stop` between events, so this bounds how long a finished attempt's
+    # two watch connections linger (a long watch would hold them for the whole timeout).
+    seconds = _WATCH_SECONDS
     threads = [
         threading.Thread(
             target=_watch_into,
@@ -508,24 +530,59 @@ def _wait_for_start(
         stop.set()
 
 
-def _cleanup(client: ContextClient, ns: str, created: dict[str, str], wait_s: float = 30.0) -> None:
-    """Delete what an attempt made and wait until its pod is really gone."""
-    for kind, path in (
-        ("service", f"/api/v1/namespaces/{ns}/services/{created.get('service')}"),
-        ("pod", f"/api/v1/namespaces/{ns}/pods/{created.get('pod')}"),
-        ("secret", f"/api/v1/namespaces/{ns}/secrets/{created.get('secret')}"),
-    ):
-        if kind in created:
-            with contextlib.suppress(NotFoundError):
-                client.request("DELETE", path, body={"gracePeriodSeconds": 0})
-    if "pod" in created:
+def _create(
+    client: ContextClient,
+    path: str,
+    body: dict[str, Any],
+    created: dict[str, str],
+    kind: str,
+    name: str,
+) -> dict[str, Any]:
+    """POST an object, recording it as ours BEFORE the request.
+
+    Why before: a create whose answer is lost (read timeout, dropped connection) may still
+    have happened, and cleanup must then delete it (a 404 there is harmless). A 409 means the
+    name belongs to someone else's object, which cleanup must never touch.
+    """
+    created[kind] = name
+    try:
+        return client.post_json(path, body)
+    except ConflictError:
+        del created[kind]
+        raise
+
+
+def _cleanup(client: ContextClient, ns: str, created: dict[str, str], wait_s: float = 30.0) -> str:
+    """Delete what an attempt made and wait until its pod is really gone.
+
+    Returns "" when everything is gone, else a note naming what may be left behind (the
+    context stopped answering mid-cleanup), so the attempt's reason says so instead of the
+    launch dying with a raw transport error.
+    """
+    try:
+        for kind, path in (
+            ("service", f"/api/v1/namespaces/{ns}/services/{created.get('service')}"),
+            ("pod", f"/api/v1/namespaces/{ns}/pods/{created.get('pod')}"),
+            ("secret", f"/api/v1/namespaces/{ns}/secrets/{created.get('secret')}"),
+        ):
+            if kind in created:
+                with contextlib.suppress(NotFoundError):
+                    client.request("DELETE", path, body={"gracePeriodSeconds": 0})
+        if "pod" not in created:
+            return ""
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             try:
                 client.get_json(f"/api/v1/namespaces/{ns}/pods/{created['pod']}")
             except NotFoundError:
-                return
+                return ""
             time.sleep(0.05)
+        return f" (pod {ns}/{created['pod']} still terminating after {wait_s:g} s)"
+    except SkymagicError as exc:
+        return (
+            f" (cleanup failed: {_short(exc)}; check with %sky_status and remove with "
+            f"%sky_down {created.get('pod') or created.get('service') or ''})".replace(" )", ")")
+        )
 
 
 def _follow(
