@@ -24,6 +24,7 @@ The counting rules live in `_counting` (pure, unit-tested); the tables in `_inve
 from __future__ import annotations
 
 import contextlib
+import gc
 import threading
 import time
 from collections import deque
@@ -114,7 +115,38 @@ def _pod_query() -> dict[str, str]:
     return {"resourceVersion": "0", "fieldSelector": POD_FIELD_SELECTOR}
 
 
+_gc_users = 0
+_gc_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while big list pages are decoded (shared by concurrent threads).
+
+    A decoded page is millions of small acyclic containers, freed by reference counting as
+    soon as the page is tallied; each generation-2 pass the allocations trigger would rescan
+    all of them (a 260 MB pod list decodes in ~1 s with the GC paused, ~4 s without).
+    """
+    global _gc_users
+    with _gc_lock:
+        _gc_users += 1
+        if _gc_users == 1:
+            gc.disable()
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_users -= 1
+            if _gc_users == 0:
+                gc.enable()
+
+
 def _list_nodes(client: ContextClient) -> tuple[list[NodeInfo], str]:
+    with _gc_paused():
+        return _list_nodes_unpaused(client)
+
+
+def _list_nodes_unpaused(client: ContextClient) -> tuple[list[NodeInfo], str]:
     nodes: list[NodeInfo] = []
     rv = ""
     for page in client.list_pages(NODES_PATH, _node_query()):
@@ -129,6 +161,11 @@ def _list_nodes(client: ContextClient) -> tuple[list[NodeInfo], str]:
 
 
 def _tally_pods(client: ContextClient) -> Usage:
+    with _gc_paused():
+        return _tally_pods_unpaused(client)
+
+
+def _tally_pods_unpaused(client: ContextClient) -> Usage:
     usage = Usage()
     for page in client.list_pages(PODS_PATH, _pod_query()):
         if not page.body:

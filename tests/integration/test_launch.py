@@ -32,6 +32,7 @@ from launchkit import (
     USER,
     InterruptAt,
     Recorder,
+    admin,
     get,
     labelled,
     pod,
@@ -315,8 +316,6 @@ def test_interrupt_while_following_the_log_detaches(fleet: Fleet) -> None:
 def test_remote_identity_service_accounts(fleet: Fleet, isolated_env: Path, identity: str) -> None:
     write_sky_config(isolated_env, f"kubernetes:\n  remote_identity: {identity}\n")
     if identity == "team-sa":
-        from launchkit import admin
-
         admin(fleet, FREE).post_json(
             "/api/v1/namespaces/default/serviceaccounts",
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "team-sa"}},
