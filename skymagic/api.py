@@ -58,7 +58,7 @@ from skymagic._exceptions import (
 from skymagic.auth import Credential, CredentialProvider
 from skymagic.kubeconfig import ResolvedContext
 
-__all__ = ["ClientSettings", "ContextClient", "RawPage"]
+__all__ = ["ClientSettings", "ContextClient", "RawPage", "error_kind", "iter_lines"]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 _RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -236,38 +236,9 @@ class ContextClient:
                     preload_content=not stream,
                     redirect=False,
                 )
-            except (ConnectTimeoutError, ReadTimeoutError) as exc:
-                # urllib3's NewConnectionError (refused, unreachable) subclasses
-                # ConnectTimeoutError: only a real timeout is a timeout.
-                if not isinstance(exc, NewConnectionError):
-                    raise self._timeout_error(exc) from None
-                err = self._transport_error(exc)
-                if attempts_left > 0 and self._budget_left(started, delay):
-                    attempts_left -= 1
-                    time.sleep(delay)
-                    delay *= 2
-                    continue
-                raise err from None
-            except MaxRetryError as exc:
-                reason = exc.reason
-                if isinstance(reason, (ConnectTimeoutError, ReadTimeoutError)) and not isinstance(
-                    reason, NewConnectionError
-                ):
-                    raise self._timeout_error(reason) from None
-                err = self._transport_error(reason or exc)
-                if attempts_left > 0 and self._budget_left(started, delay):
-                    attempts_left -= 1
-                    time.sleep(delay)
-                    delay *= 2
-                    continue
-                raise err from None
-            except (NewConnectionError, ProtocolError, SSLError, HTTPError, OSError) as exc:
-                err = self._transport_error(exc)
-                if (
-                    attempts_left > 0
-                    and not isinstance(exc, SSLError)
-                    and self._budget_left(started, delay)
-                ):
+            except (HTTPError, OSError) as exc:
+                err, retriable = self._classify(exc)
+                if retriable and attempts_left > 0 and self._budget_left(started, delay):
                     attempts_left -= 1
                     time.sleep(delay)
                     delay *= 2
@@ -295,6 +266,24 @@ class ContextClient:
                 _drain(resp)
                 raise self._api_error(resp.status, payload)
             return resp
+
+    def _classify(self, exc: BaseException) -> tuple[SkymagicError, bool]:
+        """Map a transport failure to (error, worth retrying?).
+
+        Timeouts are never retried: a black-holed server would only multiply the wait. TLS
+        failures are not either (they will not fix themselves). Refused or reset connections
+        are, within the time budget. urllib3's NewConnectionError subclasses
+        ConnectTimeoutError, so it is tested first: only a real timeout is a timeout.
+        """
+        if isinstance(exc, MaxRetryError) and exc.reason is not None:
+            return self._classify(exc.reason)
+        if isinstance(exc, NewConnectionError):
+            return self._transport_error(exc), True
+        if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
+            return self._timeout_error(exc), False
+        if isinstance(exc, SSLError):
+            return self._transport_error(exc), False
+        return self._transport_error(exc), True
 
     def _budget_left(self, started: float, delay: float) -> bool:
         return time.monotonic() - started + delay < self.settings.request_timeout * 2
@@ -478,7 +467,7 @@ class ContextClient:
         q = {**(query or {}), "watch": "true", "timeoutSeconds": timeout_seconds}
         resp = self.request("GET", path, query=q, stream=True, read_timeout=timeout_seconds + 5)
         try:
-            for line in _lines(resp):
+            for line in iter_lines(resp):
                 event: dict[str, Any] = orjson.loads(line)
                 if event.get("type") == "ERROR":
                     status = event.get("object") or {}
@@ -503,7 +492,7 @@ class ContextClient:
         """Yield lines of a streaming text response (pod logs with follow=true)."""
         resp = self.request("GET", path, query=query, stream=True, read_timeout=read_timeout)
         try:
-            yield from _lines(resp)
+            yield from iter_lines(resp)
         except ProtocolError:
             return
         finally:
@@ -573,7 +562,8 @@ def _drain(resp: urllib3.BaseHTTPResponse) -> None:
         resp.release_conn()
 
 
-def _lines(resp: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+def iter_lines(resp: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """The non-empty lines of a streamed response (watch events, followed logs)."""
     buf = b""
     for chunk in resp.stream(65536, decode_content=True):
         buf += chunk

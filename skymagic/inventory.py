@@ -52,7 +52,7 @@ from skymagic._exceptions import (
     SkymagicError,
 )
 from skymagic.accelerators import gpu_names_match, parse_gpu_request
-from skymagic.api import ContextClient, error_kind
+from skymagic.api import ContextClient, error_kind, iter_lines
 from skymagic.fleet import ContextResult, Settings, Targets, fan_out, resolve_targets
 
 if TYPE_CHECKING:
@@ -688,7 +688,7 @@ class InventoryWatcher:
         try:
             if self._stop.is_set():
                 raise _Stop
-            for line in _stream_lines(resp):
+            for line in iter_lines(resp):
                 event = orjson.loads(line)
                 etype = str(event.get("type", ""))
                 obj = event.get("object") or {}
@@ -786,15 +786,3 @@ class InventoryWatcher:
                     )
                     outcomes.append((ctx, data, None, None))
         return _build(self.contexts, outcomes, latency, gpu=gpu, all_nodes=all_nodes)
-
-
-def _stream_lines(resp: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    buf = b""
-    for chunk in resp.stream(65536, decode_content=True):
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            if line.strip():
-                yield line
-    if buf.strip():
-        yield buf
