@@ -481,9 +481,7 @@ def cross_check(
             if sky_names and sky_names != [gpu]:
                 notes.append(
                     f"name: label {'/'.join(row['labels'])} is '{'+'.join(sky_names)}' to "
-                    f"SkyPilot, '{gpu}' to skymagic: SkyPilot names the same card two ways "
-                    "(facts.md s3: GFD NVIDIA-H100-80GB-HBM3 -> H100-80GB, GKE -> H100; "
-                    "s6 fuzzy GPU names #9035)"
+                    f"SkyPilot, '{gpu}' to skymagic: {_naming_fault(sky_names, gpu)}"
                 )
             miss = unseen.get(gpu)
             if miss:
@@ -543,6 +541,22 @@ def cross_check(
 
 
 _SPEC_INIT: dict[str, dict[str, int]] = {}
+
+
+def _naming_fault(sky_names: list[str], gpu: str) -> str:
+    """Which SkyPilot naming fault (facts.md s3, s6) a pair of names shows."""
+    if any(n.endswith("-80GB") and not gpu.endswith("-80GB") for n in sky_names):
+        return (
+            "SkyPilot keeps GFD's memory suffix (NVIDIA-H100-80GB-HBM3 -> H100-80GB) but calls "
+            "GKE's H100 80GB 'H100', so one card gets two names in its aggregate table "
+            "(facts.md s3; s6 fuzzy GPU names #9035)"
+        )
+    if gpu.endswith(("-80GB", "-32GB")) and any(not n.endswith("GB") for n in sky_names):
+        return (
+            "SkyPilot drops the memory size and gives an 80 GB card the 40 GB card's name, "
+            "which facts.md s3 says must never match (s6 fuzzy GPU names #9035)"
+        )
+    return "SkyPilot names the same card another way (facts.md s3; s6 fuzzy GPU names #9035)"
 
 
 def _init_gap(ctx: str, gpu: str) -> int:

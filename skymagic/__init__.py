@@ -26,6 +26,7 @@ from skymagic._exceptions import (
 )
 
 if TYPE_CHECKING:
+    from skymagic.dashboard import Dashboard, dashboard
     from skymagic.inventory import Inventory, InventoryWatcher, show_gpus
 
 __version__ = "0.1.0"
@@ -34,6 +35,7 @@ __all__ = [
     "ApiError",
     "AuthError",
     "ConfigError",
+    "Dashboard",
     "ExecPluginError",
     "ForbiddenError",
     "Inventory",
@@ -48,6 +50,7 @@ __all__ = [
     "TransportError",
     "UnauthorizedError",
     "__version__",
+    "dashboard",
     "launch",
     "load_ipython_extension",
     "show_gpus",

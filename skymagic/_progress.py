@@ -51,19 +51,45 @@ class TextProgress:
         self._say(text)
 
 
+class _View:
+    """One rendering of the status block, as HTML and as text.
+
+    Why both: a saved notebook opened without a kernel (or a text front end) shows text/plain,
+    which for a bare IPython.display.HTML would be "<IPython.core.display.HTML object>".
+    """
+
+    def __init__(self, html_text: str, plain: str) -> None:
+        self.html_text = html_text
+        self.plain = plain
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/html": self.html_text, "text/plain": self.plain}
+
+
 class NotebookProgress:
     """A live status block (display handle) plus the log streamed as cell output."""
 
     def __init__(self) -> None:
-        from IPython.display import HTML, display
+        from IPython.display import display
 
-        self._HTML = HTML
         self.attempts: list[Attempt] = []
         self.current = ""
         self.messages: list[str] = []
         self._last_update = 0.0
         self._lock = threading.Lock()
-        self.handle: Any = display(HTML(self._render()), display_id=True)
+        self.handle: Any = display(self._view(), display_id=True)
+
+    def _view(self) -> _View:
+        return _View(self._render(), self._render_text())
+
+    def _render_text(self) -> str:
+        lines = [self.current] if self.current else []
+        lines += [
+            f"{a.context}: {a.outcome}{' - ' + a.reason if a.reason else ''} ({a.seconds:.1f} s)"
+            for a in self.attempts
+            if a.outcome != "skipped"
+        ]
+        return "\n".join(lines + self.messages[-5:]) or "starting"
 
     def _render(self) -> str:
         rows = "".join(
@@ -87,7 +113,7 @@ class NotebookProgress:
             return
         self._last_update = now
         if self.handle is not None:
-            self.handle.update(self._HTML(self._render()))
+            self.handle.update(self._view())
 
     def on_plan(self, plan: Plan) -> None:
         from IPython.display import display

@@ -124,7 +124,7 @@ class SkyMagics(Magics):
         in_kernel = getattr(self.shell, "kernel", None) is not None
         return NotebookProgress() if in_kernel else TextProgress()
 
-    @magic_arguments()
+    @magic_arguments(name="%sky_launch")  # usage line shows the cell magic: %%sky_launch
     @argument(
         "name",
         nargs="?",
@@ -346,6 +346,63 @@ class SkyMagics(Magics):
             gpu=args.gpu,
             all_nodes=args.all_nodes,
             cache_ttl=args.cache,
+        )
+
+    @magic_arguments()
+    @argument(
+        "--infra",
+        default=None,
+        help="Which contexts: 'k8s' (every allowed context, the default) or 'k8s/CONTEXT'.",
+    )
+    @argument(
+        "--interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="Seconds between background refreshes while auto-refresh is on (default 10).",
+    )
+    @argument("--no-auto", action="store_true", help="Start with auto-refresh off.")
+    @argument(
+        "--no-watch",
+        action="store_true",
+        help="Re-list every context on each refresh instead of following watches.",
+    )
+    @argument("--all", dest="all_nodes", action="store_true", help="Also show CPU-only nodes.")
+    @argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="Seconds per API request (default: %%config SkyMagics.request_timeout).",
+    )
+    @no_var_expand
+    @line_magic
+    def sky_dashboard(self, line: str) -> Any:
+        """A live GPU availability dashboard over the allowed Kubernetes contexts.
+
+        Cards per context (health, latency, free/total GPUs per type), a node grid coloured by
+        free GPUs (NotReady, cordoned and tainted nodes marked), filters, refresh now and
+        auto-refresh. Click a node or a GPU row for the pods holding its GPUs and a "launch
+        here" that pre-fills a %%sky_launch cell. Returns the Dashboard
+        (`dash = %sky_dashboard`); `dash.close()` stops its background refresh.
+        """
+        from skymagic.dashboard import dashboard
+
+        args = parse_argstring(self.sky_dashboard, line)
+        if not args.interval > 0:
+            raise UsageError(
+                f"--interval must be a positive number of seconds, got {args.interval:g}"
+            )
+        if args.timeout is not None and not args.timeout > 0:
+            raise UsageError(
+                f"--timeout must be a positive number of seconds, got {args.timeout:g}"
+            )
+        return dashboard(
+            self.settings(args.timeout),
+            infra=_unquote(args.infra),
+            interval=args.interval,
+            auto_refresh=not args.no_auto,
+            watch=not args.no_watch,
+            all_nodes=args.all_nodes,
         )
 
     @magic_arguments()

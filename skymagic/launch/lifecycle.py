@@ -229,7 +229,7 @@ def down(names: list[str], settings: Settings | None = None, *, all_mine: bool =
     settings = settings or Settings()
     if not names and not all_mine:
         raise ConfigError("name the launches to stop, or use --all for all of yours")
-    targets = resolve_targets(settings, None)
+    targets = resolve_targets(settings, None, operation="down")
     user = current_user()
     selectors = [selector_for(None, user)] if all_mine else [selector_for(n, user) for n in names]
 
@@ -278,7 +278,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _other_owners(names: list[str], settings: Settings, user: str) -> str:
     """Name other users' launches with these names (so 'not found' is not a mystery)."""
-    targets = resolve_targets(settings, None)
+    targets = resolve_targets(settings, None, operation="status")
 
     def find(client: ContextClient) -> list[str]:
         out: list[str] = []

@@ -7,9 +7,11 @@ skymagic-labelled pods exist anywhere: only the one that runs may be left.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +44,19 @@ from launchkit import (
 )
 
 from skymagic._exceptions import ConfigError, LaunchError, ProvisionFailedError
+from skymagic._progress import TextProgress
 from skymagic.accelerators import matching_label_values
 from skymagic.inventory import show_gpus
-from skymagic.launch import LaunchResult, Plan, down, launch_task, logs, parse_task, status
+from skymagic.launch import (
+    LaunchObserver,
+    LaunchResult,
+    Plan,
+    down,
+    launch_task,
+    logs,
+    parse_task,
+    status,
+)
 from skymagic.launch.plan import PLAN_COLUMNS, make_plan
 from skymagic.sim import Fleet
 
@@ -69,7 +81,7 @@ def fleet(
 def run(
     body: str,
     *contexts: str,
-    observer: Recorder | None = None,
+    observer: LaunchObserver | None = None,
     detach: bool = False,
     provision_timeout: float | None = None,
     inventory_fn: Callable[..., Any] | None = None,
@@ -349,9 +361,9 @@ def test_local_credentials_mount_the_kubeconfig_and_leak_nothing(
     fleet: Fleet, isolated_env: Path
 ) -> None:
     write_sky_config(isolated_env, "kubernetes:\n  remote_identity: LOCAL_CREDENTIALS\n")
-    rec = Recorder()
+    printed = io.StringIO()  # what the CLI / a terminal shell would print
     body = "echo kubeconfig at $KUBECONFIG; env | sort"
-    result = run(body, FREE, FREE2, observer=rec, name="creds", gpus="H100")
+    result = run(body, FREE, FREE2, observer=TextProgress(printed), name="creds", gpus="H100")
     assert result.status == "Succeeded"
 
     p = pod(fleet, FREE, "creds")
@@ -374,7 +386,8 @@ def test_local_credentials_mount_the_kubeconfig_and_leak_nothing(
     leaks = secrets_in(fleet.kubeconfig)
     log_text = "\n".join(logs("creds", settings(FREE, FREE2)))
     assert "kubeconfig at /root/.kube/config" in log_text
-    for text in (json.dumps(p), str(result), repr(result), rec.text.getvalue(), log_text):
+    assert "Considered resources" in printed.getvalue() and "kubeconfig at" in printed.getvalue()
+    for text in (json.dumps(p), str(result), repr(result), printed.getvalue(), log_text):
         assert_no_secrets(text, leaks)
 
 
@@ -429,7 +442,7 @@ def test_status_logs_and_down_across_contexts(
     assert f"kubectl --context '{FREE2}' -n default port-forward svc/two 8888:8888" in str(st)
 
     for name in ("one", "two"):
-        wait_for(lambda n=name: f"{n}\n" in _captured(shell, f"sky_logs {n}"), 10, f"{name}'s log")
+        wait_for(partial(_logged, shell, name), 10, f"{name}'s log")
 
     with capture_output() as out:
         deleted = shell.run_line_magic("sky_down", "two")
@@ -440,15 +453,20 @@ def test_status_logs_and_down_across_contexts(
         rest = shell.run_line_magic("sky_down", "--all")
     assert {(c, k) for c, k, _ in rest} == {(FREE, "pod"), (FREE, "secret")}
     for kind in ("pods", "services", "secrets"):
-        wait_for(lambda k=kind: labelled(fleet, k) == {}, 10, f"{kind} deleted")
+        wait_for(partial(_none_left, fleet, kind), 10, f"{kind} deleted")
     with pytest.raises(ConfigError, match="no skymagic launch named 'one'"):
         down(["one"], settings(FREE, FREE2))
 
 
-def _captured(shell: InteractiveShell, line: str) -> str:
+def _logged(shell: InteractiveShell, name: str) -> bool:
+    """Whether `%sky_logs NAME` prints the line the launch echoes (its own name)."""
     with capture_output() as out:
-        shell.run_line_magic(*line.split(" ", 1))
-    return out.stdout
+        shell.run_line_magic("sky_logs", name)
+    return f"{name}\n" in out.stdout
+
+
+def _none_left(fleet: Fleet, kind: str) -> bool:
+    return labelled(fleet, kind) == {}
 
 
 def test_down_leaves_other_users_launches_alone(

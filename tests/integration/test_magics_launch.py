@@ -21,7 +21,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from nbclient import NotebookClient
 
-from skymagic.launch import LaunchResult, down
+from skymagic.launch import LaunchResult, down, status
 from skymagic.launch.plan import PLAN_COLUMNS
 from skymagic.sim import Fleet
 
@@ -58,14 +58,9 @@ def shell(ipshell: InteractiveShell, demo: Fleet) -> Iterator[InteractiveShell]:
     ipshell.run_line_magic("load_ext", "skymagic")
     ipshell.run_line_magic("config", "SkyMagics.allowed_contexts = None")
     yield ipshell
-    down([], all_mine=True) if _has_launches() else None
+    if not status(all_users=False).frame.empty:
+        down([], all_mine=True)
     fresh_clients()
-
-
-def _has_launches() -> bool:
-    from skymagic.launch import status
-
-    return not status(all_users=False).frame.empty
 
 
 def test_hello_world_shows_the_plan_and_runs_on_the_h100_cluster(
@@ -116,7 +111,8 @@ def test_help_covers_every_flag(shell: InteractiveShell) -> None:
     doc = shell.find_cell_magic("sky_launch").__doc__ or ""
     for flag in FLAGS:
         assert flag in doc, f"%%sky_launch? does not document {flag}"
-    assert "name" in doc.split("optional arguments")[0] or "positional arguments" in doc
+    assert doc.lstrip(": \n").startswith("%%sky_launch [--gpus GPUS]")
+    assert "positional arguments:\n  name " in doc and "_sky_launch" in doc
 
 
 @pytest.mark.parametrize(
@@ -167,5 +163,7 @@ def test_notebook_runs_the_seed_launch_cell(
     htmls = [o["data"].get("text/html", "") for o in outputs if "data" in o]
     assert any("Considered resources" in h and H100_CTX in h for h in htmls)  # the plan
     assert any(f"{H100_CTX}: finished" in h for h in htmls)  # the live progress block, final
+    plains = [o["data"].get("text/plain", "") for o in outputs if "data" in o]
+    assert any(p.startswith(f"{H100_CTX}: finished") for p in plains)  # its text fallback
     (result,) = [o for o in outputs if o["output_type"] == "execute_result"]
     assert f"Succeeded on {H100_CTX}/default" in result["data"]["text/plain"]
