@@ -123,6 +123,8 @@ def render_text(inv: Inventory) -> str:
         if kind == "table" and table is not None:
             lines.extend(_text_table(*table))
         else:
+            if lines:
+                lines.append("")  # a blank line between sections, as SkyPilot prints them
             lines.append(text)
     return "\n".join(lines)
 
