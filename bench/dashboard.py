@@ -45,7 +45,7 @@ from inventory import large_spec, small_spec  # noqa: E402
 from skymagic.api import ClientSettings  # noqa: E402
 from skymagic.dashboard import Dashboard, LiveInventory  # noqa: E402
 from skymagic.fleet import Settings, clear_clients  # noqa: E402
-from skymagic.inventory import Inventory  # noqa: E402
+from skymagic.inventory import Inventory, show_gpus  # noqa: E402
 from skymagic.sim import Fleet  # noqa: E402
 
 
@@ -108,9 +108,22 @@ def _node_cell(dash: Dashboard, ctx: str, node: str) -> dict[str, Any] | None:
     return next((n for n in dash.grid.nodes if n["context"] == ctx and n["node"] == node), None)
 
 
+def _settle(dash: Dashboard, ctx: str, free: int | None, timeout: float = 60.0) -> None:
+    """Refresh until the context is back to `free` GPUs free (if given), nothing cordoned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        dash.refresh()
+        mine = [c for c in dash.grid.nodes if c["context"] == ctx]
+        now = sum(c["free"] or 0 for c in mine)
+        if free in (None, now) and not any(c["status"] == "Cordoned" for c in mine):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{ctx} did not settle: {now} free, want {free}")
+        time.sleep(0.05)
+
+
 def bench_mode(fleet: Fleet, settings: Settings, watch: bool, runs: int) -> dict[str, Any]:
     clear_clients()
-    ctx = fleet.contexts[0]
     t0 = time.perf_counter()
     source = TimedSource(LiveInventory(settings, watch=watch))
     dash = Dashboard(source, auto_refresh=False, interval=3600)  # type: ignore[arg-type]
@@ -135,16 +148,16 @@ def bench_mode(fleet: Fleet, settings: Settings, watch: bool, runs: int) -> dict
         visible: list[float] = []
         churn_bytes: list[int] = []
         for i in range(max(1, min(runs, 3))):
-            mine = [c for c in dash.grid.nodes if c["context"] == ctx]
-            # cordon a full node if there is one (pods added never land on it), else the last
-            # (the simulator fills the first nodes with room first)
-            full = [c for c in mine if c["free"] == 0]
-            target = full[i] if len(full) > i else mine[-1 - i]
-            node, gpu = target["node"], target["gpu"]
+            # pods added in one context, a node cordoned in another: both must show
+            busy_ctx, cordon_ctx = fleet.contexts[0], fleet.contexts[1]
+            mine = [c for c in dash.grid.nodes if c["context"] == busy_ctx]
             before = sum(c["free"] or 0 for c in mine)
-            want = before - CHURN_PODS - (target["free"] or 0)
-            fleet.add_pods(ctx, count=CHURN_PODS, gpu=gpu, gpus=1, name=f"churn{i}", namespace="ml")
-            fleet.cordon(ctx, node)
+            node = [c for c in dash.grid.nodes if c["context"] == cordon_ctx][i]["node"]
+            gpu = mine[0]["gpu"]
+            fleet.add_pods(
+                busy_ctx, count=CHURN_PODS, gpu=gpu, gpus=1, name=f"churn{i}", namespace="ml"
+            )
+            fleet.cordon(cordon_ctx, node)
             changed_at = time.perf_counter()
             refreshes = 0
             JsonComm.sent_bytes = 0
@@ -154,18 +167,24 @@ def bench_mode(fleet: Fleet, settings: Settings, watch: bool, runs: int) -> dict
                 dash.refresh()
                 took = time.perf_counter() - t
                 refreshes += 1
-                cell = _node_cell(dash, ctx, node)
-                free = sum(c["free"] or 0 for c in dash.grid.nodes if c["context"] == ctx)
-                if cell is not None and cell["status"] == "Cordoned" and free <= want:
+                cell = _node_cell(dash, cordon_ctx, node)
+                free = sum(c["free"] or 0 for c in dash.grid.nodes if c["context"] == busy_ctx)
+                if (
+                    cell is not None
+                    and cell["status"] == "Cordoned"
+                    and free == before - CHURN_PODS
+                ):
                     churn.append(took)
                     churn_fetch.append(source.fetch_s[n])
                     visible.append(time.perf_counter() - changed_at)
                     churn_bytes.append(JsonComm.sent_bytes // refreshes)
                     break
                 if time.perf_counter() - changed_at > 60:
-                    raise RuntimeError(f"{'watch' if watch else 'relist'}: change not seen")
-            fleet.uncordon(ctx, node)
-            fleet.remove_pods(ctx, prefix=f"churn{i}")
+                    raise RuntimeError(f"change not seen: {cell}, {free} free of {before}")
+            fleet.uncordon(cordon_ctx, node)
+            fleet.remove_pods(busy_ctx, prefix=f"churn{i}")
+            _settle(dash, busy_ctx, before)
+            _settle(dash, cordon_ctx, None)
         modes = set(source.modes().values())
     finally:
         dash.close()
@@ -204,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
             kubeconfig=(fleet.kubeconfig,),
             allowed_contexts="all",
         )
+        # warm-up: the simulator's first read of each list costs more than later ones; do it
+        # once so neither mode pays for it
+        show_gpus(settings)
         results = {}
         for watch in (True, False):
             name = "watch" if watch else "relist"

@@ -64,6 +64,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Inventory": ("skymagic.inventory", "Inventory"),
     "InventoryWatcher": ("skymagic.inventory", "InventoryWatcher"),
     "launch": ("skymagic.launch", ""),  # the (callable) subpackage itself: skymagic.launch(...)
+    "dashboard": ("skymagic.dashboard", ""),  # the (callable) module: skymagic.dashboard(...)
+    "Dashboard": ("skymagic.dashboard", "Dashboard"),
 }
 
 

@@ -64,7 +64,8 @@ class LaunchProgressWidget:
         self.table = w.HTML("")
         self.notes = w.HTML("")
         self.log_view = w.HTML("", layout=w.Layout(display="none"))
-        self.view = w.VBox([self.phase, self.table, self.notes, self.log_view, self.plan])
+        # The plan first, as SkyPilot prints "Considered resources" before anything happens.
+        self.view = w.VBox([self.plan, self.phase, self.table, self.notes, self.log_view])
         self.view.add_class("sky-launch-progress")
 
     @classmethod
@@ -84,7 +85,7 @@ class LaunchProgressWidget:
             self._plan_html = (
                 render() if render is not None else f"<pre>{html.escape(str(plan))}</pre>"
             )
-            self.plan.value = f"<details><summary>plan</summary>{self._plan_html}</details>"
+            self.plan.value = f"<details open><summary>plan</summary>{self._plan_html}</details>"
 
     def on_progress(self, context: str, phase: str, elapsed: float) -> None:
         with self._lock:
@@ -183,7 +184,8 @@ class LaunchProgressWidget:
     def to_text(self) -> str:
         """The current picture as plain text (attempts, then the log's last lines)."""
         with self._lock:
-            lines = [self.current or "launching"]
+            lines = [self._plan_text] if self._plan_text else []
+            lines.append(self.current or "launching")
             for i, a in enumerate(self.attempts, 1):
                 reason = f": {a.reason}" if a.reason else ""
                 lines.append(f"{i}. [{a.context}] {a.outcome}{reason} ({a.seconds:.1f} s)")
@@ -200,7 +202,8 @@ class LaunchProgressWidget:
             log = f"<pre>{html.escape(chr(10).join(tail))}</pre>" if tail else ""
             notes = "".join(f"<div>{html.escape(m)}</div>" for m in self.messages[-10:])
             return (
-                f"<div class='sky-launch-static'><b>{html.escape(self.current or 'launching')}"
+                f"<div class='sky-launch-static'>{self._plan_html}"
+                f"<b>{html.escape(self.current or 'launching')}"
                 f"</b>{self._attempts_html()}{notes}{log}</div>"
             )
 

@@ -34,8 +34,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import html
+import sys
 import threading
 import time
+import types
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
@@ -1012,3 +1014,18 @@ def dashboard(
     except BaseException:
         source.close()
         raise
+
+
+class _CallableModule(types.ModuleType):
+    """`skymagic.dashboard` names both this module and the function `dashboard`.
+
+    Importing the module (`from skymagic.dashboard import Dashboard`) binds it on the package
+    under that name, shadowing the lazily exported function; calling the module calls the
+    function, so `skymagic.dashboard(...)` works either way.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Dashboard:
+        return dashboard(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

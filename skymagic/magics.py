@@ -119,10 +119,14 @@ class SkyMagics(Magics):
 
     # -- launch and lifecycle ----------------------------------------------------------------
     def _observer(self) -> Any:
-        from skymagic._progress import NotebookProgress, TextProgress
+        """Launch progress: a live widget in a notebook kernel, plain lines in a terminal."""
+        from skymagic._progress import TextProgress
 
-        in_kernel = getattr(self.shell, "kernel", None) is not None
-        return NotebookProgress() if in_kernel else TextProgress()
+        if getattr(self.shell, "kernel", None) is None:
+            return TextProgress()
+        from skymagic._launch_widget import LaunchProgressWidget
+
+        return LaunchProgressWidget.show()
 
     @magic_arguments(name="%sky_launch")  # usage line shows the cell magic: %%sky_launch
     @argument(
@@ -228,14 +232,22 @@ class SkyMagics(Magics):
             env=args.env,
             ports=args.ports,
         )
-        result = launch_task(
-            task,
-            self.settings(),
-            detach=args.detach,
-            dry_run=args.dry_run,
-            observer=self._observer() if not args.dry_run else None,
-            provision_timeout=args.timeout,
-        )
+        observer = self._observer() if not args.dry_run else None
+        result: Any = None
+        try:
+            result = launch_task(
+                task,
+                self.settings(),
+                detach=args.detach,
+                dry_run=args.dry_run,
+                observer=observer,
+                provision_timeout=args.timeout,
+            )
+        finally:
+            # The widget keeps the final attempts and log in its saved output.
+            finish = getattr(observer, "finish", None)
+            if finish is not None:
+                finish(result)
         assert self.shell is not None
         self.shell.user_ns["_sky_launch"] = result
         if isinstance(result, Plan):

@@ -84,6 +84,12 @@ function render({ model, el }) {
       group.appendChild(cells);
       frag.appendChild(group);
     }
+    const legend = document.createElement("div");
+    legend.className = "sky-legend";
+    legend.textContent =
+      "colour: share of GPUs free (red none, green all; grey unknown) · × NotReady · " +
+      "hatched: cordoned · dashed: tainted · click a node for its pods";
+    frag.appendChild(legend);
     root.replaceChildren(frag);
   }
 

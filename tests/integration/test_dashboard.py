@@ -449,6 +449,16 @@ def test_the_magic_returns_a_live_dashboard(
     assert skymagic_threads() == []
 
 
+def test_skymagic_dashboard_is_callable_even_once_the_module_is_imported(fleet: Fleet) -> None:
+    import skymagic
+
+    # importing skymagic.dashboard (the module) binds it on the package under the function's
+    # name; it must still be what `skymagic.dashboard(...)` calls
+    assert skymagic.Dashboard is Dashboard and {"dashboard", "Dashboard"} <= set(skymagic.__all__)
+    with skymagic.dashboard(settings_for(fleet, GAMMA), auto_refresh=False) as d:
+        assert isinstance(d, Dashboard) and len(cells(d)) == 2
+
+
 # --- launch progress ------------------------------------------------------------------------
 
 

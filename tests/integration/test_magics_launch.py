@@ -158,12 +158,14 @@ def test_notebook_runs_the_seed_launch_cell(
 
     outputs = nb.cells[1].outputs
     assert not [o for o in outputs if o["output_type"] == "error"]
-    streams = "".join(o.get("text", "") for o in outputs if o["output_type"] == "stream")
-    assert "Hello World" in streams
-    htmls = [o["data"].get("text/html", "") for o in outputs if "data" in o]
-    assert any("Considered resources" in h and H100_CTX in h for h in htmls)  # the plan
-    assert any(f"{H100_CTX}: finished" in h for h in htmls)  # the live progress block, final
-    plains = [o["data"].get("text/plain", "") for o in outputs if "data" in o]
-    assert any(p.startswith(f"{H100_CTX}: finished") for p in plains)  # its text fallback
+    # The launch progress widget, as saved: its view plus static text/HTML of the final state.
+    (progress,) = [o for o in outputs if o["output_type"] == "display_data"]
+    assert "application/vnd.jupyter.widget-view+json" in progress["data"]
+    html = progress["data"]["text/html"]
+    assert "Considered resources" in html and H100_CTX in html  # the plan, first
+    plain = progress["data"]["text/plain"]
+    assert plain.startswith("Considered resources")
+    assert f"[{H100_CTX}] finished" in plain  # the attempts, in order
+    assert "log:\n  Hello World" in plain  # the live log
     (result,) = [o for o in outputs if o["output_type"] == "execute_result"]
     assert f"Succeeded on {H100_CTX}/default" in result["data"]["text/plain"]
