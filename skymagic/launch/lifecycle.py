@@ -219,6 +219,23 @@ class Deleted(list[tuple[str, str, str]]):
         super().__init__()
         self.errors: list[tuple[str, str]] = []
 
+    def __repr__(self) -> str:
+        """One line: the magic already printed each object, a notebook needs no second list."""
+        counts: dict[str, int] = {}
+        for _ctx, kind, _what in self:
+            counts[kind] = counts.get(kind, 0) + 1
+        parts = ", ".join(
+            f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in sorted(counts.items())
+        )
+        where = len({ctx for ctx, _k, _w in self})
+        text = f"Deleted {parts or 'nothing'} in {where} context{'s' if where != 1 else ''}"
+        if self.errors:
+            text += f"; {len(self.errors)} context(s) could not be checked"
+        return text
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
 
 def down(names: list[str], settings: Settings | None = None, *, all_mine: bool = False) -> Deleted:
     """Delete this user's launches (pods, Services, kubeconfig Secrets) in every allowed context.
