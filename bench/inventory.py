@@ -543,6 +543,37 @@ def cross_check(
     return rows
 
 
+def spec_check(
+    sm: dict[str, Any], truth: dict[str, dict[str, dict[str, int]]], contexts: list[str]
+) -> list[dict[str, Any]]:
+    """Without SkyPilot: skymagic's per-context totals and free counts against the spec."""
+    rows: list[dict[str, Any]] = []
+    for ctx in contexts:
+        have = (sm.get("gpus") or {}).get(ctx) or {}
+        for gpu in sorted(set(have) | set(truth.get(ctx, {}))):
+            s, t = have.get(gpu) or {}, truth.get(ctx, {}).get(gpu)
+            notes = []
+            if not t or s.get("total") != t["total"] or s.get("free") != t["free"]:
+                notes.append("SKYMAGIC DIFFERS FROM THE FLEET SPEC")
+            rows.append(
+                {
+                    "context": ctx,
+                    "skymagic_gpu": gpu,
+                    "skypilot_gpu": "-",
+                    "skymagic_total": s.get("total"),
+                    "skymagic_free": s.get("free"),
+                    "skypilot_total": None,
+                    "skypilot_free": None,
+                    "truth_total": t["total"] if t else None,
+                    "truth_free": t["free"] if t else None,
+                    "labels": [],
+                    "notes": notes,
+                    "match": not notes,
+                }
+            )
+    return rows
+
+
 _SPEC_INIT: dict[str, dict[str, int]] = {}
 
 
@@ -802,7 +833,7 @@ def _finish(res: dict[str, Any], truth: dict[str, Any]) -> None:
     if sm.get("gpus") is not None and sky.get("gpus") is not None:
         res["check"] = cross_check(sm, sky, truth, res["contexts"])
     elif sm.get("gpus") is not None:
-        res["check"] = cross_check(sm, {}, truth, res["contexts"])
+        res["check"] = spec_check(sm, truth, res["contexts"])
     floor = tools.get("floor") or {}
     if floor.get("items"):
         res["floor_items"] = floor["items"]

@@ -75,7 +75,9 @@ class ClientSettings:
     retries: int = 2
     backoff: float = 0.2
     exec_timeout: float = 30.0
-    page_size: int = 10_000
+    # A large page (4x kubectl's 500) keeps requests few; bigger pages cost memory, not time:
+    # a decoded 10,000-pod page is ~200 MB of Python objects (bench/README.md, GPU inventory).
+    page_size: int = 2_000
 
 
 @dataclass
