@@ -431,8 +431,13 @@ class ContextClient:
             executor.shutdown(wait=False, cancel_futures=True)
 
     def _get_bytes(self, path: str, query: Mapping[str, Any]) -> bytes:
-        resp = self.request("GET", path, query=query)
-        return bytes(resp.data)
+        # One read of the whole body: urllib3's preloading copies it through a chunk queue,
+        # ~15% slower on multi-MB list pages.
+        resp = self.request("GET", path, query=query, stream=True)
+        try:
+            return bytes(resp.read())
+        finally:
+            resp.release_conn()
 
     def list_items(
         self,
