@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from skymagic._exceptions import ConfigError, RequestTimeoutError, SkymagicError
+from skymagic._exceptions import ConfigError, PolicyError, RequestTimeoutError, SkymagicError
 from skymagic.api import ClientSettings, ContextClient, error_kind
 from skymagic.config import (
     AllowedContexts,
@@ -74,6 +74,9 @@ class Targets:
     pinned: str | None = None  # set by --infra k8s/CTX
     policy: PolicyOutcome | None = None  # what an admin policy changed, if one is configured
     task: Any = None  # the launch task, as the admin policy left it
+    # Contexts the user's own settings allow but the admin policy removed, in the user's
+    # order, with why: a launch plan shows them as "excluded by policy" instead of hiding them.
+    excluded: dict[str, str] = field(default_factory=dict)
 
     @property
     def namespace(self) -> str | None:
@@ -132,9 +135,12 @@ def resolve_targets(
     paths = list(settings.kubeconfig) if settings.kubeconfig else kubeconfig_paths()
     cfg = load_config(settings.config_file)
     policy: PolicyOutcome | None = None
+    excluded: dict[str, str] = {}
     if cfg.admin_policy:
         from skymagic.launch.task import current_user
         from skymagic.policy import apply_policy
+
+        user_cfg, user_paths = cfg, paths
 
         policy = apply_policy(
             cfg.admin_policy,
@@ -150,10 +156,23 @@ def resolve_targets(
         task = policy.task
     kc = load_kubeconfig(paths)
     allowed = resolve_allowed_contexts(cfg, kc, settings.allowed_contexts)
+    if policy is not None:
+        before = resolve_allowed_contexts(
+            user_cfg, load_kubeconfig(user_paths), settings.allowed_contexts
+        )
+        excluded = {
+            c: f"removed by admin policy {policy.name}"
+            for c in before.names
+            if c not in allowed.names
+        }
     pinned = parse_infra(infra)
     if pinned is None:
-        return Targets(kc, cfg, allowed, tuple(allowed.names), policy=policy, task=task)
+        return Targets(
+            kc, cfg, allowed, tuple(allowed.names), policy=policy, task=task, excluded=excluded
+        )
     if pinned not in allowed.names:
+        if pinned in excluded:
+            raise PolicyError(f"context '{pinned}' is not available: {excluded[pinned]}")
         if pinned in kc.contexts:
             raise ConfigError(
                 f"context '{pinned}' is in the kubeconfig but not allowed; add it to "
@@ -164,7 +183,9 @@ def resolve_targets(
             f"context '{pinned}' is not in the kubeconfig ({', '.join(kc.files) or 'no file'}); "
             f"allowed contexts: {', '.join(allowed.names) or 'none'}"
         )
-    return Targets(kc, cfg, allowed, (pinned,), pinned=pinned, policy=policy, task=task)
+    return Targets(
+        kc, cfg, allowed, (pinned,), pinned=pinned, policy=policy, task=task, excluded=excluded
+    )
 
 
 _clients: dict[tuple[str, str], ContextClient] = {}

@@ -210,7 +210,10 @@ def launch_task(
                 "another name"
             )
     inventory = inventory_fn(settings, task.infra)
-    plan = make_plan(task, list(targets.contexts), inventory)
+    # Contexts an admin policy removed still get a plan row, so the user sees why they are
+    # not tried (a pinned launch shows only its one context).
+    shown = [*targets.contexts, *([] if targets.pinned else targets.excluded)]
+    plan = make_plan(task, shown, inventory, excluded=targets.excluded)
     obs.on_plan(plan)
     if dry_run:
         return plan

@@ -304,3 +304,45 @@ def test_a_failing_source_command_is_one_clear_error(isolated_env: Path, tmp_pat
     )
     with pytest.raises(PolicyError, match=r"exit 3\): login expired"):
         check(Settings())
+
+
+def test_contexts_a_policy_removes_show_in_the_plan_as_excluded(
+    fleet: Fleet, isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", fleet.kubeconfig)
+    _write_policy_module(
+        tmp_path,
+        """
+        class NoBetaLaunches:
+            def validate_and_mutate(self, request):
+                if request.operation == "launch":
+                    k8s = request.config.setdefault("kubernetes", {})
+                    k8s["allowed_contexts"] = ["team-alpha", "team-gamma"]
+                return request
+        """,
+        monkeypatch,
+    )
+    write_sky_config(
+        isolated_env,
+        "admin_policy: mypolicy.NoBetaLaunches\n"
+        "kubernetes:\n  allowed_contexts: [team-beta, team-alpha, team-gamma]\n",
+    )
+    plan = launch_task(parse_task("echo hi", name="p", gpus="H100:1"), Settings(), dry_run=True)
+    rows = {r.context: r for r in plan.rows}  # type: ignore[union-attr]
+    assert [r.context for r in plan.rows] == ["team-alpha", "team-gamma", "team-beta"]  # type: ignore[union-attr]
+    assert not rows["team-beta"].fits
+    assert (
+        rows["team-beta"].reason
+        == "excluded by policy: removed by admin policy mypolicy.NoBetaLaunches"
+    )
+    assert plan.chosen == "team-alpha"  # type: ignore[union-attr]
+    with pytest.raises(PolicyError, match="'team-beta' is not available: removed by admin policy"):
+        launch_task(
+            parse_task("echo hi", name="p", infra="k8s/team-beta"), Settings(), dry_run=True
+        )
+    # Other operations are untouched by this policy: check still sees all three.
+    assert [c.context for c in check(Settings()).contexts] == [
+        "team-beta",
+        "team-alpha",
+        "team-gamma",
+    ]
