@@ -42,7 +42,7 @@ from skymagic._counting import (
     context_rows,
     node_rows,
     parse_node,
-    pod_binding,
+    pod_binding_cached,
     summary_rows,
 )
 from skymagic._exceptions import (
@@ -633,17 +633,19 @@ class InventoryWatcher:
             try:
                 pods: dict[str, tuple[str, dict[str, float]]] = {}
                 rv = ""
-                for page in client.list_pages(PODS_PATH, _pod_query()):
-                    if self._stop.is_set():
-                        raise _Stop
-                    if not page.body:
-                        pods.clear()
-                        continue
-                    rv = page.resource_version or rv
-                    for item in orjson.loads(page.body).get("items") or ():
-                        binding = pod_binding(item)
-                        if binding is not None:
-                            pods[_pod_key(item)] = binding
+                with _gc_paused():
+                    for page in client.list_pages(PODS_PATH, _pod_query()):
+                        if self._stop.is_set():
+                            raise _Stop
+                        if not page.body:
+                            pods.clear()
+                            continue
+                        rv = page.resource_version or rv
+                        with _DECODE_LOCK:  # see _DECODE_LOCK: one decoded page at a time
+                            for item in orjson.loads(page.body).get("items") or ():
+                                binding = pod_binding_cached(item)
+                                if binding is not None:
+                                    pods[_pod_key(item)] = binding
                 self._emit(ctx, "pods_reset", pods)
                 backoff = self.retry_s
                 query = {"fieldSelector": POD_FIELD_SELECTOR}
@@ -668,7 +670,7 @@ class InventoryWatcher:
             self._emit(ctx, "node_set", parse_node(obj))
 
     def _pod_event(self, ctx: str, etype: str, obj: dict[str, Any]) -> None:
-        binding = None if etype == "DELETED" else pod_binding(obj)
+        binding = None if etype == "DELETED" else pod_binding_cached(obj)
         self._emit(ctx, "pod_set", (_pod_key(obj), binding))
 
     def _watch(
