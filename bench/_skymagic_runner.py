@@ -1,4 +1,4 @@
-"""Run skymagic's inventory (`skymagic.inventory.show_gpus`) in its own process; print JSON.
+"""Run skymagic's inventory (`skymagic.gpus.inventory.show_gpus`) in its own process; print JSON.
 
 Executed by bench/inventory.py with skymagic's python. One timed call = `show_gpus(settings)`
 over every allowed context (no cache). The settings name the fleet's kubeconfig and contexts
@@ -84,8 +84,8 @@ def main() -> int:
 
     t_import = time.perf_counter()
     try:
-        from skymagic.fleet import Settings
-        from skymagic.inventory import show_gpus
+        from skymagic.core.targets import Settings
+        from skymagic.gpus.inventory import show_gpus
     except ImportError as exc:
         print(json.dumps({"tool": "skymagic", "error": f"cannot import: {exc}"}))
         return 0
@@ -94,7 +94,7 @@ def main() -> int:
     gc.freeze()
     settings = Settings(kubeconfig=(args["kubeconfig"],), allowed_contexts=tuple(contexts))
     if args.get("limit"):
-        from skymagic.api import ClientSettings
+        from skymagic.core.client import ClientSettings
 
         settings = replace(settings, client=ClientSettings(page_size=int(args["limit"])))
     rss_before_mb = _current_rss_mb()

@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from skymagic.api import ClientSettings
-from skymagic.auth import clear_credential_cache
-from skymagic.check import check
-from skymagic.fleet import Settings, clear_clients
+from skymagic.core.auth import clear_credential_cache
+from skymagic.core.client import ClientSettings, clear_clients
+from skymagic.core.targets import Settings
+from skymagic.health import check
 from skymagic.sim import Fleet
 
 AUTHS = ("token", "client-cert", "exec")

@@ -42,11 +42,11 @@ import comm  # noqa: E402
 import orjson  # noqa: E402
 from inventory import large_spec, small_spec  # noqa: E402
 
-from skymagic.api import ClientSettings  # noqa: E402
-from skymagic.dashboard import Dashboard, LiveInventory  # noqa: E402
-from skymagic.fleet import Settings, clear_clients  # noqa: E402
-from skymagic.inventory import Inventory, show_gpus  # noqa: E402
+from skymagic.core.client import ClientSettings, clear_clients  # noqa: E402
+from skymagic.core.targets import Settings  # noqa: E402
+from skymagic.gpus.inventory import Inventory, show_gpus  # noqa: E402
 from skymagic.sim import Fleet  # noqa: E402
+from skymagic.ui.dashboard import Dashboard, LiveInventory  # noqa: E402
 
 
 class JsonComm:

@@ -34,10 +34,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from skymagic.api import ClientSettings
-from skymagic.fleet import Settings, clear_clients
-from skymagic.inventory import show_gpus
-from skymagic.launch import LaunchResult, down, launch_task, parse_task
+from skymagic.core.client import ClientSettings, clear_clients
+from skymagic.core.targets import Settings
+from skymagic.gpus.inventory import show_gpus
+from skymagic.launches import LaunchResult, down, launch_task, parse_task
 from skymagic.sim import Fleet
 
 FULL, FREE = "full", "free"

@@ -5,7 +5,7 @@
 For each fleet it starts `skymagic.sim.Fleet(spec)` once and runs, one after another, each in
 its OWN process (so peak RSS is per tool) against that same running fleet:
 
-* skymagic  `skymagic.inventory.show_gpus(settings)` (bench/_skymagic_runner.py);
+* skymagic  `skymagic.gpus.inventory.show_gpus(settings)` (bench/_skymagic_runner.py);
 * skypilot  what `sky gpus list --infra k8s` computes: all-contexts realtime GPU availability
             plus per-node info for each context, in-process as facts.md section 8 describes
             (bench/_skypilot_runner.py, run by SkyPilot's own venv, bench/.venv-skypilot,
@@ -44,7 +44,7 @@ TOOLS = ("skymagic", "skypilot", "floor", "floor-gc")
 
 sys.path.insert(0, str(ROOT))
 
-from skymagic.api import ClientSettings  # noqa: E402
+from skymagic.core.client import ClientSettings  # noqa: E402
 from skymagic.sim import Fleet  # noqa: E402
 
 # --- fleets -----------------------------------------------------------------------------------

@@ -1,14 +1,26 @@
 """skymagic: one pane of glass over GPUs in many Kubernetes clusters, from a notebook.
 
-`%load_ext skymagic` registers the magics. Importing this package is cheap: kubernetes,
-pandas and the widgets are imported only when an operation first needs them.
+`%load_ext skymagic` registers the magics. The same operations are this package's functions:
+
+    import skymagic
+    report = skymagic.check()                 # which allowed contexts are usable, and why not
+    inv = skymagic.show_gpus()                # Inventory: .nodes .by_context .summary .errors
+    skymagic.launch("echo hi", gpus="H100")   # ordered failover across the allowed contexts
+    skymagic.status(); skymagic.logs("NAME"); skymagic.down(["NAME"])
+    dash = skymagic.dashboard()               # a live widget; dash.close() stops it
+
+Importing this package is cheap: kubernetes, pandas and the widgets are imported only when an
+operation first needs them (`__getattr__` below). The names in `__all__` are the public API;
+everything under `skymagic.core`, `skymagic.gpus`, `skymagic.launches` and `skymagic.ui` is
+internal and may move.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from skymagic._exceptions import (
+from skymagic.errors import (
     ApiError,
     AuthError,
     ConfigError,
@@ -26,14 +38,19 @@ from skymagic._exceptions import (
 )
 
 if TYPE_CHECKING:
-    from skymagic.dashboard import Dashboard, dashboard
-    from skymagic.inventory import Inventory, InventoryWatcher, show_gpus
+    from skymagic.core.targets import Settings
+    from skymagic.gpus.inventory import Inventory, show_gpus
+    from skymagic.gpus.watcher import InventoryWatcher
+    from skymagic.health import CheckReport, check
+    from skymagic.launches import LaunchResult, Plan, Task, down, logs, status
+    from skymagic.ui.dashboard import Dashboard, dashboard
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ApiError",
     "AuthError",
+    "CheckReport",
     "ConfigError",
     "Dashboard",
     "ExecPluginError",
@@ -42,30 +59,46 @@ __all__ = [
     "InventoryWatcher",
     "KubeconfigError",
     "LaunchError",
+    "LaunchResult",
+    "Plan",
     "PolicyError",
     "ProvisionFailedError",
     "RequestTimeoutError",
+    "Settings",
     "SimError",
     "SkymagicError",
+    "Task",
     "TransportError",
     "UnauthorizedError",
     "__version__",
+    "check",
     "dashboard",
+    "down",
     "launch",
     "load_ipython_extension",
+    "logs",
     "show_gpus",
+    "status",
     "unload_ipython_extension",
 ]
 
 
-# Operations load on first use (`skymagic.show_gpus(...)`), so `import skymagic` stays cheap.
+# name -> (module, attribute): loaded on first use, so `import skymagic` stays cheap.
 _LAZY: dict[str, tuple[str, str]] = {
-    "show_gpus": ("skymagic.inventory", "show_gpus"),
-    "Inventory": ("skymagic.inventory", "Inventory"),
-    "InventoryWatcher": ("skymagic.inventory", "InventoryWatcher"),
-    "launch": ("skymagic.launch", ""),  # the (callable) subpackage itself: skymagic.launch(...)
-    "dashboard": ("skymagic.dashboard", ""),  # the (callable) module: skymagic.dashboard(...)
-    "Dashboard": ("skymagic.dashboard", "Dashboard"),
+    "check": ("skymagic.health", "check"),
+    "CheckReport": ("skymagic.health", "CheckReport"),
+    "show_gpus": ("skymagic.gpus.inventory", "show_gpus"),
+    "Inventory": ("skymagic.gpus.inventory", "Inventory"),
+    "InventoryWatcher": ("skymagic.gpus.watcher", "InventoryWatcher"),
+    "LaunchResult": ("skymagic.launches", "LaunchResult"),
+    "Plan": ("skymagic.launches", "Plan"),
+    "Task": ("skymagic.launches", "Task"),
+    "status": ("skymagic.launches", "status"),
+    "logs": ("skymagic.launches", "logs"),
+    "down": ("skymagic.launches", "down"),
+    "dashboard": ("skymagic.ui.dashboard", "dashboard"),
+    "Dashboard": ("skymagic.ui.dashboard", "Dashboard"),
+    "Settings": ("skymagic.core.targets", "Settings"),
 }
 
 
@@ -73,10 +106,7 @@ def __getattr__(name: str) -> Any:
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'skymagic' has no attribute {name!r}")
-    import importlib
-
-    module = importlib.import_module(target[0])
-    value = getattr(module, target[1]) if target[1] else module
+    value = getattr(importlib.import_module(target[0]), target[1])
     globals()[name] = value
     return value
 
@@ -85,15 +115,29 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
+def launch(body: str = "", **options: Any) -> LaunchResult | Plan:
+    """Launch a script or SkyPilot task YAML like `%%sky_launch`, printing progress as it goes.
+
+    The keywords are `skymagic.launches.launch`'s (name, gpus, cpus, memory, infra, image, env,
+    ports, detach, dry_run, provision_timeout, settings, observer). Progress goes to stdout as
+    plain lines unless an `observer` is given. Returns the LaunchResult, or the Plan with dry_run.
+    """
+    from skymagic.launches import launch as launch_operation
+    from skymagic.ui.progress import TextProgress
+
+    options.setdefault("observer", TextProgress())
+    return launch_operation(body, **options)
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext skymagic`: register the magics (imported lazily to keep import cheap)."""
-    from skymagic.magics import load
+    from skymagic.ui.magics import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """`%unload_ext skymagic`: remove the magics again."""
-    from skymagic.magics import unload
+    from skymagic.ui.magics import unload
 
     unload(ipython)

@@ -1,3 +1,3 @@
-from skymagic.cli import main
+from skymagic.ui.cli import main
 
 raise SystemExit(main())

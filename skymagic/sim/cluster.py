@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skymagic.accelerators import detect_node_gpus
+from skymagic.gpus.accelerators import detect_node_gpus
 from skymagic.sim import objects
 from skymagic.sim.rbac import Authorizer
 from skymagic.sim.scheduler import TERMINAL, NodeUsage, fits

@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from skymagic._exceptions import SimError
+from skymagic.errors import SimError
 from skymagic.sim.spec import FleetSpec, load_fleet_spec
 
 __all__ = ["DEMO_SPEC", "Fleet", "default_state_dir", "demo_spec_path"]

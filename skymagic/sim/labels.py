@@ -35,7 +35,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from skymagic.accelerators import normalize_gpu_name
+from skymagic.gpus.accelerators import normalize_gpu_name
 
 __all__ = ["SCHEMES", "NodeProfile", "gpu_node_profile"]
 

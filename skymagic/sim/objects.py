@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from skymagic._quantity import format_cpu, format_memory
+from skymagic.gpus.quantity import format_cpu, format_memory
 from skymagic.sim.labels import gpu_node_profile
 from skymagic.sim.spec import NodeGroup, PodGroup
 from skymagic.sim.store import now_rfc3339

@@ -49,7 +49,7 @@ from typing import Any
 
 import yaml
 
-from skymagic._exceptions import SimError
+from skymagic.errors import SimError
 
 __all__ = [
     "AUTH_KINDS",

@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from skymagic.auth import clear_credential_cache
-from skymagic.fleet import clear_clients
+from skymagic.core.auth import clear_credential_cache
+from skymagic.core.client import clear_clients
 from skymagic.sim import Fleet
 
 TOK = "tok"

@@ -17,11 +17,11 @@ import base64
 import io
 from typing import Any
 
-from skymagic.api import ClientSettings, ContextClient
-from skymagic.fleet import Settings
-from skymagic.kubeconfig import load_kubeconfig
-from skymagic.launch import Attempt, Plan
-from skymagic.launch.podspec import LABEL_MANAGED
+from skymagic.core.client import ClientSettings, ContextClient
+from skymagic.core.kubeconfig import load_kubeconfig
+from skymagic.core.targets import Settings
+from skymagic.launches import Attempt, Plan
+from skymagic.launches.podspec import LABEL_MANAGED
 from skymagic.sim import Fleet
 
 FREE, FREE2, FULL, SMALL, NOGPU, DOWN = "free", "free2", "full", "small", "nogpu", "down"

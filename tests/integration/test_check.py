@@ -40,12 +40,12 @@ from checkkit import (
 )
 from conftest import write_sky_config
 
-from skymagic import auth
-from skymagic._exceptions import ConfigError
-from skymagic.api import ClientSettings, ContextClient
-from skymagic.check import CheckReport, check
-from skymagic.fleet import Settings
-from skymagic.kubeconfig import load_kubeconfig
+from skymagic.core import auth
+from skymagic.core.client import ClientSettings, ContextClient
+from skymagic.core.kubeconfig import load_kubeconfig
+from skymagic.core.targets import Settings
+from skymagic.errors import ConfigError
+from skymagic.health import CheckReport, check
 from skymagic.sim import Fleet
 
 

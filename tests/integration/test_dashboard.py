@@ -21,13 +21,13 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.display import display
 from IPython.utils.capture import capture_output
 
-from skymagic._launch_widget import LaunchProgressWidget
-from skymagic.api import ClientSettings
-from skymagic.dashboard import Dashboard, LiveInventory, dashboard, launch_cell, widget_asset
-from skymagic.fleet import Settings, clear_clients
-from skymagic.inventory import show_gpus
-from skymagic.launch import Attempt, launch_task, parse_task
+from skymagic.core.client import ClientSettings, clear_clients
+from skymagic.core.targets import Settings
+from skymagic.gpus.inventory import show_gpus
+from skymagic.launches import Attempt, launch_task, parse_task
 from skymagic.sim import Fleet
+from skymagic.ui.dashboard import Dashboard, LiveInventory, dashboard, launch_cell, widget_asset
+from skymagic.ui.launch_widget import LaunchProgressWidget
 
 ALPHA, BETA, GAMMA = "alpha", "beta", "gamma"
 SPEC: dict[str, Any] = {
@@ -215,7 +215,7 @@ def test_front_end_assets_are_found_and_shipped() -> None:
         assert widget_asset(name).is_file(), name
     assert "export default" in widget_asset("node_grid.js").read_text()
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
-    assert '"widgets" = "skymagic/_widgets"' in pyproject
+    assert '"widgets" = "skymagic/ui/dashboard/static"' in pyproject
 
 
 # --- filters --------------------------------------------------------------------------------
@@ -449,11 +449,12 @@ def test_the_magic_returns_a_live_dashboard(
     assert skymagic_threads() == []
 
 
-def test_skymagic_dashboard_is_callable_even_once_the_module_is_imported(fleet: Fleet) -> None:
+def test_skymagic_dashboard_is_the_function_even_once_its_package_is_imported(
+    fleet: Fleet,
+) -> None:
     import skymagic
+    import skymagic.ui.dashboard  # binds `ui` on the package, never `dashboard`
 
-    # importing skymagic.dashboard (the module) binds it on the package under the function's
-    # name; it must still be what `skymagic.dashboard(...)` calls
     assert skymagic.Dashboard is Dashboard and {"dashboard", "Dashboard"} <= set(skymagic.__all__)
     with skymagic.dashboard(settings_for(fleet, GAMMA), auto_refresh=False) as d:
         assert isinstance(d, Dashboard) and len(cells(d)) == 2

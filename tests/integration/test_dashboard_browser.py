@@ -29,9 +29,9 @@ from typing import Any
 
 import pytest
 
-from skymagic.api import ClientSettings
-from skymagic.fleet import Settings
-from skymagic.inventory import show_gpus
+from skymagic.core.client import ClientSettings
+from skymagic.core.targets import Settings
+from skymagic.gpus.inventory import show_gpus
 from skymagic.sim import Fleet
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,19 +19,19 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from skymagic import cli
-from skymagic.api import ClientSettings
-from skymagic.fleet import Settings
-from skymagic.inventory import (
+from skymagic.core.client import ClientSettings
+from skymagic.core.targets import Settings
+from skymagic.gpus.inventory import (
     BY_CONTEXT_COLUMNS,
     ERROR_COLUMNS,
     NODE_COLUMNS,
     SUMMARY_COLUMNS,
     Inventory,
-    InventoryWatcher,
     show_gpus,
 )
+from skymagic.gpus.watcher import InventoryWatcher
 from skymagic.sim import Fleet
+from skymagic.ui import cli
 
 MIXED = "mixed-schemes"
 CPU = "cpu-only"

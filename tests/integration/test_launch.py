@@ -43,11 +43,10 @@ from launchkit import (
     writes,
 )
 
-from skymagic._exceptions import ConfigError, LaunchError, ProvisionFailedError
-from skymagic._progress import TextProgress
-from skymagic.accelerators import matching_label_values
-from skymagic.inventory import show_gpus
-from skymagic.launch import (
+from skymagic.errors import ConfigError, LaunchError, ProvisionFailedError
+from skymagic.gpus.accelerators import matching_label_values
+from skymagic.gpus.inventory import show_gpus
+from skymagic.launches import (
     LaunchObserver,
     LaunchResult,
     Plan,
@@ -57,8 +56,9 @@ from skymagic.launch import (
     parse_task,
     status,
 )
-from skymagic.launch.plan import PLAN_COLUMNS, make_plan
+from skymagic.launches.plan import PLAN_COLUMNS, make_plan
 from skymagic.sim import Fleet
+from skymagic.ui.progress import TextProgress
 
 
 @pytest.fixture(autouse=True)

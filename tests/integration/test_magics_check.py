@@ -36,8 +36,8 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from skymagic._exceptions import ConfigError, KubeconfigError
-from skymagic.check import CheckReport
+from skymagic.errors import ConfigError, KubeconfigError
+from skymagic.health import CheckReport
 from skymagic.sim import Fleet
 
 

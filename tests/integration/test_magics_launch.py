@@ -21,8 +21,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from nbclient import NotebookClient
 
-from skymagic.launch import LaunchResult, down, status
-from skymagic.launch.plan import PLAN_COLUMNS
+from skymagic.launches import LaunchResult, down, status
+from skymagic.launches.plan import PLAN_COLUMNS
 from skymagic.sim import Fleet
 
 H100_CTX = "my-h100-cluster"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from skymagic.demo import NOTEBOOKS, find_notebook, run_notebook
+from skymagic.ui.demo import NOTEBOOKS, find_notebook, run_notebook
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -18,10 +18,10 @@ import pytest
 import yaml
 from conftest import shared_ipython, write_sky_config
 
-from skymagic._exceptions import PolicyError
-from skymagic.check import check
-from skymagic.fleet import Settings
-from skymagic.launch import launch_task, parse_task
+from skymagic.core.targets import Settings
+from skymagic.errors import PolicyError
+from skymagic.health import check
+from skymagic.launches import launch_task, parse_task
 from skymagic.sim import Fleet
 
 SPEC = {
@@ -250,7 +250,7 @@ def test_a_custom_policy_can_restrict_contexts_per_operation(
         isolated_env,
         "admin_policy: mypolicy.OnlyAlphaForGpus\nkubernetes:\n  allowed_contexts: all\n",
     )
-    from skymagic.inventory import show_gpus
+    from skymagic.gpus.inventory import show_gpus
 
     assert [c.context for c in check(Settings()).contexts] == [
         "team-alpha",

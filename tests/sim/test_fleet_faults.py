@@ -243,7 +243,7 @@ def test_add_and_remove_pods(fleet: Fleet) -> None:
 
 
 def test_unknown_fault_and_node_are_clear_errors(fleet: Fleet) -> None:
-    from skymagic._exceptions import SimError
+    from skymagic.errors import SimError
 
     with pytest.raises(SimError, match="unknown fault 'flood'"):
         fleet.set_faults("flaky", flood=True)

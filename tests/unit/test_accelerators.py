@@ -1,10 +1,10 @@
-"""Label schemes -> canonical GPU identity (skymagic.accelerators)."""
+"""Label schemes -> canonical GPU identity (skymagic.gpus.accelerators)."""
 
 from __future__ import annotations
 
 import pytest
 
-from skymagic.accelerators import (
+from skymagic.gpus.accelerators import (
     GPU_LABEL_KEYS,
     GPU_RESOURCES,
     GPU_TAINT_KEYS,

@@ -17,10 +17,15 @@ from typing import Any
 import pytest
 import yaml
 
-from skymagic import auth
-from skymagic._exceptions import AuthError, ExecPluginError, KubeconfigError
-from skymagic.auth import Credential, CredentialProvider, clear_credential_cache, exec_plugin_runs
-from skymagic.kubeconfig import ExecConfig, ResolvedContext, load_kubeconfig
+from skymagic.core import auth
+from skymagic.core.auth import (
+    Credential,
+    CredentialProvider,
+    clear_credential_cache,
+    exec_plugin_runs,
+)
+from skymagic.core.kubeconfig import ExecConfig, ResolvedContext, load_kubeconfig
+from skymagic.errors import AuthError, ExecPluginError, KubeconfigError
 
 V1B1 = "client.authentication.k8s.io/v1beta1"
 V1 = "client.authentication.k8s.io/v1"

@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 import yaml
 
-from skymagic._exceptions import ConfigError
-from skymagic.config import (
+from skymagic.core.config import (
     AllowedContexts,
     SkyConfig,
     config_path,
     load_config,
     resolve_allowed_contexts,
 )
-from skymagic.kubeconfig import Kubeconfig, load_kubeconfig
+from skymagic.core.kubeconfig import Kubeconfig, load_kubeconfig
+from skymagic.errors import ConfigError
 
 
 def write_cfg(tmp_path: Path, doc: Any, name: str = "config.yaml") -> str:

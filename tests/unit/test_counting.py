@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from skymagic._counting import (
+from skymagic.gpus.counting import (
     NodeInfo,
     Usage,
     context_rows,
@@ -19,7 +19,7 @@ from skymagic._counting import (
     pod_requests,
     summary_rows,
 )
-from skymagic._quantity import effective_requests
+from skymagic.gpus.quantity import effective_requests
 
 GIB = 2**30
 

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 import yaml
 
-from skymagic import kubeconfig as kcmod
-from skymagic._exceptions import ExecPluginError, KubeconfigError
-from skymagic.kubeconfig import (
+from skymagic.core import kubeconfig as kcmod
+from skymagic.core.flatten import flatten_for_contexts
+from skymagic.core.kubeconfig import (
     Kubeconfig,
-    flatten_for_contexts,
     kubeconfig_paths,
     load_kubeconfig,
 )
+from skymagic.errors import ExecPluginError, KubeconfigError
 
 CA_PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfakeCA\n-----END CERTIFICATE-----\n"
 CERT_PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfakeCERT\n-----END CERTIFICATE-----\n"

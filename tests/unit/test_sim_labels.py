@@ -1,10 +1,10 @@
-"""Simulated node profiles per label scheme, judged by skymagic.accelerators' detection."""
+"""Simulated node profiles per label scheme, judged by skymagic.gpus.accelerators' detection."""
 
 from __future__ import annotations
 
 import pytest
 
-from skymagic.accelerators import GPU_TAINT_KEYS, detect_node_gpus
+from skymagic.gpus.accelerators import GPU_TAINT_KEYS, detect_node_gpus
 from skymagic.sim.labels import SCHEMES, NodeProfile, gpu_node_profile
 
 NVIDIA_SCHEMES = ("skypilot", "gke", "karpenter", "gfd", "coreweave", "nebius")

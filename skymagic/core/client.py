@@ -21,7 +21,9 @@ Behaviour per request:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import pickle
 import re
 import ssl
 import tempfile
@@ -45,7 +47,9 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from skymagic._exceptions import (
+from skymagic.core.auth import Credential, CredentialProvider
+from skymagic.core.kubeconfig import ResolvedContext
+from skymagic.errors import (
     ApiError,
     ConfigError,
     GoneError,
@@ -55,8 +59,6 @@ from skymagic._exceptions import (
     UnauthorizedError,
     api_error_for_status,
 )
-from skymagic.auth import Credential, CredentialProvider
-from skymagic.kubeconfig import ResolvedContext
 
 __all__ = ["ClientSettings", "ContextClient", "RawPage", "error_kind", "iter_lines"]
 
@@ -595,3 +597,31 @@ def error_kind(exc: BaseException) -> str:
             return "unreachable" if exc.status >= 500 else "config"
         return kind
     return "unreachable"
+
+
+_clients: dict[tuple[str, str], ContextClient] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(resolved: ResolvedContext, settings: ClientSettings) -> ContextClient:
+    """One cached client per (resolved context, settings): keep-alive connections across cells.
+
+    The key includes the resolved entry, so an edited kubeconfig gets a fresh client.
+    """
+    fingerprint = hashlib.sha256(pickle.dumps((resolved, settings))).hexdigest()
+    key = (resolved.name, fingerprint)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = ContextClient(resolved, settings)
+            _clients[key] = client
+        return client
+
+
+def clear_clients() -> None:
+    """Close and forget every cached client (tests, benchmarks, or after a fleet restarts)."""
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        client.close()

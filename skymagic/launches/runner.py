@@ -26,7 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from skymagic._exceptions import (
+from skymagic.core.client import ContextClient, client_for
+from skymagic.core.fanout import fan_out
+from skymagic.core.flatten import flatten_for_contexts
+from skymagic.core.targets import Settings, Targets, resolve_targets
+from skymagic.errors import (
     ConfigError,
     ConflictError,
     ForbiddenError,
@@ -35,18 +39,15 @@ from skymagic._exceptions import (
     ProvisionFailedError,
     SkymagicError,
 )
-from skymagic.api import ContextClient
-from skymagic.fleet import Settings, Targets, client_for, fan_out, resolve_targets
-from skymagic.kubeconfig import flatten_for_contexts
-from skymagic.launch.plan import Candidate, Plan, make_plan
-from skymagic.launch.podspec import (
+from skymagic.launches.plan import Candidate, Plan, make_plan
+from skymagic.launches.podspec import (
     LABEL_LAUNCH,
     kubeconfig_secret,
     pod_manifest,
     selector_for,
     service_manifest,
 )
-from skymagic.launch.task import Task
+from skymagic.launches.task import Task
 
 __all__ = ["Attempt", "LaunchObserver", "LaunchResult", "launch_task"]
 
@@ -172,7 +173,7 @@ def launch_task(
     if targets.task is not None:
         task = targets.task  # as the admin policy left it
     if inventory_fn is None:
-        from skymagic.inventory import show_gpus
+        from skymagic.gpus.inventory import show_gpus
 
         def inventory_fn(s: Settings, infra: str | None) -> Any:
             return show_gpus(s, infra)

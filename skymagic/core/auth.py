@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from skymagic._exceptions import AuthError, ExecPluginError, KubeconfigError, redact
-from skymagic.kubeconfig import ExecConfig, ResolvedContext, validate_exec
+from skymagic.core.kubeconfig import ExecConfig, ResolvedContext, validate_exec
+from skymagic.errors import AuthError, ExecPluginError, KubeconfigError, redact
 
 __all__ = [
     "EXPIRY_SKEW_SECONDS",

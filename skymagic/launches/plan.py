@@ -14,13 +14,13 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from skymagic.accelerators import GPU_TAINT_KEYS, gpu_names_match
-from skymagic.launch.task import Task
+from skymagic.gpus.accelerators import GPU_TAINT_KEYS, gpu_names_match
+from skymagic.launches.task import Task
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from skymagic.inventory import Inventory
+    from skymagic.gpus.inventory import Inventory
 
 __all__ = ["Candidate", "Plan", "PlanRow", "make_plan"]
 

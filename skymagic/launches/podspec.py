@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from skymagic._quantity import format_cpu, format_memory
-from skymagic.accelerators import GPU_TAINT_KEYS, matching_label_values, split_canonical
-from skymagic.launch.task import Task
+from skymagic.gpus.accelerators import GPU_TAINT_KEYS, matching_label_values, split_canonical
+from skymagic.gpus.quantity import format_cpu, format_memory
+from skymagic.launches.task import Task
 
 __all__ = [
     "LABEL_LAUNCH",

@@ -18,7 +18,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Float, Int, List, Unicode, Union
 
 if TYPE_CHECKING:
-    from skymagic.fleet import Settings
+    from skymagic.core.targets import Settings
 
 __all__ = ["SkyMagics", "load", "unload"]
 
@@ -59,8 +59,8 @@ class SkyMagics(Magics):
     # -- plumbing ------------------------------------------------------------------------
     def settings(self, timeout: float | None = None) -> Settings:
         """The core's Settings from this session's traitlets (and a per-call timeout)."""
-        from skymagic.api import ClientSettings
-        from skymagic.fleet import Settings
+        from skymagic.core.client import ClientSettings
+        from skymagic.core.targets import Settings
 
         allowed: tuple[str, ...] | Literal["all"] | None
         if self.allowed_contexts is None:
@@ -107,7 +107,7 @@ class SkyMagics(Magics):
         SkyPilot-style tree (the cell's output) and returns a CheckReport:
         `r = %sky_check` keeps it quietly; `r.to_frame()` is a DataFrame.
         """
-        from skymagic.check import check
+        from skymagic.health import check
 
         args = parse_argstring(self.sky_check, line)
         if args.timeout is not None and not args.timeout > 0:
@@ -120,11 +120,11 @@ class SkyMagics(Magics):
     # -- launch and lifecycle ----------------------------------------------------------------
     def _observer(self) -> Any:
         """Launch progress: a live widget in a notebook kernel, plain lines in a terminal."""
-        from skymagic._progress import TextProgress
+        from skymagic.ui.progress import TextProgress
 
         if getattr(self.shell, "kernel", None) is None:
             return TextProgress()
-        from skymagic._launch_widget import LaunchProgressWidget
+        from skymagic.ui.launch_widget import LaunchProgressWidget
 
         return LaunchProgressWidget.show()
 
@@ -206,7 +206,7 @@ class SkyMagics(Magics):
         LaunchResult (also stored as `_sky_launch`). Interrupting before the pod runs deletes
         what the launch created; after, it detaches.
         """
-        from skymagic.launch import Plan, launch_task, parse_task
+        from skymagic.launches import Plan, launch_task, parse_task
 
         args = parse_argstring(self.sky_launch, line)
         if args.timeout is not None and not args.timeout > 0:
@@ -260,7 +260,7 @@ class SkyMagics(Magics):
     @line_magic
     def sky_status(self, line: str) -> Any:
         """skymagic workloads across all allowed contexts (a DataFrame in `.frame`)."""
-        from skymagic.launch import status
+        from skymagic.launches import status
 
         args = parse_argstring(self.sky_status, line)
         return status(self.settings(), infra=_unquote(args.infra), all_users=not args.mine)
@@ -272,7 +272,7 @@ class SkyMagics(Magics):
     @line_magic
     def sky_logs(self, line: str) -> None:
         """Print a launch's log (found in whichever allowed context runs it)."""
-        from skymagic.launch import logs
+        from skymagic.launches import logs
 
         args = parse_argstring(self.sky_logs, line)
         try:
@@ -287,7 +287,7 @@ class SkyMagics(Magics):
     @line_magic
     def sky_down(self, line: str) -> Any:
         """Delete launches (pods, Services, Secrets) in every allowed context; no questions."""
-        from skymagic.launch import down
+        from skymagic.launches import down
 
         args = parse_argstring(self.sky_down, line)
         if not args.names and not args.all:
@@ -349,7 +349,7 @@ class SkyMagics(Magics):
         Returns an Inventory: `inv = %sky_show_gpus` keeps it; `inv.summary`,
         `inv.by_context`, `inv.nodes` and `inv.errors` are pandas DataFrames.
         """
-        from skymagic.inventory import show_gpus
+        from skymagic.gpus.inventory import show_gpus
 
         args = parse_argstring(self.sky_show_gpus, line)
         return show_gpus(
@@ -397,7 +397,7 @@ class SkyMagics(Magics):
         here" that pre-fills a %%sky_launch cell. Returns the Dashboard
         (`dash = %sky_dashboard`); `dash.close()` stops its background refresh.
         """
-        from skymagic.dashboard import dashboard
+        from skymagic.ui.dashboard import dashboard
 
         args = parse_argstring(self.sky_dashboard, line)
         if not args.interval > 0:

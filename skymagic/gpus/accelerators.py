@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from skymagic._quantity import parse_quantity
+from skymagic.gpus.quantity import parse_quantity
 
 __all__ = [
     "GPU_LABEL_KEYS",

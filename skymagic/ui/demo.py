@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from skymagic._exceptions import SkymagicError
+from skymagic.errors import SkymagicError
 
 __all__ = ["find_notebook", "run_demo", "run_notebook"]
 

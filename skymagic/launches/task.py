@@ -7,8 +7,6 @@ ports}, envs, setup, run. Flags override the YAML. Sizes default as SkyPilot's d
 
 from __future__ import annotations
 
-import getpass
-import os
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -17,14 +15,14 @@ from typing import Any
 
 import yaml
 
-from skymagic._exceptions import ConfigError
-from skymagic.accelerators import normalize_gpu_name, parse_gpu_request
+from skymagic.core.targets import current_user
+from skymagic.errors import ConfigError
+from skymagic.gpus.accelerators import normalize_gpu_name, parse_gpu_request
 
 __all__ = [
     "DEFAULT_CPU_IMAGE",
     "DEFAULT_GPU_IMAGE",
     "Task",
-    "current_user",
     "parse_task",
 ]
 
@@ -33,16 +31,6 @@ DEFAULT_GPU_IMAGE = "nvcr.io/nvidia/pytorch:24.05-py3"
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$")
 _YAML_KEYS = {"name", "resources", "envs", "setup", "run", "num_nodes", "workdir", "file_mounts"}
 _RESOURCE_KEYS = {"accelerators", "cpus", "memory", "infra", "image_id", "ports", "cloud"}
-
-
-def current_user() -> str:
-    """The user name put on launched pods (DNS-label safe)."""
-    try:
-        raw = os.environ.get("SKYMAGIC_USER") or getpass.getuser()
-    except Exception:
-        raw = "user"
-    cleaned = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
-    return cleaned[:30] or "user"
 
 
 @dataclass(frozen=True)

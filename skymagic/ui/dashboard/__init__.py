@@ -24,7 +24,7 @@ watch forbidden, a broken connection in backoff) is re-listed with `show_gpus` o
 its card says "list" instead of "watch". `watch=False` re-lists everything every time.
 
 The front end is two anywidget ES modules (`widgets/node_grid.js`, `widgets/context_cards.js`,
-styled by `widgets/dashboard.css`), shipped in the wheel as `skymagic/_widgets`. Standard
+styled by `widgets/dashboard.css`), shipped in the wheel as `skymagic/ui/dashboard/static/`. Standard
 ipywidgets do the controls. `_repr_mimebundle_` adds text/plain and text/html snapshots beside
 the widget view, so a saved notebook still shows the fleet without a kernel.
 """
@@ -34,13 +34,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import html
-import sys
 import threading
 import time
-import types
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -48,12 +45,13 @@ import anywidget
 import ipywidgets as w
 import traitlets
 
-from skymagic.fleet import Settings
+from skymagic.core.targets import Settings
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from skymagic.inventory import Inventory, InventoryWatcher
+    from skymagic.gpus.inventory import Inventory
+    from skymagic.gpus.watcher import InventoryWatcher
 
 __all__ = [
     "ContextCards",
@@ -76,11 +74,16 @@ _STATIC_CELL_LIMIT = 2000  # node cells in the text/html snapshot; beyond: count
 
 
 def widget_asset(name: str) -> Path:
-    """A front-end file: from the installed wheel (skymagic/_widgets), else the checkout."""
-    packaged = resources.files("skymagic").joinpath("_widgets").joinpath(name)
+    """A front-end file: the wheel ships the repository's `widgets/` here as `static/`.
+
+    In a checkout (an editable install) there is no `static/`; the files are read from
+    `widgets/` at the repository's top, so an edit there shows on the next import.
+    """
+    here = Path(__file__).resolve().parent
+    packaged = here / "static" / name
     if packaged.is_file():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "widgets" / name
+        return packaged
+    return here.parents[2] / "widgets" / name
 
 
 def _read_asset(name: str) -> str:
@@ -151,8 +154,8 @@ class LiveInventory:
     def __init__(
         self, settings: Settings | None = None, infra: str | None = None, *, watch: bool = True
     ) -> None:
-        from skymagic.fleet import resolve_targets
-        from skymagic.inventory import InventoryWatcher
+        from skymagic.core.targets import resolve_targets
+        from skymagic.gpus.watcher import InventoryWatcher
 
         self.settings = settings or Settings()
         self.infra = infra
@@ -170,7 +173,7 @@ class LiveInventory:
         return self.settings.client.request_timeout * 3 + 1.0
 
     def fetch(self) -> Inventory:
-        from skymagic.inventory import show_gpus
+        from skymagic.gpus.inventory import show_gpus
 
         if self.watcher is None:
             return show_gpus(self.settings, self.infra)
@@ -203,7 +206,7 @@ class LiveInventory:
 
 def _merge(base: Inventory, extra: Inventory, replaced: Sequence[str]) -> Inventory:
     """`base` with the rows of the `replaced` contexts taken from `extra`."""
-    from skymagic.inventory import Inventory
+    from skymagic.gpus.inventory import Inventory
 
     def pick(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
         keep = a[~a["context"].isin(replaced)]
@@ -232,9 +235,10 @@ def pods_holding(
     One node: `GET /api/v1/pods?fieldSelector=spec.nodeName=NODE,...` (the server filters).
     Several (a GPU row): the context's live pods, filtered here.
     """
-    from skymagic._counting import pod_binding
-    from skymagic.fleet import client_for, resolve_targets
-    from skymagic.inventory import POD_FIELD_SELECTOR, PODS_PATH
+    from skymagic.core.client import client_for
+    from skymagic.core.targets import resolve_targets
+    from skymagic.gpus.counting import pod_binding
+    from skymagic.gpus.inventory import POD_FIELD_SELECTOR, PODS_PATH
 
     targets = resolve_targets(settings, f"k8s/{context}", operation="gpus")
     client = client_for(targets.kubeconfig.resolve(context), settings.client)
@@ -1014,18 +1018,3 @@ def dashboard(
     except BaseException:
         source.close()
         raise
-
-
-class _CallableModule(types.ModuleType):
-    """`skymagic.dashboard` names both this module and the function `dashboard`.
-
-    Importing the module (`from skymagic.dashboard import Dashboard`) binds it on the package
-    under that name, shadowing the lazily exported function; calling the module calls the
-    function, so `skymagic.dashboard(...)` works either way.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Dashboard:
-        return dashboard(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -22,8 +22,8 @@ from typing import Any
 
 import ipywidgets as w
 
-from skymagic.launch.plan import Plan
-from skymagic.launch.runner import Attempt
+from skymagic.launches.plan import Plan
+from skymagic.launches.runner import Attempt
 
 __all__ = ["LaunchProgressWidget"]
 

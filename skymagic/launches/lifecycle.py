@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from skymagic._exceptions import ConfigError, NotFoundError
-from skymagic.api import ContextClient
-from skymagic.fleet import ContextResult, Settings, fan_out, resolve_targets
-from skymagic.launch.podspec import LABEL_LAUNCH, LABEL_USER, selector_for
-from skymagic.launch.task import current_user
+from skymagic.core.client import ContextClient
+from skymagic.core.fanout import ContextResult, fan_out
+from skymagic.core.targets import Settings, current_user, resolve_targets
+from skymagic.errors import ConfigError, NotFoundError
+from skymagic.launches.podspec import LABEL_LAUNCH, LABEL_USER, selector_for
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -167,7 +167,7 @@ def status(
 
 def _locate(name: str, settings: Settings) -> tuple[ContextClient, str, str]:
     """Find this user's launch `name` (or any user's, if unique) in the allowed contexts."""
-    from skymagic.fleet import client_for
+    from skymagic.core.client import client_for
 
     targets = resolve_targets(settings, None, operation="status")
 

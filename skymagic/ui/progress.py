@@ -13,8 +13,8 @@ import threading
 import time
 from typing import Any, TextIO
 
-from skymagic.launch.plan import Plan
-from skymagic.launch.runner import Attempt
+from skymagic.launches.plan import Plan
+from skymagic.launches.runner import Attempt
 
 __all__ = ["NotebookProgress", "TextProgress"]
 

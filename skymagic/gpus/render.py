@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from skymagic.inventory import Inventory
+    from skymagic.gpus.inventory import Inventory
 
 __all__ = ["render_html", "render_text"]
 

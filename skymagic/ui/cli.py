@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from skymagic._exceptions import SkymagicError
+from skymagic.errors import SkymagicError
 
 if TYPE_CHECKING:
-    from skymagic.fleet import Settings
+    from skymagic.core.targets import Settings
 
 __all__ = ["main"]
 
@@ -75,14 +75,14 @@ def _sim_down(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from skymagic.api import ClientSettings
-    from skymagic.fleet import Settings
+    from skymagic.core.client import ClientSettings
+    from skymagic.core.targets import Settings
 
     return Settings(client=ClientSettings(request_timeout=args.timeout))
 
 
 def _check(args: argparse.Namespace) -> int:
-    from skymagic.check import check
+    from skymagic.health import check
 
     report = check(_settings(args), infra=args.infra)
     if args.output == "json":
@@ -93,8 +93,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _launch(args: argparse.Namespace) -> int:
-    from skymagic._progress import TextProgress
-    from skymagic.launch import Plan, launch_task, parse_task
+    from skymagic.launches import Plan, launch_task, parse_task
+    from skymagic.ui.progress import TextProgress
 
     body = ""
     if args.file:
@@ -130,7 +130,7 @@ def _launch(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from skymagic.launch import status
+    from skymagic.launches import status
 
     st = status(_settings(args), infra=args.infra, all_users=not args.mine)
     if args.output == "json":
@@ -141,7 +141,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from skymagic.launch import logs
+    from skymagic.launches import logs
 
     for line in logs(args.name, _settings(args), follow=args.follow, tail=args.tail):
         print(line, flush=True)
@@ -149,7 +149,7 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from skymagic.launch import down
+    from skymagic.launches import down
 
     if not args.names and not args.all:
         print("error: name the launches to stop, or use --all", file=sys.stderr)
@@ -163,7 +163,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _gpus_list(args: argparse.Namespace) -> int:
-    from skymagic.inventory import show_gpus
+    from skymagic.gpus.inventory import show_gpus
 
     inv = show_gpus(_settings(args), infra=args.infra, gpu=args.gpu, all_nodes=args.all_nodes)
     if args.output == "json":
@@ -176,7 +176,7 @@ def _gpus_list(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from skymagic.demo import NOTEBOOKS, run_demo
+    from skymagic.ui.demo import NOTEBOOKS, run_demo
 
     return int(
         run_demo(output_dir=args.output_dir, notebooks=NOTEBOOKS if args.all else NOTEBOOKS[:1])

@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 import yaml
 
-from skymagic._exceptions import ConfigError
-from skymagic.kubeconfig import Kubeconfig
+from skymagic.core.kubeconfig import Kubeconfig
+from skymagic.errors import ConfigError
 
 __all__ = [
     "DEFAULT_PROVISION_TIMEOUT",

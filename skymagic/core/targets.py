@@ -1,4 +1,4 @@
-"""The allowed contexts, in failover order, and a parallel fan-out with partial results.
+"""The allowed contexts of one operation, in failover order, and everything that decided them.
 
 Every operation (check, gpus, launch, status) starts here: read the kubeconfig and the config
 NOW (a notebook user may have changed `%env KUBECONFIG` or the config file since the last
@@ -11,41 +11,33 @@ that are not allowed are never contacted.
 
 from __future__ import annotations
 
-import hashlib
-import pickle
-import threading
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+import getpass
+import os
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
-from skymagic._exceptions import ConfigError, PolicyError, RequestTimeoutError, SkymagicError
-from skymagic.api import ClientSettings, ContextClient, error_kind
-from skymagic.config import (
+from skymagic.core.client import ClientSettings
+from skymagic.core.config import (
     AllowedContexts,
     SkyConfig,
     config_from_dict,
     load_config,
     resolve_allowed_contexts,
 )
-from skymagic.kubeconfig import Kubeconfig, ResolvedContext, kubeconfig_paths, load_kubeconfig
+from skymagic.core.kubeconfig import Kubeconfig, kubeconfig_paths, load_kubeconfig
+from skymagic.errors import ConfigError, PolicyError
 
 if TYPE_CHECKING:
-    from skymagic.policy import PolicyOutcome
+    from skymagic.core.policy import PolicyOutcome
 
 __all__ = [
-    "ContextResult",
     "Settings",
     "Targets",
-    "clear_clients",
-    "client_for",
-    "fan_out",
+    "current_user",
     "parse_infra",
     "resolve_targets",
 ]
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,11 +48,6 @@ class Settings:
     kubeconfig: tuple[str, ...] | None = None  # None: $KUBECONFIG / ~/.kube/config, read now
     config_file: str | None = None  # None: $SKYPILOT_CONFIG / ~/.sky/config.yaml, read now
     allowed_contexts: tuple[str, ...] | Literal["all"] | None = None  # overrides the file
-
-    def with_timeout(self, seconds: float | None) -> Settings:
-        if seconds is None:
-            return self
-        return replace(self, client=replace(self.client, request_timeout=seconds))
 
 
 @dataclass(frozen=True)
@@ -82,24 +69,6 @@ class Targets:
     def namespace(self) -> str | None:
         """A namespace forced by the config or an admin policy (else each context's own)."""
         return self.config.namespace
-
-
-@dataclass
-class ContextResult(Generic[T]):
-    """One context's outcome in a fan-out: a value, or an error (never both)."""
-
-    context: str
-    value: T | None = None
-    error: SkymagicError | None = None
-    latency_ms: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def error_kind(self) -> str | None:
-        return None if self.error is None else error_kind(self.error)
 
 
 def parse_infra(infra: str | None) -> str | None:
@@ -137,8 +106,7 @@ def resolve_targets(
     policy: PolicyOutcome | None = None
     excluded: dict[str, str] = {}
     if cfg.admin_policy:
-        from skymagic.launch.task import current_user
-        from skymagic.policy import apply_policy
+        from skymagic.core.policy import apply_policy
 
         user_cfg, user_paths = cfg, paths
 
@@ -188,99 +156,11 @@ def resolve_targets(
     )
 
 
-_clients: dict[tuple[str, str], ContextClient] = {}
-_clients_lock = threading.Lock()
-
-
-def client_for(resolved: ResolvedContext, settings: ClientSettings) -> ContextClient:
-    """One cached client per (resolved context, settings): keep-alive connections across cells.
-
-    The key includes the resolved entry, so an edited kubeconfig gets a fresh client.
-    """
-    fingerprint = hashlib.sha256(pickle.dumps((resolved, settings))).hexdigest()
-    key = (resolved.name, fingerprint)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = ContextClient(resolved, settings)
-            _clients[key] = client
-        return client
-
-
-def clear_clients() -> None:
-    """Close and forget every cached client (tests, benchmarks, or after a fleet restarts)."""
-    with _clients_lock:
-        clients = list(_clients.values())
-        _clients.clear()
-    for client in clients:
-        client.close()
-
-
-def fan_out(
-    targets: Targets,
-    operation: Callable[[ContextClient], T],
-    settings: Settings,
-    *,
-    contexts: Sequence[str] | None = None,
-    budget_s: float | None = None,
-) -> list[ContextResult[T]]:
-    """Run `operation` on every target context in parallel; results in target order.
-
-    A context whose kubeconfig entry cannot be used fails alone (kind `config` or `exec`).
-    The call returns after at most `budget_s` (default: a few request timeouts), marking
-    contexts still running as `timeout`; their threads end on their own read timeouts.
-    """
-    names = list(contexts if contexts is not None else targets.contexts)
-    results: dict[str, ContextResult[T]] = {n: ContextResult(n) for n in names}
-    if not names:
-        return []
-    client_settings = settings.client
-    budget = budget_s if budget_s is not None else client_settings.request_timeout * 3 + 1.0
-    done = threading.Event()
-    remaining = [len(names)]
-    finished: set[str] = set()
-    lock = threading.Lock()
-
-    def run(name: str) -> None:
-        start = time.monotonic()
-        res = results[name]
-        try:
-            resolved = targets.kubeconfig.resolve(name)
-            client = client_for(resolved, client_settings)
-            res.value = operation(client)
-        except SkymagicError as exc:
-            res.error = exc
-        except Exception as exc:  # a bug in an operation must not sink the other contexts
-            res.error = SkymagicError(f"internal error: {type(exc).__name__}: {exc}", context=name)
-        finally:
-            res.latency_ms = (time.monotonic() - start) * 1000
-            with lock:
-                finished.add(name)
-                remaining[0] -= 1
-                if remaining[0] == 0:
-                    done.set()
-
-    pool = ThreadPoolExecutor(max_workers=min(32, len(names)), thread_name_prefix="skymagic-ctx")
-    for n in names:
-        pool.submit(run, n)
-    pool.shutdown(wait=False)
-    started = time.monotonic()
-    done.wait(budget)
-    out = []
-    with lock:
-        late = [n for n in names if n not in finished]
-    for n in names:
-        res = results[n]
-        if n in late:
-            snapshot: ContextResult[T] = ContextResult(
-                n,
-                error=RequestTimeoutError(
-                    f"no answer within {budget:g} s (the whole operation's time budget)",
-                    context=n,
-                ),
-                latency_ms=(time.monotonic() - started) * 1000,
-            )
-            out.append(snapshot)
-        else:
-            out.append(res)
-    return out
+def current_user() -> str:
+    """The user name put on launched pods and handed to admin policies (DNS-label safe)."""
+    try:
+        raw = os.environ.get("SKYMAGIC_USER") or getpass.getuser()
+    except Exception:
+        raw = "user"
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
+    return cleaned[:30] or "user"

@@ -3,23 +3,19 @@
 `launch()` plans from the live inventory and tries the allowed contexts in order; `status()`,
 `logs()` and `down()` act on launched work in every allowed context.
 
-The module itself is callable, so `skymagic.launch("echo hi", gpus="H100")` works as the issue's
-Python entry point while `skymagic.launch.status()` and friends stay reachable under the same
-name (a package and a function cannot otherwise share `skymagic.launch`).
+The facade exports `launch` as `skymagic.launch(...)`; this package is named `launches` so the
+two never collide (importing a subpackage binds its name on the parent package).
 """
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Sequence
-from typing import Any
 
-from skymagic.fleet import Settings
-from skymagic.launch.lifecycle import Deleted, Status, down, logs, status
-from skymagic.launch.plan import Plan
-from skymagic.launch.runner import Attempt, LaunchObserver, LaunchResult, launch_task
-from skymagic.launch.task import Task, parse_task
+from skymagic.core.targets import Settings
+from skymagic.launches.lifecycle import Deleted, Status, down, logs, status
+from skymagic.launches.plan import Plan
+from skymagic.launches.runner import Attempt, LaunchObserver, LaunchResult, launch_task
+from skymagic.launches.task import Task, parse_task
 
 __all__ = [
     "Attempt",
@@ -57,11 +53,9 @@ def launch(
 ) -> LaunchResult | Plan:
     """Launch a script or SkyPilot task YAML, like `%%sky_launch` (same flags as keywords).
 
-    Progress goes to `observer` (default: plain lines on stdout, as the CLI prints them).
+    Progress goes to `observer` (default: none; `skymagic.launch` prints plain lines).
     Returns the LaunchResult, or the Plan with `dry_run`.
     """
-    from skymagic._progress import TextProgress
-
     task = parse_task(
         body,
         name=name,
@@ -78,16 +72,6 @@ def launch(
         settings,
         detach=detach,
         dry_run=dry_run,
-        observer=observer if observer is not None else TextProgress(),
+        observer=observer,
         provision_timeout=provision_timeout,
     )
-
-
-class _CallableModule(types.ModuleType):
-    """`skymagic.launch(...)` calls `launch()`; attribute access is the package's as usual."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> LaunchResult | Plan:
-        return launch(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -23,10 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from skymagic._exceptions import ForbiddenError, SkymagicError
-from skymagic.accelerators import detect_node_gpus
-from skymagic.api import ContextClient
-from skymagic.fleet import ContextResult, Settings, Targets, fan_out, resolve_targets
+from skymagic.core.client import ContextClient
+from skymagic.core.fanout import ContextResult, fan_out
+from skymagic.core.targets import Settings, Targets, resolve_targets
+from skymagic.errors import ForbiddenError, SkymagicError
+from skymagic.gpus.accelerators import detect_node_gpus
 
 if TYPE_CHECKING:
     import pandas as pd

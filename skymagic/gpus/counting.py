@@ -24,14 +24,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from skymagic._quantity import parse_quantity
-from skymagic.accelerators import (
+from skymagic.gpus.accelerators import (
     GPU_TAINT_KEYS,
     GpuIdentity,
     detect_node_gpus,
     is_gpu_resource,
     requestable_quantities,
 )
+from skymagic.gpus.quantity import parse_quantity
 
 __all__ = [
     "NODE_COLUMNS",
@@ -130,7 +130,7 @@ def _container_requests(container: Mapping[str, Any]) -> dict[str, float] | None
 def pod_requests(spec: Mapping[str, Any]) -> dict[str, float]:
     """The pod's effective request for cpu, memory and accelerator resources.
 
-    Same rule as `skymagic._quantity.effective_requests` (which the simulator's scheduler
+    Same rule as `skymagic.gpus.quantity.effective_requests` (which the simulator's scheduler
     uses), restricted to the resources the inventory counts, plus the sidecar rule: an init
     container with `restartPolicy: Always` keeps running, so it adds to everything after it.
     """

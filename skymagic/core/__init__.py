@@ -1,0 +1,1 @@
+"""Credentials, config, the per-context client, targets and fan-out."""

@@ -1,0 +1,1 @@
+"""GPU naming, counting and the multi-context inventory."""

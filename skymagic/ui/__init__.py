@@ -1,0 +1,1 @@
+"""Presentation: magics, CLI, demo, widgets and the dashboard. Parses and displays only."""
