@@ -24,7 +24,8 @@ watch forbidden, a broken connection in backoff) is re-listed with `show_gpus` o
 its card says "list" instead of "watch". `watch=False` re-lists everything every time.
 
 The front end is two anywidget ES modules (`widgets/node_grid.js`, `widgets/context_cards.js`,
-styled by `widgets/dashboard.css`), shipped in the wheel as `skymagic/ui/dashboard/static/`. Standard
+styled by `widgets/dashboard.css`), shipped in the wheel as `skymagic/ui/dashboard/static/`.
+Standard
 ipywidgets do the controls. `_repr_mimebundle_` adds text/plain and text/html snapshots beside
 the widget view, so a saved notebook still shows the fleet without a kernel.
 """
