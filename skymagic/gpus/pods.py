@@ -1,0 +1,77 @@
+"""Which live pods hold the GPUs of some nodes: what the dashboard's details panel lists.
+
+An operation like `show_gpus`: resolve the targets (the context must be allowed), then one
+list on that context through the fan-out (its time budget, its error wrapping):
+
+    GET /api/v1/pods?fieldSelector=spec.nodeName=NODE,status.phase!=Succeeded,...
+
+for one node (the server filters), or the context's live pods, filtered here, for several
+(a GPU row of a card spans every node with that GPU). A pod counts when it is bound to one of
+the nodes, is not terminal, and its effective request for any of the resources is above zero
+(the same rule the inventory counts with: `counting.pod_binding`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from skymagic.core.client import ContextClient
+from skymagic.core.fanout import fan_out
+from skymagic.core.targets import Settings, resolve_targets
+from skymagic.gpus.counting import pod_binding
+from skymagic.gpus.inventory import POD_FIELD_SELECTOR, PODS_PATH
+
+__all__ = ["PodRow", "pods_on_nodes"]
+
+
+@dataclass(frozen=True)
+class PodRow:
+    """One pod holding GPUs: where it runs and how many of the asked resources it requests."""
+
+    namespace: str
+    name: str
+    node: str
+    gpus: int
+
+
+def pods_on_nodes(
+    settings: Settings, context: str, nodes: Sequence[str], resources: Sequence[str]
+) -> list[PodRow]:
+    """Live pods bound to `nodes` of `context` that request any of `resources`, sorted.
+
+    Raises the context's error (a `SkymagicError`) when the list fails; no nodes: no request.
+    """
+    if not nodes:
+        return []
+    targets = resolve_targets(settings, f"k8s/{context}", operation="gpus")
+    wanted = frozenset(nodes)
+    field = POD_FIELD_SELECTOR
+    if len(wanted) == 1:
+        field = f"spec.nodeName={next(iter(wanted))},{POD_FIELD_SELECTOR}"
+
+    def pick(pod: dict[str, Any]) -> PodRow | None:
+        bound = pod_binding(pod)
+        if bound is None or bound[0] not in wanted:
+            return None
+        gpus = sum(bound[1].get(r, 0.0) for r in resources)
+        if gpus <= 0:
+            return None
+        meta = pod.get("metadata") or {}
+        return PodRow(
+            namespace=str(meta.get("namespace", "")),
+            name=str(meta.get("name", "")),
+            node=bound[0],
+            gpus=round(gpus),
+        )
+
+    def list_pods(client: ContextClient) -> list[PodRow]:
+        items, _rv = client.list_items(PODS_PATH, {"fieldSelector": field}, pick=pick)
+        return [r for r in items if r is not None]
+
+    (result,) = fan_out(targets, list_pods, settings)
+    if result.error is not None:
+        raise result.error
+    rows: list[PodRow] = result.value or []
+    return sorted(rows, key=lambda r: (r.node, r.namespace, r.name))
