@@ -1,7 +1,7 @@
 // skymagic context cards: one card per context with its health, latency and free/total GPUs
 // per GPU type as bars.
 //
-// Model traits (set by Python, skymagic/dashboard.py):
+// Model traits (set by Python, skymagic/ui/dashboard/widgets.py and app.py):
 //   cards: [{context, health, kind, message, latency_ms, mode, nodes,
 //            gpus: [{gpu, free, total}]}]     health: ok | degraded | error
 //   selected_gpu: {context, gpu} | {}         set here when a GPU row is clicked

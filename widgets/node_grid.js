@@ -1,6 +1,6 @@
 // skymagic node grid: one cell per node, grouped by context, coloured by its free fraction.
 //
-// Model traits (set by Python, skymagic/dashboard.py):
+// Model traits (set by Python, skymagic/ui/dashboard/widgets.py and app.py):
 //   sections: [{context, error, shown, total}]  one group per context, in failover order
 //   nodes:    [{id, context, node, gpu, total, free, status, taints}]  already filtered
 //   selected: {context, node} | {}   set here on click; Python answers with the node's pods

@@ -21,9 +21,11 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.display import display
 from IPython.utils.capture import capture_output
 
-from skymagic.core.client import ClientSettings, clear_clients
+from skymagic.core.client import ClientSettings, clear_clients, error_kind
 from skymagic.core.targets import Settings
+from skymagic.errors import ConfigError, SkymagicError
 from skymagic.gpus.inventory import show_gpus
+from skymagic.gpus.pods import PodRow, pods_on_nodes
 from skymagic.launches import Attempt, launch_task, parse_task
 from skymagic.sim import Fleet
 from skymagic.ui.dashboard import Dashboard, LiveInventory, dashboard, launch_cell, widget_asset
@@ -282,6 +284,21 @@ def test_gpu_row_click_lists_pods_across_nodes(dash: Dashboard) -> None:
     until(lambda: "g-0" in dash.details.value and "loading" not in dash.details.value)
 
 
+def test_pods_on_nodes_is_an_operation_over_allowed_contexts(fleet: Fleet) -> None:
+    settings = settings_for(fleet, ALPHA)
+    nodes = ["g-0", "g-1", "g-2"]
+    rows = pods_on_nodes(settings, ALPHA, nodes, ["nvidia.com/gpu"])
+    assert all(isinstance(r, PodRow) and r.namespace == "team-a" for r in rows)
+    assert sum(r.gpus for r in rows) == 2 * 4 and [r.name[:6] for r in rows] == ["train-"] * 2
+    assert rows == sorted(rows, key=lambda r: (r.node, r.namespace, r.name))
+    assert pods_on_nodes(settings, ALPHA, nodes, ["amd.com/gpu"]) == []  # other resources
+    fleet.clear_requests(ALPHA)
+    assert pods_on_nodes(settings, ALPHA, [], ["nvidia.com/gpu"]) == []
+    assert fleet.requests(ALPHA) == []  # no nodes: no request
+    with pytest.raises(ConfigError, match="not allowed"):
+        pods_on_nodes(settings, BETA, ["l4-0"], ["nvidia.com/gpu"])
+
+
 def test_launch_here_prefills_the_next_cell(dash: Dashboard, ipshell: InteractiveShell) -> None:
     ipshell.rl_next_input = None
     assert dash.launch_box.layout.display == "none"
@@ -363,6 +380,9 @@ def test_a_down_context_shows_its_error_in_place(fleet: Fleet) -> None:
             assert card(d, ALPHA)["health"] == "ok" and len(cells(d, context=ALPHA)) == 3
             assert len(cells(d, context=BETA)) == 3
             assert "! unreachable" in d.to_text() and "color:#b02a2c" in d.to_html()
+            with pytest.raises(SkymagicError) as failed:
+                d.source.pods(GAMMA, ["a100-0"], ["nvidia.com/gpu"])
+            assert failed.value.context == GAMMA and error_kind(failed.value) == "unreachable"
             # it comes back
             fleet.set_faults(GAMMA, down=False)
 
@@ -374,6 +394,54 @@ def test_a_down_context_shows_its_error_in_place(fleet: Fleet) -> None:
             assert len(cells(d, context=GAMMA)) == 2
     finally:
         fleet.set_faults(GAMMA, down=False)
+
+
+NO_WATCH_SPEC: dict[str, Any] = {
+    "clusters": [
+        {
+            "name": "watched",
+            "nodes": [{"name": "g", "count": 2, "gpu": "H100", "gpus": 8}],
+            "pods": [{"count": 1, "name": "train", "gpu": "H100", "gpus": 4}],
+            # a user who may list pods but not watch them: the watcher cannot follow this
+            # context, a re-list can read all of it
+            "users": [{"name": "lister", "context": "lister", "auth": "token", "groups": []}],
+            "rbac": [
+                {
+                    "user": "lister",
+                    "rules": [
+                        {"verbs": ["get", "list", "watch"], "resources": ["nodes"]},
+                        {"verbs": ["get", "list"], "resources": ["pods"]},
+                    ],
+                }
+            ],
+        }
+    ]
+}
+
+
+def test_a_relisted_context_replaces_the_watchers_rows_and_recounts_the_summary(
+    make_fleet: Callable[..., Fleet],
+) -> None:
+    f = make_fleet(NO_WATCH_SPEC)
+    settings = settings_for(f, "watched", "lister")
+    source = LiveInventory(settings)
+    try:
+        inv = until(
+            lambda: (i := source.fetch()) is not None and source.modes()["lister"] == "list" and i,
+            what="the pod watch to be refused",
+        )
+        assert source.modes()["watched"] == "watch"
+        full = show_gpus(settings)  # the fleet stood still: one list of both reads the same
+        for table in ("nodes", "by_context", "summary"):
+            merged, listed = getattr(inv, table), getattr(full, table)
+            assert merged.to_dict("records") == listed.to_dict("records"), table
+        assert inv.errors.empty and inv.contexts == ["watched", "lister"]
+        # the summary agrees with the merged rows: 16 + 16 H100, 4 + 4 held
+        (h100,) = inv.summary.to_dict("records")
+        assert (h100["gpu_total"], h100["gpu_free"]) == (32, 24)
+        assert h100["utilization"] == "24 of 32 free"
+    finally:
+        source.close()
 
 
 def test_a_failing_source_keeps_the_last_picture(dash: Dashboard) -> None:

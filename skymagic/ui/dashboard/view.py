@@ -1,0 +1,382 @@
+"""The dashboard's view model: an Inventory (and the filters, a click) in, what to show out.
+
+Pure: no widgets, no requests, no threads, so every rule here is unit-tested without a fleet.
+`build_view` turns an Inventory into nodes (one per node, its GPU resources added up) and
+cards (one per context); `frame` narrows them by the filters into the grid's and the cards'
+trait values; `select_node` / `select_gpu` say what a click shows and whose pods to list;
+`pods_html` renders that list. The app assigns the results to widgets; the snapshot renders
+them as text and HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from skymagic.gpus.inventory import Inventory
+    from skymagic.gpus.pods import PodRow
+
+__all__ = [
+    "ALL",
+    "Filters",
+    "Frame",
+    "Node",
+    "Selection",
+    "Shown",
+    "View",
+    "build_view",
+    "frame",
+    "free_colour",
+    "launch_cell",
+    "pods_html",
+    "select_gpu",
+    "select_node",
+    "shown",
+    "status_kind",
+    "updated_html",
+]
+
+ALL = ""  # a filter's "everything" value (the dropdowns' first option)
+
+Card = dict[str, Any]  # {context, health, kind, message, latency_ms, mode, nodes, gpus}
+
+
+@dataclass
+class Node:
+    """One node as the grid shows it: its GPU resources added up (a node may have several)."""
+
+    context: str
+    node: str
+    gpus: list[str] = field(default_factory=list)
+    resources: list[str] = field(default_factory=list)
+    total: int = 0
+    free: int | None = 0  # None: unknown (the pods could not be read)
+    status: str = ""
+    taints: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.context}/{self.node}"
+
+    def to_trait(self) -> dict[str, Any]:
+        """The grid's cell (widgets/node_grid.js reads these keys)."""
+        return {
+            "id": self.key,
+            "context": self.context,
+            "node": self.node,
+            "gpu": " + ".join(self.gpus),
+            "total": self.total,
+            "free": self.free,
+            "status": self.status,
+            "taints": self.taints,
+        }
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything one refresh read, before filters."""
+
+    contexts: list[str]
+    nodes: list[Node]
+    cards: list[Card]
+    errors: dict[str, str]  # context -> "kind: message" (its first error row)
+    gpu_types: list[str]
+    fetched_at: float
+    took_s: float
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The filter controls' values: a context, a GPU type (ALL: any), the least free per node."""
+
+    context: str = ALL
+    gpu: str = ALL
+    min_free: int = 0
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What passes the filters: nodes and the contexts whose sections and cards show."""
+
+    nodes: list[Node]
+    contexts: list[str]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Trait values for one redraw: the grid's sections and cells, the cards, the count line."""
+
+    sections: list[dict[str, Any]]
+    nodes: list[dict[str, Any]]
+    cards: list[Card]
+    shown: str
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A click on a node or on a card's GPU row: what the details say, whose pods to list."""
+
+    kind: Literal["node", "gpu"]
+    context: str
+    key: str  # the node's name, or the GPU
+    head: str  # the details' first line (HTML)
+    nodes: tuple[str, ...]  # whose pods to list
+    resources: tuple[str, ...]  # which resource names count as these GPUs
+    launch_gpu: str | None  # what "launch here" asks for (None: the node has no GPUs)
+    most: int  # the largest GPU count on one of the nodes ("launch here" may ask for up to it)
+
+
+# --- an Inventory in ------------------------------------------------------------------------
+
+
+def _opt_int(value: Any) -> int | None:
+    """An Int64 cell as int, or None for a missing one (pandas' NA or NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    try:
+        return int(value)
+    except TypeError:  # pandas.NA refuses int()
+        return None
+
+
+def _nodes(inv: Inventory, all_nodes: bool) -> list[Node]:
+    nodes: dict[tuple[str, str], Node] = {}
+    cols = ["context", "node", "gpu", "resource", "gpu_total", "gpu_free", "status", "taints"]
+    for ctx, name, gpu, resource, total, free, status, taints in inv.nodes[cols].itertuples(
+        index=False, name=None
+    ):
+        key = (str(ctx), str(name))
+        free_i = _opt_int(free)
+        node = nodes.get(key)
+        if node is None:
+            node = nodes[key] = Node(
+                str(ctx), str(name), status=str(status), taints=str(taints or "")
+            )
+        if isinstance(gpu, str):
+            node.gpus.append(gpu)
+            node.resources.append(str(resource))
+            node.total += _opt_int(total) or 0
+            node.free = None if node.free is None or free_i is None else node.free + free_i
+        elif free_i is None:
+            node.free = None
+    return [n for n in nodes.values() if all_nodes or n.gpus]
+
+
+def build_view(inv: Inventory, modes: Mapping[str, str], *, all_nodes: bool, took_s: float) -> View:
+    """The view of `inv`; `modes` says how each context was read ('watch' or 'list').
+
+    A context with an error row and no nodes is in `error`; with nodes (a 403 on pods: free
+    unknown) it is `degraded`. CPU-only nodes count in a card's nodes, and show in the grid
+    only with `all_nodes`.
+    """
+    every = _nodes(inv, all_nodes=True)
+    errors: dict[str, str] = {}
+    kinds: dict[str, str] = {}
+    for ctx, kind, message in inv.errors[["context", "kind", "message"]].itertuples(
+        index=False, name=None
+    ):
+        errors.setdefault(str(ctx), f"{kind}: {message}")
+        kinds.setdefault(str(ctx), str(kind))
+    per_ctx_nodes: dict[str, int] = {}
+    for n in every:
+        per_ctx_nodes[n.context] = per_ctx_nodes.get(n.context, 0) + 1
+    gpus_by_ctx: dict[str, list[dict[str, Any]]] = {}
+    for ctx, gpu, total, free in inv.by_context[
+        ["context", "gpu", "gpu_total", "gpu_free"]
+    ].itertuples(index=False, name=None):
+        gpus_by_ctx.setdefault(str(ctx), []).append(
+            {"gpu": str(gpu), "total": _opt_int(total) or 0, "free": _opt_int(free)}
+        )
+    cards: list[Card] = []
+    for ctx in inv.contexts:
+        health = ("degraded" if ctx in per_ctx_nodes else "error") if ctx in errors else "ok"
+        latency = inv.latency_ms.get(ctx)
+        cards.append(
+            {
+                "context": ctx,
+                "health": health,
+                "kind": kinds.get(ctx, ""),
+                "message": errors.get(ctx, ""),
+                "latency_ms": None if latency is None else round(float(latency), 1),
+                "mode": modes.get(ctx, "list"),
+                "nodes": per_ctx_nodes.get(ctx, 0),
+                "gpus": gpus_by_ctx.get(ctx, []),
+            }
+        )
+    return View(
+        contexts=list(inv.contexts),
+        nodes=[n for n in every if all_nodes or n.gpus],
+        cards=cards,
+        errors=errors,
+        gpu_types=sorted({g["gpu"] for gs in gpus_by_ctx.values() for g in gs}),
+        fetched_at=inv.fetched_at,
+        took_s=took_s,
+    )
+
+
+# --- filters --------------------------------------------------------------------------------
+
+
+def shown(view: View, filters: Filters) -> Shown:
+    """The nodes and contexts that pass `filters` (a node of unknown free fails `min_free`)."""
+    ctx, gpu, min_free = filters.context, filters.gpu, filters.min_free
+    contexts = [c for c in view.contexts if ctx in (ALL, c)]
+    nodes = [
+        n
+        for n in view.nodes
+        if ctx in (ALL, n.context)
+        and (gpu == ALL or gpu in n.gpus)
+        and (min_free <= 0 or (n.free is not None and n.free >= min_free))
+    ]
+    return Shown(nodes, contexts)
+
+
+def frame(view: View, filters: Filters) -> Frame:
+    """The trait values after `filters`: a GPU filter also narrows each card to that GPU."""
+    picked = shown(view, filters)
+    total: dict[str, int] = {}
+    for n in view.nodes:
+        total[n.context] = total.get(n.context, 0) + 1
+    visible: dict[str, int] = {}
+    for n in picked.nodes:
+        visible[n.context] = visible.get(n.context, 0) + 1
+    cards = []
+    for card in view.cards:
+        if card["context"] not in picked.contexts:
+            continue
+        if filters.gpu != ALL:
+            card = {**card, "gpus": [g for g in card["gpus"] if g["gpu"] == filters.gpu]}
+        cards.append(card)
+    sections = [
+        {
+            "context": c,
+            "error": view.errors.get(c, ""),
+            "shown": visible.get(c, 0),
+            "total": total.get(c, 0),
+        }
+        for c in picked.contexts
+    ]
+    return Frame(
+        sections=sections,
+        nodes=[n.to_trait() for n in picked.nodes],
+        cards=cards,
+        shown=f"{len(picked.nodes)} of {len(view.nodes)} nodes shown",
+    )
+
+
+def updated_html(view: View) -> str:
+    """The "updated HH:MM:SS · N ms" line (the browser test reads `data-ts`)."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(view.fetched_at))
+    return (
+        f"updated <span class='sky-updated' data-ts='{view.fetched_at:.3f}'>{stamp}</span>"
+        f" · {view.took_s * 1000:.0f} ms"
+    )
+
+
+# --- clicks ---------------------------------------------------------------------------------
+
+
+def select_node(view: View | None, context: str, node: str) -> Selection | None:
+    """A click on `node` of `context`; None when the view has no such node (or no view yet)."""
+    nodes = [] if view is None else view.nodes
+    found = next((n for n in nodes if n.context == context and n.node == node), None)
+    if found is None:
+        return None
+    free = "?" if found.free is None else str(found.free)
+    head = (
+        f"<b>{html.escape(node)}</b> in {html.escape(context)} · "
+        f"{html.escape(' + '.join(found.gpus) or 'no GPUs')}: {free} of {found.total} free"
+        f" · {html.escape(found.status)}"
+        + (f" · taints: {html.escape(found.taints)}" if found.taints else "")
+    )
+    return Selection(
+        kind="node",
+        context=context,
+        key=node,
+        head=head,
+        nodes=(node,),
+        resources=tuple(found.resources),
+        launch_gpu=found.gpus[0] if found.gpus else None,
+        most=found.total,
+    )
+
+
+def select_gpu(view: View | None, context: str, gpu: str) -> Selection:
+    """A click on the `gpu` row of `context`'s card: every node of the context with that GPU."""
+    nodes = [] if view is None else view.nodes
+    mine = [n for n in nodes if n.context == context and gpu in n.gpus]
+    resources = sorted(
+        {r for n in mine for g, r in zip(n.gpus, n.resources, strict=True) if g == gpu}
+    )
+    return Selection(
+        kind="gpu",
+        context=context,
+        key=gpu,
+        head=f"<b>{html.escape(gpu)}</b> in {html.escape(context)} · {len(mine)} nodes",
+        nodes=tuple(n.node for n in mine),
+        resources=tuple(resources),
+        launch_gpu=gpu,
+        most=max((n.total for n in mine), default=0),
+    )
+
+
+def pods_html(pods: Sequence[PodRow], *, by_node: bool) -> str:
+    """The details' pod table; `by_node` adds a node column (pods of several nodes)."""
+    if not pods:
+        return "<div class='sky-muted'>no pods hold these GPUs</div>"
+    head = "<th>node</th>" if by_node else ""
+    rows = "".join(
+        "<tr>"
+        + (f"<td>{html.escape(p.node)}</td>" if by_node else "")
+        + f"<td>{html.escape(p.namespace)}</td><td>{html.escape(p.name)}</td>"
+        f"<td style='text-align:right'>{p.gpus}</td></tr>"
+        for p in pods
+    )
+    return (
+        "<table class='sky-pods'><thead><tr>"
+        f"{head}<th>namespace</th><th>name</th><th>GPUs</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def launch_cell(context: str, gpu: str, count: int) -> str:
+    """The `%%sky_launch` cell that "launch here" pre-fills."""
+    if any(ch.isspace() or ch in "'\"" for ch in context + gpu):
+        # Flags cannot carry spaces or quotes through IPython's line splitting: use the YAML form.
+        return (
+            "%%sky_launch\n"
+            "resources:\n"
+            f"  infra: {json.dumps('k8s/' + context)}\n"
+            f"  accelerators: {json.dumps(f'{gpu}:{count}')}\n"
+            "run: |\n"
+            "  nvidia-smi\n"
+        )
+    return f"%%sky_launch --infra k8s/{context} --gpus {gpu}:{count}\nnvidia-smi\n"
+
+
+# --- how a node looks -----------------------------------------------------------------------
+
+
+def status_kind(status: str) -> str:
+    """healthy | notready | cordoned | tainted: the cell's marking (and the text's counts)."""
+    if status == "NotReady":
+        return "notready"
+    if status == "Cordoned":
+        return "cordoned"
+    if "Taint" in status:
+        return "tainted"
+    return "healthy"
+
+
+def free_colour(free: int | None, total: int) -> str:
+    """Red (nothing free) to green (all free); grey when unknown (as widgets/node_grid.js)."""
+    if free is None or not total:
+        return "#b8bcc4"
+    frac = max(0.0, min(1.0, free / total))
+    return f"hsl({round(frac * 120)}, 62%, 48%)"
