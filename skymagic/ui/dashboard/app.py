@@ -43,6 +43,7 @@ __all__ = ["Dashboard", "dashboard"]
 
 
 def _number_box(kind: Any, description: str, width: str, **bounds: Any) -> Any:
+    """A bounded number box whose label sits beside it at its natural width."""
     return kind(
         description=description,
         layout=w.Layout(width=width),
