@@ -1,7 +1,7 @@
 """skymagic's errors: one small tree, each class carrying the context it happened in.
 
 ```
-SkymagicError                     base; `context` (may be None), `kind`, one-line `str()`
+SkymagicError                     base; `message`, `context` (may be None), `kind`
 ├── ConfigError                   kind=config: ~/.sky/config.yaml, flags, settings
 │   └── KubeconfigError           kind=config: a kubeconfig file or entry (`path`, `field`)
 ├── AuthError                     kind=unauthorized: no usable credential for a context
@@ -19,6 +19,10 @@ SkymagicError                     base; `context` (may be None), `kind`, one-lin
 ├── PolicyError                   an admin policy refused or broke (kind=config)
 └── SimError                      the simulated fleet could not start or be controlled
 ```
+
+An error's `message` never names its context: the context is the `context` attribute, and
+`str()` puts the two together (`context 'gke-a': tokenFile /t cannot be read ...`). So a table
+with a context column shows `.message` and nobody strips prefixes off strings.
 
 Every error renders as ONE readable line in a notebook (`_render_traceback_`), still fails the
 cell (so nbclient/papermill runs stop), and never contains a token, key or certificate: the
@@ -77,7 +81,13 @@ def redact(text: str) -> str:
 
 
 class SkymagicError(Exception):
-    """Base of every error skymagic raises on purpose."""
+    """Base of every error skymagic raises on purpose.
+
+    Attributes:
+        message: what went wrong and the fix, without the context's name (redacted).
+        context: the kubeconfig context it happened in, or None when it is not about one.
+        kind: the per-context error class shown in tables (config, unauthorized, exec, ...).
+    """
 
     kind: ClassVar[str] = "config"
 
@@ -87,7 +97,7 @@ class SkymagicError(Exception):
         super().__init__(self.message)
 
     def __str__(self) -> str:
-        if self.context and f"'{self.context}'" not in self.message:
+        if self.context:
             return f"context '{self.context}': {self.message}"
         return self.message
 

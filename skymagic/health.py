@@ -300,7 +300,7 @@ def _check_one(client: ContextClient, targets: Targets) -> ContextCheck:
 
 def _from_error(res: ContextResult[ContextCheck], targets: Targets) -> ContextCheck:
     assert res.error is not None
-    c = ContextCheck(context=res.context, enabled=False, reason=_one_line(res.error))
+    c = ContextCheck(context=res.context, enabled=False, reason=res.error.message)
     c.error_kind = res.error_kind
     c.latency_ms = res.latency_ms
     info = targets.kubeconfig.contexts.get(res.context)
@@ -317,14 +317,6 @@ def _from_error(res: ContextResult[ContextCheck], targets: Targets) -> ContextCh
         except SkymagicError:
             c.auth = "?"
     return c
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc)
-    prefix = f"context '{getattr(exc, 'context', '')}': "
-    if text.startswith(prefix):
-        text = text[len(prefix) :]
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def check(settings: Settings | None = None, infra: str | None = None) -> CheckReport:

@@ -183,7 +183,7 @@ class CredentialProvider:
         if kind == "auth-provider":
             provider = (self._rc.user.auth_provider or {}).get("name", "?")
             raise AuthError(
-                f"context '{self.context}': user '{self._rc.user.name}' uses the removed "
+                f"user '{self._rc.user.name}' uses the removed "
                 f"auth-provider '{provider}'; regenerate the kubeconfig entry with the cloud CLI "
                 "so it uses an exec plugin (e.g. gke-gcloud-auth-plugin, kubelogin)",
                 context=self.context,
@@ -225,7 +225,7 @@ class CredentialProvider:
                 return fh.read()
         except OSError as exc:
             raise KubeconfigError(
-                f"context '{self.context}': user '{self._rc.user.name}' {fld} file {path} "
+                f"user '{self._rc.user.name}' {fld} file {path} "
                 f"cannot be read ({exc.strerror or exc}); fix the path in the kubeconfig",
                 context=self.context,
                 path=path,
@@ -244,14 +244,13 @@ class CredentialProvider:
                     token = fh.read().strip()
             except OSError as exc:
                 raise AuthError(
-                    f"context '{self.context}': tokenFile {path} cannot be read "
+                    f"tokenFile {path} cannot be read "
                     f"({exc.strerror or exc}); fix `tokenFile` in user '{self._rc.user.name}'",
                     context=self.context,
                 ) from None
             if not token:
                 raise AuthError(
-                    f"context '{self.context}': tokenFile {path} is empty; write the token into "
-                    "it or fix `tokenFile`",
+                    f"tokenFile {path} is empty; write the token into it or fix `tokenFile`",
                     context=self.context,
                 )
             cert, key = self._static_cert()
@@ -287,7 +286,7 @@ class CredentialProvider:
 
     def _fail(self, ex: ExecConfig, message: str) -> ExecPluginError:
         return ExecPluginError(
-            f"context '{self.context}': exec plugin '{ex.command}' {message}",
+            f"exec plugin '{ex.command}' {message}",
             context=self.context,
             plugin=ex.command,
         )

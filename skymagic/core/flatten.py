@@ -57,8 +57,7 @@ def _read_ref(ctx_name: str, path: str, fld: str) -> bytes:
             return fh.read()
     except OSError as exc:
         raise KubeconfigError(
-            f"context '{ctx_name}': cannot read {fld} {path} ({exc.strerror or exc}); fix the "
-            "path in the kubeconfig",
+            f"cannot read {fld} {path} ({exc.strerror or exc}); fix the path in the kubeconfig",
             context=ctx_name,
             path=path,
             field=fld,

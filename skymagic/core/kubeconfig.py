@@ -328,7 +328,7 @@ class Kubeconfig:
                 where = "no kubeconfig file exists (looked for " + ", ".join(self.searched) + ")"
             known = ", ".join(f"'{c}'" for c in self.contexts) or "none"
             raise KubeconfigError(
-                f"context '{name}' is not defined {where}; contexts found: {known}; "
+                f"not defined {where}; contexts found: {known}; "
                 "check the name with `kubectl config get-contexts` or set KUBECONFIG",
                 context=name,
                 field="contexts",
@@ -336,7 +336,7 @@ class Kubeconfig:
         path = ctx.defined_in
         if not ctx.cluster:
             raise KubeconfigError(
-                f"context '{name}' (in {path}) names no cluster; add `cluster: <name>` to it",
+                f"kubeconfig entry in {path} names no cluster; add `cluster: <name>` to it",
                 context=name,
                 path=path,
                 field="cluster",
@@ -349,7 +349,7 @@ class Kubeconfig:
         ca_file = cluster.certificate_authority
         if ca_file and not cluster.certificate_authority_data and not os.path.isfile(ca_file):
             raise KubeconfigError(
-                f"context '{name}': cluster '{cluster.name}' certificate-authority file "
+                f"cluster '{cluster.name}' certificate-authority file "
                 f"{ca_file} does not exist; fix the path or inline it as "
                 "certificate-authority-data",
                 context=name,
@@ -366,7 +366,7 @@ class Kubeconfig:
         cluster = self.clusters.get(ctx.cluster)
         if cluster is None:
             raise KubeconfigError(
-                f"context '{ctx_name}' (in {ctx.defined_in}) names cluster '{ctx.cluster}', "
+                f"kubeconfig entry in {ctx.defined_in} names cluster '{ctx.cluster}', "
                 f"which no kubeconfig file defines ({', '.join(self.files)}); add it under "
                 "`clusters:` or fix the context's `cluster:`",
                 context=ctx_name,
@@ -384,7 +384,7 @@ class Kubeconfig:
         user = self.users.get(ctx.user)
         if user is None:
             raise KubeconfigError(
-                f"context '{ctx_name}' (in {ctx.defined_in}) names user '{ctx.user}', which no "
+                f"kubeconfig entry in {ctx.defined_in} names user '{ctx.user}', which no "
                 f"kubeconfig file defines ({', '.join(self.files)}); add it under `users:` or "
                 "fix the context's `user:` (remove it for anonymous access)",
                 context=ctx_name,
@@ -395,10 +395,9 @@ class Kubeconfig:
 
 
 def _entry_error(ctx_name: str, kind: str, name: str, broken: _Broken) -> KubeconfigError:
-    prefix = f"context '{ctx_name}'" if kind == "context" else f"context '{ctx_name}': {kind}"
-    label = "" if kind == "context" else f" '{name}'"
+    what = "kubeconfig entry" if kind == "context" else f"{kind} '{name}'"
     return KubeconfigError(
-        f"{prefix}{label} (in {broken.path}): {broken.message}",
+        f"{what} (in {broken.path}): {broken.message}",
         context=ctx_name,
         path=broken.path,
         field=broken.field,
@@ -415,7 +414,7 @@ def _check_server(ctx_name: str, cluster: ClusterInfo, user: UserInfo, path: str
     server = cluster.server.strip()
     if not server:
         raise KubeconfigError(
-            f"context '{ctx_name}': cluster '{cluster.name}' (in {path}) has no server; add "
+            f"cluster '{cluster.name}' (in {path}) has no server; add "
             "`server: https://HOST:PORT` to it",
             context=ctx_name,
             path=path,
@@ -435,7 +434,7 @@ def _check_server(ctx_name: str, cluster: ClusterInfo, user: UserInfo, path: str
         parts = urlsplit(server)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise KubeconfigError(
-            f"context '{ctx_name}': cluster '{cluster.name}' (in {path}) has server "
+            f"cluster '{cluster.name}' (in {path}) has server "
             f"'{cluster.server}', which is not an http(s) URL; write `server: https://HOST:PORT`",
             context=ctx_name,
             path=path,
@@ -447,7 +446,7 @@ def _check_server(ctx_name: str, cluster: ClusterInfo, user: UserInfo, path: str
 def _check_user(ctx_name: str, user: UserInfo, path: str) -> None:
     def fail(msg: str, fld: str) -> KubeconfigError:
         return KubeconfigError(
-            f"context '{ctx_name}': user '{user.name}' (in {path}) {msg}",
+            f"user '{user.name}' (in {path}) {msg}",
             context=ctx_name,
             path=path,
             field=fld,
@@ -488,7 +487,7 @@ def validate_exec(ctx_name: str, ex: ExecConfig, path: str | None = None) -> Non
     where = f" (in {path})" if path else ""
     if not ex.command:
         raise KubeconfigError(
-            f"context '{ctx_name}': exec{where} has no command; add `command: <plugin>`",
+            f"exec{where} has no command; add `command: <plugin>`",
             context=ctx_name,
             path=path,
             field="exec.command",
@@ -496,7 +495,7 @@ def validate_exec(ctx_name: str, ex: ExecConfig, path: str | None = None) -> Non
     for env_name, _ in ex.env:
         if not env_name:
             raise KubeconfigError(
-                f"context '{ctx_name}': exec{where} has an env entry without a name; give every "
+                f"exec{where} has an env entry without a name; give every "
                 "env entry `name:` and `value:`",
                 context=ctx_name,
                 path=path,
@@ -505,7 +504,7 @@ def validate_exec(ctx_name: str, ex: ExecConfig, path: str | None = None) -> Non
     if ex.api_version not in EXEC_API_VERSIONS:
         extra = " (v1alpha1 was removed in Kubernetes 1.24)" if "v1alpha1" in ex.api_version else ""
         raise ExecPluginError(
-            f"context '{ctx_name}': exec plugin '{ex.command}'{where} uses apiVersion "
+            f"exec plugin '{ex.command}'{where} uses apiVersion "
             f"'{ex.api_version or '(none)'}'{extra}; supported: {', '.join(EXEC_API_VERSIONS)}; "
             "update the plugin and regenerate the kubeconfig entry",
             context=ctx_name,
@@ -514,7 +513,7 @@ def validate_exec(ctx_name: str, ex: ExecConfig, path: str | None = None) -> Non
     if ex.interactive_mode is None:
         if ex.api_version.endswith("/v1"):
             raise ExecPluginError(
-                f"context '{ctx_name}': exec plugin '{ex.command}'{where} uses "
+                f"exec plugin '{ex.command}'{where} uses "
                 "client.authentication.k8s.io/v1, which requires interactiveMode; add "
                 "`interactiveMode: Never` (or IfAvailable)",
                 context=ctx_name,
@@ -522,7 +521,7 @@ def validate_exec(ctx_name: str, ex: ExecConfig, path: str | None = None) -> Non
             )
     elif ex.interactive_mode not in _INTERACTIVE_MODES:
         raise ExecPluginError(
-            f"context '{ctx_name}': exec plugin '{ex.command}'{where} has interactiveMode "
+            f"exec plugin '{ex.command}'{where} has interactiveMode "
             f"'{ex.interactive_mode}'; use one of {', '.join(_INTERACTIVE_MODES)}",
             context=ctx_name,
             plugin=ex.command,

@@ -140,16 +140,18 @@ def resolve_targets(
         )
     if pinned not in allowed.names:
         if pinned in excluded:
-            raise PolicyError(f"context '{pinned}' is not available: {excluded[pinned]}")
+            raise PolicyError(f"not available: {excluded[pinned]}", context=pinned)
         if pinned in kc.contexts:
             raise ConfigError(
-                f"context '{pinned}' is in the kubeconfig but not allowed; add it to "
-                f"kubernetes.allowed_contexts in {cfg.path or '~/.sky/config.yaml'} "
-                f"(allowed now: {', '.join(allowed.names) or 'none'})"
+                "is in the kubeconfig but not allowed; add it to kubernetes.allowed_contexts in "
+                f"{cfg.path or '~/.sky/config.yaml'} "
+                f"(allowed now: {', '.join(allowed.names) or 'none'})",
+                context=pinned,
             )
         raise ConfigError(
-            f"context '{pinned}' is not in the kubeconfig ({', '.join(kc.files) or 'no file'}); "
-            f"allowed contexts: {', '.join(allowed.names) or 'none'}"
+            f"not in the kubeconfig ({', '.join(kc.files) or 'no file'}); "
+            f"allowed contexts: {', '.join(allowed.names) or 'none'}",
+            context=pinned,
         )
     return Targets(
         kc, cfg, allowed, (pinned,), pinned=pinned, policy=policy, task=task, excluded=excluded

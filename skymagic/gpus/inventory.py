@@ -223,15 +223,6 @@ def clear_cache() -> None:
 # --- the result -----------------------------------------------------------------------------
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc)
-    ctx = getattr(exc, "context", None)
-    prefix = f"context '{ctx}': "
-    if ctx and text.startswith(prefix):
-        text = text[len(prefix) :]
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _frame(rows: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
     import pandas as pd
 
@@ -348,7 +339,7 @@ def _build(
             rows.extend(node_rows(ctx, data.nodes, data.usage))
             if data.pods_error is not None:
                 perr = data.pods_error
-                message = _one_line(perr)
+                message = perr.message
                 if error_kind(perr) == "forbidden":
                     message += (
                         " (the user may not list pods in all namespaces: GPU totals shown, "
@@ -356,9 +347,7 @@ def _build(
                     )
                 errors.append({"context": ctx, "kind": error_kind(perr), "message": message})
         elif err is not None:
-            errors.append(
-                {"context": ctx, "kind": kind or error_kind(err), "message": _one_line(err)}
-            )
+            errors.append({"context": ctx, "kind": kind or error_kind(err), "message": err.message})
     min_qty = 1
     if wanted is not None:
         name, min_qty = wanted

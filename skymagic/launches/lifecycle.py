@@ -129,7 +129,7 @@ def status(
     results: list[ContextResult[Any]] = fan_out(targets, collect, settings)
     for res in results:
         if res.error is not None:
-            out.errors.append((res.context, res.error_kind or "", str(res.error)))
+            out.errors.append((res.context, res.error_kind or "", res.error.message))
             continue
         if res.value is None:
             continue
@@ -271,7 +271,7 @@ def down(names: list[str], settings: Settings | None = None, *, all_mine: bool =
     deleted = Deleted()
     for res in fan_out(targets, remove, settings):
         if res.error is not None:
-            deleted.errors.append((res.context, _one_line(res.error)))
+            deleted.errors.append((res.context, res.error.message))
         for kind, what in res.value or []:
             deleted.append((res.context, kind, what))
     if deleted.errors and not deleted:
@@ -286,11 +286,6 @@ def down(names: list[str], settings: Settings | None = None, *, all_mine: bool =
             f"allowed contexts{extra}; see %sky_status"
         )
     return deleted
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.split(": ", 1)[1] if text.startswith("context '") and ": " in text else text
 
 
 def _other_owners(names: list[str], settings: Settings, user: str) -> str:

@@ -191,8 +191,9 @@ def launch_task(
             ns = pod["metadata"]["namespace"]
             if pod["metadata"].get("deletionTimestamp"):
                 raise ConfigError(
-                    f"a launch named '{task.name}' is still being deleted in context '{ctx}'; "
-                    "launch again in a few seconds, or pick another name"
+                    f"a launch named '{task.name}' is still being deleted; "
+                    "launch again in a few seconds, or pick another name",
+                    context=ctx,
                 )
             if phase in ("Running", "Pending"):
                 result = LaunchResult(
@@ -206,9 +207,10 @@ def launch_task(
                 result.seconds = time.monotonic() - started
                 return result
             raise ConfigError(
-                f"a finished launch named '{task.name}' ({phase}) still exists in context '{ctx}'; "
+                f"a finished launch named '{task.name}' ({phase}) still exists; "
                 f"remove it with %sky_down {task.name} (or `skymagic down {task.name}`) or pick "
-                "another name"
+                "another name",
+                context=ctx,
             )
     inventory = inventory_fn(settings, task.infra)
     # Contexts an admin policy removed still get a plan row, so the user sees why they are
@@ -386,13 +388,8 @@ def _try_context(
     except SkymagicError as exc:
         note = _cleanup(client, ns, created) if client is not None and created else ""
         return Attempt(
-            ctx, "error", _short(exc) + note, time.monotonic() - t0, "pod" in created
+            ctx, "error", exc.message + note, time.monotonic() - t0, "pod" in created
         ), None
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return text.split(": ", 1)[1] if text.startswith("context '") and ": " in text else text
 
 
 def _add_hints(result: LaunchResult, task: Task, ctx: str, ns: str) -> None:
@@ -428,7 +425,7 @@ def _watch_into(
                 if stop.is_set():
                     return
         except SkymagicError as exc:
-            q.put(("error", {"message": str(exc)}))
+            q.put(("error", {"message": exc.message}))
             return
 
 
@@ -584,7 +581,7 @@ def _cleanup(client: ContextClient, ns: str, created: dict[str, str], wait_s: fl
         return f" (pod {ns}/{created['pod']} still terminating after {wait_s:g} s)"
     except SkymagicError as exc:
         return (
-            f" (cleanup failed: {_short(exc)}; check with %sky_status and remove with "
+            f" (cleanup failed: {exc.message}; check with %sky_status and remove with "
             f"%sky_down {created.get('pod') or created.get('service') or ''})".replace(" )", ")")
         )
 

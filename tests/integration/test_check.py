@@ -246,8 +246,9 @@ def test_pinning_a_context_that_is_not_allowed_says_so(mixed: Fleet, env: Path) 
     with pytest.raises(ConfigError, match=r"is in the kubeconfig but not allowed") as info:
         check(fast(), infra=f"k8s/{CERT}")
     assert "kubernetes.allowed_contexts" in str(info.value)
-    with pytest.raises(ConfigError, match=r"'nope' is not in the kubeconfig"):
+    with pytest.raises(ConfigError, match=r"^context 'nope': not in the kubeconfig") as info:
         check(fast(), infra="k8s/nope")
+    assert info.value.context == "nope"
     with pytest.raises(ConfigError, match=r"Kubernetes only"):
         check(fast(), infra="aws/us-east-1")
     for name in mixed.clusters:
@@ -473,6 +474,24 @@ def test_failing_exec_plugin_fails_only_its_context(exec_fleet: Fleet, tmp_path:
     assert report[TOK].enabled and report[CERT].enabled
     # never silently anonymous: the plugin failed, so nothing was sent for that context
     assert exec_fleet.requests(EXEC) == []
+
+
+def test_a_broken_entry_fails_only_its_context_with_a_context_free_reason(
+    mixed: Fleet, isolated_env: Path, tmp_path: Path
+) -> None:
+    """The reason column and the tree show the message once, without `context 'X':`."""
+    doc = load_doc(mixed.kubeconfig)
+    doc["contexts"].append({"name": "ghost-user", "context": {"cluster": TOK, "user": "ghost"}})
+    kc_path = write_doc(tmp_path / "kubeconfig", doc)
+    report = check(fast(2.0, kubeconfig=(str(kc_path),), allowed_contexts=("ghost-user", TOK)))
+    ghost = report["ghost-user"]
+    assert not ghost.enabled and ghost.error_kind == "config"
+    assert ghost.reason.startswith(f"kubeconfig entry in {kc_path} names user 'ghost', which no ")
+    assert "context '" not in ghost.reason
+    assert report[TOK].enabled
+    frame = report.to_frame().set_index("context")
+    assert frame.loc["ghost-user", "reason"] == ghost.reason
+    assert f"├── ghost-user: disabled. Reason: kubeconfig entry in {kc_path}" in str(report)
 
 
 def test_report_is_a_checkreport_with_json_roundtrip(mixed: Fleet, env: Path) -> None:

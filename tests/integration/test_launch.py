@@ -222,9 +222,9 @@ def test_every_context_failing_lists_each_context_and_why(fleet: Fleet) -> None:
 
 
 def test_pinning(fleet: Fleet) -> None:
-    with pytest.raises(ConfigError, match="'nogpu' is in the kubeconfig but not allowed"):
+    with pytest.raises(ConfigError, match="context 'nogpu': is in the kubeconfig but not allowed"):
         run("true", FREE, infra=f"k8s/{NOGPU}")
-    with pytest.raises(ConfigError, match="'nowhere' is not in the kubeconfig"):
+    with pytest.raises(ConfigError, match="context 'nowhere': not in the kubeconfig"):
         run("true", FREE, infra="k8s/nowhere")
     assert labelled(fleet) == {}
 
@@ -481,6 +481,18 @@ def test_down_leaves_other_users_launches_alone(
     assert status(settings(FREE)).frame["launched_by"].tolist() == ["someone-else"]
 
 
+def test_status_and_down_errors_carry_the_message_beside_the_context(fleet: Fleet) -> None:
+    """A context's error row says what went wrong once: the context is its own column."""
+    st = status(settings(FREE, DOWN))
+    assert st.frame.empty
+    [(ctx, kind, message)] = st.errors
+    assert (ctx, kind) == (DOWN, "unreachable")
+    assert message.startswith("connection refused by https://") and "context '" not in message
+    assert f"\n{DOWN}: unreachable: connection refused by " in str(st)
+    with pytest.raises(ConfigError, match=rf"^could not delete: {DOWN}: connection refused by "):
+        down(["nothing"], settings(FREE, DOWN))
+
+
 # --- dev pods, names, detach ----------------------------------------------------------------
 
 
@@ -502,8 +514,11 @@ def test_names_reuse_a_running_launch_and_explain_a_finished_one(fleet: Fleet) -
     assert first.context == FREE
 
     run("echo done", FREE, name="done")
-    with pytest.raises(ConfigError, match=r"finished launch named 'done' \(Succeeded\)"):
+    with pytest.raises(
+        ConfigError, match=r"^context 'free': a finished launch named 'done' \(Succeeded\)"
+    ) as info:
         run("echo again", FREE, name="done")
+    assert info.value.context == FREE
 
 
 def test_detach_returns_once_running(fleet: Fleet) -> None:

@@ -336,7 +336,9 @@ def test_contexts_a_policy_removes_show_in_the_plan_as_excluded(
         == "excluded by policy: removed by admin policy mypolicy.NoBetaLaunches"
     )
     assert plan.chosen == "team-alpha"  # type: ignore[union-attr]
-    with pytest.raises(PolicyError, match="'team-beta' is not available: removed by admin policy"):
+    with pytest.raises(
+        PolicyError, match="context 'team-beta': not available: removed by admin policy"
+    ):
         launch_task(
             parse_task("echo hi", name="p", infra="k8s/team-beta"), Settings(), dry_run=True
         )

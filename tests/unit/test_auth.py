@@ -162,6 +162,10 @@ def assert_one_line_no_secret(err: BaseException, *secrets: str) -> str:
     assert "\n" not in str(err)
     for s in secrets:
         assert s not in text, (s, text)
+    context = getattr(err, "context", None)
+    if context is not None:
+        assert "context '" not in getattr(err, "message", ""), err
+        assert str(err) == f"context '{context}': {getattr(err, 'message', '')}"
     return str(err)
 
 
@@ -554,7 +558,8 @@ def test_token_file_reread_and_missing(tmp_path: Path, monkeypatch: pytest.Monke
     tok.unlink()
     with pytest.raises(AuthError) as info:
         prov.get()
-    assert str(tok) in str(info.value) and "'ctx'" in str(info.value)
+    msg = assert_one_line_no_secret(info.value)
+    assert str(tok) in msg and msg.startswith("context 'ctx': tokenFile ")
 
 
 def test_client_cert_files(tmp_path: Path) -> None:

@@ -344,6 +344,10 @@ def expect_error(
     assert SECRET_TOKEN not in msg
     err = info.value
     assert isinstance(err, (KubeconfigError, ExecPluginError))
+    if err.context is not None:
+        # The context is an attribute; the message alone reads right in a context's table row.
+        assert "context '" not in err.message, err.message
+        assert msg == f"context '{err.context}': {err.message}"
     return err
 
 
