@@ -9,13 +9,13 @@ two never collide (importing a subpackage binds its name on the parent package).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 from skymagic.core.targets import Settings
 from skymagic.launches.lifecycle import Deleted, Status, down, logs, status
 from skymagic.launches.plan import Plan
 from skymagic.launches.runner import Attempt, LaunchObserver, LaunchResult, launch_task
-from skymagic.launches.task import Task, parse_task
+from skymagic.launches.task import Task, TaskOptions, parse_task
 
 __all__ = [
     "Attempt",
@@ -25,6 +25,7 @@ __all__ = [
     "Plan",
     "Status",
     "Task",
+    "TaskOptions",
     "down",
     "launch",
     "launch_task",
@@ -36,39 +37,23 @@ __all__ = [
 
 def launch(
     body: str = "",
+    options: TaskOptions | None = None,
     *,
-    name: str | None = None,
-    gpus: str | None = None,
-    cpus: str | float | None = None,
-    memory: str | float | None = None,
-    infra: str | None = None,
-    image: str | None = None,
-    env: Sequence[str] = (),
-    ports: Sequence[int] = (),
     detach: bool = False,
     dry_run: bool = False,
     provision_timeout: float | None = None,
     settings: Settings | None = None,
     observer: LaunchObserver | None = None,
+    **flags: Any,
 ) -> LaunchResult | Plan:
     """Launch a script or SkyPilot task YAML, like `%%sky_launch` (same flags as keywords).
 
-    Progress goes to `observer` (default: none; `skymagic.launch` prints plain lines).
-    Returns the LaunchResult, or the Plan with `dry_run`.
+    `flags` are the TaskOptions fields (name, gpus, cpus, memory, infra, image, env, ports),
+    set over `options`. Progress goes to `observer` (default: none; `skymagic.launch` prints
+    plain lines). Returns the LaunchResult, or the Plan with `dry_run`.
     """
-    task = parse_task(
-        body,
-        name=name,
-        gpus=gpus,
-        cpus=cpus,
-        memory=memory,
-        infra=infra,
-        image=image,
-        env=env,
-        ports=ports,
-    )
     return launch_task(
-        task,
+        parse_task(body, options, **flags),
         settings,
         detach=detach,
         dry_run=dry_run,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import yaml
@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_CPU_IMAGE",
     "DEFAULT_GPU_IMAGE",
     "Task",
+    "TaskOptions",
     "parse_task",
 ]
 
@@ -78,6 +79,42 @@ class Task:
         if self.gpu_count:
             text += f"--{self.gpu_count}{self.gpu}"
         return text
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """The launch flags that shape a Task; each one set wins over the task YAML.
+
+    The one list of them: `%%sky_launch` and `skymagic launch` fill it from their parsed flags
+    (same names), `parse_task` and `launch()` take it or its fields as keywords.
+
+    Attributes:
+        name: launch name (default: the YAML's, else sky-XXXX-USER); unique per user.
+        gpus: GPU and count, e.g. "H100" or "H100:8".
+        cpus / memory: vCPUs / GB, e.g. 4 or "4+" (at least 4; the request is 4).
+        infra: "k8s" (failover over the allowed contexts) or "k8s/CONTEXT".
+        image: container image.
+        env: "KEY=VALUE" items, added over the YAML's envs.
+        ports: ports to expose through a Service.
+    """
+
+    name: str | None = None
+    gpus: str | None = None
+    cpus: str | float | None = None
+    memory: str | float | None = None
+    infra: str | None = None
+    image: str | None = None
+    env: Sequence[str] = ()
+    ports: Sequence[int] = ()
+
+    @classmethod
+    def build(cls, options: TaskOptions | None = None, **flags: Any) -> TaskOptions:
+        """`options` (default: none set) with `flags`, named as the fields, set over it."""
+        unknown = sorted(set(flags) - {f.name for f in fields(cls)})
+        if unknown:
+            known = ", ".join(f.name for f in fields(cls))
+            raise TypeError(f"unknown task option {unknown[0]!r}; the options are: {known}")
+        return replace(options or cls(), **flags)
 
 
 def _num(x: float) -> str:
@@ -146,19 +183,13 @@ def _looks_like_yaml_task(body: str) -> dict[str, Any] | None:
     return None
 
 
-def parse_task(
-    body: str = "",
-    *,
-    name: str | None = None,
-    gpus: str | None = None,
-    cpus: str | float | None = None,
-    memory: str | float | None = None,
-    infra: str | None = None,
-    image: str | None = None,
-    env: Sequence[str] = (),
-    ports: Sequence[int] = (),
-) -> Task:
-    """Build a Task from a cell body (script or YAML) and flags; flags win over the YAML."""
+def parse_task(body: str = "", options: TaskOptions | None = None, **flags: Any) -> Task:
+    """Build a Task from a cell body (script or YAML) and options; options win over the YAML.
+
+    `flags` are TaskOptions fields as keywords (`parse_task(body, gpus="H100:8")`), set over
+    `options`; an unknown name is a TypeError.
+    """
+    opts = TaskOptions.build(options, **flags)
     doc = _looks_like_yaml_task(body)
     task = Task(name="")
     if doc is not None:
@@ -199,22 +230,22 @@ def parse_task(
             task = replace(task, gpu=gpu, gpu_count=count)
     else:
         task = replace(task, run=body if body.strip() else None)
-    if gpus:
-        gpu, count = _accelerators(gpus)
+    if opts.gpus:
+        gpu, count = _accelerators(opts.gpus)
         task = replace(task, gpu=gpu, gpu_count=count)
-    if cpus is not None:
-        task = replace(task, cpus=_at_least(cpus, "--cpus"))
-    if memory is not None:
-        task = replace(task, memory_gb=_at_least(memory, "--memory"))
-    if infra:
-        task = replace(task, infra=infra)
-    if image:
-        task = replace(task, image=image)
-    if env:
-        task = replace(task, envs={**task.envs, **_env_pairs(env)})
-    if ports:
-        task = replace(task, ports=tuple(int(p) for p in ports))
-    final_name = (name or task.name or f"sky-{secrets.token_hex(2)}-{task.user}").lower()
+    if opts.cpus is not None:
+        task = replace(task, cpus=_at_least(opts.cpus, "--cpus"))
+    if opts.memory is not None:
+        task = replace(task, memory_gb=_at_least(opts.memory, "--memory"))
+    if opts.infra:
+        task = replace(task, infra=opts.infra)
+    if opts.image:
+        task = replace(task, image=opts.image)
+    if opts.env:
+        task = replace(task, envs={**task.envs, **_env_pairs(opts.env)})
+    if opts.ports:
+        task = replace(task, ports=tuple(int(p) for p in opts.ports))
+    final_name = (opts.name or task.name or f"sky-{secrets.token_hex(2)}-{task.user}").lower()
     if not _NAME_RE.match(final_name):
         raise ConfigError(
             f"launch name {final_name!r} is not a valid name: use lower-case letters, digits "

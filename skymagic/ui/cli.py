@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from skymagic.errors import SkymagicError
+from skymagic.ui.flags import positive_seconds, task_options
 
 if TYPE_CHECKING:
     from skymagic.core.targets import Settings
@@ -104,19 +104,8 @@ def _launch(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return 2
-    task = parse_task(
-        body,
-        name=args.name,
-        gpus=args.gpus,
-        cpus=args.cpus,
-        memory=args.memory,
-        infra=args.infra,
-        image=args.image,
-        env=args.env,
-        ports=args.ports,
-    )
     result = launch_task(
-        task,
+        parse_task(body, task_options(args)),
         _settings(args),
         detach=args.detach,
         dry_run=args.dry_run,
@@ -183,20 +172,13 @@ def _demo(args: argparse.Namespace) -> int:
     )
 
 
-def _positive_float(text: str) -> float:
-    """argparse type: a timeout must be a positive number (0 would mean 'never answer')."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
+def _timeout(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--timeout", type=positive_seconds, default=5.0, help="seconds per API request")
 
 
 def _common(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("table", "json")) -> None:
     p.add_argument("--infra", help="'k8s' (all allowed contexts) or 'k8s/CONTEXT'")
-    p.add_argument("--timeout", type=_positive_float, default=5.0, help="seconds per API request")
+    _timeout(p)
     p.add_argument("-o", "--output", choices=formats, default=formats[0], help="output format")
 
 
@@ -234,12 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     lau.add_argument("--dry-run", action="store_true", help="show the plan only")
     lau.add_argument(
         "--provision-timeout",
-        type=_positive_float,
+        type=positive_seconds,
         default=None,
         help="seconds per context to schedule",
     )
     lau.add_argument("--infra", help="'k8s' (failover over allowed contexts) or 'k8s/CONTEXT'")
-    lau.add_argument("--timeout", type=float, default=5.0, help="seconds per API request")
+    _timeout(lau)
     lau.set_defaults(func=_launch)
 
     sts = sub.add_parser("status", help="skymagic workloads across all allowed contexts")
@@ -251,13 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     lgs.add_argument("name")
     lgs.add_argument("--follow", "-f", action="store_true")
     lgs.add_argument("--tail", type=int, default=None)
-    lgs.add_argument("--timeout", type=float, default=5.0, help="seconds per API request")
+    _timeout(lgs)
     lgs.set_defaults(func=_logs)
 
     dwn = sub.add_parser("down", help="stop launches in every allowed context")
     dwn.add_argument("names", nargs="*")
     dwn.add_argument("--all", action="store_true", help="all of my launches")
-    dwn.add_argument("--timeout", type=float, default=5.0, help="seconds per API request")
+    _timeout(dwn)
     dwn.set_defaults(func=_down)
 
     gpus = sub.add_parser("gpus", help="GPU inventory across the allowed contexts")
@@ -304,5 +286,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     raise SystemExit(main())

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Float, Int, List, Unicode, Union
+from traitlets import Float, Int, List, TraitError, Unicode, Union, validate
+
+from skymagic.ui.flags import check_seconds, positive_seconds, task_options
 
 if TYPE_CHECKING:
     from skymagic.core.targets import Settings
@@ -35,9 +37,9 @@ class SkyMagics(Magics):
     exec_timeout = Float(
         30.0, help="Seconds an exec credential plugin (gke-gcloud-auth-plugin, aws) may run."
     ).tag(config=True)
-    retries = Int(2, help="Retries for idempotent requests that failed in a retriable way.").tag(
-        config=True
-    )
+    retries = Int(
+        2, min=0, help="Retries for idempotent requests that failed in a retriable way."
+    ).tag(config=True)
     allowed_contexts = Union(
         [List(Unicode()), Unicode()],
         default_value=None,
@@ -55,6 +57,16 @@ class SkyMagics(Magics):
         allow_none=True,
         help="The skymagic/SkyPilot config file (default: $SKYPILOT_CONFIG or ~/.sky/config.yaml).",
     ).tag(config=True)
+
+    @validate("request_timeout", "exec_timeout")
+    def _positive_seconds(self, proposal: Any) -> float:
+        # Refused here, `%config SkyMagics.request_timeout = 0` is one error line at once;
+        # accepted, it made every later request fail as a timeout.
+        name = proposal["trait"].name
+        try:
+            return check_seconds(proposal["value"])
+        except ValueError as exc:
+            raise TraitError(f"SkyMagics.{name} {exc}; e.g. %config SkyMagics.{name} = 5") from None
 
     # -- plumbing ------------------------------------------------------------------------
     def settings(self, timeout: float | None = None) -> Settings:
@@ -93,7 +105,7 @@ class SkyMagics(Magics):
     )
     @argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=None,
         help="Seconds per API request for this call (default: %%config SkyMagics.request_timeout).",
     )
@@ -110,11 +122,6 @@ class SkyMagics(Magics):
         from skymagic.health import check
 
         args = parse_argstring(self.sky_check, line)
-        if args.timeout is not None and not args.timeout > 0:
-            # `--timeout 0` used to fall back silently to the session default.
-            raise UsageError(
-                f"--timeout must be a positive number of seconds, got {args.timeout:g}"
-            )
         return check(self.settings(args.timeout), infra=_unquote(args.infra))
 
     # -- launch and lifecycle ----------------------------------------------------------------
@@ -183,7 +190,7 @@ class SkyMagics(Magics):
     )
     @argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=None,
         help="Seconds each context gets to schedule the pod before failover "
         "(default: kubernetes.provision_timeout, 10).",
@@ -209,11 +216,6 @@ class SkyMagics(Magics):
         from skymagic.launches import Plan, launch_task, parse_task
 
         args = parse_argstring(self.sky_launch, line)
-        if args.timeout is not None and not args.timeout > 0:
-            # 0 or less would fail every context at once with a "timeout" it never waited for.
-            raise UsageError(
-                f"--timeout must be a positive number of seconds, got {args.timeout:g}"
-            )
         body = cell
         if args.format:
             assert self.shell is not None
@@ -221,17 +223,7 @@ class SkyMagics(Magics):
                 body = cell.format(**self.shell.user_ns)
             except (KeyError, IndexError, ValueError) as exc:
                 raise UsageError(f"--format: cannot expand the cell: {exc}") from None
-        task = parse_task(
-            body,
-            name=args.name,
-            gpus=args.gpus,
-            cpus=args.cpus,
-            memory=args.memory,
-            infra=_unquote(args.infra),
-            image=args.image,
-            env=args.env,
-            ports=args.ports,
-        )
+        task = parse_task(body, task_options(args, infra=_unquote(args.infra)))
         observer = self._observer() if not args.dry_run else None
         result: Any = None
         try:
@@ -323,7 +315,7 @@ class SkyMagics(Magics):
     )
     @argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=None,
         help="Seconds per API request for this call (default: %%config SkyMagics.request_timeout);"
         " a context that does not answer in time becomes an error row, the rest still show.",
@@ -368,7 +360,7 @@ class SkyMagics(Magics):
     )
     @argument(
         "--interval",
-        type=float,
+        type=positive_seconds,
         default=10.0,
         metavar="SECONDS",
         help="Seconds between background refreshes while auto-refresh is on (default 10).",
@@ -382,7 +374,7 @@ class SkyMagics(Magics):
     @argument("--all", dest="all_nodes", action="store_true", help="Also show CPU-only nodes.")
     @argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=None,
         help="Seconds per API request (default: %%config SkyMagics.request_timeout).",
     )
@@ -400,14 +392,6 @@ class SkyMagics(Magics):
         from skymagic.ui.dashboard import dashboard
 
         args = parse_argstring(self.sky_dashboard, line)
-        if not args.interval > 0:
-            raise UsageError(
-                f"--interval must be a positive number of seconds, got {args.interval:g}"
-            )
-        if args.timeout is not None and not args.timeout > 0:
-            raise UsageError(
-                f"--timeout must be a positive number of seconds, got {args.timeout:g}"
-            )
         return dashboard(
             self.settings(args.timeout),
             infra=_unquote(args.infra),

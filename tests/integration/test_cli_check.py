@@ -84,7 +84,7 @@ def test_nothing_enabled_exits_one(mixed: Fleet, tmp_path: Path) -> None:
             1,
             "not allowed",
         ),
-        (("--timeout", "0"), "", 2, "must be positive"),
+        (("--timeout", "0"), "", 2, "must be a positive number of seconds"),
         (("-o", "yaml"), "", 2, "invalid choice"),
     ],
 )

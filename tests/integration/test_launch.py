@@ -50,7 +50,9 @@ from skymagic.launches import (
     LaunchObserver,
     LaunchResult,
     Plan,
+    TaskOptions,
     down,
+    launch,
     launch_task,
     logs,
     parse_task,
@@ -533,5 +535,30 @@ def test_dry_run_returns_the_plan_and_creates_nothing(fleet: Fleet) -> None:
     fleet.clear_requests()
     plan = launch_task(parse_task("true", gpus="H100"), settings(FULL, FREE), dry_run=True)
     assert isinstance(plan, Plan) and plan.chosen == FULL
+    for cluster in (FULL, FREE):
+        assert writes(fleet, cluster) == 0
+
+
+def test_launch_takes_task_options_and_their_fields_as_keywords(fleet: Fleet) -> None:
+    """`skymagic.launch(body, gpus=...)` and `launch(body, TaskOptions(...))` plan alike."""
+    fleet.clear_requests()
+    by_keywords = launch("true", gpus="H100", settings=settings(FULL, FREE), dry_run=True)
+    by_options = launch(
+        "true", TaskOptions(gpus="H100:4", cpus=1), settings=settings(FULL, FREE), dry_run=True
+    )
+    pinned = launch(
+        "true",
+        TaskOptions(gpus="H100"),
+        infra=f"k8s/{FREE}",
+        settings=settings(FULL, FREE),
+        dry_run=True,
+    )
+    assert isinstance(by_keywords, Plan) and isinstance(by_options, Plan)
+    assert isinstance(pinned, Plan)
+    assert by_keywords.task.gpu_count == 1 and by_options.task.gpu_count == 4
+    assert by_options.task.cpus == 1.0
+    assert (by_keywords.chosen, pinned.chosen, pinned.task.gpu) == (FULL, FREE, "H100")
+    with pytest.raises(TypeError, match="unknown task option 'gpu'"):
+        launch("true", gpu="H100", settings=settings(FREE), dry_run=True)
     for cluster in (FULL, FREE):
         assert writes(fleet, cluster) == 0

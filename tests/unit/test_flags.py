@@ -1,0 +1,103 @@
+"""ui/flags.py and the CLI's flags: seconds are checked in one place, launch flags map once."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pytest
+from IPython.core.magic_arguments import parse_argstring
+
+from skymagic.launches.task import TaskOptions
+from skymagic.ui.cli import build_parser, main
+from skymagic.ui.flags import check_seconds, positive_seconds, task_options
+from skymagic.ui.magics import SkyMagics
+
+
+@pytest.mark.parametrize(("value", "expected"), [(0.001, 0.001), (5, 5.0), (1e6, 1e6)])
+def test_check_seconds_accepts_finite_positive_numbers(value: float, expected: float) -> None:
+    out = check_seconds(value)
+    assert out == expected and isinstance(out, float)
+
+
+@pytest.mark.parametrize("value", [0, 0.0, -1, -0.5, math.nan, math.inf, -math.inf])
+def test_check_seconds_refuses_the_rest(value: float) -> None:
+    with pytest.raises(ValueError, match="must be a positive number of seconds, got "):
+        check_seconds(value)
+
+
+@pytest.mark.parametrize("value", [True, "5", None])
+def test_check_seconds_refuses_what_is_not_a_number(value: object) -> None:
+    with pytest.raises(ValueError, match="must be a number of seconds"):
+        check_seconds(value)  # type: ignore[arg-type]
+
+
+def test_positive_seconds_is_an_argparse_type() -> None:
+    assert positive_seconds("2.5") == 2.5
+    with pytest.raises(argparse.ArgumentTypeError, match="got 'soon'"):
+        positive_seconds("soon")
+    with pytest.raises(argparse.ArgumentTypeError, match="positive number of seconds, got 0"):
+        positive_seconds("0")
+
+
+SECONDS_FLAGS = [
+    ["check", "--timeout"],
+    ["status", "--timeout"],
+    ["gpus", "list", "--timeout"],
+    ["launch", "--timeout"],
+    ["launch", "--provision-timeout"],
+    ["logs", "job", "--timeout"],
+    ["down", "job", "--timeout"],
+]
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "nan", "inf"])
+@pytest.mark.parametrize("argv", SECONDS_FLAGS, ids=" ".join)
+def test_every_cli_seconds_flag_refuses_bad_values(
+    argv: list[str], value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([*argv, value])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {argv[-1]}: must be a positive number of seconds" in err
+
+
+@pytest.mark.parametrize("argv", SECONDS_FLAGS, ids=" ".join)
+def test_every_cli_seconds_flag_takes_a_positive_number(argv: list[str]) -> None:
+    args = build_parser().parse_args([*argv, "0.25"])
+    assert getattr(args, argv[-1].lstrip("-").replace("-", "_")) == 0.25
+
+
+LAUNCH_FLAGS = (
+    "--gpus H100:2 --cpus 4+ --memory 16 --infra k8s/c --image img:1 "
+    "--env A=1 --env B=2 --ports 80 443"
+)
+EXPECTED = TaskOptions(
+    name="job",
+    gpus="H100:2",
+    cpus="4+",
+    memory="16",
+    infra="k8s/c",
+    image="img:1",
+    env=["A=1", "B=2"],
+    ports=[80, 443],
+)
+
+
+def test_cli_launch_flags_become_task_options() -> None:
+    args = build_parser().parse_args(
+        ["launch", "task.yaml", "--name", "job", *LAUNCH_FLAGS.split()]
+    )
+    assert task_options(args) == EXPECTED
+
+
+def test_magic_launch_flags_become_the_same_task_options() -> None:
+    args = parse_argstring(SkyMagics.sky_launch, f"job {LAUNCH_FLAGS}")
+    assert task_options(args) == EXPECTED
+    assert task_options(args, infra="k8s/d").infra == "k8s/d"
+
+
+def test_no_flags_are_no_options() -> None:
+    assert task_options(build_parser().parse_args(["launch"])) == TaskOptions(env=[], ports=[])
+    assert task_options(parse_argstring(SkyMagics.sky_launch, "")) == TaskOptions(env=[], ports=[])
