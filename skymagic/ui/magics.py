@@ -24,6 +24,15 @@ if TYPE_CHECKING:
 
 __all__ = ["SkyMagics", "load", "unload"]
 
+# `--infra` as the read-only magics take it (values arrive through `_unquote`).
+_INFRA = argument(
+    "--infra",
+    default=None,
+    help="Which contexts: 'k8s' (every allowed context, the default) or 'k8s/CONTEXT' "
+    "(one context; everything after 'k8s/' is the name, so names may contain '/'; quote a "
+    "name with spaces).",
+)
+
 
 @magics_class
 class SkyMagics(Magics):
@@ -97,12 +106,7 @@ class SkyMagics(Magics):
 
     # -- magics ----------------------------------------------------------------------------
     @magic_arguments()
-    @argument(
-        "--infra",
-        default=None,
-        help="Which contexts: 'k8s' (every allowed context, the default) or 'k8s/CONTEXT' "
-        "(one context; everything after 'k8s/' is the name, so names may contain '/').",
-    )
+    @_INFRA
     @argument(
         "--timeout",
         type=positive_seconds,
@@ -300,12 +304,7 @@ class SkyMagics(Magics):
         "that GPU on nodes with at least N of them. Names are matched exactly after "
         "normalisation ('h100' is H100; 'A100' never matches A100-80GB).",
     )
-    @argument(
-        "--infra",
-        default=None,
-        help="Which contexts: 'k8s' (every allowed context, the default) or 'k8s/CONTEXT' "
-        "(one context; everything after 'k8s/' is the name, so names may contain '/').",
-    )
+    @_INFRA
     @argument(
         "--all",
         dest="all_nodes",
@@ -346,18 +345,14 @@ class SkyMagics(Magics):
         args = parse_argstring(self.sky_show_gpus, line)
         return show_gpus(
             self.settings(args.timeout),
-            infra=args.infra,
+            infra=_unquote(args.infra),
             gpu=args.gpu,
             all_nodes=args.all_nodes,
             cache_ttl=args.cache,
         )
 
     @magic_arguments()
-    @argument(
-        "--infra",
-        default=None,
-        help="Which contexts: 'k8s' (every allowed context, the default) or 'k8s/CONTEXT'.",
-    )
+    @_INFRA
     @argument(
         "--interval",
         type=positive_seconds,

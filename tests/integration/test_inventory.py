@@ -376,6 +376,8 @@ def test_magic_returns_and_displays_the_inventory(shell: InteractiveShell) -> No
     inv = shell.run_line_magic("sky_show_gpus", f"h100:2 --infra k8s/{MIXED} --timeout 5")
     assert isinstance(inv, Inventory)
     assert inv.contexts == [MIXED] and set(inv.nodes["gpu"]) == {"H100"}
+    quoted = shell.run_line_magic("sky_show_gpus", f'--infra "k8s/{MIXED}"')  # as %sky_check
+    assert quoted.contexts == [MIXED] and quoted.errors.empty
     with capture_output() as cap:
         result = shell.run_cell(f"%sky_show_gpus --infra k8s/{CPU} --all")
     assert result.success and isinstance(result.result, Inventory)
