@@ -170,6 +170,47 @@ def test_a_context_that_forbids_creating_pods_fails_over(fleet: Fleet) -> None:
     assert labelled(fleet) == {FREE2: [f"default/{result.name}"]}
 
 
+NO_WATCH_SPEC: dict[str, Any] = {
+    "clusters": [
+        {
+            "name": "w",
+            "runtime": "local",
+            "pod_start_s": 0.05,
+            "nodes": [{"name": "cpu", "cpu": 8, "memory_gb": 32}],
+            "users": [{"name": "dave", "context": "w-dave", "auth": "token", "groups": []}],
+            "rbac": [
+                {
+                    "user": "dave",
+                    "rules": [
+                        {
+                            "verbs": ["get", "list", "create", "delete"],
+                            "resources": ["pods", "nodes", "events", "serviceaccounts"],
+                        }
+                    ],
+                }
+            ],
+        }
+    ]
+}
+
+
+def test_a_failed_watch_is_the_attempts_reason_without_the_context_again(
+    make_fleet: Callable[..., Fleet], isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attempt row names the context; its reason is the error's message alone."""
+    fleet = make_fleet(NO_WATCH_SPEC)
+    monkeypatch.setenv("KUBECONFIG", fleet.kubeconfig)
+    rec = Recorder()
+    with pytest.raises(ProvisionFailedError) as info:
+        run("echo hi", "w-dave", observer=rec, name="nowatch", detach=True)
+    [attempt] = rec.attempts
+    assert (attempt.context, attempt.outcome) == ("w-dave", "error")
+    assert attempt.reason.startswith('403 Forbidden: pods is forbidden: User "dave" cannot watch')
+    assert info.value.failures == [("w-dave", attempt.reason)]
+    pods, _ = admin(fleet, "w").list_items("/api/v1/pods")
+    assert pods == []  # the pod it made was deleted again
+
+
 # --- the race -------------------------------------------------------------------------------
 
 
