@@ -532,12 +532,16 @@ def validate_exec(ctx_name: str, ex: ExecConfig, path: str | None = None) -> Non
 # --------------------------------------------------------------------------- loading
 
 
-def load_kubeconfig(paths: Sequence[str] | None = None) -> Kubeconfig:
+def load_kubeconfig(
+    paths: Sequence[str] | None = None, *, read: dict[str, dict[str, Any]] | None = None
+) -> Kubeconfig:
     """Read and merge kubeconfig files with client-go's first-wins rules.
 
     ``paths`` defaults to :func:`kubeconfig_paths` evaluated now. Missing files are skipped;
     a file that cannot be read or parsed, or whose lists have the wrong shape, raises
-    KubeconfigError naming the file (and line or field).
+    KubeconfigError naming the file (and line or field). ``read`` holds the files already
+    parsed in this operation, by absolute path, and receives the ones read now: one operation
+    that merges two views of the same files (the user's and an admin policy's) reads each once.
     """
     if paths is None:
         paths = kubeconfig_paths()
@@ -551,7 +555,11 @@ def load_kubeconfig(paths: Sequence[str] | None = None) -> Kubeconfig:
         path = os.path.abspath(raw_path)
         if path in files or not os.path.exists(path):
             continue
-        doc = _read_file(path)
+        doc = read.get(path) if read is not None else None
+        if doc is None:
+            doc = _read_file(path)
+            if read is not None:
+                read[path] = doc
         files.append(path)
         base_dir = os.path.dirname(path)
         cur = doc.get("current-context")
