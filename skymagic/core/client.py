@@ -599,29 +599,38 @@ def error_kind(exc: BaseException) -> str:
     return "unreachable"
 
 
-_clients: dict[tuple[str, str], ContextClient] = {}
+_clients: dict[str, tuple[str, dict[ClientSettings, ContextClient]]] = {}
 _clients_lock = threading.Lock()
 
 
 def client_for(resolved: ResolvedContext, settings: ClientSettings) -> ContextClient:
-    """One cached client per (resolved context, settings): keep-alive connections across cells.
+    """One cached client per (context, settings): keep-alive connections across cells.
 
-    The key includes the resolved entry, so an edited kubeconfig gets a fresh client.
+    The cache remembers each context's resolved entry: when a kubeconfig edit changes it (a new
+    server, token or certificate), the clients built from the old entry are closed and
+    dropped, so neither their connections nor their credentials outlive the edit.
     """
-    fingerprint = hashlib.sha256(pickle.dumps((resolved, settings))).hexdigest()
-    key = (resolved.name, fingerprint)
+    fingerprint = hashlib.sha256(pickle.dumps(resolved)).hexdigest()
+    stale: list[ContextClient] = []
     with _clients_lock:
-        client = _clients.get(key)
+        entry = _clients.get(resolved.name)
+        if entry is None or entry[0] != fingerprint:
+            if entry is not None:
+                stale = list(entry[1].values())
+            entry = (fingerprint, {})
+            _clients[resolved.name] = entry
+        client = entry[1].get(settings)
         if client is None:
-            client = ContextClient(resolved, settings)
-            _clients[key] = client
-        return client
+            client = entry[1][settings] = ContextClient(resolved, settings)
+    for old in stale:
+        old.close()
+    return client
 
 
 def clear_clients() -> None:
     """Close and forget every cached client (tests, benchmarks, or after a fleet restarts)."""
     with _clients_lock:
-        clients = list(_clients.values())
+        clients = [c for _fp, by_settings in _clients.values() for c in by_settings.values()]
         _clients.clear()
     for client in clients:
         client.close()
