@@ -25,10 +25,12 @@ import hashlib
 import os
 import pickle
 import re
+import shutil
 import ssl
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -509,7 +511,13 @@ class ContextClient:
 
     # -- the official client, for everything else ----------------------------------------------
     def official(self) -> Any:
-        """A `kubernetes.client.ApiClient` using this context's TLS and current credential."""
+        """A `kubernetes.client.ApiClient` using this context's TLS and current credential.
+
+        The official client (and its websocket streams) reads the CA and client certificate
+        from files each time it connects, so they live in a private temp dir for as long as
+        the ApiClient does: its `close()` (or `with`) deletes them, and so does its garbage
+        collection or the interpreter's exit, whichever comes first.
+        """
         from kubernetes import client as k8s
 
         cfg = k8s.Configuration()
@@ -517,22 +525,37 @@ class ContextClient:
         cluster = self.resolved.cluster
         cred = self.credentials.get()
         tmp = tempfile.mkdtemp(prefix="skymagic-")
-        os.chmod(tmp, 0o700)
-        ca = cluster.ca_pem()
-        if ca:
-            cfg.ssl_ca_cert = _write(tmp, "ca.crt", ca)
-        cfg.verify_ssl = not cluster.insecure_skip_tls_verify
-        if cluster.tls_server_name:
-            cfg.tls_server_name = cluster.tls_server_name
-        if cred.client_cert_pem and cred.client_key_pem:
-            cfg.cert_file = _write(tmp, "client.crt", cred.client_cert_pem)
-            cfg.key_file = _write(tmp, "client.key", cred.client_key_pem)
-        headers = cred.headers()
-        if "Authorization" in headers:
-            cfg.api_key = {"authorization": headers["Authorization"]}
-        if cluster.proxy_url:
-            cfg.proxy = cluster.proxy_url
-        return k8s.ApiClient(cfg)
+        remove = weakref.finalize(cfg, shutil.rmtree, tmp, ignore_errors=True)
+        try:
+            os.chmod(tmp, 0o700)
+            ca = cluster.ca_pem()
+            if ca:
+                cfg.ssl_ca_cert = _write(tmp, "ca.crt", ca)
+            cfg.verify_ssl = not cluster.insecure_skip_tls_verify
+            if cluster.tls_server_name:
+                cfg.tls_server_name = cluster.tls_server_name
+            if cred.client_cert_pem and cred.client_key_pem:
+                cfg.cert_file = _write(tmp, "client.crt", cred.client_cert_pem)
+                cfg.key_file = _write(tmp, "client.key", cred.client_key_pem)
+            headers = cred.headers()
+            if "Authorization" in headers:
+                cfg.api_key = {"authorization": headers["Authorization"]}
+            if cluster.proxy_url:
+                cfg.proxy = cluster.proxy_url
+            api = k8s.ApiClient(cfg)
+        except BaseException:
+            remove()
+            raise
+        close = api.close
+
+        def close_and_remove() -> None:
+            try:
+                close()
+            finally:
+                remove()
+
+        api.close = close_and_remove  # type: ignore[method-assign]  # the file cleanup rides on it
+        return api
 
 
 def _write(directory: str, name: str, data: bytes) -> str:
