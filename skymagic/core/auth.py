@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from skymagic.core.flatten import client_cert_pair, inline_cluster
 from skymagic.core.kubeconfig import ExecConfig, ResolvedContext, validate_exec
-from skymagic.errors import AuthError, ExecPluginError, KubeconfigError, redact
+from skymagic.errors import AuthError, ExecPluginError, redact
 
 __all__ = [
     "EXPIRY_SKEW_SECONDS",
@@ -210,27 +211,7 @@ class CredentialProvider:
     # ----------------------------------------------------------------- static credentials
 
     def _static_cert(self) -> tuple[bytes | None, bytes | None]:
-        u = self._rc.user
-        cert = u.client_certificate_data
-        if cert is None and u.client_certificate:
-            cert = self._read_file(u.client_certificate, "client-certificate")
-        key = u.client_key_data
-        if key is None and u.client_key:
-            key = self._read_file(u.client_key, "client-key")
-        return cert, key
-
-    def _read_file(self, path: str, fld: str) -> bytes:
-        try:
-            with open(path, "rb") as fh:
-                return fh.read()
-        except OSError as exc:
-            raise KubeconfigError(
-                f"user '{self._rc.user.name}' {fld} file {path} "
-                f"cannot be read ({exc.strerror or exc}); fix the path in the kubeconfig",
-                context=self.context,
-                path=path,
-                field=fld,
-            ) from None
+        return client_cert_pair(self.context, self._rc.user)
 
     def _get_token_file(self) -> Credential:
         path = self._rc.user.token_file or ""
@@ -295,19 +276,7 @@ class CredentialProvider:
         spec: dict[str, Any] = {"interactive": interactive}
         if ex.provide_cluster_info:
             c = self._rc.cluster
-            # client-go's Cluster struct: server always, the rest omitempty.
-            cluster: dict[str, Any] = {"server": c.server}
-            if c.tls_server_name:
-                cluster["tls-server-name"] = c.tls_server_name
-            if c.insecure_skip_tls_verify:
-                cluster["insecure-skip-tls-verify"] = True
-            ca = c.ca_pem()
-            if ca:
-                cluster["certificate-authority-data"] = base64.b64encode(ca).decode("ascii")
-            if c.proxy_url:
-                cluster["proxy-url"] = c.proxy_url
-            if c.disable_compression:
-                cluster["disable-compression"] = True
+            cluster = inline_cluster(c)
             if _EXEC_CLUSTER_CONFIG_EXTENSION in c.extensions:
                 cluster["config"] = c.extensions[_EXEC_CLUSTER_CONFIG_EXTENSION]
             spec["cluster"] = cluster

@@ -25,10 +25,12 @@ import hashlib
 import os
 import pickle
 import re
+import shutil
 import ssl
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -509,7 +511,13 @@ class ContextClient:
 
     # -- the official client, for everything else ----------------------------------------------
     def official(self) -> Any:
-        """A `kubernetes.client.ApiClient` using this context's TLS and current credential."""
+        """A `kubernetes.client.ApiClient` using this context's TLS and current credential.
+
+        The official client (and its websocket streams) reads the CA and client certificate
+        from files each time it connects, so they live in a private temp dir for as long as
+        the ApiClient does: its `close()` (or `with`) deletes them, and so does its garbage
+        collection or the interpreter's exit, whichever comes first.
+        """
         from kubernetes import client as k8s
 
         cfg = k8s.Configuration()
@@ -517,22 +525,37 @@ class ContextClient:
         cluster = self.resolved.cluster
         cred = self.credentials.get()
         tmp = tempfile.mkdtemp(prefix="skymagic-")
-        os.chmod(tmp, 0o700)
-        ca = cluster.ca_pem()
-        if ca:
-            cfg.ssl_ca_cert = _write(tmp, "ca.crt", ca)
-        cfg.verify_ssl = not cluster.insecure_skip_tls_verify
-        if cluster.tls_server_name:
-            cfg.tls_server_name = cluster.tls_server_name
-        if cred.client_cert_pem and cred.client_key_pem:
-            cfg.cert_file = _write(tmp, "client.crt", cred.client_cert_pem)
-            cfg.key_file = _write(tmp, "client.key", cred.client_key_pem)
-        headers = cred.headers()
-        if "Authorization" in headers:
-            cfg.api_key = {"authorization": headers["Authorization"]}
-        if cluster.proxy_url:
-            cfg.proxy = cluster.proxy_url
-        return k8s.ApiClient(cfg)
+        remove = weakref.finalize(cfg, shutil.rmtree, tmp, ignore_errors=True)
+        try:
+            os.chmod(tmp, 0o700)
+            ca = cluster.ca_pem()
+            if ca:
+                cfg.ssl_ca_cert = _write(tmp, "ca.crt", ca)
+            cfg.verify_ssl = not cluster.insecure_skip_tls_verify
+            if cluster.tls_server_name:
+                cfg.tls_server_name = cluster.tls_server_name
+            if cred.client_cert_pem and cred.client_key_pem:
+                cfg.cert_file = _write(tmp, "client.crt", cred.client_cert_pem)
+                cfg.key_file = _write(tmp, "client.key", cred.client_key_pem)
+            headers = cred.headers()
+            if "Authorization" in headers:
+                cfg.api_key = {"authorization": headers["Authorization"]}
+            if cluster.proxy_url:
+                cfg.proxy = cluster.proxy_url
+            api = k8s.ApiClient(cfg)
+        except BaseException:
+            remove()
+            raise
+        close = api.close
+
+        def close_and_remove() -> None:
+            try:
+                close()
+            finally:
+                remove()
+
+        api.close = close_and_remove  # type: ignore[method-assign]  # the file cleanup rides on it
+        return api
 
 
 def _write(directory: str, name: str, data: bytes) -> str:
@@ -599,29 +622,38 @@ def error_kind(exc: BaseException) -> str:
     return "unreachable"
 
 
-_clients: dict[tuple[str, str], ContextClient] = {}
+_clients: dict[str, tuple[str, dict[ClientSettings, ContextClient]]] = {}
 _clients_lock = threading.Lock()
 
 
 def client_for(resolved: ResolvedContext, settings: ClientSettings) -> ContextClient:
-    """One cached client per (resolved context, settings): keep-alive connections across cells.
+    """One cached client per (context, settings): keep-alive connections across cells.
 
-    The key includes the resolved entry, so an edited kubeconfig gets a fresh client.
+    The cache remembers each context's resolved entry: when a kubeconfig edit changes it (a new
+    server, token or certificate), the clients built from the old entry are closed and
+    dropped, so neither their connections nor their credentials outlive the edit.
     """
-    fingerprint = hashlib.sha256(pickle.dumps((resolved, settings))).hexdigest()
-    key = (resolved.name, fingerprint)
+    fingerprint = hashlib.sha256(pickle.dumps(resolved)).hexdigest()
+    stale: list[ContextClient] = []
     with _clients_lock:
-        client = _clients.get(key)
+        entry = _clients.get(resolved.name)
+        if entry is None or entry[0] != fingerprint:
+            if entry is not None:
+                stale = list(entry[1].values())
+            entry = (fingerprint, {})
+            _clients[resolved.name] = entry
+        client = entry[1].get(settings)
         if client is None:
-            client = ContextClient(resolved, settings)
-            _clients[key] = client
-        return client
+            client = entry[1][settings] = ContextClient(resolved, settings)
+    for old in stale:
+        old.close()
+    return client
 
 
 def clear_clients() -> None:
     """Close and forget every cached client (tests, benchmarks, or after a fleet restarts)."""
     with _clients_lock:
-        clients = list(_clients.values())
+        clients = [c for _fp, by_settings in _clients.values() for c in by_settings.values()]
         _clients.clear()
     for client in clients:
         client.close()

@@ -1,15 +1,26 @@
-"""A self-contained kubeconfig for a pod: the chosen contexts with every file reference inlined."""
+"""Kubeconfig entries with every file reference inlined.
+
+A self-contained kubeconfig for a pod (the chosen contexts, nothing pointing at the user's
+files), and the inlined pieces auth.py sends: the client certificate pair and the cluster an
+exec plugin receives in KUBERNETES_EXEC_INFO.
+"""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from skymagic.core.kubeconfig import ClusterInfo, Kubeconfig, UserInfo
 from skymagic.errors import KubeconfigError
 
-__all__ = ["flatten_for_contexts"]
+__all__ = [
+    "client_cert_pair",
+    "flatten_for_contexts",
+    "inline_cluster",
+    "omit_empty",
+    "read_user_file",
+]
 
 
 def flatten_for_contexts(kc: Kubeconfig, names: Sequence[str]) -> dict[str, Any]:
@@ -32,7 +43,7 @@ def flatten_for_contexts(kc: Kubeconfig, names: Sequence[str]) -> dict[str, Any]
             ctx["user"] = rc.user.name
         contexts.append({"name": name, "context": ctx})
         if rc.cluster.name not in clusters:
-            clusters[rc.cluster.name] = _flat_cluster(name, rc.cluster)
+            clusters[rc.cluster.name] = _flat_cluster(rc.cluster)
         if rc.user.name and rc.user.name not in users:
             users[rc.user.name] = _flat_user(name, rc.user)
     current = kc.current_context if kc.current_context in names else (names[0] if names else "")
@@ -51,71 +62,94 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _read_ref(ctx_name: str, path: str, fld: str) -> bytes:
+def omit_empty(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """`fields` without the unset ones (None, False, "", 0, empty): client-go's `omitempty`."""
+    return {k: v for k, v in fields.items() if v}
+
+
+def read_user_file(ctx_name: str, user: UserInfo, path: str, fld: str) -> bytes:
+    """The bytes of a file a user entry names (client certificate or key, tokenFile)."""
     try:
         with open(path, "rb") as fh:
             return fh.read()
     except OSError as exc:
         raise KubeconfigError(
-            f"cannot read {fld} {path} ({exc.strerror or exc}); fix the path in the kubeconfig",
+            f"user '{user.name}' {fld} file {path} "
+            f"cannot be read ({exc.strerror or exc}); fix the path in the kubeconfig",
             context=ctx_name,
             path=path,
             field=fld,
         ) from None
 
 
-def _flat_cluster(ctx_name: str, c: ClusterInfo) -> dict[str, Any]:
-    out: dict[str, Any] = {"server": c.server}
+def client_cert_pair(ctx_name: str, user: UserInfo) -> tuple[bytes | None, bytes | None]:
+    """The user's client certificate and key PEM: inline data wins over the file (client-go)."""
+    cert = user.client_certificate_data
+    if cert is None and user.client_certificate:
+        cert = read_user_file(ctx_name, user, user.client_certificate, "client-certificate")
+    key = user.client_key_data
+    if key is None and user.client_key:
+        key = read_user_file(ctx_name, user, user.client_key, "client-key")
+    return cert, key
+
+
+def inline_cluster(c: ClusterInfo) -> dict[str, Any]:
+    """A `cluster:` body with the CA inlined and unset fields left out.
+
+    What both a pod's kubeconfig and an exec plugin's KUBERNETES_EXEC_INFO (client-go's
+    Cluster struct: server always, the rest omitempty) carry; extensions are the caller's.
+    """
     ca = c.ca_pem()
-    if ca:
-        out["certificate-authority-data"] = _b64(ca)
-    if c.tls_server_name:
-        out["tls-server-name"] = c.tls_server_name
-    if c.insecure_skip_tls_verify:
-        out["insecure-skip-tls-verify"] = True
-    if c.proxy_url:
-        out["proxy-url"] = c.proxy_url
-    if c.disable_compression:
-        out["disable-compression"] = True
+    return {
+        "server": c.server,
+        **omit_empty(
+            {
+                "certificate-authority-data": _b64(ca) if ca else None,
+                "tls-server-name": c.tls_server_name,
+                "insecure-skip-tls-verify": c.insecure_skip_tls_verify,
+                "proxy-url": c.proxy_url,
+                "disable-compression": c.disable_compression,
+            }
+        ),
+    }
+
+
+def _flat_cluster(c: ClusterInfo) -> dict[str, Any]:
+    out = inline_cluster(c)
     if c.extensions:
         out["extensions"] = [{"name": k, "extension": v} for k, v in c.extensions.items()]
     return out
 
 
 def _flat_user(ctx_name: str, u: UserInfo) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    cert = u.client_certificate_data
-    if cert is None and u.client_certificate:
-        cert = _read_ref(ctx_name, u.client_certificate, "client-certificate")
-    key = u.client_key_data
-    if key is None and u.client_key:
-        key = _read_ref(ctx_name, u.client_key, "client-key")
-    if cert:
-        out["client-certificate-data"] = _b64(cert)
-    if key:
-        out["client-key-data"] = _b64(key)
+    cert, key = client_cert_pair(ctx_name, u)
+    token = u.token
     if u.token_file:
-        out["token"] = _read_ref(ctx_name, u.token_file, "tokenFile").decode().strip()
-    elif u.token:
-        out["token"] = u.token
-    if u.username:
-        out["username"] = u.username
-    if u.password:
-        out["password"] = u.password
+        token = read_user_file(ctx_name, u, u.token_file, "tokenFile").decode().strip()
+    out = omit_empty(
+        {
+            "client-certificate-data": _b64(cert) if cert else None,
+            "client-key-data": _b64(key) if key else None,
+            "token": token,
+            "username": u.username,
+            "password": u.password,
+        }
+    )
     if u.exec is not None:
         ex = u.exec
-        stanza: dict[str, Any] = {"apiVersion": ex.api_version, "command": ex.resolved_command}
-        if ex.args:
-            stanza["args"] = list(ex.args)
-        if ex.env:
-            stanza["env"] = [{"name": k, "value": v} for k, v in ex.env]
-        if ex.install_hint:
-            stanza["installHint"] = ex.install_hint
-        if ex.provide_cluster_info:
-            stanza["provideClusterInfo"] = True
-        if ex.interactive_mode:
-            stanza["interactiveMode"] = ex.interactive_mode
-        out["exec"] = stanza
+        out["exec"] = {
+            "apiVersion": ex.api_version,
+            "command": ex.resolved_command,
+            **omit_empty(
+                {
+                    "args": list(ex.args),
+                    "env": [{"name": k, "value": v} for k, v in ex.env],
+                    "installHint": ex.install_hint,
+                    "provideClusterInfo": ex.provide_cluster_info,
+                    "interactiveMode": ex.interactive_mode,
+                }
+            ),
+        }
     if u.auth_provider is not None:
         out["auth-provider"] = u.auth_provider
     return out

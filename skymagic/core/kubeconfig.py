@@ -80,7 +80,7 @@ import binascii
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -110,6 +110,8 @@ EXEC_API_VERSIONS = (
 _INTERACTIVE_MODES = ("Never", "IfAvailable", "Always")
 
 AuthKind = Literal["exec", "client-cert", "token", "token-file", "basic", "auth-provider", "none"]
+
+_Entry = TypeVar("_Entry", "ClusterInfo", "UserInfo")
 
 # libyaml is ~10x faster on the big kubeconfigs cloud CLIs accumulate.
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -341,8 +343,12 @@ class Kubeconfig:
                 path=path,
                 field="cluster",
             )
-        cluster = self._lookup_cluster(name, ctx)
-        user = self._lookup_user(name, ctx)
+        cluster = self._lookup(name, ctx, "cluster", self.clusters)
+        user = (
+            self._lookup(name, ctx, "user", self.users, " (remove it for anonymous access)")
+            if ctx.user
+            else UserInfo(name="")
+        )
         server = _check_server(name, cluster, user, self.origin("cluster", cluster.name) or path)
         if server != cluster.server:
             cluster = _replace_cluster_server(cluster, server)
@@ -359,39 +365,30 @@ class Kubeconfig:
         _check_user(name, user, self.origin("user", user.name) or path)
         return ResolvedContext(name=name, context=ctx, cluster=cluster, user=user)
 
-    def _lookup_cluster(self, ctx_name: str, ctx: ContextInfo) -> ClusterInfo:
-        broken = self._broken.get(("cluster", ctx.cluster))
+    def _lookup(
+        self,
+        ctx_name: str,
+        ctx: ContextInfo,
+        kind: str,
+        table: Mapping[str, _Entry],
+        hint: str = "",
+    ) -> _Entry:
+        """The context's cluster or user entry (`kind`), or the error naming what is wrong."""
+        name = ctx.cluster if kind == "cluster" else ctx.user
+        broken = self._broken.get((kind, name))
         if broken is not None:
-            raise _entry_error(ctx_name, "cluster", ctx.cluster, broken)
-        cluster = self.clusters.get(ctx.cluster)
-        if cluster is None:
+            raise _entry_error(ctx_name, kind, name, broken)
+        entry = table.get(name)
+        if entry is None:
             raise KubeconfigError(
-                f"kubeconfig entry in {ctx.defined_in} names cluster '{ctx.cluster}', "
-                f"which no kubeconfig file defines ({', '.join(self.files)}); add it under "
-                "`clusters:` or fix the context's `cluster:`",
+                f"kubeconfig entry in {ctx.defined_in} names {kind} '{name}', which no "
+                f"kubeconfig file defines ({', '.join(self.files)}); add it under `{kind}s:` or "
+                f"fix the context's `{kind}:`{hint}",
                 context=ctx_name,
                 path=ctx.defined_in,
-                field="cluster",
+                field=kind,
             )
-        return cluster
-
-    def _lookup_user(self, ctx_name: str, ctx: ContextInfo) -> UserInfo:
-        if not ctx.user:
-            return UserInfo(name="")
-        broken = self._broken.get(("user", ctx.user))
-        if broken is not None:
-            raise _entry_error(ctx_name, "user", ctx.user, broken)
-        user = self.users.get(ctx.user)
-        if user is None:
-            raise KubeconfigError(
-                f"kubeconfig entry in {ctx.defined_in} names user '{ctx.user}', which no "
-                f"kubeconfig file defines ({', '.join(self.files)}); add it under `users:` or "
-                "fix the context's `user:` (remove it for anonymous access)",
-                context=ctx_name,
-                path=ctx.defined_in,
-                field="user",
-            )
-        return user
+        return entry
 
 
 def _entry_error(ctx_name: str, kind: str, name: str, broken: _Broken) -> KubeconfigError:
@@ -531,12 +528,16 @@ def validate_exec(ctx_name: str, ex: ExecConfig, path: str | None = None) -> Non
 # --------------------------------------------------------------------------- loading
 
 
-def load_kubeconfig(paths: Sequence[str] | None = None) -> Kubeconfig:
+def load_kubeconfig(
+    paths: Sequence[str] | None = None, *, read: dict[str, dict[str, Any]] | None = None
+) -> Kubeconfig:
     """Read and merge kubeconfig files with client-go's first-wins rules.
 
     ``paths`` defaults to :func:`kubeconfig_paths` evaluated now. Missing files are skipped;
     a file that cannot be read or parsed, or whose lists have the wrong shape, raises
-    KubeconfigError naming the file (and line or field).
+    KubeconfigError naming the file (and line or field). ``read`` holds the files already
+    parsed in this operation, by absolute path, and receives the ones read now: one operation
+    that merges two views of the same files (the user's and an admin policy's) reads each once.
     """
     if paths is None:
         paths = kubeconfig_paths()
@@ -550,7 +551,11 @@ def load_kubeconfig(paths: Sequence[str] | None = None) -> Kubeconfig:
         path = os.path.abspath(raw_path)
         if path in files or not os.path.exists(path):
             continue
-        doc = _read_file(path)
+        doc = read.get(path) if read is not None else None
+        if doc is None:
+            doc = _read_file(path)
+            if read is not None:
+                read[path] = doc
         files.append(path)
         base_dir = os.path.dirname(path)
         cur = doc.get("current-context")

@@ -45,6 +45,7 @@ from typing import Any
 import yaml
 
 from skymagic.errors import PolicyError, SkymagicError
+from skymagic.gpus.accelerators import normalize_gpu_name
 
 __all__ = [
     "DynamicKubernetesContextsUpdatePolicy",
@@ -53,8 +54,6 @@ __all__ = [
     "UserRequest",
     "apply_policy",
 ]
-
-OPERATIONS = ("check", "gpus", "launch", "status", "down")
 
 
 @dataclass
@@ -268,12 +267,39 @@ def _absolutise(entry: dict[str, Any], base: Path) -> None:
 
 
 def _write_private(path: Path, doc: dict[str, Any]) -> None:
+    """Write `doc` to `path` (mode 0600, atomically), unless the file already says exactly that.
+
+    The policy runs before every operation, a dashboard's every refresh included: rewriting an
+    unchanged file would churn the disk and wake every tool that watches the kubeconfig.
+    """
+    text = yaml.safe_dump(doc, sort_keys=False)
+    try:
+        if path.stat().st_mode & 0o077 == 0 and path.read_text() == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass  # missing or unreadable: write it
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".kubeconfig-")
     with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump(doc, fh, sort_keys=False)
+        fh.write(text)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+
+
+def _canonical(name: object) -> str:
+    """The canonical GPU name ("h100-80gb", "nvidia-h100-80gb" -> "H100"), as tasks carry it."""
+    try:
+        return normalize_gpu_name(str(name))
+    except ValueError:
+        return str(name)
+
+
+def _allowed_names(allowed_gpus: object) -> set[str]:
+    if not isinstance(allowed_gpus, (list, tuple)):
+        raise PolicyError(
+            "dynamic_kubernetes_contexts.allowed_gpus must be a list of GPU names, e.g. [H100]"
+        )
+    return {_canonical(g) for g in allowed_gpus}
 
 
 class DynamicKubernetesContextsUpdatePolicy:
@@ -322,11 +348,7 @@ class DynamicKubernetesContextsUpdatePolicy:
                 )
             allowed_gpus = settings.get("allowed_gpus")
             gpu = getattr(task, "gpu", None)
-            if (
-                allowed_gpus
-                and gpu
-                and str(gpu).upper() not in {str(g).upper() for g in allowed_gpus}
-            ):
+            if allowed_gpus and gpu and _canonical(gpu) not in _allowed_names(allowed_gpus):
                 raise PolicyError(
                     f"admin policy: GPU type {gpu} is not allowed; "
                     f"allowed: {', '.join(map(str, allowed_gpus))}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from skymagic.core.client import ClientSettings
@@ -36,6 +36,7 @@ __all__ = [
     "Targets",
     "current_user",
     "parse_infra",
+    "pin_targets",
     "resolve_targets",
 ]
 
@@ -98,53 +99,70 @@ def resolve_targets(
 ) -> Targets:
     """Read kubeconfig and config now, run the admin policy, decide the contexts in order.
 
-    Nothing here is cached: a notebook user may change `%env KUBECONFIG` or the config between
-    cells, and an admin policy may allow different clusters from one cell to the next.
+    Nothing here is cached across calls: a notebook user may change `%env KUBECONFIG` or the
+    config between cells, and an admin policy may allow different clusters from one cell to
+    the next. Within one call each kubeconfig file is read once and the policy runs once; an
+    operation resolves once and hands the Targets down (see `pin_targets`).
     """
+    return pin_targets(_resolve_all(settings, operation, task), infra)
+
+
+def _resolve_all(settings: Settings, operation: str, task: Any) -> Targets:
     paths = list(settings.kubeconfig) if settings.kubeconfig else kubeconfig_paths()
     cfg = load_config(settings.config_file)
-    policy: PolicyOutcome | None = None
-    excluded: dict[str, str] = {}
-    if cfg.admin_policy:
-        from skymagic.core.policy import apply_policy
+    read: dict[str, dict[str, Any]] = {}  # each kubeconfig file parsed once per call
+    if not cfg.admin_policy:
+        kc = load_kubeconfig(paths, read=read)
+        allowed = resolve_allowed_contexts(cfg, kc, settings.allowed_contexts)
+        return Targets(kc, cfg, allowed, tuple(allowed.names), task=task)
+    from skymagic.core.policy import apply_policy
 
-        user_cfg, user_paths = cfg, paths
+    policy = apply_policy(
+        cfg.admin_policy,
+        operation=operation,
+        task=task,
+        config=cfg.raw,
+        user=current_user(),
+        kubeconfig_paths=paths,
+        config_file=cfg.path,
+    )
+    policy_cfg = config_from_dict(policy.config, cfg.path or "admin policy")
+    policy_paths = policy.kubeconfig_paths or paths
+    kc = load_kubeconfig(policy_paths, read=read)
+    allowed = resolve_allowed_contexts(policy_cfg, kc, settings.allowed_contexts)
+    user_kc = kc if policy_paths == paths else load_kubeconfig(paths, read=read)
+    before = resolve_allowed_contexts(cfg, user_kc, settings.allowed_contexts)
+    excluded = {
+        c: f"removed by admin policy {policy.name}" for c in before.names if c not in allowed.names
+    }
+    return Targets(
+        kc,
+        policy_cfg,
+        allowed,
+        tuple(allowed.names),
+        policy=policy,
+        task=policy.task,
+        excluded=excluded,
+    )
 
-        policy = apply_policy(
-            cfg.admin_policy,
-            operation=operation,
-            task=task,
-            config=cfg.raw,
-            user=current_user(),
-            kubeconfig_paths=paths,
-            config_file=cfg.path,
-        )
-        cfg = config_from_dict(policy.config, cfg.path or "admin policy")
-        paths = policy.kubeconfig_paths or paths
-        task = policy.task
-    kc = load_kubeconfig(paths)
-    allowed = resolve_allowed_contexts(cfg, kc, settings.allowed_contexts)
-    if policy is not None:
-        before = resolve_allowed_contexts(
-            user_cfg, load_kubeconfig(user_paths), settings.allowed_contexts
-        )
-        excluded = {
-            c: f"removed by admin policy {policy.name}"
-            for c in before.names
-            if c not in allowed.names
-        }
+
+def pin_targets(targets: Targets, infra: str | None) -> Targets:
+    """`targets` narrowed to the one context `infra` names (`k8s/CTX`); unchanged for `k8s`.
+
+    Separate from resolving so an operation that needs both views (a launch looks for an
+    existing launch in every allowed context, then runs in the pinned one) resolves once.
+    """
     pinned = parse_infra(infra)
     if pinned is None:
-        return Targets(
-            kc, cfg, allowed, tuple(allowed.names), policy=policy, task=task, excluded=excluded
-        )
+        return targets
+    allowed, kc, excluded = targets.allowed, targets.kubeconfig, targets.excluded
     if pinned not in allowed.names:
         if pinned in excluded:
             raise PolicyError(f"not available: {excluded[pinned]}", context=pinned)
         if pinned in kc.contexts:
             raise ConfigError(
                 "is in the kubeconfig but not allowed; add it to kubernetes.allowed_contexts in "
-                f"{cfg.path or '~/.sky/config.yaml'} "
+                f"{targets.config.path or '~/.sky/config.yaml'} "
                 f"(allowed now: {', '.join(allowed.names) or 'none'})",
                 context=pinned,
             )
@@ -153,9 +171,7 @@ def resolve_targets(
             f"allowed contexts: {', '.join(allowed.names) or 'none'}",
             context=pinned,
         )
-    return Targets(
-        kc, cfg, allowed, (pinned,), pinned=pinned, policy=policy, task=task, excluded=excluded
-    )
+    return replace(targets, contexts=(pinned,), pinned=pinned)
 
 
 def current_user() -> str:

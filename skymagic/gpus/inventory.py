@@ -36,7 +36,7 @@ import orjson
 
 from skymagic.core.client import ContextClient, error_kind
 from skymagic.core.fanout import ContextResult, fan_out
-from skymagic.core.targets import Settings, resolve_targets
+from skymagic.core.targets import Settings, Targets, resolve_targets
 from skymagic.errors import (
     ConfigError,
     SkymagicError,
@@ -428,6 +428,7 @@ def show_gpus(
     *,
     all_nodes: bool = False,
     cache_ttl: float | None = None,
+    targets: Targets | None = None,
 ) -> Inventory:
     """GPU inventory of every allowed context (or the one `infra` = 'k8s/CTX' pins).
 
@@ -436,10 +437,13 @@ def show_gpus(
     `all_nodes` also shows CPU-only nodes in the per-node table (the frame always has them).
     `cache_ttl` reuses a context's lists younger than that many seconds (default: no cache).
     Contexts that fail give error rows; the call returns within the request-timeout budget.
+    `targets`: contexts an operation already resolved (a launch plans from its own), used
+    instead of resolving again (`infra` is then ignored).
     """
     settings = settings or Settings()
     _gpu_filter(gpu)  # a bad GPU argument fails before any request
-    targets = resolve_targets(settings, infra, operation="gpus")
+    if targets is None:
+        targets = resolve_targets(settings, infra, operation="gpus")
     # A dead or black-holed context ends on its own connect/read timeouts (one request
     # timeout, no retry after a timeout); the overall budget only has to stop a server that
     # dribbles bytes forever, so it leaves room for decoding big lists on a busy machine.

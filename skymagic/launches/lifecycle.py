@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from skymagic.core.client import ContextClient
 from skymagic.core.fanout import ContextResult, fan_out
-from skymagic.core.targets import Settings, current_user, resolve_targets
+from skymagic.core.targets import Settings, Targets, current_user, resolve_targets
 from skymagic.errors import ConfigError, NotFoundError
 from skymagic.launches.podspec import LABEL_LAUNCH, LABEL_USER, selector_for
 
@@ -279,7 +279,7 @@ def down(names: list[str], settings: Settings | None = None, *, all_mine: bool =
             "could not delete: " + "; ".join(f"{c}: {m}" for c, m in deleted.errors),
         )
     if not deleted and names:
-        owners = _other_owners(names, settings, user)
+        owners = _other_owners(names, targets, settings, user)
         extra = f" ({owners})" if owners else ""
         raise ConfigError(
             f"you have no skymagic launch named {', '.join(repr(n) for n in names)} in the "
@@ -288,9 +288,8 @@ def down(names: list[str], settings: Settings | None = None, *, all_mine: bool =
     return deleted
 
 
-def _other_owners(names: list[str], settings: Settings, user: str) -> str:
+def _other_owners(names: list[str], targets: Targets, settings: Settings, user: str) -> str:
     """Name other users' launches with these names (so 'not found' is not a mystery)."""
-    targets = resolve_targets(settings, None, operation="status")
 
     def find(client: ContextClient) -> list[str]:
         out: list[str] = []

@@ -146,9 +146,10 @@ def pod_manifest(
     if task.gpu_count:
         # Only GPU pods tolerate the GPU/TPU taints: a CPU task that tolerated them could land
         # on (and take CPU and memory from) a tainted GPU node, where the plan never put it.
-        spec["tolerations"] = [
-            {"key": key, "operator": "Exists", "effect": "NoSchedule"} for key in GPU_TAINT_KEYS
-        ]
+        # Every effect (no `effect`): the inventory counts a node with a NoExecute GPU taint
+        # as usable, so a pod tolerating NoSchedule only would be planned onto a node that
+        # refuses it.
+        spec["tolerations"] = [{"key": key, "operator": "Exists"} for key in GPU_TAINT_KEYS]
     if service_account:
         spec["serviceAccountName"] = service_account
     affinity = _affinity(task, nodes)

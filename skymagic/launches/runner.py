@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from skymagic.core.client import ContextClient, client_for
 from skymagic.core.fanout import fan_out
 from skymagic.core.flatten import flatten_for_contexts
-from skymagic.core.targets import Settings, Targets, resolve_targets
+from skymagic.core.targets import Settings, Targets, pin_targets, resolve_targets
 from skymagic.errors import (
     ConfigError,
     ConflictError,
@@ -41,7 +41,6 @@ from skymagic.errors import (
 )
 from skymagic.launches.plan import Candidate, Plan, make_plan
 from skymagic.launches.podspec import (
-    LABEL_LAUNCH,
     kubeconfig_secret,
     pod_manifest,
     selector_for,
@@ -169,21 +168,19 @@ def launch_task(
     settings = settings or Settings()
     obs: LaunchObserver = observer or _Silent()
     started = time.monotonic()
-    targets = resolve_targets(settings, task.infra, operation="launch", task=task)
+    # One resolution (one admin-policy run, one kubeconfig read) serves the whole launch: the
+    # search for an existing launch (every allowed context), the inventory and the attempts.
+    all_allowed = resolve_targets(settings, None, operation="launch", task=task)
+    targets = pin_targets(all_allowed, task.infra)
     if targets.task is not None:
         task = targets.task  # as the admin policy left it
     if inventory_fn is None:
         from skymagic.gpus.inventory import show_gpus
 
         def inventory_fn(s: Settings, infra: str | None) -> Any:
-            return show_gpus(s, infra)
+            return show_gpus(s, infra, targets=targets)
 
     if not dry_run:
-        all_allowed = (
-            resolve_targets(settings, None, operation="launch", task=task)
-            if targets.pinned
-            else targets
-        )
         existing = _existing(all_allowed, task, settings)
         if existing:
             ctx, pod = existing[0]
@@ -617,10 +614,3 @@ def _follow(
         obs.on_progress(client.name, str(phase), time.monotonic() - started)
         time.sleep(0.1)
     result.status = "Running"
-
-
-def pod_label_selector(name: str | None, user: str | None) -> str:
-    return selector_for(name, user)
-
-
-__all__ += ["LABEL_LAUNCH", "pod_label_selector"]

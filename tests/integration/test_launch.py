@@ -603,3 +603,29 @@ def test_launch_takes_task_options_and_their_fields_as_keywords(fleet: Fleet) ->
         launch("true", gpu="H100", settings=settings(FREE), dry_run=True)
     for cluster in (FULL, FREE):
         assert writes(fleet, cluster) == 0
+
+
+def test_a_gpu_node_tainted_no_execute_takes_the_gpu_pod(
+    make_fleet: Callable[..., Fleet], isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The inventory counts a node whose GPU taint is NoExecute as usable, so the pod must
+    # tolerate that effect too, or the plan sends it where the scheduler refuses it.
+    taint = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoExecute"}
+    node = {"name": "h100", "gpu": "H100", "gpus": 8, "cpu": 64, "memory_gb": 512}
+    f = make_fleet(
+        {
+            "clusters": [
+                {
+                    "name": "noexec",
+                    "pod_start_s": 0.05,
+                    "nodes": [{**node, "taints": [taint]}],
+                }
+            ]
+        }
+    )
+    monkeypatch.setenv("KUBECONFIG", f.kubeconfig)
+    plan = launch_task(parse_task("true", gpus="H100"), settings("noexec"), dry_run=True)
+    assert isinstance(plan, Plan) and plan.chosen == "noexec"
+    result = run("sleep 60", "noexec", name="noexec", gpus="H100:2", detach=True)
+    assert result.status == "Running" and result.context == "noexec"
+    assert pod(f, "noexec", "noexec")["spec"]["nodeName"].startswith("h100")
