@@ -86,12 +86,7 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {
         "issue 11: the facade loads the magics, and %sky_version reads skymagic.__version__"
     ),
 }
-KNOWN_RAW_API: dict[tuple[str, str], str] = {
-    ("skymagic.ui.dashboard", "skymagic.core.client.client_for"): (
-        "issue 11: the dashboard builds its own client and lists pods (its data source moves "
-        "below the presentation layer)"
-    ),
-}
+KNOWN_RAW_API: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)
