@@ -2,8 +2,8 @@
 
 Executed by bench/inventory.py with SkyPilot's own virtual environment's python (never
 imported by skymagic). The caller sets HOME (a scratch home whose ~/.sky/config.yaml allows the
-fleet's contexts), KUBECONFIG, SKYPILOT_DISABLE_USAGE_COLLECTION=1 and DO_NOT_TRACK=1
-(facts.md section 8).
+fleet's contexts), KUBECONFIG, SKYPILOT_DISABLE_USAGE_COLLECTION=1 and DO_NOT_TRACK=1 (without
+them every call tries to post usage data to the internet).
 
 One timed call = what `sky gpus list --infra k8s` computes: all-contexts realtime GPU
 availability (one thread per context), then the per-node info of each context one after

@@ -16,8 +16,9 @@ has one node with 8 H100s, and `free` starts pods after the simulator's default 
   scheduler's FailedScheduling event plus a 1.5 s grace for an autoscaler, not on the timeout.
 
 Each scenario has one cold run (new clients: TLS set-up) and `--runs` warm runs; the launch
-is removed between runs (not timed). The SkyPilot line is its documented behaviour
-(facts.md section 6: one pod and at least provision_timeout per full context), not measured.
+is removed between runs (not timed). The SkyPilot line is its behaviour read from its source,
+not measured: its optimizer never looks at free GPUs, so a full context costs one pod and at
+least `kubernetes.provision_timeout` (sky/clouds/kubernetes.py, default 10 s; issue #7115).
 """
 
 from __future__ import annotations
@@ -153,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         "skypilot_documented_not_measured": {
             "pods_created_in_full": 1,
             "seconds_lost_per_full_context": f">= {SKYPILOT_PROVISION_TIMEOUT_S:g}",
-            "source": "facts.md section 6 (optimizer ignores free GPUs; provision_timeout 10 s)",
+            "source": (
+                "SkyPilot's source: the optimizer ignores free GPUs; kubernetes.provision_timeout "
+                "defaults to 10 s (sky/clouds/kubernetes.py); skypilot-org/skypilot#7115"
+            ),
         },
     }
     ok1 = s1["median_s"] < 2 and not any(s1["pods_created_in_full"])

@@ -7,8 +7,9 @@ its OWN process (so peak RSS is per tool) against that same running fleet:
 
 * skymagic  `skymagic.gpus.inventory.show_gpus(settings)` (bench/_skymagic_runner.py);
 * skypilot  what `sky gpus list --infra k8s` computes: all-contexts realtime GPU availability
-            plus per-node info for each context, in-process as facts.md section 8 describes
-            (bench/_skypilot_runner.py, run by SkyPilot's own venv, bench/.venv-skypilot,
+            plus per-node info for each context, in-process through its own entry points
+            (sky.core.realtime_kubernetes_gpu_availability and sky.provision.kubernetes.utils.
+            get_kubernetes_node_info; bench/_skypilot_runner.py, run by SkyPilot's own venv, bench/.venv-skypilot,
             created here from PyPI if missing);
 * floor     concurrent raw HTTPS GETs of the same two lists per context plus orjson decode,
             nothing else (bench/_floor_runner.py).
@@ -492,7 +493,7 @@ def cross_check(
                 notes.append(
                     f"SkyPilot sees no GPU on {miss['nodes']} nodes ({miss['gpus']} GPUs, "
                     f"label scheme {', '.join(sorted(miss['schemes']))}): it reads ONE label "
-                    f"scheme per context (here {seen}; facts.md s3, s6 mixed contexts #8311)"
+                    f"scheme per context (here {seen}; skypilot-org/skypilot#8311)"
                 )
             d_total = (s.get("total") or 0) - (k_total if sky_names else 0)
             d_free = (s.get("free") or 0) - (k_free if sky_names else 0)
@@ -506,7 +507,8 @@ def cross_check(
                     notes.append(
                         f"free: SkyPilot counts {init} GPUs as free that init containers "
                         "request: it sums app containers only, not max(app, init) "
-                        "(facts.md s4 effective request)"
+                        "(the scheduler's effective request: kubernetes.io/docs/concepts/workloads/pods/"
+                        "init-containers/#resource-sharing-within-containers)"
                         + (
                             f"; plus {missing_free} free on nodes it does not see"
                             if missing_free
@@ -578,19 +580,20 @@ _SPEC_INIT: dict[str, dict[str, int]] = {}
 
 
 def _naming_fault(sky_names: list[str], gpu: str) -> str:
-    """Which SkyPilot naming fault (facts.md s3, s6) a pair of names shows."""
+    """Which SkyPilot naming fault (skypilot-org/skypilot#9035, fuzzy GPU names) a pair shows."""
     if any(n.endswith("-80GB") and not gpu.endswith("-80GB") for n in sky_names):
         return (
             "SkyPilot keeps GFD's memory suffix (NVIDIA-H100-80GB-HBM3 -> H100-80GB) but calls "
             "GKE's H100 80GB 'H100', so one card gets two names in its aggregate table "
-            "(facts.md s3; s6 fuzzy GPU names #9035)"
+            "(skypilot-org/skypilot#9035)"
         )
     if gpu.endswith(("-80GB", "-32GB")) and any(not n.endswith("GB") for n in sky_names):
         return (
             "SkyPilot drops the memory size and gives an 80 GB card the 40 GB card's name, "
-            "which facts.md s3 says must never match (s6 fuzzy GPU names #9035)"
+            "which must never match: an A100-80GB request on a 40 GB card fails at run time "
+            "(skypilot-org/skypilot#9035)"
         )
-    return "SkyPilot names the same card another way (facts.md s3; s6 fuzzy GPU names #9035)"
+    return "SkyPilot names the same card another way (skypilot-org/skypilot#9035)"
 
 
 def _init_gap(ctx: str, gpu: str) -> int:

@@ -1,7 +1,12 @@
 """One simulated cluster's behaviour: start-up load, scheduler loop, kubelet-like pod runtime.
 
-The API layer (apiserver.py) turns HTTP into calls on this class; the control channel
-(control.py) changes it at run time (cordon, NotReady, add/remove nodes and pods, faults).
+The API layer (apiserver.py) turns HTTP into calls on this class; the fleet process's control
+channel (serve.py, driven by `Fleet` in fleet.py) changes it at run time (cordon, NotReady,
+add/remove nodes and pods, faults).
+
+Which GPU a node has comes from the spec (the node group's profile in labels.py), never from
+detecting it in the node's labels with the product's code: the simulator is what the product's
+GPU detection is tested against.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skymagic.gpus.accelerators import detect_node_gpus
 from skymagic.sim import objects
+from skymagic.sim.labels import gpu_name
 from skymagic.sim.rbac import Authorizer
 from skymagic.sim.scheduler import TERMINAL, NodeUsage, fits
 from skymagic.sim.spec import ClusterSpec, NodeGroup, PodGroup
@@ -73,6 +78,8 @@ class SimCluster:
         self._sched_wakeup: asyncio.Event | None = None
         self._sched_task: asyncio.Task[None] | None = None
         self._fail_messages: dict[str, str] = {}
+        # node name -> (GPU name, device resource) its node group offers (objects.gpu_offer)
+        self.offers: dict[str, tuple[str, str]] = {}
         self.store.listeners.append(self._on_change)
 
     # -- start-up ------------------------------------------------------------------------
@@ -92,8 +99,12 @@ class SimCluster:
     def _load(self) -> None:
         nodes = []
         for group in self.spec.nodes:
+            offer = objects.gpu_offer(group)
             for i in range(group.count):
-                nodes.append(objects.build_node(group, i, self.index, self.spec.version))
+                node = objects.build_node(group, i, self.index, self.spec.version)
+                if offer is not None:
+                    self.offers[node["metadata"]["name"]] = offer
+                nodes.append(node)
         self.store.bulk_load("nodes", nodes)
         namespaces = {"default", "kube-system", "kube-public", self.spec.namespace}
         namespaces.update(p.namespace for p in self.spec.pods)
@@ -139,19 +150,17 @@ class SimCluster:
         by_gpu: dict[str | None, list[tuple[dict[str, Any], str | None]]] = {}
         for candidate in nodes:
             name = candidate["metadata"]["name"]
-            ids = detect_node_gpus(
-                candidate["metadata"]["labels"], candidate["status"]["allocatable"]
-            )
             free[name] = {
                 "cpu": 1e9,
                 **{r: float(q) for r, q in objects.node_gpu_resources(candidate).items()},
             }
             by_gpu.setdefault(None, []).append((candidate, None))
-            for ident in ids:
-                by_gpu.setdefault(ident.canonical.lower(), []).append((candidate, ident.resource))
+            offer = self.offers.get(name)
+            if offer is not None:
+                by_gpu.setdefault(offer[0], []).append((candidate, offer[1]))
         counter = 0
         for group in self.spec.pods:
-            candidates = by_gpu.get(group.gpu.lower() if group.gpu else None, [])
+            candidates = by_gpu.get(gpu_name(group.gpu) if group.gpu else None, [])
             if group.gpu and not candidates:
                 raise ValueError(
                     f"cluster '{self.spec.name}': pods want gpu {group.gpu!r} but no node has it"
@@ -541,15 +550,22 @@ class SimCluster:
 
     def add_nodes(self, group: NodeGroup) -> list[str]:
         names = []
+        offer = objects.gpu_offer(group)
         for i in range(group.count):
             node = objects.build_node(group, i, self.index, self.spec.version)
+            name = node["metadata"]["name"]
+            if offer is not None:
+                self.offers[name] = offer
+            else:
+                self.offers.pop(name, None)
             self.store.put("nodes", node)
-            names.append(node["metadata"]["name"])
+            names.append(name)
         return names
 
     def remove_node(self, name: str) -> None:
         self.node(name)
         self.store.delete("nodes", None, name)
+        self.offers.pop(name, None)
 
     def add_pods(self, group: PodGroup) -> list[str]:
         """Add already-running load (bound straight to nodes with room), e.g. to fill a cluster."""
@@ -568,14 +584,14 @@ class SimCluster:
     def _place_load_live(
         self, group: PodGroup, nodes: list[dict[str, Any]], base: int
     ) -> Iterator[dict[str, Any]]:
+        want = gpu_name(group.gpu) if group.gpu else None
         for i in range(group.count):
             placed = None
             for node in nodes:
-                ids = detect_node_gpus(node["metadata"]["labels"], node["status"]["allocatable"])
-                match = [x for x in ids if group.gpu and x.canonical.lower() == group.gpu.lower()]
-                if group.gpu and not match:
+                offer = self.offers.get(node["metadata"]["name"])
+                if want is not None and (offer is None or offer[0] != want):
                     continue
-                res = match[0].resource if match else None
+                res = offer[1] if want is not None and offer is not None else None
                 if res:
                     alloc = float(node["status"]["allocatable"].get(res, 0))
                     used = self.usage.by_node.get(node["metadata"]["name"], {}).get(res, 0.0)

@@ -1,7 +1,8 @@
 """A small HTTP/1.1 server made for API-server traffic.
 
 Why not http.server or a framework: every response must go out in ONE write with TCP_NODELAY
-(a header/body split costs ~40 ms per request through Nagle + delayed ACK, facts.md 8),
+(writing head and body apart cost ~40 ms per request here: Nagle's algorithm, RFC 896, holds
+the second write until the peer's delayed ACK, RFC 1122 4.2.3.2),
 keep-alive must work for the Python client's connection pool and for kubectl, watches and
 `logs -f` stream with chunked encoding, and faults need hooks below the request level
 (refuse, accept-and-never-answer).

@@ -1,7 +1,9 @@
 """What a simulated GPU/TPU node carries under each label scheme: labels, resources, taints.
 
-Why: skymagic's inventory must work on every provider's labelling (facts.md section 3), and the
-simulated fleet is where that is proven. So each scheme here produces the labels the real
+Why: skymagic's inventory must work on every provider's labelling (GKE's
+cloud.google.com/gke-accelerator, NVIDIA GPU Feature Discovery's nvidia.com/gpu.product, ... as
+SkyPilot's sky/provision/kubernetes/utils.py lists them), and the simulated fleet is where that
+is proven. So each scheme here produces the labels the real
 provider's tooling would put on such a node (GKE, Karpenter, NVIDIA GPU Feature Discovery,
 CoreWeave, Nebius, the AMD node labeller, GKE TPU node pools, SkyPilot's own label), with
 realistic companions (counts, memory, instance types), not just the one key detection reads.
@@ -27,6 +29,12 @@ Scheme notes:
 An unknown ``gpu`` never fails: it gets a plausible value in the scheme's own spelling
 (``NVIDIA-<GPU>``, ``nvidia-<gpu>``, lower case for Karpenter...), which detection normalises
 back to the same name.
+
+The names come from this module's own catalogue (``gpu_name``), never from the product's
+detection: the simulator is the yardstick the product's GPU naming is measured against, so it
+must not share that code. Each profile also says which GPU the node offers (``NodeProfile.gpu``,
+e.g. "H100", "A100-80GB (MIG 1g.10gb)", "T4 (shared)", "tpu-v5-lite-podslice"): the fleet
+places a spec's pods by that name.
 """
 
 from __future__ import annotations
@@ -35,9 +43,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from skymagic.gpus.accelerators import normalize_gpu_name
-
-__all__ = ["SCHEMES", "NodeProfile", "gpu_node_profile"]
+__all__ = ["SCHEMES", "NodeProfile", "gpu_name", "gpu_node_profile"]
 
 SCHEMES: tuple[str, ...] = (
     "skypilot",
@@ -55,11 +61,21 @@ SCHEMES: tuple[str, ...] = (
 
 @dataclass
 class NodeProfile:
-    """Labels, accelerator resources (capacity == allocatable) and taints for one node."""
+    """Labels, accelerator resources (capacity == allocatable) and taints for one node.
+
+    `gpu` is the name of what the node offers, in `gpu_name`'s spelling (a spec's pods ask for
+    it); `gpu_resources` has one entry, the resource those pods request.
+    """
 
     labels: dict[str, str]
     gpu_resources: dict[str, int]
     taints: list[dict[str, str]] = field(default_factory=list)
+    gpu: str = ""
+
+    @property
+    def resource(self) -> str:
+        """The device resource this node offers (nvidia.com/gpu, nvidia.com/mig-1g.10gb, ...)."""
+        return next(iter(self.gpu_resources))
 
 
 @dataclass(frozen=True)
@@ -223,6 +239,68 @@ _TPUS: dict[str, tuple[tuple[tuple[int, str], ...], int]] = {
 
 _MIG_PROFILE = re.compile(r"^(\d+)g\.(\d+)gb", re.IGNORECASE)
 
+# Short TPU names people type, as GKE's TPU docs name the versions.
+_TPU_SHORTCUTS: dict[str, str] = {
+    "v4": "tpu-v4-podslice",
+    "v5e": "tpu-v5-lite-podslice",
+    "v5litepod": "tpu-v5-lite-podslice",
+    "v5p": "tpu-v5p-slice",
+    "v6e": "tpu-v6e-slice",
+}
+_TPU_SHORTCUTS.update({f"tpu-{short}": name for short, name in list(_TPU_SHORTCUTS.items())})
+
+
+def _name_table() -> dict[str, str]:
+    """Lower-cased spellings -> catalogue name: canonical names first, then each provider's."""
+    table = {card.canonical.lower(): card.canonical for card in _CARDS.values()}
+    for card in _CARDS.values():
+        for spelling in (card.gfd, card.gke, card.coreweave, card.nebius, card.amd_product):
+            if spelling:
+                table.setdefault(spelling.lower(), card.canonical)
+    table.update({tpu: tpu for tpu in _TPUS})
+    table.update(_TPU_SHORTCUTS)
+    return table
+
+
+_NAMES = _name_table()
+_DECORATED = re.compile(
+    r"(?P<base>.*?)\s*(?:\(\s*mig\s+(?P<mig>[^)\s]+)\s*\))?\s*(?P<shared>\(\s*shared\s*\))?",
+    re.IGNORECASE,
+)
+
+
+def gpu_name(text: str) -> str:
+    """The catalogue's name for a GPU a spec names, in any case or provider spelling.
+
+    "h100" -> "H100", "nvidia-a100-80gb" -> "A100-80GB", "v5e" -> "tpu-v5-lite-podslice"; the
+    decorated forms keep their decoration ("a100-80gb (mig 1g.10gb)" -> "A100-80GB (MIG
+    1g.10gb)", "t4 (shared)" -> "T4 (shared)"). An unknown card is upper-cased ("b300" ->
+    "B300"), so a spec can try a card the catalogue has not heard of.
+    """
+    match = _DECORATED.fullmatch(text.strip())
+    base = (match.group("base") if match else text).strip()
+    key = base.lower()
+    if key in _NAMES:
+        name = _NAMES[key]
+    elif key.startswith("tpu"):
+        name = key
+    else:
+        for prefix in ("nvidia-", "amd-"):
+            if key.startswith(prefix) and len(key) > len(prefix):
+                base = base[len(prefix) :]
+        name = _NAMES.get(base.lower(), base.upper())
+    if match and match.group("mig"):
+        name += f" (MIG {_mig_name(match.group('mig'))})"
+    if match and match.group("shared"):
+        name += " (shared)"
+    return name
+
+
+def _mig_name(profile: str) -> str:
+    """A MIG profile as GFD spells it in resource names: "MIG-1G.10GB" -> "1g.10gb"."""
+    profile = profile.strip().lower()
+    return profile[len("mig-") :] if profile.startswith("mig-") else profile
+
 
 def _taint(key: str) -> dict[str, str]:
     return {"key": key, "value": "present", "effect": "NoSchedule"}
@@ -238,9 +316,8 @@ def _pick(options: tuple[tuple[int, str], ...], gpus: int, default: str) -> str:
     return options[-1][1]
 
 
-def _card(gpu: str) -> _Card:
-    """The catalogue card for `gpu`, or a plausible NVIDIA/AMD card built from its name."""
-    name = normalize_gpu_name(gpu)
+def _card(name: str) -> _Card:
+    """The catalogue card named `name` (`gpu_name`'s spelling), or a plausible one if unknown."""
     if name in _CARDS:
         return _CARDS[name]
     vendor = "amd" if name.upper().startswith("MI") else "nvidia"
@@ -270,7 +347,7 @@ def _tpu_profile(accelerator: str, chips: int, taint: bool, topology: str | None
         "cloud.google.com/machine-family": _pick(machines, chips, "ct").split("-")[0],
     }
     taints = [_taint("google.com/tpu")] if taint else []
-    return NodeProfile(labels, {"google.com/tpu": chips}, taints)
+    return NodeProfile(labels, {"google.com/tpu": chips}, taints, gpu=accelerator)
 
 
 def _mig_slices(card: _Card, mig_profile: str | None) -> tuple[str, int, int]:
@@ -280,9 +357,7 @@ def _mig_slices(card: _Card, mig_profile: str | None) -> tuple[str, int, int]:
     profile fits min(7 // g, 8 // memory-slices) times (1g.10gb -> 7, 3g.40gb -> 2 on 80 GB).
     """
     slice_gb = math.ceil(card.memory_gb / 8)
-    profile = (mig_profile or f"1g.{slice_gb}gb").strip()
-    if profile.lower().startswith("mig-"):
-        profile = profile[len("mig-") :]
+    profile = _mig_name(mig_profile or f"1g.{slice_gb}gb")
     match = _MIG_PROFILE.match(profile)
     if match is None:
         return profile, 1, card.memory_mib
@@ -325,7 +400,7 @@ def gpu_node_profile(
 ) -> NodeProfile:
     """Labels, accelerator resources and taints of one simulated node with `gpus` x `gpu`.
 
-    `gpu` is any spelling `normalize_gpu_name` accepts ("H100", "a100-80gb", "v5e"). Raises a
+    `gpu` is any spelling `gpu_name` accepts ("H100", "a100-80gb", "v5e"). Raises a
     one-line ValueError for an unknown scheme or a negative count; an unknown GPU gets plausible
     values instead, so a spec can try a card the catalogue has not heard of.
     """
@@ -333,7 +408,7 @@ def gpu_node_profile(
         raise ValueError(f"unknown label scheme {scheme!r}; valid schemes: {', '.join(SCHEMES)}")
     if gpus < 0:
         raise ValueError(f"gpus must be >= 0 for a {scheme} node, got {gpus}")
-    name = normalize_gpu_name(gpu)
+    name = gpu_name(gpu)
     if scheme == "tpu" or name.startswith("tpu"):
         accelerator = name if name.startswith("tpu") else f"tpu-{name.lower()}"
         return _tpu_profile(accelerator, gpus, taint_gpu, topology)
@@ -343,6 +418,7 @@ def gpu_node_profile(
     resource = "amd.com/gpu" if amd else "nvidia.com/gpu"
     taints = [_taint(resource)] if taint_gpu else []
     resources: dict[str, int] = {resource: gpus}
+    offers = card.canonical
     labels: dict[str, str]
     if scheme == "skypilot":
         labels = {"skypilot.co/accelerator": card.canonical.lower()}
@@ -386,6 +462,7 @@ def gpu_node_profile(
                 }
             )
             resources = {f"nvidia.com/mig-{profile}": gpus * per_gpu}
+            offers = f"{card.canonical} (MIG {profile})"
         elif scheme == "gfd" and mig_profile:
             profile, per_gpu, slice_mib = _mig_slices(card, mig_profile)
             labels = _gfd_labels(card, f"{product}-MIG-{profile}", gpus * per_gpu, slice_mib)
@@ -398,6 +475,7 @@ def gpu_node_profile(
                 }
             )
             resources = {"nvidia.com/gpu": gpus * per_gpu}
+            offers = f"{card.canonical} (MIG {profile})"
         elif scheme == "gfd-shared":
             replicas = max(replicas, 1)
             labels = _gfd_labels(card, f"{product}-SHARED", gpus, card.memory_mib)
@@ -408,6 +486,7 @@ def gpu_node_profile(
                 }
             )
             resources = {"nvidia.com/gpu": gpus * replicas}
+            offers = f"{card.canonical} (shared)"
         else:
             labels = _gfd_labels(card, product, gpus, card.memory_mib)
     elif scheme == "coreweave":
@@ -433,4 +512,4 @@ def gpu_node_profile(
         resource = "amd.com/gpu"
         resources = {resource: gpus}
         taints = [_taint(resource)] if taint_gpu else []
-    return NodeProfile(labels, resources, taints)
+    return NodeProfile(labels, resources, taints, gpu=offers)

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from skymagic.gpus.quantity import format_cpu, format_memory
 from skymagic.sim.labels import gpu_node_profile
+from skymagic.sim.quantity import format_cpu, format_memory
 from skymagic.sim.spec import NodeGroup, PodGroup
 from skymagic.sim.store import now_rfc3339
 
@@ -23,6 +23,7 @@ __all__ = [
     "build_node",
     "build_pod",
     "event_for",
+    "gpu_offer",
     "node_gpu_resources",
     "set_node_ready",
     "set_node_unschedulable",
@@ -137,6 +138,25 @@ def build_node(group: NodeGroup, index: int, cluster_index: int, version: str) -
     return node
 
 
+def gpu_offer(group: NodeGroup) -> tuple[str, str] | None:
+    """(GPU name, device resource) a node of `group` offers to the spec's pods; None if nothing.
+
+    Read from the group's own profile, the same one that labelled the node: the fleet places
+    pods by what the spec says each node has, never by detecting it from the labels.
+    """
+    if not group.gpu or group.gpus <= 0:
+        return None
+    profile = gpu_node_profile(
+        group.labels,
+        group.gpu,
+        group.gpus,
+        topology=group.topology,
+        mig_profile=group.mig_profile,
+        replicas=group.replicas,
+    )
+    return profile.gpu, profile.resource
+
+
 def _cond(ctype: str, status: str, reason: str, ts: str, message: str = "") -> dict[str, str]:
     return {
         "type": ctype,
@@ -181,7 +201,12 @@ def _set_taint(node: dict[str, Any], key: str, present: bool) -> None:
 
 
 def taint_key_for(resource: str) -> str:
-    """The taint GPU/TPU node pools carry for a device resource (facts.md section 3)."""
+    """The taint GPU/TPU node pools carry for a device resource.
+
+    GKE taints GPU node pools `nvidia.com/gpu=present:NoSchedule` and TPU node pools
+    `google.com/tpu=present:NoSchedule` (cloud.google.com/kubernetes-engine/docs/how-to/gpus,
+    .../tpus); the AMD GPU operator's guides use `amd.com/gpu` the same way.
+    """
     vendor = resource.split("/", 1)[0]
     return {"amd.com": "amd.com/gpu", "google.com": "google.com/tpu"}.get(vendor, "nvidia.com/gpu")
 

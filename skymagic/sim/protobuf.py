@@ -1,7 +1,8 @@
 """Just enough Kubernetes protobuf to read the SelfSubjectAccessReview kubectl sends.
 
 Why: kubectl 1.32's `auth can-i` POSTs its SelfSubjectAccessReview only as protobuf
-(facts.md section 10) and accepts a JSON answer, so the simulated API server must read this one
+(`Content-Type: application/vnd.kubernetes.protobuf`, seen with a capturing server) and accepts
+a JSON answer, so the simulated API server must read this one
 message and nothing else; a dependency on `protobuf` plus generated Kubernetes stubs would be
 far heavier than this ~100-line wire-format reader.
 

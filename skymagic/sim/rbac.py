@@ -1,12 +1,13 @@
 """Per-user authorization for a simulated cluster, with the real API server's 403 wording.
 
 Why this shape: the fleet spec needs a compact way to say "alice may only list nodes and do
-anything with pods in team-a" so that skymagic's forbidden handling (facts.md: partial
-results, kind=forbidden) is tested against the same answers and messages a real RBAC-enabled
-cluster gives. Rules follow RBAC PolicyRule matching: exact or "*" verbs/groups/resources,
-"pods" does not cover "pods/log" (use "pods/log", "pods/*" or "*"), and a namespace list acts
-like a RoleBinding: it only grants namespaced requests inside those namespaces, so listing
-pods across all namespaces (or any cluster-scoped resource) needs namespaces "*".
+anything with pods in team-a" so that skymagic's forbidden handling (the other contexts'
+results still shown, this one reported as kind=forbidden) is tested against the same answers
+and messages a real RBAC-enabled cluster gives. Rules follow RBAC PolicyRule matching: exact
+or "*" verbs/groups/resources, "pods" does not cover "pods/log" (use "pods/log", "pods/*" or
+"*"), and a namespace list acts like a RoleBinding: it only grants namespaced requests inside
+those namespaces, so listing pods across all namespaces (or any cluster-scoped resource) needs
+namespaces "*".
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from skymagic.gpus.quantity import effective_requests, parse_quantity
+from skymagic.sim.quantity import effective_requests, parse_quantity
 
 __all__ = ["NodeUsage", "explain", "fits", "node_allocatable", "tolerates"]
 

@@ -110,14 +110,15 @@ def _median_latency(v1: client.CoreV1Api, n: int = 5) -> float:
 
 
 def test_latency_adds_a_measurable_delay(fleet: Fleet, flaky: str) -> None:
+    """The added latency is there while set and gone after (bounds generous under load)."""
     v1 = v1_for(fleet, flaky)
     base = _median_latency(v1)
-    fleet.set_faults(flaky, latency_ms=250)
-    slow = _median_latency(v1)
-    assert slow - base >= 0.24
-    assert slow < base + 1.0
+    fleet.set_faults(flaky, latency_ms=600)
+    slow = _median_latency(v1, 3)
+    assert slow - base >= 0.59  # a sleep on the server: never shorter
+    assert slow < base + 3.0
     fleet.set_faults(flaky, latency_ms=0)
-    assert _median_latency(v1) < base + 0.1
+    assert _median_latency(v1) < base + 0.4  # well under the 0.6 s it added
 
 
 def test_error_rate_one_fails_every_request_with_500(fleet: Fleet, flaky: str) -> None:

@@ -253,6 +253,41 @@ def test_insufficient_gpus_then_schedulable_after_capacity_frees(
     wait_for(lambda: v1.read_namespaced_pod("waiter", "default").status.phase == "Running")
 
 
+def test_native_sidecar_counts_beside_the_app_but_an_init_container_does_not(
+    make_fleet: Callable[..., Fleet],
+) -> None:
+    fleet = make_fleet(
+        {
+            "clusters": [
+                {
+                    "name": "side",
+                    "pod_start_s": 0.05,
+                    "nodes": [{"name": "g", "gpu": "H100", "gpus": 8, "cpu": 64}],
+                }
+            ]
+        }
+    )
+    v1 = client.CoreV1Api(api_client(fleet, "side"))
+
+    def with_helper(name: str, sidecar: bool) -> dict[str, Any]:
+        body = pod_manifest(name, gpus=7)
+        helper: dict[str, Any] = {
+            "name": "helper",
+            "image": "busybox:1.36",
+            "resources": {"limits": {"nvidia.com/gpu": "2"}},
+        }
+        if sidecar:
+            helper["restartPolicy"] = "Always"  # runs for the pod's life: 7 + 2 > 8
+        body["spec"]["initContainers"] = [helper]
+        return body
+
+    msg = pending_message(v1, "default", with_helper("with-sidecar", sidecar=True))
+    assert msg.startswith("0/1 nodes are available: 1 Insufficient nvidia.com/gpu. ")
+    v1.delete_namespaced_pod("with-sidecar", "default", grace_period_seconds=0)
+    # a plain init container runs before the app: max(7, 2) = 7 fits on 8
+    assert place(v1, "default", with_helper("with-init", sidecar=False)) == "g"
+
+
 # -- lifecycle -----------------------------------------------------------------------------------
 
 

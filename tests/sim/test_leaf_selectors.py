@@ -1,8 +1,6 @@
-"""Label and field selectors: API-server semantics, errors, and list-speed matching."""
+"""Label and field selectors: API-server semantics and errors (speed: bench/sim_selectors.py)."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 
@@ -140,25 +138,24 @@ def test_field_errors_and_exact_name() -> None:
     assert parse_field_selector("", "Pod").empty
 
 
-def test_fast_on_100k_pods() -> None:
+def test_non_terminal_selector_and_empty_label_selector_over_a_pod_list() -> None:
+    """What a list with skymagic's pod selector keeps (its speed: bench/sim_selectors.py)."""
     phases = ["Running", "Pending", "Succeeded", "Failed"]
     pods = [
         {
-            "metadata": {"name": f"p{i}", "namespace": "default"},
+            "metadata": {
+                "name": f"p{i}",
+                "namespace": "default",
+                **({"labels": {}} if i % 3 else {}),
+            },
             "spec": {"nodeName": f"n{i % 50}"},
             "status": {"phase": phases[i % 4]},
         }
-        for i in range(100_000)
+        for i in range(4000)
     ]
     sel = parse_field_selector("status.phase!=Succeeded,status.phase!=Failed", "Pod")
+    kept = [p for p in pods if sel.matches(p)]
+    assert len(kept) == 2000
+    assert {p["status"]["phase"] for p in kept} == {"Running", "Pending"}
     lsel = parse_label_selector("")
-    best = 1e9
-    for _ in range(3):
-        t0 = time.perf_counter()
-        kept = [p for p in pods if sel.matches(p)]
-        best = min(best, time.perf_counter() - t0)
-    assert len(kept) == 50_000
-    assert best < 0.1, f"{best * 1000:.1f} ms"
-    t0 = time.perf_counter()
-    assert sum(1 for p in pods if lsel.matches(p["metadata"].get("labels"))) == 100_000
-    assert time.perf_counter() - t0 < 0.1
+    assert all(lsel.matches(p["metadata"].get("labels")) for p in pods)  # None and {} alike

@@ -1,4 +1,9 @@
-"""Simulated node profiles per label scheme, judged by skymagic.gpus.accelerators' detection."""
+"""Simulated node profiles per label scheme, judged by skymagic.gpus.accelerators' detection.
+
+A cross-check of two independent implementations (the simulator has its own catalogue and never
+calls the product's detection); test_sim_label_names.py judges the same labels by a table of
+its own, so a naming mistake both shared would still be caught there.
+"""
 
 from __future__ import annotations
 
