@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from skymagic.sim import protobuf, tables
+from skymagic.sim import protobuf, streams, tables
 from skymagic.sim.certs import identity_from_peercert
 from skymagic.sim.cluster import SimCluster
 from skymagic.sim.http import Request, Response, json_response
@@ -514,6 +514,8 @@ class ApiServer:
         if sub == "log" and resource == "pods":
             self._authorize(ident, "get", resource, namespace, subresource="log")
             return await self._log(req, namespace or "default", name)
+        if resource == "pods" and sub in streams.SUBRESOURCES:
+            return self._stream(req, ident, namespace or "default", name, sub)
         if sub not in ("", "status"):
             raise HTTPStatus(404, "NotFound", "the server could not find the requested resource")
         verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(req.method)
@@ -582,6 +584,27 @@ class ApiServer:
         if resource == "pods":
             self.cluster.wake_scheduler()
         return Response(200, new_entry.raw)
+
+    def _stream(
+        self, req: Request, ident: Identity, namespace: str, name: str, sub: str
+    ) -> Response:
+        """exec / attach / portforward. A WebSocket upgrade is a GET, so it needs `get` and also
+        `create` on the subresource (as Kubernetes 1.35 checks, closing the hole where `get`
+        alone allowed exec); a SPDY upgrade is a POST: `create`."""
+        if req.method not in ("GET", "POST"):
+            raise HTTPStatus(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
+        if req.method == "GET":
+            self._authorize(ident, "get", "pods", namespace, subresource=sub)
+        self._authorize(ident, "create", "pods", namespace, subresource=sub)
+        try:
+            return streams.open_stream(self.cluster, req, namespace, name, sub)
+        except streams.StreamRefused as exc:
+            details = {"name": name, "kind": "pods"} if exc.code == 404 else None
+            raise HTTPStatus(exc.code, exc.reason, exc.message, details) from None
 
     def _delete_object(
         self, resource: str, namespace: str | None, name: str, grace: float | None
@@ -840,6 +863,20 @@ def _core_resources() -> dict[str, Any]:
             "kind": "Pod",
             "verbs": ["get", "patch", "update"],
         },
+        *(
+            {
+                "name": f"pods/{sub}",
+                "singularName": "",
+                "namespaced": True,
+                "kind": kind,
+                "verbs": ["create", "get"],
+            }
+            for sub, kind in (
+                ("attach", "PodAttachOptions"),
+                ("exec", "PodExecOptions"),
+                ("portforward", "PodPortForwardOptions"),
+            )
+        ),
         {
             "name": "nodes/status",
             "singularName": "",

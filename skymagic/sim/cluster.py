@@ -29,6 +29,7 @@ from typing import Any
 
 from skymagic.sim import objects
 from skymagic.sim.labels import gpu_name
+from skymagic.sim.podexec import PodRuntime
 from skymagic.sim.rbac import Authorizer
 from skymagic.sim.scheduler import TERMINAL, NodeUsage, fits
 from skymagic.sim.spec import ClusterSpec, NodeGroup, PodGroup
@@ -73,6 +74,8 @@ class SimCluster:
         self.logs: dict[str, PodLog] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.procs: dict[str, asyncio.subprocess.Process] = {}
+        # Exec'd processes and per-pod loopback ports (exec, attach, port-forward: streams.py).
+        self.runtime = PodRuntime(spec, workdir)
         self.rng = random.Random(index)
         self._ips = itertools.count(2)
         self._sched_wakeup: asyncio.Event | None = None
@@ -206,6 +209,7 @@ class SimCluster:
         for proc in list(self.procs.values()):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
+        self.runtime.stop_all()
 
     # -- change hooks --------------------------------------------------------------------
     def _on_change(self, resource: str, etype: str, obj: dict[str, Any]) -> None:
@@ -405,6 +409,7 @@ class SimCluster:
         if log is not None:
             log.close()
         self._fail_messages.pop(key, None)
+        self.runtime.forget(key)
 
     # -- the kubelet -------------------------------------------------------------------------
     async def _kubelet(self, key: str) -> None:
@@ -475,6 +480,7 @@ class SimCluster:
         log.close()
         self.tasks.pop(key, None)
         self.procs.pop(key, None)
+        self.runtime.forget(key)  # the container's other processes die with it
         self.store.touch("pods", pod)
 
     async def _run_simulated(self, pod: dict[str, Any], log: PodLog) -> int | None:
@@ -496,19 +502,8 @@ class SimCluster:
     async def _run_local(self, key: str, pod: dict[str, Any], log: PodLog) -> int | None:
         container = pod["spec"]["containers"][0]
         argv = _argv(container) or ["sleep", "infinity"]
-        workdir = self.workdir / "pods" / key.replace("/", "_")
-        workdir.mkdir(parents=True, exist_ok=True)
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(workdir),
-            "LANG": "C.UTF-8",
-            "HOSTNAME": pod["metadata"]["name"],
-            "KUBERNETES_SERVICE_HOST": "10.96.0.1",
-            "KUBERNETES_SERVICE_PORT": "443",
-        }
-        for item in container.get("env") or []:
-            if "value" in item:
-                env[item["name"]] = str(item["value"])
+        workdir = self.runtime.pod_dir(key)
+        env = self.runtime.env(key, pod, container)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,

@@ -27,6 +27,7 @@ import orjson
 __all__ = ["HTTPServer", "Request", "Response", "json_response"]
 
 _REASONS = {
+    101: "Switching Protocols",
     200: "OK",
     201: "Created",
     202: "Accepted",
@@ -68,6 +69,9 @@ class Response:
     # More body after `body`, sent from its own buffer without being copied behind the head
     # (a big list's items, shared between requests).
     tail: bytes = b""
+    # A 101 answer: after the head, the connection's thread calls this with the socket and any
+    # bytes already read past the request, and the connection belongs to it until it returns.
+    upgrade: Callable[[socket.socket, bytes], None] | None = None
 
     @property
     def length(self) -> int:
@@ -185,6 +189,10 @@ class HTTPServer:
                     ).result()
                 except Exception as exc:  # the server must answer, like a real one
                     response = _internal_error(exc)
+                if response.upgrade is not None:
+                    conn.sendall(_upgrade_head(response))
+                    response.upgrade(conn, _buffered(reader, conn))
+                    return
                 keep_alive = request.headers.get("connection", "").lower() != "close"
                 self._write_response(conn, response, keep_alive)
                 if not keep_alive:
@@ -257,6 +265,23 @@ def _internal_error(exc: Exception) -> Response:
     )
 
 
+def _upgrade_head(resp: Response) -> bytes:
+    lines = [f"HTTP/1.1 {resp.status} {_REASONS.get(resp.status, 'Unknown')}"]
+    lines += [f"{k}: {v}" for k, v in resp.headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _buffered(reader: io.BufferedReader, conn: socket.socket) -> bytes:
+    """Bytes the reader already holds past the request, without waiting for more."""
+    conn.setblocking(False)
+    try:
+        return reader.read1(65536) or b""
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+        return b""
+    except OSError:
+        return b""
+
+
 def _swallow(reader: io.BufferedReader) -> None:
     """Accept bytes forever and never answer, until the client gives up."""
     while reader.read1(65536):
@@ -279,7 +304,10 @@ def _read_request(reader: io.BufferedReader, peercert: dict[str, Any] | None) ->
         if not line or line in (b"\r\n", b"\n"):
             break
         k, _, v = line.decode("latin-1").partition(":")
-        headers[k.strip().lower()] = v.strip()
+        name = k.strip().lower()
+        # A repeated header is one comma-separated list (RFC 9110 5.3): kubectl sends one
+        # X-Stream-Protocol-Version line per protocol it speaks.
+        headers[name] = f"{headers[name]}, {v.strip()}" if name in headers else v.strip()
     body = b""
     if "content-length" in headers:
         n = int(headers["content-length"])

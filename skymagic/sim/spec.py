@@ -32,17 +32,34 @@ clusters:
           - {verbs: [get, list, watch], resources: [nodes]}
           - {verbs: ["*"], resources: [pods, pods/log], namespaces: [team-a]}
     faults: {down: false, blackhole: false, latency_ms: 0, error_rate: 0.0, token_ttl_s: 3600}
+    exec:                        # runtime: simulate: what an exec answers (first match wins)
+      - {match: "nvidia-smi.*", stdout: "GPU 0: NVIDIA H100 80GB HBM3\\n", exit_code: 0}
+      - {match: "sh -c .*", stderr: "denied\\n", exit_code: 1}
 ```
 
 Runtimes: `simulate` runs a pod for `default_duration_s` (or the pod annotation
 `sim.skymagic.dev/duration`; a command containing `sleep infinity` runs until deleted) and
 logs the annotation `sim.skymagic.dev/logs`; `local` runs the container's command as a local
 subprocess whose output is the pod log and whose exit code decides Succeeded or Failed.
+
+Exec, attach and port-forward (the pods/exec, pods/attach, pods/portforward subresources, over
+WebSocket or SPDY as kubectl and the official client speak them): with `local`, an exec runs
+the command as a local process in the pod's directory (its HOME) with the pod's environment,
+a tty through a pty; every declared containerPort P gets a free loopback port L, the pod's
+processes see it as `PORT_<P>=L` (listen there), and a port-forward to P connects to L (an
+undeclared port connects to 127.0.0.1:P). With `simulate`, nothing runs: an exec answers from
+the cluster's `exec:` rules, each `{match, stdout, stderr, exit_code}` where `match` is a
+regular expression that must match the whole command as a shell would quote it
+(`shlex.join`); unmatched commands get defaults (`true`, `false`, `echo ...`, `cat` echoing
+stdin, `hostname`, `env`) or else exit 127 with a message on stderr. A port-forward to a
+simulated pod's declared port answers any request with a one-line HTTP page; other ports are
+refused. Attach streams the container's output from the moment of attaching.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +72,7 @@ __all__ = [
     "AUTH_KINDS",
     "RUNTIMES",
     "ClusterSpec",
+    "ExecRule",
     "Faults",
     "FleetSpec",
     "NodeGroup",
@@ -116,6 +134,16 @@ class PodGroup:
 
 
 @dataclass
+class ExecRule:
+    """How a `runtime: simulate` pod answers an exec whose command matches `match`."""
+
+    match: str
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int = 0
+
+
+@dataclass
 class UserSpec:
     """A user of a cluster with its own kubeconfig context."""
 
@@ -144,6 +172,7 @@ class ClusterSpec:
     users: list[UserSpec] = field(default_factory=list)
     rbac: list[dict[str, Any]] = field(default_factory=list)
     faults: Faults = field(default_factory=Faults)
+    exec: list[ExecRule] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.user:
@@ -197,6 +226,9 @@ def _cluster(data: Mapping[str, Any], index: int) -> ClusterSpec:
         _build(UserSpec, u, f"{where} users[{i}]") for i, u in enumerate(raw.get("users") or [])
     ]
     raw["faults"] = _build(Faults, raw.get("faults") or {}, f"{where} faults")
+    raw["exec"] = [
+        _build(ExecRule, r, f"{where} exec[{i}]") for i, r in enumerate(raw.get("exec") or [])
+    ]
     spec: ClusterSpec = _build(ClusterSpec, raw, where)
     if spec.auth not in AUTH_KINDS:
         raise SimError(
@@ -209,6 +241,14 @@ def _cluster(data: Mapping[str, Any], index: int) -> ClusterSpec:
     for u in spec.users:
         if u.auth not in AUTH_KINDS:
             raise SimError(f"fleet spec: {where} user {u.name!r} auth {u.auth!r} is not valid")
+    for i, rule in enumerate(spec.exec):
+        try:
+            re.compile(rule.match)
+        except re.error as exc:
+            raise SimError(
+                f"fleet spec: {where} exec[{i}] match {rule.match!r} is not a valid regular "
+                f"expression ({exc})"
+            ) from None
     for g in spec.nodes:
         if g.gpu and g.gpus <= 0:
             raise SimError(f"fleet spec: {where} node group {g.name!r} names gpu but gpus <= 0")

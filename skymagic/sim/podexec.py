@@ -1,0 +1,343 @@
+"""The container-runtime side of exec and port-forward: what a kubelet would run or dial.
+
+`runtime: local` pods are local processes in their own directory (HOME and working directory
+`<fleet state>/pods/<namespace>_<name>`). An exec there is another local process in the same
+directory with the same environment (plus TERM=xterm with a tty), in its own session; it is
+killed when its pod stops, as a container's processes die with the container, but not when
+the client goes away (a real exec'd process outlives a dropped `kubectl exec` too).
+
+Ports: every declared containerPort P of a local pod is given a free loopback port L when the
+pod starts, and every process of the pod (main and exec'd) gets `PORT_<P>=L` in its
+environment; the pod listens on $PORT_<P> and a port-forward to P connects to 127.0.0.1:L. A
+port the pod does not declare forwards to 127.0.0.1:P itself (as if the pod used the host's
+network). `runtime: simulate` pods answer exec from the cluster's `exec:` rules (see spec.py)
+and port-forwards to declared ports with a one-line HTTP page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shlex
+import signal
+import socket
+import struct
+import subprocess
+import termios
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from skymagic.sim.spec import ClusterSpec, ExecRule
+from skymagic.sim.streamio import FdEnd, Reactor
+
+__all__ = [
+    "ExecFailed",
+    "LocalProcess",
+    "PodRuntime",
+    "SimulatedProcess",
+    "exit_code_of",
+    "simulated_answer",
+]
+
+
+class ExecFailed(Exception):
+    """The command could not start (the runtime's message, as containerd words it)."""
+
+
+def exit_code_of(returncode: int) -> int:
+    """A container runtime reports death by signal N as exit code 128+N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _become_tty_owner() -> None:  # runs in the child between fork and exec
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def set_winsize(fd: int, width: int, height: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+class LocalProcess:
+    """An exec'd local process: pipes, or one pty master when `tty`."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+        tty: bool,
+    ) -> None:
+        self.tty = tty
+        self.outputs: dict[int, int] = {}  # channel (1 stdout, 2 stderr) -> fd to read
+        self.stdin_fd: int | None = None
+        self.master: int | None = None
+        try:
+            if tty:
+                master, slave = os.openpty()
+                set_winsize(master, 80, 24)
+                self.master = master
+                try:
+                    self.proc = subprocess.Popen(
+                        argv,
+                        stdin=slave,
+                        stdout=slave,
+                        stderr=slave,
+                        cwd=cwd,
+                        env={**env, "TERM": "xterm"},
+                        start_new_session=True,
+                        preexec_fn=_become_tty_owner,  # noqa: PLW1509 (one ioctl, no locks)
+                    )
+                finally:
+                    os.close(slave)
+                self.outputs[1] = master
+                self.stdin_fd = master if stdin else None
+            else:
+                pipe = subprocess.PIPE
+                self.proc = subprocess.Popen(
+                    argv,
+                    stdin=pipe if stdin else subprocess.DEVNULL,
+                    stdout=pipe if stdout else subprocess.DEVNULL,
+                    stderr=pipe if stderr else subprocess.DEVNULL,
+                    cwd=cwd,
+                    env=env,
+                    start_new_session=True,
+                )
+                for channel, stream in ((1, self.proc.stdout), (2, self.proc.stderr)):
+                    if stream is not None:
+                        self.outputs[channel] = os.dup(stream.fileno())
+                        stream.close()
+                if self.proc.stdin is not None:
+                    self.stdin_fd = os.dup(self.proc.stdin.fileno())
+                    self.proc.stdin.close()
+        except OSError as exc:
+            if self.master is not None:
+                os.close(self.master)
+            what = "executable file not found in $PATH" if exc.errno == 2 else exc.strerror
+            raise ExecFailed(
+                "OCI runtime exec failed: exec failed: unable to start container process: "
+                f'exec: "{argv[0]}": {what}: unknown'
+            ) from None
+
+    def start(self, reactor: Reactor) -> None:
+        """Nothing to start: the process runs on its own."""
+
+    def poll(self) -> int | None:
+        code = self.proc.poll()
+        return None if code is None else exit_code_of(code)
+
+    def resize(self, width: int, height: int) -> None:
+        if self.master is not None and width > 0 and height > 0:
+            with contextlib.suppress(OSError):
+                set_winsize(self.master, width, height)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=5)
+
+
+def simulated_answer(
+    argv: list[str], rules: list[ExecRule], pod: dict[str, Any], env: dict[str, str]
+) -> tuple[bytes, bytes, int, bool]:
+    """(stdout, stderr, exit code, echo stdin) for a command in a `runtime: simulate` pod."""
+    line = shlex.join(argv)
+    for rule in rules:
+        if re.fullmatch(rule.match, line, flags=re.DOTALL):
+            return rule.stdout.encode(), rule.stderr.encode(), rule.exit_code, False
+    cmd, args = (argv[0].rsplit("/", 1)[-1], argv[1:]) if argv else ("", [])
+    if cmd in ("true", ":"):
+        return b"", b"", 0, False
+    if cmd == "false":
+        return b"", b"", 1, False
+    if cmd == "echo":
+        return (" ".join(args) + "\n").encode(), b"", 0, False
+    if cmd == "cat" and not args:
+        return b"", b"", 0, True
+    if cmd == "hostname":
+        return pod["metadata"]["name"].encode() + b"\n", b"", 0, False
+    if cmd in ("env", "printenv") and not args:
+        return "".join(f"{k}={v}\n" for k, v in env.items()).encode(), b"", 0, False
+    why = (
+        f"simulated pod {pod['metadata']['name']}: nothing runs '{line}' here (runtime: "
+        "simulate); add a rule under the cluster's exec: in the fleet spec, or use runtime: local\n"
+    )
+    return b"", why.encode(), 127, False
+
+
+class SimulatedProcess:
+    """A canned answer delivered through real pipes, so sessions treat it like a process."""
+
+    def __init__(
+        self, answer: tuple[bytes, bytes, int, bool], *, stdin: bool, stdout: bool, stderr: bool
+    ) -> None:
+        self._out, self._err, self._code, self._echo = answer
+        self.tty = False
+        self.outputs: dict[int, int] = {}
+        self.stdin_fd: int | None = None
+        self._writers: list[FdEnd] = []
+        self._pipes: list[tuple[int, bytes]] = []
+        for channel, want, data in ((1, stdout, self._out), (2, stderr, self._err)):
+            if want:
+                r, w = os.pipe()
+                self.outputs[channel] = r
+                self._pipes.append((w, data))
+        if stdin:
+            r, w = os.pipe()
+            self.stdin_fd = w
+            self._stdin_read = r
+        self._done = False
+
+    def start(self, reactor: Reactor) -> None:
+        echo_to: FdEnd | None = None
+        for i, (fd, data) in enumerate(self._pipes):
+            end = FdEnd(fd, readable=False, writable=True)
+            reactor.add(end)
+            end.write(data)
+            self._writers.append(end)
+            if i == 0 and self._echo and 1 in self.outputs:
+                echo_to = end
+            else:
+                end.finish_writing()
+        if self.stdin_fd is not None:
+            reader = FdEnd(self._stdin_read)
+            reactor.add(reader)
+            if echo_to is not None:
+                target = echo_to
+                reader.on_data = target.write
+                reader.full = lambda: target.buffered > 1 << 20
+                reader.on_eof = target.finish_writing
+        elif echo_to is not None:
+            echo_to.finish_writing()
+
+    def poll(self) -> int | None:
+        if all(w.closed for w in self._writers):
+            return self._code
+        return None
+
+    def resize(self, width: int, height: int) -> None:
+        """A simulated command has no terminal to resize."""
+
+    def kill(self) -> None:
+        for w in self._writers:
+            w.close()
+
+
+@dataclass
+class PodRuntime:
+    """Per cluster: each local pod's loopback ports and the processes exec'd into pods."""
+
+    spec: ClusterSpec
+    workdir: Path
+    _ports: dict[str, dict[int, int]] = field(default_factory=dict)
+    _execs: dict[str, set[LocalProcess]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def pod_dir(self, key: str) -> Path:
+        path = self.workdir / "pods" / key.replace("/", "_")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def ports(self, key: str, pod: dict[str, Any]) -> dict[int, int]:
+        """containerPort -> loopback port, allocated the first time the pod asks."""
+        with self._lock:
+            found = self._ports.get(key)
+            if found is None:
+                found = {}
+                for c in pod["spec"].get("containers") or []:
+                    for p in c.get("ports") or []:
+                        port = int(p.get("containerPort") or 0)
+                        if port and (p.get("protocol") or "TCP") == "TCP" and port not in found:
+                            found[port] = _free_port()
+                self._ports[key] = found
+            return found
+
+    def env(self, key: str, pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
+        """The environment of every process of a local pod's container."""
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.pod_dir(key)),
+            "LANG": "C.UTF-8",
+            "HOSTNAME": pod["metadata"]["name"],
+            "KUBERNETES_SERVICE_HOST": "10.96.0.1",
+            "KUBERNETES_SERVICE_PORT": "443",
+        }
+        for item in container.get("env") or []:
+            if "value" in item:
+                env[item["name"]] = str(item["value"])
+        for port, local in self.ports(key, pod).items():
+            env[f"PORT_{port}"] = str(local)
+        return env
+
+    def spawn(
+        self,
+        key: str,
+        pod: dict[str, Any],
+        container: dict[str, Any],
+        argv: list[str],
+        *,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+        tty: bool,
+    ) -> LocalProcess | SimulatedProcess:
+        """Start an exec'd command (local process, or the simulated answer)."""
+        env = self.env(key, pod, container)
+        if self.spec.runtime != "local":
+            answer = simulated_answer(argv, self.spec.exec, pod, env)
+            return SimulatedProcess(answer, stdin=stdin, stdout=stdout, stderr=stderr)
+        proc = LocalProcess(
+            argv,
+            cwd=self.pod_dir(key),
+            env=env,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            tty=tty,
+        )
+        with self._lock:
+            self._execs.setdefault(key, set()).add(proc)
+        return proc
+
+    def release(self, key: str, proc: LocalProcess | SimulatedProcess) -> None:
+        """The session ended; the process may live on until its pod stops."""
+        if isinstance(proc, LocalProcess) and proc.poll() is not None:
+            with self._lock:
+                self._execs.get(key, set()).discard(proc)
+
+    def target(self, key: str, pod: dict[str, Any], port: int) -> tuple[str, int]:
+        """Where a port-forward to `port` goes: ("tcp", loopback port), ("page", port) for a
+        simulated pod's declared port, or ("refused", port)."""
+        mapped = self.ports(key, pod)
+        if self.spec.runtime == "local":
+            return "tcp", mapped.get(port, port)
+        return ("page", port) if port in mapped else ("refused", port)
+
+    def forget(self, key: str) -> None:
+        """The pod stopped: its exec'd processes die and its ports are free again."""
+        with self._lock:
+            procs = self._execs.pop(key, set())
+            self._ports.pop(key, None)
+        for proc in procs:
+            threading.Thread(target=proc.kill, daemon=True).start()
+
+    def stop_all(self) -> None:
+        with self._lock:
+            procs = [p for group in self._execs.values() for p in group]
+            self._execs.clear()
+        for proc in procs:
+            proc.kill()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
