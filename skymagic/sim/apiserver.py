@@ -141,6 +141,7 @@ class ApiServer:
         namespace: str | None,
         api_group: str = "",
         subresource: str = "",
+        name: str = "",
     ) -> None:
         az = self.cluster.authorizer
         groups = (*ident.groups, "system:authenticated")
@@ -148,8 +149,12 @@ class ApiServer:
             raise HTTPStatus(
                 403,
                 "Forbidden",
-                az.reason(ident.user, verb, resource, namespace, api_group, subresource),
-                {"kind": resource, **({"group": api_group} if api_group else {})},
+                az.reason(ident.user, verb, resource, namespace, api_group, subresource, name),
+                {
+                    **({"name": name} if name else {}),
+                    "kind": resource,
+                    **({"group": api_group} if api_group else {}),
+                },
             )
 
     # -- routing -----------------------------------------------------------------------------
@@ -598,8 +603,8 @@ class ApiServer:
                 "the server does not allow this method on the requested resource",
             )
         if req.method == "GET":
-            self._authorize(ident, "get", "pods", namespace, subresource=sub)
-        self._authorize(ident, "create", "pods", namespace, subresource=sub)
+            self._authorize(ident, "get", "pods", namespace, subresource=sub, name=name)
+        self._authorize(ident, "create", "pods", namespace, subresource=sub, name=name)
         try:
             return streams.open_stream(self.cluster, req, namespace, name, sub)
         except streams.StreamRefused as exc:

@@ -138,7 +138,18 @@ class LocalProcess:
             with contextlib.suppress(OSError):
                 set_winsize(self.master, width, height)
 
+    def group_alive(self) -> bool:
+        """Whether anything still runs in the command's process group (its own session)."""
+        try:
+            os.killpg(self.proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
     def kill(self) -> None:
+        """Kill the command and whatever it started (as a container's processes die with it)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
@@ -308,8 +319,9 @@ class PodRuntime:
         return proc
 
     def release(self, key: str, proc: LocalProcess | SimulatedProcess) -> None:
-        """The session ended; the process may live on until its pod stops."""
-        if isinstance(proc, LocalProcess) and proc.poll() is not None:
+        """The session ended. The command (or children it left behind in its process group)
+        may live on until the pod stops; forget it only once its whole group is gone."""
+        if isinstance(proc, LocalProcess) and proc.poll() is not None and not proc.group_alive():
             with self._lock:
                 self._execs.get(key, set()).discard(proc)
 

@@ -157,7 +157,8 @@ class PortForwardSession:
                 try:
                     sock = socket.create_connection(("127.0.0.1", target), timeout=2)
                 except OSError as exc:
-                    error = f"dial tcp4 127.0.0.1:{conn.port}: connect: {exc.strerror or exc}"
+                    why = (exc.strerror or str(exc)).lower()  # Go spells errno text in lower case
+                    error = f"dial tcp4 127.0.0.1:{conn.port}: connect: {why}"
             if sock is None:
                 self._fail(
                     conn,
