@@ -868,20 +868,7 @@ def _core_resources() -> dict[str, Any]:
             "kind": "Pod",
             "verbs": ["get", "patch", "update"],
         },
-        *(
-            {
-                "name": f"pods/{sub}",
-                "singularName": "",
-                "namespaced": True,
-                "kind": kind,
-                "verbs": ["create", "get"],
-            }
-            for sub, kind in (
-                ("attach", "PodAttachOptions"),
-                ("exec", "PodExecOptions"),
-                ("portforward", "PodPortForwardOptions"),
-            )
-        ),
+        *streams.DISCOVERY,
         {
             "name": "nodes/status",
             "singularName": "",

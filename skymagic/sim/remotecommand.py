@@ -18,6 +18,7 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -26,12 +27,25 @@ from skymagic.sim.mux import Mux
 from skymagic.sim.podexec import ExecFailed, LocalProcess, PodRuntime, SimulatedProcess
 from skymagic.sim.streamio import HIGH_WATER, FdEnd, Reactor
 
-__all__ = ["AttachSession", "ExecSession", "status_bytes"]
+__all__ = ["AttachSession", "ExecSession", "StreamOptions", "status_bytes"]
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE = range(5)
 _TYPES = {"stdin": STDIN, "stdout": STDOUT, "stderr": STDERR, "error": ERROR, "resize": RESIZE}
 _STREAM_CREATION_TIMEOUT_S = 30.0
 _OUTPUT_GRACE_S = 1.0  # after exit, how long a background child may hold stdout open
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """What the request asked for (PodExecOptions / PodAttachOptions / ports)."""
+
+    command: list[str]
+    container: str
+    stdin: bool
+    stdout: bool
+    stderr: bool
+    tty: bool
+    ports: list[int]
 
 
 def status_bytes(status: dict[str, Any], version: int) -> bytes:
@@ -74,7 +88,7 @@ class _Session:
     """What exec and attach share: stream bookkeeping and the ending."""
 
     def __init__(
-        self, reactor: Reactor, mux: Mux, opts: Any, version: int, websocket: bool
+        self, reactor: Reactor, mux: Mux, opts: StreamOptions, version: int, websocket: bool
     ) -> None:
         self.reactor = reactor
         self.mux = mux
@@ -189,7 +203,7 @@ class ExecSession(_Session):
         self,
         reactor: Reactor,
         mux: Mux,
-        opts: Any,
+        opts: StreamOptions,
         version: int,
         websocket: bool,
         runtime: PodRuntime,
@@ -331,7 +345,13 @@ class AttachSession(_Session):
     """Follow the container's output from now on until it exits (the pod log is its stdout)."""
 
     def __init__(
-        self, reactor: Reactor, mux: Mux, opts: Any, version: int, websocket: bool, log: Any
+        self,
+        reactor: Reactor,
+        mux: Mux,
+        opts: StreamOptions,
+        version: int,
+        websocket: bool,
+        log: Any,
     ) -> None:
         super().__init__(reactor, mux, opts, version, websocket)
         self.log = log

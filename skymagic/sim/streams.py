@@ -27,21 +27,33 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from skymagic.sim import mux as muxes
+from skymagic.sim import portforward, remotecommand
 from skymagic.sim.http import Request, Response
+from skymagic.sim.remotecommand import StreamOptions
+from skymagic.sim.store import object_key
 from skymagic.sim.streamio import Reactor, SocketEnd
 from skymagic.sim.websocket import accept_key, offered_protocols
 
 if TYPE_CHECKING:
     from skymagic.sim.cluster import SimCluster
 
-__all__ = ["SUBRESOURCES", "StreamOptions", "StreamRefused", "open_stream"]
+__all__ = ["DISCOVERY", "SUBRESOURCES", "StreamRefused", "open_stream"]
 
 SUBRESOURCES = ("exec", "attach", "portforward")
+# Their entries in /api/v1 discovery, as a real API server lists them.
+DISCOVERY = [
+    {"name": f"pods/{sub}", "singularName": "", "namespaced": True, "kind": kind,
+     "verbs": ["create", "get"]}
+    for sub, kind in (
+        ("attach", "PodAttachOptions"),
+        ("exec", "PodExecOptions"),
+        ("portforward", "PodPortForwardOptions"),
+    )
+]  # fmt: skip
 
 TUNNEL_PREFIX = "SPDY/3.1+"
 # WebSocket subprotocol -> (remotecommand protocol version, binary framing)
@@ -70,19 +82,6 @@ class StreamRefused(Exception):
         self.code = code
         self.reason = reason
         self.message = message
-
-
-@dataclass(frozen=True)
-class StreamOptions:
-    """What the request asked for (PodExecOptions / PodAttachOptions / ports)."""
-
-    command: list[str]
-    container: str
-    stdin: bool
-    stdout: bool
-    stderr: bool
-    tty: bool
-    ports: list[int]
 
 
 def _flag(values: dict[str, list[str]], name: str, default: bool) -> bool:
@@ -255,9 +254,6 @@ def _upgrade(
     *,
     version: int,
 ) -> Response:
-    from skymagic.sim import portforward, remotecommand
-    from skymagic.sim.store import object_key
-
     key = object_key("pods", pod)
     log = cluster.logs.get(key)
     requests = cluster.requests

@@ -348,7 +348,9 @@ def test_portforward_reaches_the_pod_server(fleet: Fleet, web: str) -> None:
 
 def test_portforward_to_a_closed_port_reports_the_kubelet_error(fleet: Fleet, box: str) -> None:
     port = _free_port()
-    pf = portforward(v1(fleet).connect_get_namespaced_pod_portforward, box, "default", ports=str(port))
+    pf = portforward(
+        v1(fleet).connect_get_namespaced_pod_portforward, box, "default", ports=str(port)
+    )
     sock = pf.socket(port)
     sock.settimeout(10)
     assert sock.recv(10) == b""
