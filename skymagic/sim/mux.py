@@ -40,6 +40,7 @@ class Handler(Protocol):
     def fin(self, sid: int) -> None: ...
     def reset(self, sid: int) -> None: ...
     def gone(self) -> None: ...
+    def pod_gone(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -60,6 +61,9 @@ class _NoHandler:
         return None
 
     def gone(self) -> None:
+        return None
+
+    def pod_gone(self) -> None:
         return None
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import re
 import shlex
@@ -27,6 +28,7 @@ import struct
 import subprocess
 import termios
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,7 +252,9 @@ class PodRuntime:
     workdir: Path
     _ports: dict[str, dict[int, int]] = field(default_factory=dict)
     _execs: dict[str, set[LocalProcess]] = field(default_factory=dict)
+    _watchers: dict[str, dict[int, Callable[[], None]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def pod_dir(self, key: str) -> Path:
         path = self.workdir / "pods" / key.replace("/", "_")
@@ -333,13 +337,29 @@ class PodRuntime:
             return "tcp", mapped.get(port, port)
         return ("page", port) if port in mapped else ("refused", port)
 
+    def watch(self, key: str, on_stop: Callable[[], None]) -> Callable[[], None]:
+        """Call `on_stop` (from the fleet's loop thread) when the pod stops; returns the
+        function that cancels this. Streams use it to end with their pod."""
+        with self._lock:
+            token = next(self._ids)
+            self._watchers.setdefault(key, {})[token] = on_stop
+
+        def cancel() -> None:
+            with self._lock:
+                self._watchers.get(key, {}).pop(token, None)
+
+        return cancel
+
     def forget(self, key: str) -> None:
-        """The pod stopped: its exec'd processes die and its ports are free again."""
+        """The pod stopped: its exec'd processes die, its streams end, its ports are free."""
         with self._lock:
             procs = self._execs.pop(key, set())
             self._ports.pop(key, None)
+            watchers = list(self._watchers.pop(key, {}).values())
         for proc in procs:
             threading.Thread(target=proc.kill, daemon=True).start()
+        for on_stop in watchers:
+            on_stop()
 
     def stop_all(self) -> None:
         with self._lock:

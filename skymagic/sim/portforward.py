@@ -217,6 +217,12 @@ class PortForwardSession:
     def gone(self) -> None:
         self.close()
 
+    def pod_gone(self) -> None:
+        """The pod stopped: its connections drop and the session ends (kubectl then reports
+        the lost connection, as with a real pod)."""
+        self.close()
+        self.mux.end()
+
     def close(self) -> None:
         for conn in self._conns:
             if conn.end is not None:

@@ -327,6 +327,14 @@ class ExecSession(_Session):
         translated = self.websocket and self.version >= 5
         self._finish(_exit_status(code, list(self.opts.command), translated))
 
+    def pod_gone(self) -> None:
+        """The pod stopped. A local process was killed with it and ends the session by itself;
+        a simulated answer ends here, as killed."""
+        if isinstance(self.proc, SimulatedProcess) and not self.ended:
+            self.proc.kill()
+            translated = self.websocket and self.version >= 5
+            self._finish(_exit_status(137, list(self.opts.command), translated))
+
     def gone(self) -> None:
         """The client left: stdin ends, the process lives on (until its pod stops)."""
         self.ended = True
@@ -378,6 +386,9 @@ class AttachSession(_Session):
 
     def gone(self) -> None:
         self.ended = True
+
+    def pod_gone(self) -> None:
+        """Nothing to do: the log closes with the pod, which ends the session."""
 
     def close(self) -> None:
         return None

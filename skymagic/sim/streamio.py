@@ -12,6 +12,7 @@ more than `HIGH_WATER` bytes, so a slow client never makes the fleet buffer a wh
 
 from __future__ import annotations
 
+import collections
 import errno
 import heapq
 import itertools
@@ -19,6 +20,7 @@ import os
 import selectors
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 
@@ -240,6 +242,32 @@ class SocketEnd(End):
                 pass
 
 
+class _Waker(FdEnd):
+    """A pipe other threads write to, so the loop wakes up and runs what they queued."""
+
+    def __init__(self, run: Callback) -> None:
+        r, w = os.pipe()
+        super().__init__(r)
+        os.set_blocking(w, False)
+        self._w = w
+        self._lock = threading.Lock()
+        self.on_data = lambda _: run()
+
+    def wake(self) -> None:
+        with self._lock:  # never write to a closed (maybe reused) descriptor number
+            if not self.closed:
+                try:
+                    os.write(self._w, b"!")
+                except OSError:  # full pipe: a wake-up is pending anyway
+                    pass
+
+    def close(self) -> None:
+        with self._lock:
+            if not self.closed:
+                super().close()
+                os.close(self._w)
+
+
 class Reactor:
     """Run ends until a condition holds; timers for deadlines and polling."""
 
@@ -249,6 +277,18 @@ class Reactor:
         self._registered: dict[End, int] = {}
         self._timers: list[tuple[float, int, Callback]] = []
         self._seq = itertools.count()
+        self._queued: collections.deque[Callback] = collections.deque()
+        self._waker = _Waker(self._run_queued)
+        self.add(self._waker)
+
+    def call_soon_threadsafe(self, fn: Callback) -> None:
+        """Run `fn` on the loop's thread (from any thread; ignored once the loop ended)."""
+        self._queued.append(fn)
+        self._waker.wake()
+
+    def _run_queued(self) -> None:
+        while self._queued:
+            self._queued.popleft()()
 
     def add(self, end: End) -> End:
         self._ends.append(end)

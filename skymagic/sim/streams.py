@@ -276,6 +276,7 @@ def _upgrade(
                 reactor, mux, opts, version, websocket, cluster.runtime, key, pod
             )
         mux.handler = session
+        unwatch = cluster.runtime.watch(key, lambda: reactor.call_soon_threadsafe(session.pod_gone))
         try:
             session.start()
             if leftover:
@@ -284,6 +285,7 @@ def _upgrade(
         except Exception as exc:  # keep the server alive; surface in the request log
             requests.append({"t": time.time(), "stream_error": f"{sub}: {exc!r}"})
         finally:
+            unwatch()
             with contextlib.suppress(Exception):
                 session.close()
 

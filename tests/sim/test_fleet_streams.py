@@ -573,3 +573,57 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _server_pod(api: client.CoreV1Api, name: str) -> str:
+    body = pod_manifest(name, command=["sh", "-c", SERVER])
+    body["spec"]["containers"][0]["ports"] = [{"containerPort": 8080}]
+    running(api, body)
+    wait_for(
+        lambda: "Serving HTTP" in api.read_namespaced_pod_log(name, "default"),
+        what="the web server to listen",
+    )
+    return name
+
+
+def test_streams_end_with_their_pod(fleet: Fleet) -> None:
+    api = v1(fleet)
+    name = _server_pod(api, "doomed")
+    pf = portforward(api.connect_get_namespaced_pod_portforward, name, "default", ports="8080")
+    pf.socket(8080).settimeout(10)
+    time.sleep(0.3)
+    assert pf.connected  # an idle forward stays open
+    sim = v1(fleet, "sim")
+    running(sim, pod_manifest("doomed", command=["sleep", "infinity"]))
+    waiting = ws_exec(sim, "doomed", ["cat"], stdin=True)  # waits for stdin forever
+    api.delete_namespaced_pod(name, "default", grace_period_seconds=0)
+    sim.delete_namespaced_pod("doomed", "default", grace_period_seconds=0)
+    wait_for(lambda: not pf.connected, what="the port-forward to end with its pod")
+    _, _, status = finish(waiting)
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "137"}]
+
+
+@needs_kubectl
+@pytest.mark.kubectl
+def test_kubectl_port_forward_ends_with_the_pod(fleet: Fleet) -> None:
+    api = v1(fleet)
+    name = _server_pod(api, "brief")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*kubectl_argv(fleet, "local"), "port-forward", f"pod/{name}", f"{port}:8080"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith(b"Forwarding from")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=10) as r:
+            assert r.read() == b"hello from brief\n"
+        api.delete_namespaced_pod(name, "default", grace_period_seconds=0)
+        assert proc.wait(timeout=20) == 1
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=10)
+    assert b"lost connection to pod" in err, err
