@@ -2,7 +2,8 @@
 
 One process serves one HTTPS API server per simulated cluster (127.0.0.1, one CA per fleet) and
 writes a kubeconfig with one context per cluster. `kubectl` and the official Python client work
-against it unchanged. The product never imports this package outside `skymagic sim` and the demo.
+against it unchanged, exec, attach, cp and port-forward included (streams.py). The product
+never imports this package outside `skymagic sim` and the demo.
 
 Names are imported lazily: the fleet's exec plugin (`python -m skymagic.sim.exec_plugin`) runs
 on every credential refresh and must not pay for importing the fleet machinery.

@@ -276,9 +276,7 @@ def _buffered(reader: io.BufferedReader, conn: socket.socket) -> bytes:
     conn.setblocking(False)
     try:
         return reader.read1(65536) or b""
-    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-        return b""
-    except OSError:
+    except OSError:  # SSLWantReadError, BlockingIOError: nothing more is there yet
         return b""
 
 

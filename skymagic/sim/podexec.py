@@ -1,10 +1,11 @@
 """The container-runtime side of exec and port-forward: what a kubelet would run or dial.
 
 `runtime: local` pods are local processes in their own directory (HOME and working directory
-`<fleet state>/pods/<namespace>_<name>`). An exec there is another local process in the same
-directory with the same environment (plus TERM=xterm with a tty), in its own session; it is
-killed when its pod stops, as a container's processes die with the container, but not when
-the client goes away (a real exec'd process outlives a dropped `kubectl exec` too).
+`<fleet state dir>/clusters/<cluster index>/pods/<namespace>_<name>`). An exec there is
+another local process in the same directory with the same environment (plus TERM=xterm with
+a tty), in a session of its own; it and whatever it started are killed when the pod stops, as
+a container's processes die with the container, but not when the client goes away (a real
+exec'd process outlives a dropped `kubectl exec` too).
 
 Ports: every declared containerPort P of a local pod is given a free loopback port L when the
 pod starts, and every process of the pod (main and exec'd) gets `PORT_<P>=L` in its

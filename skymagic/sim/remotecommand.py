@@ -271,7 +271,7 @@ class ExecSession(_Session):
 
     def _sender(self, kind: int) -> Callable[[bytes], None]:
         def send(data: bytes) -> None:
-            if kind in self.ids:
+            if kind in self.ids and not self.ended:  # nothing may follow the status
                 self.mux.send(self.ids[kind], data)
 
         return send
