@@ -439,7 +439,7 @@ def test_kubectl_exec(fleet: Fleet, box: str, context: str) -> None:
     assert proc.stderr == "err\ncommand terminated with exit code 7\n"
     assert kubectl(fleet, context, "exec", box, "--", "true").returncode == 0
     protocol = "GET" if context == "local" else "POST"  # WebSocket upgrade, or SPDY
-    execs = [r for r in fleet.requests(context) if r["path"].endswith("/exec")]
+    execs = [r for r in fleet.requests(context) if r.get("path", "").endswith("/exec")]
     assert execs[-1]["method"] == protocol and execs[-1]["code"] == 101
 
 
@@ -547,7 +547,7 @@ def test_kubectl_port_forward(fleet: Fleet, web: str, context: str) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     assert b"error" not in err.lower(), err
-    forwards = [r for r in fleet.requests(context) if r["path"].endswith("/portforward")]
+    forwards = [r for r in fleet.requests(context) if r.get("path", "").endswith("/portforward")]
     assert forwards[-1]["code"] == 101
     assert forwards[-1]["method"] == ("GET" if context == "local" else "POST")
 
