@@ -58,11 +58,18 @@ from skymagic.errors import (
     RequestTimeoutError,
     SkymagicError,
     TransportError,
-    UnauthorizedError,
     api_error_for_status,
 )
 
-__all__ = ["ClientSettings", "ContextClient", "RawPage", "error_kind", "iter_lines"]
+__all__ = [
+    "ClientSettings",
+    "ContextClient",
+    "RawPage",
+    "WatchStream",
+    "error_kind",
+    "fingerprint",
+    "iter_lines",
+]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 _RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -93,6 +100,74 @@ class RawPage:
     continue_token: str | None
 
 
+class WatchStream:
+    """One open watch: iterate it for events ({type, object}); `close()` ends it from any thread.
+
+    The one parser of watch streams. An ERROR event raises the ApiError for its status (410:
+    GoneError, so the caller re-lists); a stream that stays silent past its read timeout
+    raises RequestTimeoutError. A connection that breaks off ends the iteration like the server
+    ending the watch does: either way the caller watches again from the last resourceVersion
+    it saw, and a server that is really gone fails that request.
+    """
+
+    def __init__(
+        self, client: ContextClient, resp: urllib3.BaseHTTPResponse, read_timeout: float
+    ) -> None:
+        self._client = client
+        self._resp = resp
+        self._read_timeout = read_timeout
+        self._closed = False
+
+    def __enter__(self) -> WatchStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        client = self._client
+        complete = False
+        try:
+            for line in iter_lines(self._resp):
+                try:
+                    event: dict[str, Any] = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    raise TransportError(
+                        f"a watch on {client.server} sent a line that is not JSON; is the "
+                        "server address a Kubernetes API server?",
+                        context=client.name,
+                    ) from None
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    raise api_error_for_status(
+                        int(status.get("code") or 500),
+                        str(status.get("message", "watch error")),
+                        context=client.name,
+                        body=status,
+                    )
+                yield event
+            complete = True
+        except ProtocolError:
+            return
+        except (HTTPError, OSError) as exc:
+            if self._closed:
+                return
+            raise client._classify(exc, self._read_timeout)[0] from None
+        finally:
+            if complete:
+                self._closed = True
+                self._resp.release_conn()  # read to the end: the connection can be reused
+            else:
+                self.close()
+
+    def close(self) -> None:
+        """End the watch; a thread blocked reading it returns at once. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        _discard(self._resp)
+
+
 class ContextClient:
     """Talks to one context's API server. Thread-safe; keeps connections alive."""
 
@@ -102,6 +177,7 @@ class ContextClient:
         self.name = resolved.name
         self.server = resolved.cluster.server.rstrip("/")
         self.namespace = resolved.namespace
+        self.fingerprint = fingerprint(resolved)
         self.credentials = CredentialProvider(resolved, exec_timeout=self.settings.exec_timeout)
         self._pool: urllib3.PoolManager | None = None
         self._pool_cred: Credential | None = None
@@ -243,7 +319,7 @@ class ContextClient:
                     redirect=False,
                 )
             except (HTTPError, OSError) as exc:
-                err, retriable = self._classify(exc)
+                err, retriable = self._classify(exc, read_timeout)
                 if retriable and attempts_left > 0 and self._budget_left(started, delay):
                     attempts_left -= 1
                     time.sleep(delay)
@@ -273,20 +349,24 @@ class ContextClient:
                 raise self._api_error(resp.status, payload)
             return resp
 
-    def _classify(self, exc: BaseException) -> tuple[SkymagicError, bool]:
-        """Map a transport failure to (error, worth retrying?).
+    def _classify(
+        self, exc: BaseException, read_timeout: float | None = None
+    ) -> tuple[SkymagicError, bool]:
+        """Map a transport failure to (error, worth retrying?): the one place that does it.
 
-        Timeouts are never retried: a black-holed server would only multiply the wait. TLS
-        failures are not either (they will not fix themselves). Refused or reset connections
-        are, within the time budget. urllib3's NewConnectionError subclasses
-        ConnectTimeoutError, so it is tested first: only a real timeout is a timeout.
+        Used for failures before an answer (in `request`) and while a streamed body is read
+        (watches, followed logs), so neither can let a urllib3 exception escape. Timeouts are
+        never retried: a black-holed server would only multiply the wait. TLS failures are not
+        either (they will not fix themselves). Refused or reset connections are, within the
+        time budget. urllib3's NewConnectionError subclasses ConnectTimeoutError, so it is
+        tested first: only a real timeout is a timeout.
         """
         if isinstance(exc, MaxRetryError) and exc.reason is not None:
-            return self._classify(exc.reason)
+            return self._classify(exc.reason, read_timeout)
         if isinstance(exc, NewConnectionError):
             return self._transport_error(exc), True
         if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
-            return self._timeout_error(exc), False
+            return self._timeout_error(exc, read_timeout), False
         if isinstance(exc, SSLError):
             return self._transport_error(exc), False
         return self._transport_error(exc), True
@@ -297,9 +377,16 @@ class ContextClient:
     def _refreshable(self) -> bool:
         return self.auth_kind in ("exec", "token-file")
 
-    def _timeout_error(self, exc: BaseException) -> RequestTimeoutError:
-        phase = "connecting to" if isinstance(exc, ConnectTimeoutError) else "waiting for"
-        t = self.settings.request_timeout
+    def _timeout_error(
+        self, exc: BaseException, read_timeout: float | None = None
+    ) -> RequestTimeoutError:
+        connecting = isinstance(exc, ConnectTimeoutError)
+        phase = "connecting to" if connecting else "waiting for"
+        s = self.settings
+        if connecting:
+            t = s.connect_timeout or s.request_timeout
+        else:
+            t = s.request_timeout if read_timeout is None else read_timeout
         return RequestTimeoutError(
             f"timed out after {t:g} s {phase} {self.server}; the API server is not answering "
             f"(raise SkyMagics.request_timeout if it is just slow)",
@@ -313,6 +400,13 @@ class ContextClient:
             return TransportError(
                 f"TLS handshake with {self.server} failed ({detail}); check the cluster's "
                 "certificate-authority in the kubeconfig",
+                context=self.name,
+            )
+        if isinstance(exc, ProtocolError) and "aborted" not in text.lower():
+            # (urllib3 says "Connection aborted" for a request that got no answer at all)
+            return TransportError(
+                f"the connection to {self.server} broke off in the middle of an answer (the API "
+                "server restarted, or a proxy cut it); try again",
                 context=self.name,
             )
         if "refused" in text.lower():
@@ -363,11 +457,6 @@ class ContextClient:
     ) -> dict[str, Any]:
         resp = self.request("POST", path, query=query, body=body)
         data: dict[str, Any] = orjson.loads(resp.data)
-        return data
-
-    def delete_json(self, path: str, body: Any = None) -> dict[str, Any]:
-        resp = self.request("DELETE", path, body=body)
-        data: dict[str, Any] = orjson.loads(resp.data) if resp.data else {}
         return data
 
     def version(self) -> dict[str, Any]:
@@ -464,6 +553,23 @@ class ContextClient:
         return items, rv
 
     # -- streams -------------------------------------------------------------------------------
+    def open_watch(
+        self,
+        path: str,
+        query: Mapping[str, Any] | None = None,
+        *,
+        timeout_seconds: int = 300,
+    ) -> WatchStream:
+        """Start a watch (`query` carries resourceVersion, selectors, allowWatchBookmarks).
+
+        The server ends it after `timeout_seconds`; the read timeout is a little longer, so a
+        server that goes silent cannot hold the caller for ever. See `WatchStream`.
+        """
+        q = {**(query or {}), "watch": "true", "timeoutSeconds": timeout_seconds}
+        read_timeout = float(timeout_seconds + 5)
+        resp = self.request("GET", path, query=q, stream=True, read_timeout=read_timeout)
+        return WatchStream(self, resp, read_timeout)
+
     def watch(
         self,
         path: str,
@@ -471,43 +577,30 @@ class ContextClient:
         *,
         timeout_seconds: int = 300,
     ) -> Iterator[dict[str, Any]]:
-        """Yield watch events ({type, object}) until the server ends the watch.
-
-        An ERROR event with a 410 Status becomes GoneError, so callers re-list.
-        """
-        q = {**(query or {}), "watch": "true", "timeoutSeconds": timeout_seconds}
-        resp = self.request("GET", path, query=q, stream=True, read_timeout=timeout_seconds + 5)
-        try:
-            for line in iter_lines(resp):
-                event: dict[str, Any] = orjson.loads(line)
-                if event.get("type") == "ERROR":
-                    status = event.get("object") or {}
-                    code = int(status.get("code") or 500)
-                    raise api_error_for_status(
-                        code,
-                        str(status.get("message", "watch error")),
-                        context=self.name,
-                        body=status,
-                    )
-                yield event
-        except ReadTimeoutError as exc:
-            raise self._timeout_error(exc) from None
-        except ProtocolError:
-            return
-        finally:
-            resp.release_conn()
+        """Yield watch events ({type, object}) until the server ends the watch (`WatchStream`)."""
+        with self.open_watch(path, query, timeout_seconds=timeout_seconds) as stream:
+            yield from stream
 
     def stream_lines(
         self, path: str, query: Mapping[str, Any] | None = None, *, read_timeout: float = 3600
     ) -> Iterator[bytes]:
-        """Yield lines of a streaming text response (pod logs with follow=true)."""
+        """Yield lines of a streaming text response (pod logs with follow=true).
+
+        A stream that stalls for `read_timeout` raises RequestTimeoutError, one that breaks off
+        raises TransportError (a followed log must not look finished when it was cut).
+        """
         resp = self.request("GET", path, query=query, stream=True, read_timeout=read_timeout)
+        complete = False
         try:
             yield from iter_lines(resp)
-        except ProtocolError:
-            return
+            complete = True
+        except (HTTPError, OSError) as exc:
+            raise self._classify(exc, read_timeout)[0] from None
         finally:
-            resp.release_conn()
+            if complete:
+                resp.release_conn()
+            else:
+                _discard(resp)  # abandoned or broken half-way: never back into the pool
 
     # -- the official client, for everything else ----------------------------------------------
     def official(self) -> Any:
@@ -594,6 +687,20 @@ def _drain(resp: urllib3.BaseHTTPResponse) -> None:
         resp.release_conn()
 
 
+def _discard(resp: urllib3.BaseHTTPResponse) -> None:
+    """Close a response whose body was not read to the end, and its connection with it.
+
+    Put back into the pool, a connection with half a body on it would answer the next request
+    with the rest of this one.
+    """
+    with contextlib.suppress(Exception):
+        resp.shutdown()
+    with contextlib.suppress(Exception):
+        resp.close()
+    with contextlib.suppress(Exception):
+        resp.release_conn()
+
+
 def iter_lines(resp: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
     """The non-empty lines of a streamed response (watch events, followed logs)."""
     buf = b""
@@ -607,11 +714,6 @@ def iter_lines(resp: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
         yield buf
 
 
-def is_unauthorized(exc: BaseException) -> bool:
-    """True for a 401 answer (after the refresh was already tried)."""
-    return isinstance(exc, UnauthorizedError)
-
-
 def error_kind(exc: BaseException) -> str:
     """Per-context error kind: unreachable|timeout|unauthorized|forbidden|config|exec."""
     if isinstance(exc, SkymagicError):
@@ -620,6 +722,15 @@ def error_kind(exc: BaseException) -> str:
             return "unreachable" if exc.status >= 500 else "config"
         return kind
     return "unreachable"
+
+
+def fingerprint(resolved: ResolvedContext) -> str:
+    """A digest of everything a kubeconfig entry resolved to: an edited entry gets a new one.
+
+    A stable key for caches of what a context said (unlike `id()` of a client, which Python
+    reuses once the client is gone). A digest, so no credential is kept in the key.
+    """
+    return hashlib.sha256(pickle.dumps(resolved)).hexdigest()
 
 
 _clients: dict[str, tuple[str, dict[ClientSettings, ContextClient]]] = {}
@@ -633,14 +744,14 @@ def client_for(resolved: ResolvedContext, settings: ClientSettings) -> ContextCl
     server, token or certificate), the clients built from the old entry are closed and
     dropped, so neither their connections nor their credentials outlive the edit.
     """
-    fingerprint = hashlib.sha256(pickle.dumps(resolved)).hexdigest()
+    fp = fingerprint(resolved)
     stale: list[ContextClient] = []
     with _clients_lock:
         entry = _clients.get(resolved.name)
-        if entry is None or entry[0] != fingerprint:
+        if entry is None or entry[0] != fp:
             if entry is not None:
                 stale = list(entry[1].values())
-            entry = (fingerprint, {})
+            entry = (fp, {})
             _clients[resolved.name] = entry
         client = entry[1].get(settings)
         if client is None:
