@@ -1,14 +1,13 @@
 """Counting free GPUs, CPU and memory on nodes: pure functions over decoded API objects.
 
-No I/O and no pandas here, so the rules (facts.md section 4) are unit-tested on plain dicts and
-shared by the one-shot inventory and the watch-based one:
+No I/O and no pandas here, so the rules are unit-tested on plain dicts and shared by the
+one-shot inventory and the watch-based one:
 
 * total = node `status.allocatable[resource]`;
 * requested = sum over non-terminal pods bound to the node (`spec.nodeName` set, phase not
-  Succeeded/Failed) of the pod's effective request: max(sum of app containers, largest init
-  container) + overhead, limits standing in for a missing request. Restartable init containers
-  (native sidecars, Kubernetes 1.29+) run beside the app containers, so they add to the sum the
-  way the scheduler counts them;
+  Succeeded/Failed) of the pod's effective request, as kube-scheduler counts it
+  (`skymagic.gpus.quantity.effective_requests`: app containers, native sidecars, the init
+  phase's peak, overhead);
 * free = total - requested, and zero on a node nobody can schedule to (NotReady, cordoned, or a
   NoSchedule/NoExecute taint that GPU pods do not tolerate); the row's `status` says why.
 
@@ -20,10 +19,12 @@ quantity strings repeat, and parsing them once is most of the speed of the pod p
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from skymagic.errors import SkymagicError
 from skymagic.gpus.accelerators import (
     GPU_TAINT_KEYS,
     GpuIdentity,
@@ -31,11 +32,13 @@ from skymagic.gpus.accelerators import (
     is_gpu_resource,
     requestable_quantities,
 )
-from skymagic.gpus.quantity import parse_quantity
+from skymagic.gpus.quantity import effective_requests, parse_quantity
 
 __all__ = [
     "NODE_COLUMNS",
     "TERMINAL_PHASES",
+    "Binding",
+    "ContextData",
     "NodeInfo",
     "Usage",
     "context_rows",
@@ -44,6 +47,8 @@ __all__ = [
     "node_status",
     "parse_node",
     "pod_binding",
+    "pod_binding_cached",
+    "pod_key",
     "pod_requests",
     "summary_rows",
 ]
@@ -108,71 +113,21 @@ def _wanted(resource: str) -> bool:
 
 # --- pods ---------------------------------------------------------------------------------
 
-
-def _container_requests(container: Mapping[str, Any]) -> dict[str, float] | None:
-    resources = container.get("resources")
-    if not resources:
-        return None
-    out: dict[str, float] = {}
-    limits = resources.get("limits")
-    if limits:
-        for res, qty in limits.items():
-            if _wanted(res):
-                out[res] = _qty(qty)
-    requests = resources.get("requests")
-    if requests:
-        for res, qty in requests.items():
-            if _wanted(res):
-                out[res] = _qty(qty)
-    return out
+Binding = tuple[str, dict[str, float]]
+"""(node name, effective requests) of a pod that holds resources on that node."""
 
 
 def pod_requests(spec: Mapping[str, Any]) -> dict[str, float]:
     """The pod's effective request for cpu, memory and accelerator resources.
 
-    Same rule as `skymagic.gpus.quantity.effective_requests` (which the simulator's scheduler
-    uses), restricted to the resources the inventory counts, plus the sidecar rule: an init
-    container with `restartPolicy: Always` keeps running, so it adds to everything after it.
+    `skymagic.gpus.quantity.effective_requests` (the one rule: sidecars, init containers,
+    overhead), restricted to the resources the inventory counts, with memoised parsing.
     """
-    totals: dict[str, float] = {}
-    for c in spec.get("containers") or ():
-        req = _container_requests(c)
-        if req:
-            for res, qty in req.items():
-                totals[res] = totals.get(res, 0.0) + qty
-    inits = spec.get("initContainers")
-    if inits:
-        init_peak: dict[str, float] = {}
-        sidecars: dict[str, float] = {}
-        for c in inits:
-            req = _container_requests(c) or {}
-            if c.get("restartPolicy") == "Always":
-                for res, qty in req.items():
-                    sidecars[res] = sidecars.get(res, 0.0) + qty
-                candidate = sidecars
-            else:
-                candidate = {res: sidecars.get(res, 0.0) + req.get(res, 0.0) for res in req}
-            for res, qty in candidate.items():
-                if qty > init_peak.get(res, 0.0):
-                    init_peak[res] = qty
-        for res, qty in sidecars.items():
-            totals[res] = totals.get(res, 0.0) + qty
-        for res, qty in init_peak.items():
-            if qty > totals.get(res, 0.0):
-                totals[res] = qty
-    overhead = spec.get("overhead")
-    if overhead:
-        for res, qty in overhead.items():
-            if _wanted(res):
-                totals[res] = totals.get(res, 0.0) + _qty(qty)
-    return totals
+    return effective_requests(spec, keep=_wanted, parse=_qty)
 
 
-def pod_binding(pod: Mapping[str, Any]) -> tuple[str, dict[str, float]] | None:
-    """(node name, effective requests) of a pod that holds resources, else None.
-
-    A pod holds resources from the moment it is bound (spec.nodeName) until it is terminal.
-    """
+def _bound_spec(pod: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
+    """(node, spec) of a pod that holds resources: bound (spec.nodeName) and not terminal."""
     spec = pod.get("spec")
     if not spec:
         return None
@@ -182,29 +137,33 @@ def pod_binding(pod: Mapping[str, Any]) -> tuple[str, dict[str, float]] | None:
     status = pod.get("status")
     if status and status.get("phase") in TERMINAL_PHASES:
         return None
-    return node, pod_requests(spec)
+    return node, spec
+
+
+def pod_binding(pod: Mapping[str, Any]) -> Binding | None:
+    """(node name, effective requests) of a pod that holds resources, else None.
+
+    A pod holds resources from the moment it is bound (spec.nodeName) until it is terminal.
+    """
+    bound = _bound_spec(pod)
+    return None if bound is None else (bound[0], pod_requests(bound[1]))
 
 
 _REQUESTS_CACHE: dict[tuple[tuple[Any, ...], tuple[Any, ...]], dict[str, float]] = {}
 _REQUESTS_CACHE_MAX = 10_000
 
 
-def pod_binding_cached(pod: Mapping[str, Any]) -> tuple[str, dict[str, float]] | None:
+def pod_binding_cached(pod: Mapping[str, Any]) -> Binding | None:
     """`pod_binding`, with the parsed requests of simple pods cached and SHARED (read-only).
 
     The hot path of every inventory (100,000 pods per call on big fleets): most pods have one
     container and no init containers or overhead, and thousands share the same `resources`,
     so their parsed requests are cached by the raw request/limit items.
     """
-    spec = pod.get("spec")
-    if not spec:
+    bound = _bound_spec(pod)
+    if bound is None:
         return None
-    node = spec.get("nodeName")
-    if not node:
-        return None
-    status = pod.get("status")
-    if status and status.get("phase") in TERMINAL_PHASES:
-        return None
+    node, spec = bound
     containers = spec.get("containers")
     if not (
         containers
@@ -226,6 +185,12 @@ def pod_binding_cached(pod: Mapping[str, Any]) -> tuple[str, dict[str, float]] |
             _REQUESTS_CACHE.clear()
         req = _REQUESTS_CACHE[key] = pod_requests(spec)
     return node, req
+
+
+def pod_key(pod: Mapping[str, Any]) -> str:
+    """A pod's identity across list and watch events: its uid (namespace/name without one)."""
+    meta = pod.get("metadata") or {}
+    return str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
 
 
 class Usage:
@@ -300,6 +265,16 @@ def parse_node(obj: Mapping[str, Any]) -> NodeInfo:
         unschedulable=bool(spec.get("unschedulable")),
         taints=taints,
     )
+
+
+@dataclass
+class ContextData:
+    """What one context's node and pod lists said; `usage` is None when pods were unreadable."""
+
+    nodes: list[NodeInfo]
+    usage: Usage | None
+    pods_error: SkymagicError | None = None
+    fetched_at: float = field(default_factory=time.time)
 
 
 def _blocking_taints(node: NodeInfo) -> list[tuple[str, str, str]]:
@@ -379,7 +354,6 @@ def node_rows(context: str, nodes: Iterable[NodeInfo], usage: Usage | None) -> l
                     "gpu_total": 0,
                     "gpu_requested": None if used is None else 0,
                     "gpu_free": None if used is None else 0,
-                    "_raw_free": None if used is None else 0,
                     "_is_tpu": False,
                 }
             )
@@ -387,10 +361,10 @@ def node_rows(context: str, nodes: Iterable[NodeInfo], usage: Usage | None) -> l
         for ident in node.gpus:
             total = _count(alloc.get(ident.resource, 0.0))
             requested: int | None = None
-            raw_free: int | None = None
+            free: int | None = None
             if used is not None:
                 requested = _count(used.get(ident.resource, 0.0))
-                raw_free = max(0, total - requested)
+                free = max(0, total - requested) if usable else 0
             rows.append(
                 {
                     **base,
@@ -400,8 +374,7 @@ def node_rows(context: str, nodes: Iterable[NodeInfo], usage: Usage | None) -> l
                     "resource": ident.resource,
                     "gpu_total": total,
                     "gpu_requested": requested,
-                    "gpu_free": None if raw_free is None else (raw_free if usable else 0),
-                    "_raw_free": raw_free,
+                    "gpu_free": free,
                     "_is_tpu": ident.is_tpu,
                 }
             )

@@ -1,10 +1,13 @@
 """Kubernetes resource quantities ("500m", "16Gi", "1.5", "2e3") as floats.
 
-Used by the inventory (free = allocatable - requests) and by the simulator's scheduler, so both
-count exactly the same way.
+Used by the inventory (free = allocatable - requests): `effective_requests` is the product's
+one rule for what a pod holds on its node.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
 
 __all__ = ["effective_requests", "format_cpu", "format_memory", "parse_quantity"]
 
@@ -71,45 +74,78 @@ def format_memory(num_bytes: float) -> str:
     return str(n)
 
 
-def effective_requests(pod_spec: dict[str, object]) -> dict[str, float]:
-    """A pod's effective resource request, as the scheduler counts it.
+def effective_requests(
+    pod_spec: Mapping[str, Any],
+    *,
+    keep: Callable[[str], bool] | None = None,
+    parse: Callable[[Any], float] = parse_quantity,
+) -> dict[str, float]:
+    """A pod's effective resource request per resource, as kube-scheduler counts it.
 
-    max(sum of app containers' requests, largest single init container request), plus the pod
-    overhead, per resource (facts.md section 4). Limits stand in for a missing request of an
-    extended resource (GPUs are given as limits only in many manifests), like the API server's
-    defaulting does.
+    The one rule of the product (the inventory's `counting.pod_requests` is this rule with a
+    faster `parse` and only the resources it shows), after k8s.io/component-helpers
+    `resource.PodRequests` and KEP-753 (sidecar containers):
+
+    * the app containers' requests are summed;
+    * an init container with `restartPolicy: Always` (a native sidecar, Kubernetes 1.29+)
+      keeps running beside everything started after it: its request is added to that sum,
+      and to every later init container's;
+    * the pod needs at least the peak of its init phase: the largest of (each init container
+      + the sidecars started before it) and (each sidecar + the sidecars before it);
+    * the pod overhead (RuntimeClass) is added last.
+
+    A limit stands in for a missing request, as the API server's defaulting fills it in (GPUs
+    are often given as limits only). `keep` restricts the result to some resources; `parse`
+    turns quantity text into a number (default: `parse_quantity`, which raises on bad text).
     """
     totals: dict[str, float] = {}
     for c in _containers(pod_spec, "containers"):
-        for res, qty in _container_requests(c).items():
+        for res, qty in _container_requests(c, keep, parse).items():
             totals[res] = totals.get(res, 0.0) + qty
+    sidecars: dict[str, float] = {}
+    init_peak: dict[str, float] = {}
     for c in _containers(pod_spec, "initContainers"):
-        for res, qty in _container_requests(c).items():
-            if qty > totals.get(res, 0.0):
-                totals[res] = qty
+        req = _container_requests(c, keep, parse)
+        if c.get("restartPolicy") == "Always":
+            for res, qty in req.items():
+                sidecars[res] = sidecars.get(res, 0.0) + qty
+                totals[res] = totals.get(res, 0.0) + qty
+            running = sidecars
+        else:
+            running = {**sidecars}
+            for res, qty in req.items():
+                running[res] = running.get(res, 0.0) + qty
+        for res, qty in running.items():
+            if qty > init_peak.get(res, 0.0):
+                init_peak[res] = qty
+    for res, qty in init_peak.items():
+        if qty > totals.get(res, 0.0):
+            totals[res] = qty
     overhead = pod_spec.get("overhead")
     if isinstance(overhead, dict):
         for res, qty in overhead.items():
-            totals[res] = totals.get(res, 0.0) + parse_quantity(qty)
+            if keep is None or keep(res):
+                totals[res] = totals.get(res, 0.0) + parse(qty)
     return totals
 
 
-def _containers(pod_spec: dict[str, object], key: str) -> list[dict[str, object]]:
+def _containers(pod_spec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     value = pod_spec.get(key)
     return [c for c in value if isinstance(c, dict)] if isinstance(value, list) else []
 
 
-def _container_requests(container: dict[str, object]) -> dict[str, float]:
+def _container_requests(
+    container: Mapping[str, Any],
+    keep: Callable[[str], bool] | None,
+    parse: Callable[[Any], float],
+) -> dict[str, float]:
     resources = container.get("resources")
     if not isinstance(resources, dict):
         return {}
-    requests = resources.get("requests") or {}
-    limits = resources.get("limits") or {}
     out: dict[str, float] = {}
-    if isinstance(limits, dict):
-        for res, qty in limits.items():
-            out[res] = parse_quantity(qty)
-    if isinstance(requests, dict):
-        for res, qty in requests.items():
-            out[res] = parse_quantity(qty)
+    for source in (resources.get("limits"), resources.get("requests")):  # requests win
+        if isinstance(source, dict):
+            for res, qty in source.items():
+                if keep is None or keep(res):
+                    out[res] = parse(qty)
     return out

@@ -1,4 +1,4 @@
-"""Counting free GPUs/CPU/memory on plain dicts (facts.md section 4), no server involved."""
+"""Counting free GPUs/CPU/memory on plain dicts, no server involved."""
 
 from __future__ import annotations
 
@@ -137,13 +137,14 @@ def test_only_counted_resources_are_kept() -> None:
     assert pod_requests(spec) == {"cpu": 1.0}
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_matches_the_shared_effective_requests_rule(seed: int) -> None:
+@pytest.mark.parametrize("seed", range(30))
+def test_pod_requests_is_the_one_rule_restricted_to_counted_resources(seed: int) -> None:
+    """The inventory's counting uses the product's one rule, with sidecars, inits, overhead."""
     rng = random.Random(seed)
-    resources = ["cpu", "memory", "nvidia.com/gpu", "nvidia.com/mig-1g.10gb", "amd.com/gpu"]
+    resources = ["cpu", "memory", "nvidia.com/gpu", "nvidia.com/mig-1g.10gb", "example.com/x"]
     values = {"cpu": ["100m", "1", "2.5"], "memory": ["512Mi", "1Gi", "3G"]}
 
-    def random_container() -> Any:
+    def random_container(init: bool) -> Any:
         req = {
             r: rng.choice(values.get(r, ["1", "2", "4"]))
             for r in rng.sample(resources, rng.randint(0, 3))
@@ -152,14 +153,25 @@ def test_matches_the_shared_effective_requests_rule(seed: int) -> None:
             r: rng.choice(values.get(r, ["1", "2"]))
             for r in rng.sample(resources, rng.randint(0, 2))
         }
-        return container(req or None, lim or None)
+        c = container(req or None, lim or None)
+        if init and rng.random() < 0.5:
+            c["restartPolicy"] = "Always"
+        return c
 
     spec = pod(
-        containers=[random_container() for _ in range(rng.randint(1, 3))],
-        init=[random_container() for _ in range(rng.randint(0, 2))],
-        overhead={"cpu": "100m"} if rng.random() < 0.3 else None,
+        containers=[random_container(False) for _ in range(rng.randint(1, 3))],
+        init=[random_container(True) for _ in range(rng.randint(0, 3))],
+        overhead={"cpu": "100m", "example.com/x": "1"} if rng.random() < 0.3 else None,
     )["spec"]
-    assert pod_requests(spec) == pytest.approx(effective_requests(spec))
+    everything = effective_requests(spec)
+    counted = {r: q for r, q in everything.items() if r != "example.com/x"}
+    assert pod_requests(spec) == pytest.approx(counted)
+
+
+def test_pod_binding_counts_native_sidecars() -> None:
+    sidecar = {**container({"nvidia.com/gpu": "1"}), "restartPolicy": "Always"}
+    p = pod(containers=[container({"nvidia.com/gpu": "2"})], init=[sidecar])
+    assert pod_binding(p) == ("n1", {"nvidia.com/gpu": 3.0})
 
 
 def test_pod_binding_ignores_unbound_and_terminal_pods() -> None:
