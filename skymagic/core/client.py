@@ -51,6 +51,7 @@ from urllib3.exceptions import (
 
 from skymagic.core.auth import Credential, CredentialProvider
 from skymagic.core.kubeconfig import ResolvedContext
+from skymagic.core.streams import WatchStream, read_lines
 from skymagic.errors import (
     ApiError,
     ConfigError,
@@ -68,7 +69,6 @@ __all__ = [
     "WatchStream",
     "error_kind",
     "fingerprint",
-    "iter_lines",
 ]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -98,74 +98,6 @@ class RawPage:
     body: bytes
     resource_version: str
     continue_token: str | None
-
-
-class WatchStream:
-    """One open watch: iterate it for events ({type, object}); `close()` ends it from any thread.
-
-    The one parser of watch streams. An ERROR event raises the ApiError for its status (410:
-    GoneError, so the caller re-lists); a stream that stays silent past its read timeout
-    raises RequestTimeoutError. A connection that breaks off ends the iteration like the server
-    ending the watch does: either way the caller watches again from the last resourceVersion
-    it saw, and a server that is really gone fails that request.
-    """
-
-    def __init__(
-        self, client: ContextClient, resp: urllib3.BaseHTTPResponse, read_timeout: float
-    ) -> None:
-        self._client = client
-        self._resp = resp
-        self._read_timeout = read_timeout
-        self._closed = False
-
-    def __enter__(self) -> WatchStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        client = self._client
-        complete = False
-        try:
-            for line in iter_lines(self._resp):
-                try:
-                    event: dict[str, Any] = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    raise TransportError(
-                        f"a watch on {client.server} sent a line that is not JSON; is the "
-                        "server address a Kubernetes API server?",
-                        context=client.name,
-                    ) from None
-                if event.get("type") == "ERROR":
-                    status = event.get("object") or {}
-                    raise api_error_for_status(
-                        int(status.get("code") or 500),
-                        str(status.get("message", "watch error")),
-                        context=client.name,
-                        body=status,
-                    )
-                yield event
-            complete = True
-        except ProtocolError:
-            return
-        except (HTTPError, OSError) as exc:
-            if self._closed:
-                return
-            raise client._classify(exc, self._read_timeout)[0] from None
-        finally:
-            if complete:
-                self._closed = True
-                self._resp.release_conn()  # read to the end: the connection can be reused
-            else:
-                self.close()
-
-    def close(self) -> None:
-        """End the watch; a thread blocked reading it returns at once. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        _discard(self._resp)
 
 
 class ContextClient:
@@ -568,7 +500,12 @@ class ContextClient:
         q = {**(query or {}), "watch": "true", "timeoutSeconds": timeout_seconds}
         read_timeout = float(timeout_seconds + 5)
         resp = self.request("GET", path, query=q, stream=True, read_timeout=read_timeout)
-        return WatchStream(self, resp, read_timeout)
+        return WatchStream(
+            resp,
+            context=self.name,
+            server=self.server,
+            classify=lambda exc: self._classify(exc, read_timeout)[0],
+        )
 
     def watch(
         self,
@@ -590,17 +527,7 @@ class ContextClient:
         raises TransportError (a followed log must not look finished when it was cut).
         """
         resp = self.request("GET", path, query=query, stream=True, read_timeout=read_timeout)
-        complete = False
-        try:
-            yield from iter_lines(resp)
-            complete = True
-        except (HTTPError, OSError) as exc:
-            raise self._classify(exc, read_timeout)[0] from None
-        finally:
-            if complete:
-                resp.release_conn()
-            else:
-                _discard(resp)  # abandoned or broken half-way: never back into the pool
+        yield from read_lines(resp, lambda exc: self._classify(exc, read_timeout)[0])
 
     # -- the official client, for everything else ----------------------------------------------
     def official(self) -> Any:
@@ -685,33 +612,6 @@ def _drain(resp: urllib3.BaseHTTPResponse) -> None:
     with contextlib.suppress(Exception):
         resp.drain_conn()
         resp.release_conn()
-
-
-def _discard(resp: urllib3.BaseHTTPResponse) -> None:
-    """Close a response whose body was not read to the end, and its connection with it.
-
-    Put back into the pool, a connection with half a body on it would answer the next request
-    with the rest of this one.
-    """
-    with contextlib.suppress(Exception):
-        resp.shutdown()
-    with contextlib.suppress(Exception):
-        resp.close()
-    with contextlib.suppress(Exception):
-        resp.release_conn()
-
-
-def iter_lines(resp: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    """The non-empty lines of a streamed response (watch events, followed logs)."""
-    buf = b""
-    for chunk in resp.stream(65536, decode_content=True):
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            if line.strip():
-                yield line
-    if buf.strip():
-        yield buf
 
 
 def error_kind(exc: BaseException) -> str:

@@ -28,7 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from skymagic.core.client import ContextClient, WatchStream
+from skymagic.core.client import ContextClient
+from skymagic.core.streams import WatchStream
 from skymagic.errors import GoneError, SkymagicError
 
 __all__ = ["Changed", "DriverEvent", "Failed", "Listed", "WatchDriver"]

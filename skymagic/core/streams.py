@@ -1,0 +1,146 @@
+"""Reading streamed response bodies: lines (followed logs) and watch events.
+
+Every way a stream can end is decided here, once:
+
+* read to the end: the connection goes back to the pool for the next request;
+* abandoned, cut or closed half-way: the connection is discarded, never pooled (it would
+  answer the next request with the rest of this body);
+* a read that stalls past the read timeout, or a connection that breaks off, becomes a
+  SkymagicError through the client's one error classification (`classify`), never a urllib3
+  exception. Only a watch treats a cut connection as its end (see `WatchStream`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+import urllib3
+from urllib3.exceptions import HTTPError, ProtocolError
+
+from skymagic.errors import SkymagicError, TransportError, api_error_for_status
+
+__all__ = ["Classify", "WatchStream", "discard", "iter_lines", "read_lines"]
+
+Classify = Callable[[BaseException], SkymagicError]
+"""Turns a urllib3/OS failure while reading into the client's error for it."""
+
+
+def iter_lines(resp: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """The non-empty lines of a streamed response, as they arrive (linear in the body size)."""
+    pieces: list[bytes] = []
+    for chunk in resp.stream(65536, decode_content=True):
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            pieces.append(chunk[start:end])
+            line = b"".join(pieces)
+            pieces.clear()
+            if line.strip():
+                yield line
+            start = end + 1
+        if start < len(chunk):
+            pieces.append(chunk[start:])
+    tail = b"".join(pieces)
+    if tail.strip():
+        yield tail
+
+
+def discard(resp: urllib3.BaseHTTPResponse) -> None:
+    """Close a response whose body was not read to the end, and its connection with it.
+
+    `shutdown()` first, so a thread blocked reading it returns at once.
+    """
+    with contextlib.suppress(Exception):
+        resp.shutdown()
+    with contextlib.suppress(Exception):
+        resp.close()
+    with contextlib.suppress(Exception):
+        resp.release_conn()
+
+
+def read_lines(resp: urllib3.BaseHTTPResponse, classify: Classify) -> Iterator[bytes]:
+    """`iter_lines`, with failures classified and the connection pooled or discarded."""
+    complete = False
+    try:
+        yield from iter_lines(resp)
+        complete = True
+    except (HTTPError, OSError) as exc:
+        raise classify(exc) from None
+    finally:
+        if complete:
+            resp.release_conn()
+        else:
+            discard(resp)
+
+
+class WatchStream:
+    """One open watch: iterate it for events ({type, object}); `close()` ends it from any thread.
+
+    The one parser of watch streams. An ERROR event raises the ApiError for its status (410:
+    GoneError, so the caller re-lists); a stream that stays silent past its read timeout
+    raises RequestTimeoutError. A connection that breaks off ends the iteration like the server
+    ending the watch does: either way the caller watches again from the last resourceVersion
+    it saw, and a server that is really gone fails that request.
+    """
+
+    def __init__(
+        self, resp: urllib3.BaseHTTPResponse, *, context: str, server: str, classify: Classify
+    ) -> None:
+        self.context = context
+        self.server = server
+        self._resp = resp
+        self._classify = classify
+        self._closed = False
+
+    def __enter__(self) -> WatchStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        complete = False
+        try:
+            for line in iter_lines(self._resp):
+                yield self._event(line)
+            complete = True
+        except ProtocolError:
+            return
+        except (HTTPError, OSError) as exc:
+            if self._closed:
+                return
+            raise self._classify(exc) from None
+        finally:
+            if complete and not self._closed:
+                self._closed = True
+                self._resp.release_conn()  # read to the end: the connection can be reused
+            else:
+                self.close()
+
+    def _event(self, line: bytes) -> dict[str, Any]:
+        try:
+            event: dict[str, Any] = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise TransportError(
+                f"a watch on {self.server} sent a line that is not JSON; is the server "
+                "address a Kubernetes API server?",
+                context=self.context,
+            ) from None
+        if event.get("type") == "ERROR":
+            status = event.get("object") or {}
+            raise api_error_for_status(
+                int(status.get("code") or 500),
+                str(status.get("message", "watch error")),
+                context=self.context,
+                body=status,
+            )
+        return event
+
+    def close(self) -> None:
+        """End the watch; a thread blocked reading it returns at once. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        discard(self._resp)
