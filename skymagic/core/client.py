@@ -2,10 +2,11 @@
 
 Why not the official client's ApiClient: it has no default timeout (one dead context blocks
 a whole fan-out), refreshes exec credentials only on expiry, and decodes every list into model
-objects, which is the slow part on big clusters (facts.md 2 and 5). This client speaks HTTPS
-with urllib3 (the transport the official client uses), builds TLS and auth from skymagic's own
-kubeconfig and credential layer, and hands list pages to the caller as bytes to decode into
-the few fields it needs. `ContextClient.official()` still gives the official typed API, built
+objects, the slow part on big clusters (one Python model object per nested field of every
+item: a list of 100,000 pods is millions of them). This client speaks HTTPS with urllib3 (the
+transport the official client uses), builds TLS and auth from skymagic's own kubeconfig and
+credential layer, and hands list pages to the caller as bytes to decode into the few fields
+it needs. `ContextClient.official()` still gives the official typed API, built
 from the same settings, for anything else.
 
 Behaviour per request:

@@ -1,56 +1,33 @@
 """`%sky_show_gpus` / `skymagic gpus list`: which GPUs are free, and where, as DataFrames.
 
-One shot (`show_gpus`): every allowed context in parallel (fleet.fan_out), and per context
-exactly two list requests, issued concurrently:
-
-    GET /api/v1/nodes?resourceVersion=0&limit=N
-    GET /api/v1/pods?resourceVersion=0&limit=N
-        &fieldSelector=status.phase!=Succeeded,status.phase!=Failed
-
-`resourceVersion=0` lets the API server answer from its watch cache; the field selector keeps
-finished pods (often most of a busy cluster's pods) off the wire. Each page is decoded with
-orjson and folded into per-node request sums at once (`_counting.Usage`), then dropped, so
-memory stays at about one page whatever the cluster size. No /version, no access reviews:
-a 403 on the pod list is an answer too (nodes shown, free unknown, a `forbidden` error row),
-not a reason to fail the command (SkyPilot issue #5146).
-
-Watch mode (`InventoryWatcher`): per context, list once, then watch nodes and pods from the
-lists' resourceVersion; events are queued by background threads and applied by `refresh()`,
-so a dashboard redraws from memory instead of re-reading the cluster. A 410 Gone re-lists.
-
-The counting rules live in `_counting` (pure, unit-tested); the tables in `_inventory_tables`.
+One shot (`show_gpus`): every allowed context in parallel (`core.fanout`), each read with its
+two list requests (`gpus.lists`: nodes, and pods minus the finished ones), folded by the pure
+rules of `gpus.counting` into rows, assembled here into the `Inventory`'s four DataFrames and
+shown through `gpus.render`. The live inventory (`gpus.watcher.InventoryWatcher`) builds the
+same `Inventory` from watched state with `build_inventory`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from skymagic.core.client import ContextClient, error_kind
+from skymagic.core.client import error_kind
 from skymagic.core.fanout import ContextResult, fan_out
 from skymagic.core.targets import Settings, Targets, resolve_targets
-from skymagic.errors import (
-    ConfigError,
-    SkymagicError,
-)
+from skymagic.errors import ConfigError, SkymagicError
 from skymagic.gpus.accelerators import gpu_names_match, parse_gpu_request
 from skymagic.gpus.counting import (
     NODE_COLUMNS,
-    NodeInfo,
-    Usage,
+    ContextData,
     context_rows,
     node_rows,
-    parse_node,
     summary_rows,
 )
+from skymagic.gpus.lists import NODES_PATH, POD_FIELD_SELECTOR, PODS_PATH, cached_fetch
+from skymagic.gpus.render import Tables, render_html, render_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,13 +41,10 @@ __all__ = [
     "POD_FIELD_SELECTOR",
     "SUMMARY_COLUMNS",
     "Inventory",
+    "build_inventory",
     "replace_contexts",
     "show_gpus",
 ]
-
-NODES_PATH = "/api/v1/nodes"
-PODS_PATH = "/api/v1/pods"
-POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
 
 BY_CONTEXT_COLUMNS: tuple[str, ...] = (
     "context",
@@ -88,136 +62,6 @@ _DECODE_ALLOWANCE_S = 60.0
 _INT_COLUMNS = ("gpu_total", "gpu_requested", "gpu_free", "nodes")
 _NULLABLE_TEXT_COLUMNS = ("gpu", "gpu_label", "label_scheme", "resource")
 _FLOAT_COLUMNS = ("cpu_total", "cpu_free", "memory_gb_total", "memory_gb_free")
-
-
-# --- one context's data ---------------------------------------------------------------------
-
-
-@dataclass
-class _ContextData:
-    """What one context's two lists said; `usage` is None when the pods could not be read."""
-
-    nodes: list[NodeInfo]
-    usage: Usage | None
-    pods_error: SkymagicError | None = None
-    fetched_at: float = field(default_factory=time.time)
-
-
-def _node_query() -> dict[str, str]:
-    return {"resourceVersion": "0"}
-
-
-def _pod_query() -> dict[str, str]:
-    return {"resourceVersion": "0", "fieldSelector": POD_FIELD_SELECTOR}
-
-
-_gc_users = 0
-_gc_lock = threading.Lock()
-
-# Decoding and tallying a page hold the GIL, so contexts gain nothing by decoding at the same
-# time; taking turns keeps at most ONE decoded page alive (a decoded 5,000-pod page is ~100 MB
-# of Python objects), while every context's next page still downloads in the background.
-_DECODE_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while big list pages are decoded (shared by concurrent threads).
-
-    A decoded page is millions of small acyclic containers, freed by reference counting as
-    soon as the page is tallied; each generation-2 pass the allocations trigger would rescan
-    all of them (a 260 MB pod list decodes in ~1 s with the GC paused, ~4 s without).
-    """
-    global _gc_users
-    with _gc_lock:
-        _gc_users += 1
-        if _gc_users == 1:
-            gc.disable()
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_users -= 1
-            if _gc_users == 0:
-                gc.enable()
-
-
-def _list_nodes(client: ContextClient) -> tuple[list[NodeInfo], str]:
-    with _gc_paused():
-        return _list_nodes_unpaused(client)
-
-
-def _list_nodes_unpaused(client: ContextClient) -> tuple[list[NodeInfo], str]:
-    nodes: list[NodeInfo] = []
-    rv = ""
-    for page in client.list_pages(NODES_PATH, _node_query()):
-        if not page.body:  # the list restarted after a 410: start over
-            nodes.clear()
-            continue
-        with _DECODE_LOCK:
-            doc = orjson.loads(page.body)
-            rv = page.resource_version or rv
-            nodes.extend(parse_node(item) for item in doc.get("items") or ())
-            del doc
-    return nodes, rv
-
-
-def _tally_pods(client: ContextClient) -> Usage:
-    with _gc_paused():
-        return _tally_pods_unpaused(client)
-
-
-def _tally_pods_unpaused(client: ContextClient) -> Usage:
-    usage = Usage()
-    for page in client.list_pages(PODS_PATH, _pod_query()):
-        if not page.body:
-            usage = Usage()
-            continue
-        with _DECODE_LOCK:
-            items = orjson.loads(page.body).get("items") or ()
-            usage.add_pods(items)
-            del items
-    return usage
-
-
-def _fetch_context(client: ContextClient) -> _ContextData:
-    """Both lists of one context, concurrently; a failed pod list degrades, never fails."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"nodes-{client.name}") as pool:
-        nodes_future: Future[tuple[list[NodeInfo], str]] = pool.submit(_list_nodes, client)
-        usage: Usage | None = None
-        pods_error: SkymagicError | None = None
-        try:
-            usage = _tally_pods(client)
-        except SkymagicError as exc:
-            pods_error = exc
-        nodes, _rv = nodes_future.result()  # a node-list error fails the whole context
-    return _ContextData(nodes=nodes, usage=usage, pods_error=pods_error)
-
-
-_cache: dict[tuple[str, int], _ContextData] = {}
-_cache_lock = threading.Lock()
-
-
-def _cached_fetch(client: ContextClient, ttl: float | None) -> _ContextData:
-    if not ttl or ttl <= 0:
-        return _fetch_context(client)
-    key = (client.name, id(client))
-    now = time.time()
-    with _cache_lock:
-        hit = _cache.get(key)
-    if hit is not None and now - hit.fetched_at <= ttl:
-        return hit
-    data = _fetch_context(client)
-    if data.pods_error is None:
-        with _cache_lock:
-            _cache[key] = data
-    return data
-
-
-def clear_cache() -> None:
-    """Forget cached inventories (`cache_ttl`)."""
-    with _cache_lock:
-        _cache.clear()
 
 
 # --- the result -----------------------------------------------------------------------------
@@ -284,17 +128,19 @@ class Inventory:
     query: str | None = None
 
     def __str__(self) -> str:
-        from skymagic.gpus.render import render_text
-
-        return render_text(self)
+        return render_text(self._tables())
 
     def __repr__(self) -> str:
         return str(self)
 
     def _repr_html_(self) -> str:
-        from skymagic.gpus.render import render_html
+        return render_html(self._tables())
 
-        return render_html(self)
+    def _tables(self) -> Tables:
+        frames = (self.nodes, self.by_context, self.summary, self.errors)
+        return Tables(
+            *frames, contexts=tuple(self.contexts), all_nodes=self.all_nodes, query=self.query
+        )
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(str(self))
@@ -322,9 +168,9 @@ def _gpu_filter(gpu: str | None) -> tuple[str, int] | None:
         raise ConfigError(str(exc)) from None
 
 
-def _build(
+def build_inventory(
     contexts: Sequence[str],
-    outcomes: Sequence[tuple[str, _ContextData | None, SkymagicError | None, str | None]],
+    outcomes: Sequence[tuple[str, ContextData | None, SkymagicError | None, str | None]],
     latency_ms: dict[str, float],
     *,
     gpu: str | None,
@@ -448,9 +294,9 @@ def show_gpus(
     # timeout, no retry after a timeout); the overall budget only has to stop a server that
     # dribbles bytes forever, so it leaves room for decoding big lists on a busy machine.
     budget = settings.client.request_timeout * 3 + 1.0 + _DECODE_ALLOWANCE_S
-    results: list[ContextResult[_ContextData]] = fan_out(
-        targets, lambda client: _cached_fetch(client, cache_ttl), settings, budget_s=budget
+    results: list[ContextResult[ContextData]] = fan_out(
+        targets, lambda client: cached_fetch(client, cache_ttl), settings, budget_s=budget
     )
     outcomes = [(r.context, r.value, r.error, r.error_kind) for r in results]
     latency = {r.context: r.latency_ms for r in results}
-    return _build(list(targets.contexts), outcomes, latency, gpu=gpu, all_nodes=all_nodes)
+    return build_inventory(list(targets.contexts), outcomes, latency, gpu=gpu, all_nodes=all_nodes)

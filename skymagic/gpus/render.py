@@ -7,7 +7,8 @@
    GPU UTILIZATION, NODE STATUS (CPU-only nodes only with `--all`);
 4. the contexts that failed, one line each, with the kind of failure and what to do.
 
-Rendering reads only the Inventory's DataFrames, so what is shown is what the user can query.
+Rendering reads only the Inventory's DataFrames (passed in as `Tables`, so this module knows
+nothing of the Inventory type), so what is shown is what the user can query.
 """
 
 from __future__ import annotations
@@ -15,12 +16,27 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from skymagic.gpus.inventory import Inventory
+    import pandas as pd
 
-__all__ = ["render_html", "render_text"]
+__all__ = ["Tables", "render_html", "render_text"]
+
+
+@dataclass(frozen=True)
+class Tables:
+    """What the tables show: the inventory's four frames and how they were asked for."""
+
+    nodes: pd.DataFrame
+    by_context: pd.DataFrame
+    summary: pd.DataFrame
+    errors: pd.DataFrame
+    contexts: Sequence[str]
+    all_nodes: bool = False
+    query: str | None = None
+
 
 _Table = tuple[list[str], list[list[str]]]
 _Section = tuple[str, str, _Table | None]  # (kind: title|table|note, text, table)
@@ -54,7 +70,7 @@ def _qtys(value: Any) -> str:
     return "" if _missing(value) else str(value)
 
 
-def _sections(inv: Inventory) -> list[_Section]:
+def _sections(inv: Tables) -> list[_Section]:
     out: list[_Section] = []
     by_ctx = inv.by_context
     gpu_contexts = list(dict.fromkeys(by_ctx["context"].tolist())) if len(by_ctx) else []
@@ -117,7 +133,8 @@ def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[s
     return lines
 
 
-def render_text(inv: Inventory) -> str:
+def render_text(inv: Tables) -> str:
+    """The tables as text, laid out like SkyPilot's."""
     lines: list[str] = []
     for kind, text, table in _sections(inv):
         if kind == "table" and table is not None:
@@ -137,7 +154,8 @@ _CSS = (
 )
 
 
-def render_html(inv: Inventory) -> str:
+def render_html(inv: Tables) -> str:
+    """The tables as one HTML fragment with its own small stylesheet."""
     parts = [_CSS, '<div class="skym-inv">']
     for kind, text, table in _sections(inv):
         if kind == "table" and table is not None:

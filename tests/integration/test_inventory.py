@@ -8,6 +8,7 @@ change a cluster (cordon, NotReady, a context going down) start their own small 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -19,7 +20,8 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from skymagic.core.client import ClientSettings
+from skymagic.core.client import ClientSettings, ContextClient
+from skymagic.core.kubeconfig import load_kubeconfig
 from skymagic.core.targets import Settings
 from skymagic.gpus.inventory import (
     BY_CONTEXT_COLUMNS,
@@ -29,6 +31,7 @@ from skymagic.gpus.inventory import (
     Inventory,
     show_gpus,
 )
+from skymagic.gpus.lists import cached_fetch
 from skymagic.gpus.watcher import InventoryWatcher
 from skymagic.sim import Fleet
 from skymagic.ui import cli
@@ -289,6 +292,24 @@ def test_cache_ttl_reuses_lists(fleet: Fleet) -> None:
     assert fleet.requests(CPU) == []
     show_gpus(s)
     assert len(fleet.requests(CPU)) == 2
+
+
+def test_cache_follows_the_kubeconfig_entry_not_the_client_object(fleet: Fleet) -> None:
+    resolved = load_kubeconfig([fleet.kubeconfig]).resolve(CPU)
+    settings = ClientSettings(retries=0)
+    first = ContextClient(resolved, settings)
+    data = cached_fetch(first, 60)
+    fleet.clear_requests(CPU)
+    # a new client for the same entry (e.g. after clear_clients) reuses the answer
+    assert cached_fetch(ContextClient(resolved, settings), 60) is data
+    assert fleet.requests(CPU) == []
+    # an edited entry under the same context name does not
+    edited = dataclasses.replace(
+        resolved, context=dataclasses.replace(resolved.context, namespace="elsewhere")
+    )
+    assert cached_fetch(ContextClient(edited, settings), 60) is not data
+    assert len(fleet.requests(CPU)) == 2
+    assert first.fingerprint != ContextClient(edited, settings).fingerprint
 
 
 def test_infra_pins_one_context(fleet: Fleet) -> None:
