@@ -21,7 +21,7 @@ from skymagic.core.client import ContextClient
 from skymagic.core.fanout import fan_out
 from skymagic.core.targets import Settings, resolve_targets
 from skymagic.gpus.counting import pod_binding
-from skymagic.gpus.inventory import POD_FIELD_SELECTOR, PODS_PATH
+from skymagic.gpus.lists import POD_FIELD_SELECTOR, PODS_PATH
 
 __all__ = ["PodRow", "pods_on_nodes"]
 

@@ -521,6 +521,39 @@ def test_watcher_follows_pods_and_nodes(small: Fleet) -> None:
     assert watcher.closed
 
 
+def test_native_sidecars_count_like_the_scheduler_counts_them(small: Fleet) -> None:
+    """A GPU sidecar runs beside the app: 2 + 1 GPUs held, in the one-shot and the live view."""
+    s = settings_for(small, "alpha")
+    with InventoryWatcher(s, watch_timeout_s=5) as watcher:
+        client = ContextClient(
+            load_kubeconfig([small.kubeconfig]).resolve("alpha"), ClientSettings(retries=0)
+        )
+        gpus = {"nvidia.com/gpu": "2"}
+        helper = {"nvidia.com/gpu": "1"}
+        client.post_json(
+            "/api/v1/namespaces/default/pods",
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "with-sidecar"},
+                "spec": {
+                    "containers": [{"name": "main", "image": "x", "resources": {"limits": gpus}}],
+                    "initContainers": [
+                        {
+                            "name": "helper",
+                            "image": "x",
+                            "restartPolicy": "Always",
+                            "resources": {"limits": helper},
+                        }
+                    ],
+                },
+            },
+        )
+        snap = watcher.wait_for(lambda i: one(i.by_context, gpu="H100")["gpu_free"] != 14, 10)
+        assert one(snap.by_context, gpu="H100")["gpu_free"] == 11  # 16 - 2 - (2 + 1)
+        assert one(show_gpus(s).by_context, gpu="H100")["gpu_free"] == 11
+
+
 def test_watcher_relists_after_410(small: Fleet) -> None:
     s = settings_for(small, "alpha")
     with InventoryWatcher(s, watch_timeout_s=1) as watcher:

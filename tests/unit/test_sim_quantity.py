@@ -93,72 +93,65 @@ def _c(name: str, requests: dict[str, str] | None = None, limits: dict[str, str]
     return container
 
 
-# The product's gpus/quantity.effective_requests has no native-sidecar rule yet (issue 11: the
-# "two effective-request rules that disagree on native sidecars"); the rows where that changes
-# the answer are expected to disagree until it has. Strict: once they agree, drop the mark.
-NO_SIDECAR_RULE = pytest.mark.xfail(
-    reason="issue 11: gpus/quantity.effective_requests ignores native sidecars", strict=True
-)
-
-# (id, pod spec, Kubernetes' effective request, product disagrees today)
-PODS: list[tuple[str, dict[str, Any], dict[str, float], bool]] = [
-    ("empty", {"containers": [_c("main")]}, {}, False),
-    ("no containers", {}, {}, False),
+# (id, pod spec, Kubernetes' effective request)
+PODS: list[tuple[str, dict[str, Any], dict[str, float]]] = [
+    ("empty", {"containers": [_c("main")]}, {}),
+    ("no containers", {}, {}),
     ("one container", {"containers": [_c("main", {"cpu": "500m", "memory": "1Gi"})]},
-     {"cpu": 0.5, "memory": GI}, False),
+     {"cpu": 0.5, "memory": GI}),
     ("gpu as a limit only", {"containers": [_c("main", {"cpu": "1"}, {GPU: "2"})]},
-     {"cpu": 1.0, GPU: 2.0}, False),
+     {"cpu": 1.0, GPU: 2.0}),
     ("request below its limit", {"containers": [_c("main", {"cpu": "1"}, {"cpu": "2"})]},
-     {"cpu": 1.0}, False),
+     {"cpu": 1.0}),
     ("two containers add up",
      {"containers": [_c("a", {"cpu": "1", GPU: "1"}), _c("b", {"cpu": "250m", GPU: "1"})]},
-     {"cpu": 1.25, GPU: 2.0}, False),
+     {"cpu": 1.25, GPU: 2.0}),
     ("init container larger than the app",
      {"containers": [_c("main", {GPU: "1"}, {GPU: "1"})],
       "initContainers": [_c("warmup", {GPU: "4"}, {GPU: "4"})]},
-     {GPU: 4.0}, False),
+     {GPU: 4.0}),
     ("init containers run one at a time",
      {"containers": [_c("main", {"cpu": "2"})],
       "initContainers": [_c("i1", {"cpu": "1", "memory": "4Gi"}), _c("i2", {"memory": "1Gi"})]},
-     {"cpu": 2.0, "memory": 4 * GI}, False),
+     {"cpu": 2.0, "memory": 4 * GI}),
     ("pod overhead is added",
      {"containers": [_c("main", {"cpu": "1"})], "overhead": {"cpu": "250m", "memory": "120Mi"}},
-     {"cpu": 1.25, "memory": 120 * MI}, False),
+     {"cpu": 1.25, "memory": 120 * MI}),
     ("overhead on top of an init peak",
      {"containers": [_c("main", {GPU: "1"})], "initContainers": [_c("i", {GPU: "4"})],
       "overhead": {"cpu": "100m"}},
-     {GPU: 4.0, "cpu": 0.1}, False),
+     {GPU: 4.0, "cpu": 0.1}),
     ("sidecar runs beside the app",
      {"containers": [_c("main", {"cpu": "1", GPU: "1"})],
       "initContainers": [_c("proxy", {"cpu": "500m"}, sidecar=True)]},
-     {"cpu": 1.5, GPU: 1.0}, True),
+     {"cpu": 1.5, GPU: 1.0}),
     ("sidecar's gpu given as a limit",
      {"containers": [_c("main", {GPU: "2"})],
       "initContainers": [_c("gpu-sidecar", None, {GPU: "1"}, sidecar=True)]},
-     {GPU: 3.0}, True),
+     {GPU: 3.0}),
     ("init after a sidecar runs next to it",
      {"containers": [_c("main", {"cpu": "1"})],
       "initContainers": [_c("proxy", {"cpu": "1"}, sidecar=True), _c("migrate", {"cpu": "2"})]},
-     {"cpu": 3.0}, True),
+     {"cpu": 3.0}),
     ("init before a sidecar runs alone",
      {"containers": [_c("main", {"cpu": "1"})],
       "initContainers": [_c("migrate", {"cpu": "2"}), _c("proxy", {"cpu": "1"}, sidecar=True)]},
-     {"cpu": 2.0}, False),
+     {"cpu": 2.0}),
     ("two sidecars, then an init",
      {"containers": [_c("main", {"memory": "1Gi"})],
       "initContainers": [_c("s1", {"memory": "1Gi"}, sidecar=True),
                          _c("s2", {"memory": "2Gi"}, sidecar=True),
                          _c("load", {"memory": "4Gi"})]},
-     {"memory": 7 * GI}, True),
+     {"memory": 7 * GI}),
     ("sidecars, init and overhead together",
      {"containers": [_c("main", {"cpu": "2", GPU: "8"}, {GPU: "8"})],
       "initContainers": [_c("log", {"cpu": "100m"}, sidecar=True), _c("fetch", {"cpu": "4"})],
       "overhead": {"cpu": "50m"}},
-     {"cpu": 4.15, GPU: 8.0}, True),
+     {"cpu": 4.15, GPU: 8.0}),
     ("restartPolicy other than Always is a plain init container",
      {"containers": [_c("main", {"cpu": "1"})],
       "initContainers": [{**_c("i", {"cpu": "3"}), "restartPolicy": "Never"}]},
-     {"cpu": 3.0}, False),
+     {"cpu": 3.0}),
 ]  # fmt: skip
 
 
@@ -167,18 +160,12 @@ def _approx(requests: dict[str, float]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("spec", "expected"), [pytest.param(spec, want, id=name) for name, spec, want, _ in PODS]
+    ("spec", "expected"), [pytest.param(spec, want, id=name) for name, spec, want in PODS]
 )
 def test_sim_rule_is_kubernetes_rule(spec: dict[str, Any], expected: dict[str, float]) -> None:
     assert effective_requests(spec) == _approx(expected)
 
 
-@pytest.mark.parametrize(
-    "spec",
-    [
-        pytest.param(spec, id=name, marks=[NO_SIDECAR_RULE] if disagrees else [])
-        for name, spec, _, disagrees in PODS
-    ],
-)
+@pytest.mark.parametrize("spec", [pytest.param(spec, id=name) for name, spec, _ in PODS])
 def test_product_rule_agrees_with_the_sim(spec: dict[str, Any]) -> None:
     assert product_requests(spec) == _approx(effective_requests(spec))
