@@ -85,6 +85,8 @@ class WatchStream:
     it saw, and a server that is really gone fails that request.
     """
 
+    _closed = False  # set once the body was read to the end or the stream was closed
+
     def __init__(
         self, resp: urllib3.BaseHTTPResponse, *, context: str, server: str, classify: Classify
     ) -> None:
@@ -92,7 +94,6 @@ class WatchStream:
         self.server = server
         self._resp = resp
         self._classify = classify
-        self._closed = False
 
     def __enter__(self) -> WatchStream:
         return self

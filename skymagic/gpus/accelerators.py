@@ -527,18 +527,29 @@ def _identify(resource: str, labels: Mapping[str, str]) -> GpuIdentity:
     is_tpu = vendor == "google"
     topology = labels.get(GKE_TPU_TOPOLOGY_KEY) if is_tpu else None
     found = _model_label(labels, vendor)
+    key: str | None = None
+    value: str | None = None
     if found is None:
-        return GpuIdentity(
-            canonical=f"unknown ({resource})",
-            scheme="unlabelled",
-            label_key=None,
-            label_value=None,
-            resource=resource,
-            vendor=vendor,
-            is_tpu=is_tpu,
-            topology=topology,
-        )
-    key, value = found
+        canonical, scheme = f"unknown ({resource})", "unlabelled"
+    else:
+        key, value = found
+        canonical, scheme = _named_canonical(key, value, resource, vendor, labels)
+    return GpuIdentity(
+        canonical=canonical,
+        scheme=scheme,
+        label_key=key,
+        label_value=value,
+        resource=resource,
+        vendor=vendor,
+        is_tpu=is_tpu,
+        topology=topology,
+    )
+
+
+def _named_canonical(
+    key: str, value: str, resource: str, vendor: str, labels: Mapping[str, str]
+) -> tuple[str, str]:
+    """(canonical name, label scheme) of a device a label names."""
     base, mig, shared = split_canonical(canonical_name(key, value))
     if key == KARPENTER_KEY:
         base = _refine_by_memory(base, labels)
@@ -557,16 +568,7 @@ def _identify(resource: str, labels: Mapping[str, str]) -> GpuIdentity:
             or bool(_GFD_SHARED_SUFFIX.search(labels.get(GFD_KEY, "")))
             or bool(labels.get(GKE_SHARING_KEY))
         )
-    return GpuIdentity(
-        canonical=_compose(base, mig, shared),
-        scheme=_SCHEME_BY_KEY[key],
-        label_key=key,
-        label_value=value,
-        resource=resource,
-        vendor=vendor,
-        is_tpu=is_tpu,
-        topology=topology,
-    )
+    return _compose(base, mig, shared), _SCHEME_BY_KEY[key]
 
 
 def detect_node_gpus(
