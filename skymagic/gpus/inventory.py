@@ -270,7 +270,7 @@ class Inventory:
     `nodes`: one row per node and accelerator resource (CPU-only nodes too, gpu None);
     `by_context`: per context and GPU; `summary`: per GPU over all contexts; `errors`: one row
     per context that failed (kind: unreachable | timeout | unauthorized | forbidden | config |
-    exec) or answered only in part (a 403 on pods). Shown as SkyPilot-style tables.
+    exec | server-error) or answered only in part (a 403 on pods). Shown as SkyPilot-style tables.
     """
 
     nodes: pd.DataFrame
