@@ -282,6 +282,9 @@ class Inventory:
     contexts: list[str]
     all_nodes: bool = False
     query: str | None = None
+    # Allowed contexts missing from the kubeconfig, skipped kubeconfig entries: shown under
+    # the tables, so an inventory never looks complete when a context was left out.
+    warnings: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         from skymagic.gpus.render import render_text
@@ -310,6 +313,7 @@ class Inventory:
             "by_context": _records(self.by_context),
             "nodes": _records(self.nodes),
             "errors": _records(self.errors),
+            "warnings": list(self.warnings),
         }
 
 
@@ -329,6 +333,7 @@ def _build(
     *,
     gpu: str | None,
     all_nodes: bool,
+    warnings: Sequence[str] = (),
 ) -> Inventory:
     """Assemble an Inventory from per-context outcomes (context, data, error, error kind)."""
     wanted = _gpu_filter(gpu)
@@ -374,6 +379,7 @@ def _build(
         contexts=list(contexts),
         all_nodes=all_nodes,
         query=gpu.strip() if gpu and gpu.strip() else None,
+        warnings=list(warnings),
     )
 
 
@@ -453,4 +459,11 @@ def show_gpus(
     )
     outcomes = [(r.context, r.value, r.error, r.error_kind) for r in results]
     latency = {r.context: r.latency_ms for r in results}
-    return _build(list(targets.contexts), outcomes, latency, gpu=gpu, all_nodes=all_nodes)
+    return _build(
+        list(targets.contexts),
+        outcomes,
+        latency,
+        gpu=gpu,
+        all_nodes=all_nodes,
+        warnings=targets.warnings,
+    )

@@ -103,6 +103,8 @@ def _sections(inv: Inventory) -> list[_Section]:
         out.append(("title", "Contexts with errors", None))
         rows = [[str(r.context), str(r.kind), str(r.message)] for r in inv.errors.itertuples()]
         out.append(("table", "", (["CONTEXT", "ERROR", "MESSAGE"], rows)))
+    for warning in inv.warnings:
+        out.append(("note", f"Warning: {warning}", None))
     return out
 
 

@@ -412,4 +412,11 @@ class InventoryWatcher:
                         nodes=list(st.nodes.values()), usage=usage, pods_error=pods_error
                     )
                     outcomes.append((ctx, data, None, None))
-        return _build(self.contexts, outcomes, latency, gpu=gpu, all_nodes=all_nodes)
+        return _build(
+            self.contexts,
+            outcomes,
+            latency,
+            gpu=gpu,
+            all_nodes=all_nodes,
+            warnings=self.targets.warnings,
+        )
