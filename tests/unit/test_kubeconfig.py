@@ -16,6 +16,7 @@ from skymagic.core import kubeconfig as kcmod
 from skymagic.core.flatten import flatten_for_contexts
 from skymagic.core.kubeconfig import (
     Kubeconfig,
+    UserInfo,
     kubeconfig_paths,
     load_kubeconfig,
 )
@@ -814,3 +815,34 @@ def test_flatten_relative_exec_command_made_absolute(tmp_path: Path) -> None:
     stanza = flat["users"][0]["user"]["exec"]
     assert stanza["command"] == str(tmp_path / "bin" / "p")
     assert stanza["provideClusterInfo"] is True
+
+
+def test_flatten_keeps_impersonation_and_token_fallback(tmp_path: Path) -> None:
+    """A pod's kubeconfig must act as the same (reduced) identity as the notebook's: `as*`
+    survive flattening; a token next to an unreadable tokenFile is what gets inlined."""
+    user = {
+        "token": SECRET_TOKEN,
+        "tokenFile": "missing-token-file",
+        "as": "alice",
+        "as-uid": "u-1",
+        "as-groups": ["g1", "g2"],
+        "as-user-extra": {"scopes": ["a", "b"]},
+    }
+    kc = load_one(tmp_path, kc_doc(user=user))
+    flat_user = flatten_for_contexts(kc, ["c"])["users"][0]["user"]
+    assert flat_user == {
+        "token": SECRET_TOKEN,
+        "as": "alice",
+        "as-uid": "u-1",
+        "as-groups": ["g1", "g2"],
+        "as-user-extra": {"scopes": ["a", "b"]},
+    }
+    again = load_kubeconfig([write(tmp_path / "pod" / "config", flatten_for_contexts(kc, ["c"]))])
+    assert again.resolve("c").user == UserInfo(
+        name="u",
+        token=SECRET_TOKEN,
+        impersonate="alice",
+        impersonate_uid="u-1",
+        impersonate_groups=("g1", "g2"),
+        impersonate_extra=(("scopes", ("a", "b")),),
+    )
