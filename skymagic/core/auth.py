@@ -113,6 +113,7 @@ TOKEN_FILE_TTL_SECONDS = 60.0
 """Re-read a tokenFile at most this often (client-go: about once a minute), for rotated tokens."""
 
 _EXEC_CLUSTER_CONFIG_EXTENSION = "client.authentication.k8s.io/exec"
+_WAITER_GRACE_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -415,7 +416,9 @@ class CredentialProvider:
             return hit[0]
         self._raise_cached_failure(slot, ex)
         limit, by_budget = self._wait_limit()
-        if limit <= 0 or not slot.lock.acquire(timeout=limit):
+        # A waiter allows the running thread a moment past the shared bound to report its
+        # verdict (the fan-out's own deadline is later still), so every context shows it.
+        if limit <= 0 or not slot.lock.acquire(timeout=limit + _WAITER_GRACE_SECONDS):
             # Another thread's run did not finish within this caller's bound.
             raise self._fail(ex, self._timeout_text(limit, by_budget, killed=False))
         try:  # single-flight: the losers waited above, and find the winner's result here
@@ -425,7 +428,7 @@ class CredentialProvider:
             self._raise_cached_failure(slot, ex)
             limit, by_budget = self._wait_limit()
             if limit <= 0:
-                raise self._fail(ex, self._timeout_text(0.0, True, killed=False))
+                raise self._fail(ex, self._timeout_text(0.0, by_budget, killed=False))
             try:
                 out = self._run(ex, limit, tuple(slot.tokens))
             except PluginFailure as exc:
@@ -456,17 +459,20 @@ class CredentialProvider:
             raise self._fail(ex, failure[0])
 
     def _timeout_text(self, limit: float, by_budget: bool, *, killed: bool = True) -> str:
-        if by_budget:
-            fix = (
-                "the operation's time budget ran out; if the plugin is just slow, raise the "
-                "request timeout (--timeout, SkyMagics.request_timeout)"
-            )
-        else:
-            fix = "if it is just slow, raise `%config SkyMagics.exec_timeout = N`"
+        """Why there is no credential after ``limit`` seconds, and the knob that would help."""
+        fix = (
+            "--timeout / SkyMagics.request_timeout"
+            if by_budget
+            else "`%config SkyMagics.exec_timeout = N`"
+        )
+        if limit <= 0:
+            return f"was not run: the operation's time budget was already spent; raise {fix}"
+        shown = f"{limit:.2g}" if limit < 10 else f"{limit:.0f}"
+        why = " (the operation's time budget)" if by_budget else ""
         stopped = " and was stopped" if killed else ""
         return (
-            f"did not answer within {limit:.3g} s{stopped}; run it in a terminal to see why "
-            f"(login? network?), or {fix}"
+            f"did not answer within {shown} s{why}{stopped}; run it in a terminal to see why "
+            f"(a login? the network?), or raise {fix} if it is just slow"
         )
 
     def _fail(self, ex: ExecConfig, message: str) -> ExecPluginError:
