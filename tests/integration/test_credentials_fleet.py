@@ -289,3 +289,23 @@ def test_hung_plugin_in_process_leaves_no_thread(hung: Path) -> None:
     # A second operation within a few seconds does not run the failing plugin again.
     check(settings(TIMEOUT))
     assert len(_plugin_pids(hung)) == 1
+
+
+# --------------------------------------------------------------------------- plain http
+
+
+@pytest.mark.parametrize("scheme", ["http://", ""])
+def test_check_warns_that_plain_http_gets_no_credentials(
+    scheme: str, mixed: Fleet, isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`server: http://...` or a schemeless `server: 127.0.0.1:PORT` (kubectl: http): the
+    token is not sent, check says why, and the other contexts are not affected."""
+    doc = load_doc(mixed.kubeconfig)
+    cluster = entry(doc, "clusters", TOK)["cluster"]
+    cluster["server"] = scheme + cluster["server"].removeprefix("https://")
+    monkeypatch.setenv("KUBECONFIG", str(write_doc(tmp_path / "kubeconfig", doc)))
+    report = check(settings(allowed_contexts=(TOK, EXEC)))
+    tok = report[TOK]
+    assert not tok.enabled and tok.auth == "none"
+    assert any("plain http" in w and "sends it no credentials" in w for w in tok.warnings)
+    assert report[EXEC].enabled
