@@ -257,13 +257,13 @@ def _check_one(client: ContextClient, targets: Targets) -> ContextCheck:
                 perms[key] = reviews[key].result()
             except SkymagicError as exc:
                 perms[key] = False
-                result.warnings.append(f"could not check '{key}': {_one_line(exc)}")
+                result.warnings.append(f"could not check '{key}': {exc.message}")
         nodes_failed = False
         try:
             nodes = nodes_future.result()
         except SkymagicError as exc:
             nodes, nodes_failed = None, True
-            result.warnings.append(f"could not list nodes: {_one_line(exc)}")
+            result.warnings.append(f"could not list nodes: {exc.message}")
     result.permissions = perms
     if not perms[create_key]:
         result.reason = (

@@ -1,6 +1,6 @@
 """Reading one kubeconfig file and parsing its entries (kubeconfig.py merges the files).
 
-Two kinds of problems, kept apart on purpose (facts.md section 1):
+Two kinds of problems, kept apart on purpose:
 
 - the FILE's shape (not YAML, not a mapping, a list that is not a list, the same name twice
   in one list, the same extension name twice) fails the whole file, as client-go's loader;
