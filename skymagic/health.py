@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from skymagic.core.client import ContextClient
 from skymagic.core.fanout import ContextResult, fan_out
-from skymagic.core.targets import Settings, Targets, resolve_targets
+from skymagic.core.kubeconfig import ResolvedContext
+from skymagic.core.targets import Settings, Targets, missing_context_warning, resolve_targets
 from skymagic.errors import ForbiddenError, SkymagicError
 from skymagic.gpus.accelerators import detect_node_gpus
 
@@ -156,9 +157,7 @@ class CheckReport:
             for w in c.warnings:
                 lines.append((2, "warn", f"{cont}    Warning: {w}"))
         for name in self.missing_contexts:
-            lines.append(
-                (1, "warn", f"Warning: allowed context '{name}' is not in the kubeconfig.")
-            )
+            lines.append((1, "warn", f"Warning: {missing_context_warning(name)}"))
         return lines
 
     def _source(self) -> str:
@@ -234,6 +233,7 @@ def _check_one(client: ContextClient, targets: Targets) -> ContextCheck:
         kubeconfig_file=ctx.defined_in,
         shadowed_in=list(ctx.shadowed_in),
     )
+    result.warnings.extend(_entry_warnings(resolved))
     start = time.monotonic()
     version = client.version()
     result.latency_ms = (time.monotonic() - start) * 1000
@@ -249,8 +249,21 @@ def _check_one(client: ContextClient, targets: Targets) -> ContextCheck:
             create_key: pool.submit(client.can_i, "create", "pods", client.namespace),
         }
         nodes_future = pool.submit(_list_nodes, client)
-        perms = {k: f.result() for k, f in reviews.items()}
-        nodes = nodes_future.result()
+        # Only "may create pods" decides whether the context is enabled; a read probe that
+        # failed (a 5xx after its retries) degrades to a warning instead of disabling it.
+        perms = {create_key: reviews[create_key].result()}
+        for key in ("list nodes", "list pods (all namespaces)"):
+            try:
+                perms[key] = reviews[key].result()
+            except SkymagicError as exc:
+                perms[key] = False
+                result.warnings.append(f"could not check '{key}': {exc.message}")
+        nodes_failed = False
+        try:
+            nodes = nodes_future.result()
+        except SkymagicError as exc:
+            nodes, nodes_failed = None, True
+            result.warnings.append(f"could not list nodes: {exc.message}")
     result.permissions = perms
     if not perms[create_key]:
         result.reason = (
@@ -287,7 +300,7 @@ def _check_one(client: ContextClient, targets: Targets) -> ContextCheck:
                 "label them (e.g. `kubectl label node NODE skypilot.co/accelerator=h100`) or "
                 "install NVIDIA GPU Feature Discovery"
             )
-    else:
+    elif not nodes_failed:
         result.warnings.append("may not list nodes: GPU inventory will be empty for this context")
     identity = targets.config.remote_identity_for(client.name)
     if client.auth_kind == "exec" and identity != "LOCAL_CREDENTIALS":
@@ -296,6 +309,17 @@ def _check_one(client: ContextClient, targets: Targets) -> ContextCheck:
             "launched pods can reach the clusters (SkyPilot's rule)"
         )
     return result
+
+
+def _entry_warnings(resolved: ResolvedContext) -> list[str]:
+    """What the kubeconfig entry itself gets wrong even when it resolves."""
+    if not resolved.secure and resolved.configured_auth_kind != "none":
+        return [
+            f"server {resolved.cluster.server} is plain http: like kubectl, skymagic sends it no "
+            f"credentials (the user's {resolved.configured_auth_kind} is ignored); write "
+            "`server: https://...` in the kubeconfig"
+        ]
+    return []
 
 
 def _from_error(res: ContextResult[ContextCheck], targets: Targets) -> ContextCheck:
@@ -313,9 +337,12 @@ def _from_error(res: ContextResult[ContextCheck], targets: Targets) -> ContextCh
         if cluster is not None:
             c.server = cluster.server
         try:
-            c.auth = targets.kubeconfig.resolve(res.context).auth_kind
+            resolved = targets.kubeconfig.resolve(res.context)
         except SkymagicError:
             c.auth = "?"
+        else:
+            c.auth = resolved.auth_kind
+            c.warnings.extend(_entry_warnings(resolved))
     return c
 
 
@@ -336,6 +363,7 @@ def check(settings: Settings | None = None, infra: str | None = None) -> CheckRe
         notes.extend(f"Admin policy: {n}" for n in targets.policy.notes)
     if targets.allowed.reason and not targets.contexts:
         notes.append(targets.allowed.reason)
+    notes.extend(targets.kubeconfig.warnings)
     return CheckReport(
         contexts=contexts,
         allowed_source=targets.allowed.source,

@@ -39,7 +39,10 @@ LAYERS: dict[str, int] = {
     "skymagic.core": 0,  # package docstring only; re-exporting from it would raise its layer
     "skymagic.gpus": 0,  # package docstring only, as above
     # 1: credentials and config
+    "skymagic.core.entries": 1,
+    "skymagic.core.kubeconfig_parse": 1,
     "skymagic.core.kubeconfig": 1,
+    "skymagic.core.execplugin": 1,
     "skymagic.core.flatten": 1,
     "skymagic.core.auth": 1,
     "skymagic.core.config": 1,

@@ -4,52 +4,116 @@ Why our own: the official Python client refreshes exec credentials only on expir
 401), keeps no cache shared between clients (so a 40-context fan-out runs ``aws eks
 get-token`` 40 times per refresh), ignores ``interactiveMode``, and turns a failing plugin
 into an anonymous request that users then see as a puzzling 403 for system:anonymous
-(facts.md section 2). Here:
+(facts.md section 2). Here, as in client-go (plugin/pkg/client/auth/exec):
 
-- exec credentials live in ONE process-wide cache keyed by (exec stanza, cluster server + CA),
-  reused until ``expirationTimestamp`` minus a small skew, or until a 401 calls
-  :meth:`CredentialProvider.invalidate`; concurrent callers for one key run the plugin once
-  (single-flight), which matters when a fan-out starts 40 threads at the same moment;
-- a plugin that cannot produce a credential raises ExecPluginError: one line naming the
-  context and the plugin, never the token, and never an anonymous request;
+- nothing is sent to a plain-http server and no plugin runs for one (ResolvedContext.auth_kind
+  is ``none`` there);
+- exec credentials live in ONE process-wide cache keyed like client-go's: the exec stanza,
+  plus the whole cluster info (server, tls-server-name, CA, proxy-url, the cluster's exec
+  extension...) when ``provideClusterInfo`` hands it to the plugin; concurrent callers for
+  one key run the plugin once (single-flight), which matters when a fan-out starts 40
+  threads at the same moment; a 401 calls :meth:`CredentialProvider.invalidate`;
+- a plugin that cannot produce a credential raises ExecPluginError naming the plugin, never
+  the token, and never becomes an anonymous request; a client certificate that does not
+  parse is a failure, never cached;
 - a notebook kernel has no terminal, so plugins run with stdin closed, and an
-  ``interactiveMode: Always`` plugin is refused with the command to run in a terminal.
+  ``interactiveMode: Always`` plugin is refused with the command to run in a terminal;
+- ``as``/``as-groups``/... become ``Impersonate-*`` headers (:meth:`impersonation_headers`).
+
+The exec-plugin time budget. An operation (``check``, ``gpus list``, a launch) registers its
+deadline with :meth:`CredentialProvider.budget`; a plugin run is killed at
+``min(exec_timeout, the operation's remaining budget)``, every thread waiting on it gives up
+at the same bound, and a failure (exit code, timeout, bad output) is remembered for
+:data:`FAILURE_TTL_SECONDS`, so one operation runs a failing plugin at most once and no
+thread outlives its operation (execplugin.py kills the process group, and any plugin still
+running at interpreter exit).
+
+Where skymagic deliberately differs from client-go, and why (the tests in
+tests/unit/core/test_auth_clientgo.py name the client-go case each mirrors):
+
+==========================  =================================================================
+divergence                  client-go / skymagic, and the reason
+==========================  =================================================================
+expiry-skew                 client-go uses an exec credential until ``expirationTimestamp``.
+                            skymagic refreshes EXPIRY_SKEW_SECONDS (10 s) early, so a request
+                            (a POST cannot be retried) never races the expiry; a credential
+                            that lives less than twice the skew is reused for half its
+                            lifetime (at least MIN_REUSE_SECONDS), never re-run per request.
+exec-timeout                client-go waits for a plugin forever (a hung plugin hangs
+                            kubectl). skymagic kills it at ``exec_timeout`` (30 s) or at the
+                            operation's remaining budget, whichever comes first: a notebook
+                            cell or a fan-out must answer.
+failure-cache               client-go re-runs a failing plugin on every request. skymagic
+                            remembers the failure for FAILURE_TTL_SECONDS (5 s): one
+                            operation over 40 contexts runs it once, not 40 times in a row.
+stderr-captured             client-go passes the plugin's stderr to the terminal. A kernel
+                            has none: skymagic captures it, shows the line that names the
+                            error (and a suggested ``$ command``), with tokens, JWTs, PEM
+                            blocks and the plugin's earlier tokens redacted.
+retry-after-401             client-go refreshes after a 401 for the NEXT request. skymagic
+                            re-runs the plugin once and retries an idempotent request, so a
+                            revoked token costs the user nothing (client.py).
+auth-provider-refused       client-go still runs the ``oidc`` auth-provider. skymagic refuses
+                            every auth-provider with the exec plugin to switch to: the
+                            provider writes refreshed tokens back into the kubeconfig, which
+                            a multi-file, multi-context notebook session must not do.
+install-hint-always         client-go shows ``installHint`` at most 10 times an hour.
+                            skymagic shows it (control characters escaped) in every "not
+                            found" error: a notebook shows each error once anyway.
+==========================  =================================================================
 """
 
 from __future__ import annotations
 
 import base64
+import collections
+import contextlib
 import json
-import os
-import shutil
-import signal
-import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from skymagic.core.entries import ExecConfig, ResolvedContext, UserInfo
+from skymagic.core.execplugin import (
+    PluginFailure,
+    PluginOutput,
+    PluginTimeout,
+    plugin_runs,
+    run_plugin,
+)
 from skymagic.core.flatten import client_cert_pair, inline_cluster
-from skymagic.core.kubeconfig import ExecConfig, ResolvedContext, validate_exec
-from skymagic.errors import AuthError, ExecPluginError, redact
+from skymagic.core.kubeconfig import validate_exec
+from skymagic.core.kubeconfig_parse import clean_control_chars
+from skymagic.errors import AuthError, ExecPluginError
 
 __all__ = [
     "EXPIRY_SKEW_SECONDS",
+    "FAILURE_TTL_SECONDS",
+    "MIN_REUSE_SECONDS",
     "TOKEN_FILE_TTL_SECONDS",
     "Credential",
     "CredentialProvider",
     "clear_credential_cache",
     "exec_plugin_runs",
+    "impersonation_headers",
 ]
 
 EXPIRY_SKEW_SECONDS = 10.0
 """Refresh an exec credential this long before it expires, so a request never races expiry."""
 
+MIN_REUSE_SECONDS = 1.0
+"""Even a credential that arrives already expired is reused this long (a 401 refreshes it)."""
+
+FAILURE_TTL_SECONDS = 5.0
+"""How long a failed plugin run answers for the plugin: one operation, one failing run."""
+
 TOKEN_FILE_TTL_SECONDS = 60.0
 """Re-read a tokenFile at most this often (client-go: about once a minute), for rotated tokens."""
 
 _EXEC_CLUSTER_CONFIG_EXTENSION = "client.authentication.k8s.io/exec"
+_WAITER_GRACE_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -74,42 +138,69 @@ class Credential:
         return {}
 
 
+def impersonation_headers(user: UserInfo) -> list[tuple[str, str]]:
+    """The ``Impersonate-*`` headers for a user entry's ``as*`` fields (client-go's order).
+
+    A header per group and per extra value (the API server reads them as lists, so they are
+    never joined with commas); extra keys are percent-escaped where a header name cannot
+    hold the byte, and ``%`` itself, as client-go's headerKeyEscape does.
+    """
+    if not user.impersonate:
+        return []
+    out = [("Impersonate-User", user.impersonate)]
+    if user.impersonate_uid:
+        out.append(("Impersonate-Uid", user.impersonate_uid))
+    out.extend(("Impersonate-Group", g) for g in user.impersonate_groups)
+    for key, values in user.impersonate_extra:
+        out.extend((f"Impersonate-Extra-{_header_key_escape(key)}", v) for v in values)
+    return out
+
+
+_HEADER_TOKEN = frozenset(
+    b"!#$&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+
+
+def _header_key_escape(key: str) -> str:
+    return "".join(chr(b) if b in _HEADER_TOKEN else f"%{b:02X}" for b in key.encode("utf-8"))
+
+
 # --------------------------------------------------------------------------- process-wide state
 
-_CacheKey = tuple[ExecConfig, str, bytes | None]
+_CacheKey = tuple[ExecConfig, str | None]
 
 
 class _Slot:
-    """One cache entry; its lock makes concurrent refreshes for the same key single-flight."""
+    """One cache entry; its lock makes concurrent refreshes for the same key single-flight.
 
-    __slots__ = ("cred", "lock")
+    ``entry`` is (credential, refresh-at epoch seconds), replaced as one tuple so a reader
+    without the lock never sees a credential with another one's refresh time. ``failure``
+    is (context-free message, until monotonic seconds). ``tokens`` are the last tokens the
+    plugin returned: scrubbed from its stderr should it print one in an error.
+    """
+
+    __slots__ = ("entry", "failure", "lock", "tokens")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.cred: Credential | None = None
+        self.entry: tuple[Credential, float] | None = None
+        self.failure: tuple[str, float] | None = None
+        self.tokens: collections.deque[str] = collections.deque(maxlen=4)
 
 
 _cache: dict[_CacheKey, _Slot] = {}
 _cache_lock = threading.Lock()
-_runs = 0
-_runs_lock = threading.Lock()
 
 
 def clear_credential_cache() -> None:
-    """Forget every cached exec credential (tests; or after the user re-logs in a terminal)."""
+    """Forget every cached exec credential and failure (tests; or after a terminal re-login)."""
     with _cache_lock:
         _cache.clear()
 
 
 def exec_plugin_runs() -> int:
     """How many exec plugin processes this process has started (monotonic; for tests/bench)."""
-    return _runs
-
-
-def _count_run() -> None:
-    global _runs
-    with _runs_lock:
-        _runs += 1
+    return plugin_runs()
 
 
 def _slot_for(key: _CacheKey) -> _Slot:
@@ -120,10 +211,13 @@ def _slot_for(key: _CacheKey) -> _Slot:
         return slot
 
 
-def _fresh(cred: Credential | None, now: float) -> bool:
-    if cred is None:
-        return False
-    return cred.expires_at is None or now < cred.expires_at - EXPIRY_SKEW_SECONDS
+def _refresh_at(expires_at: float | None, obtained: float) -> float:
+    """When to run the plugin again for a credential obtained at ``obtained`` (epoch s)."""
+    if expires_at is None:
+        return float("inf")  # until a 401
+    lifetime = expires_at - obtained
+    skew = min(EXPIRY_SKEW_SECONDS, max(lifetime, 0.0) / 2)
+    return max(expires_at - skew, obtained + MIN_REUSE_SECONDS)
 
 
 # --------------------------------------------------------------------------- provider
@@ -133,7 +227,8 @@ class CredentialProvider:
     """Produces the credential for one resolved context, refreshing it as client-go would.
 
     Cheap to create (one per API client); the exec cache behind it is shared process-wide,
-    so many providers for the same plugin and cluster share one plugin run.
+    so many providers for the same plugin (and cluster, with provideClusterInfo) share one
+    plugin run.
     """
 
     def __init__(
@@ -145,13 +240,15 @@ class CredentialProvider:
         self._lock = threading.Lock()
         self._token_file_cred: Credential | None = None
         self._token_file_read_at = 0.0
+        self._deadlines: list[float] = []
+        self._key: _CacheKey | None = None
 
     def __repr__(self) -> str:
         return f"CredentialProvider(context={self._rc.name!r}, auth_kind={self.auth_kind!r})"
 
     @property
     def auth_kind(self) -> str:
-        """Which credential this context uses (see ResolvedContext.auth_kind)."""
+        """Which credential this context sends (see ResolvedContext.auth_kind)."""
         return self._rc.auth_kind
 
     @property
@@ -159,9 +256,30 @@ class CredentialProvider:
         """The context name, for error messages."""
         return self._rc.name
 
+    def impersonation(self) -> list[tuple[str, str]]:
+        """The ``Impersonate-*`` headers every request of this context carries."""
+        return impersonation_headers(self._rc.user)
+
+    @contextlib.contextmanager
+    def budget(self, deadline: float) -> Iterator[None]:
+        """Cap plugin runs and waits at ``deadline`` (``time.monotonic()``) while inside.
+
+        The fan-out enters this for each context's operation, so every thread of that
+        operation (pool threads included: they share the client) is bounded by it. With
+        several operations on one client at once, the latest deadline bounds the shared run.
+        """
+        with self._lock:
+            self._deadlines.append(deadline)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._deadlines.remove(deadline)
+
     def get(self) -> Credential:
         """The credential to use now. Thread-safe. Raises AuthError/ExecPluginError, never
-        returns an anonymous credential for a context that has one configured."""
+        returns an anonymous credential for a context that has one configured (and sends
+        none to a plain-http server, as client-go)."""
         kind = self.auth_kind
         if kind == "exec":
             return self._get_exec()
@@ -201,8 +319,8 @@ class CredentialProvider:
         if kind == "exec":
             slot = _slot_for(self._cache_key())
             with slot.lock:
-                if slot.cred is cred:
-                    slot.cred = None
+                if slot.entry is not None and slot.entry[0] is cred:
+                    slot.entry = None
         elif kind == "token-file":
             with self._lock:
                 if self._token_file_cred is cred:
@@ -214,28 +332,47 @@ class CredentialProvider:
         return client_cert_pair(self.context, self._rc.user)
 
     def _get_token_file(self) -> Credential:
+        """The tokenFile's token, re-read once a minute; the fallbacks are client-go's.
+
+        When the file cannot be read (or is empty), the last token read from it stays in use,
+        else the user's static ``token`` (client-go's NewBearerAuthWithRefreshRoundTripper);
+        only with neither is it an error.
+        """
         path = self._rc.user.token_file or ""
         with self._lock:
             now = time.monotonic()
             cached = self._token_file_cred
             if cached is not None and now - self._token_file_read_at < TOKEN_FILE_TTL_SECONDS:
                 return cached
+            problem = ""
             try:
                 with open(path, encoding="utf-8") as fh:
                     token = fh.read().strip()
+                if not token:
+                    problem = "is empty; write the token into it or fix `tokenFile`"
             except OSError as exc:
-                raise AuthError(
-                    f"tokenFile {path} cannot be read "
-                    f"({exc.strerror or exc}); fix `tokenFile` in user '{self._rc.user.name}'",
-                    context=self.context,
-                ) from None
-            if not token:
-                raise AuthError(
-                    f"tokenFile {path} is empty; write the token into it or fix `tokenFile`",
-                    context=self.context,
+                token = ""
+                problem = (
+                    f"cannot be read ({exc.strerror or exc}); fix `tokenFile` in user "
+                    f"'{self._rc.user.name}'"
                 )
             cert, key = self._static_cert()
-            cred = Credential("token-file", token=token, client_cert_pem=cert, client_key_pem=key)
+            if problem:
+                fallback = cached
+                if fallback is None and self._rc.user.token:
+                    fallback = Credential(
+                        "token",
+                        token=self._rc.user.token,
+                        client_cert_pem=cert,
+                        client_key_pem=key,
+                    )
+                if fallback is None:
+                    raise AuthError(f"tokenFile {path} {problem}", context=self.context)
+                cred = fallback
+            else:
+                cred = Credential(
+                    "token-file", token=token, client_cert_pem=cert, client_key_pem=key
+                )
             self._token_file_cred = cred
             self._token_file_read_at = now
             return cred
@@ -243,212 +380,136 @@ class CredentialProvider:
     # ----------------------------------------------------------------- exec
 
     def _cache_key(self) -> _CacheKey:
-        ex = self._rc.user.exec
-        assert ex is not None
-        return (ex, self._rc.cluster.server, self._rc.cluster.certificate_authority_data)
+        """client-go's cacheKey: the exec stanza, and the cluster info when the plugin gets it.
+
+        Without provideClusterInfo the plugin's input does not depend on the cluster, so
+        every context with the same stanza shares one run (as in kubectl). The stanza's
+        command is keyed resolved, so the same plugin from two kubeconfig directories is one.
+        """
+        if self._key is None:
+            ex = self._rc.user.exec
+            assert ex is not None
+            stanza = replace(ex, command=ex.resolved_command, base_dir="")
+            cluster = None
+            if ex.provide_cluster_info:
+                cluster = json.dumps(self._exec_cluster(), sort_keys=True)
+            self._key = (stanza, cluster)
+        return self._key
+
+    def _wait_limit(self) -> tuple[float, bool]:
+        """(seconds a plugin run or wait may take now, whether the operation's budget set it)."""
+        with self._lock:
+            deadline = max(self._deadlines) if self._deadlines else None
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining < self._exec_timeout:
+                return max(remaining, 0.0), True
+        return self._exec_timeout, False
 
     def _get_exec(self) -> Credential:
         ex = self._rc.user.exec
         assert ex is not None
         validate_exec(self.context, ex)
         slot = _slot_for(self._cache_key())
-        if _fresh(slot.cred, time.time()):
-            cred = slot.cred
-            assert cred is not None
+        hit = slot.entry
+        if hit is not None and time.time() < hit[1]:
+            return hit[0]
+        self._raise_cached_failure(slot, ex)
+        limit, by_budget = self._wait_limit()
+        # A waiter allows the running thread a moment past the shared bound to report its
+        # verdict (the fan-out's own deadline is later still), so every context shows it.
+        if limit <= 0 or not slot.lock.acquire(timeout=limit + _WAITER_GRACE_SECONDS):
+            # Another thread's run did not finish within this caller's bound.
+            raise self._fail(ex, self._timeout_text(limit, by_budget, killed=False))
+        try:  # single-flight: the losers waited above, and find the winner's result here
+            hit = slot.entry
+            if hit is not None and time.time() < hit[1]:
+                return hit[0]
+            self._raise_cached_failure(slot, ex)
+            limit, by_budget = self._wait_limit()
+            if limit <= 0:
+                raise self._fail(ex, self._timeout_text(0.0, by_budget, killed=False))
+            try:
+                out = self._run(ex, limit, tuple(slot.tokens))
+            except PluginFailure as exc:
+                text = exc.message
+                if isinstance(exc, PluginTimeout):
+                    text = self._timeout_text(exc.timeout, by_budget)
+                if exc.ran:
+                    slot.failure = (text, time.monotonic() + FAILURE_TTL_SECONDS)
+                raise self._fail(ex, text) from None
+            cred = Credential(
+                "exec",
+                token=out.token,
+                client_cert_pem=out.cert_pem,
+                client_key_pem=out.key_pem,
+                expires_at=out.expires_at,
+            )
+            slot.entry = (cred, _refresh_at(cred.expires_at, time.time()))
+            slot.failure = None
+            if out.token:
+                slot.tokens.append(out.token)
             return cred
-        with slot.lock:  # single-flight: the losers wait here, then find a fresh credential
-            if _fresh(slot.cred, time.time()):
-                cred = slot.cred
-                assert cred is not None
-                return cred
-            cred = self._run_plugin(ex)
-            slot.cred = cred
-            return cred
+        finally:
+            slot.lock.release()
+
+    def _raise_cached_failure(self, slot: _Slot, ex: ExecConfig) -> None:
+        failure = slot.failure
+        if failure is not None and time.monotonic() < failure[1]:
+            raise self._fail(ex, failure[0])
+
+    def _timeout_text(self, limit: float, by_budget: bool, *, killed: bool = True) -> str:
+        """Why there is no credential after ``limit`` seconds, and the knob that would help."""
+        fix = (
+            "--timeout / SkyMagics.request_timeout"
+            if by_budget
+            else "`%config SkyMagics.exec_timeout = N`"
+        )
+        if limit <= 0:
+            return f"was not run: the operation's time budget was already spent; raise {fix}"
+        shown = f"{limit:.2g}" if limit < 10 else f"{limit:.0f}"
+        why = " (the operation's time budget)" if by_budget else ""
+        stopped = " and was stopped" if killed else ""
+        return (
+            f"did not answer within {shown} s{why}{stopped}; run it in a terminal to see why "
+            f"(a login? the network?), or raise {fix} if it is just slow"
+        )
 
     def _fail(self, ex: ExecConfig, message: str) -> ExecPluginError:
         return ExecPluginError(
-            f"exec plugin '{ex.command}' {message}",
-            context=self.context,
-            plugin=ex.command,
+            f"the exec plugin `{ex.command}` {message}", context=self.context, plugin=ex.command
         )
+
+    def _exec_cluster(self) -> dict[str, Any]:
+        """client-go's clientauthentication Cluster: server always, the rest omitempty."""
+        c = self._rc.cluster
+        cluster = inline_cluster(c)
+        if _EXEC_CLUSTER_CONFIG_EXTENSION in c.extensions:
+            cluster["config"] = c.extensions[_EXEC_CLUSTER_CONFIG_EXTENSION]
+        return cluster
 
     def _exec_info(self, ex: ExecConfig, interactive: bool) -> str:
         spec: dict[str, Any] = {"interactive": interactive}
         if ex.provide_cluster_info:
-            c = self._rc.cluster
-            cluster = inline_cluster(c)
-            if _EXEC_CLUSTER_CONFIG_EXTENSION in c.extensions:
-                cluster["config"] = c.extensions[_EXEC_CLUSTER_CONFIG_EXTENSION]
-            spec["cluster"] = cluster
+            spec["cluster"] = self._exec_cluster()
         return json.dumps({"apiVersion": ex.api_version, "kind": "ExecCredential", "spec": spec})
 
-    def _run_plugin(self, ex: ExecConfig) -> Credential:
+    def _run(self, ex: ExecConfig, limit: float, tokens: tuple[str, ...]) -> PluginOutput:
         mode = ex.interactive_mode or "IfAvailable"
         if mode == "Always" and not self._interactive:
-            raise self._fail(
-                ex,
+            raise PluginFailure(
                 "has interactiveMode Always and needs an interactive terminal; a notebook "
                 f"kernel has none; run `{' '.join((ex.command, *ex.args))}` in a terminal first "
                 "(so it caches a login), or ask for a non-interactive plugin configuration",
+                ran=False,
             )
         interactive = self._interactive and mode != "Never"
-        command = ex.resolved_command
-        found = shutil.which(command) if not os.path.isabs(command) else command
-        if found is None or not os.path.isfile(found) or not os.access(found, os.X_OK):
-            hint = f"; {ex.install_hint.strip()}" if ex.install_hint else ""
-            raise self._fail(
-                ex, f"was not found (not executable or not on PATH){hint}".replace("\n", " ")
-            )
-        env = dict(os.environ)
-        env.update(dict(ex.env))
-        env["KUBERNETES_EXEC_INFO"] = self._exec_info(ex, interactive)
-        _count_run()
-        try:
-            proc = subprocess.Popen(
-                [found, *ex.args],
-                stdin=None if interactive else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=None if interactive else subprocess.PIPE,
-                env=env,
-                start_new_session=not interactive,
-            )
-        except OSError as exc:
-            raise self._fail(ex, f"could not be started ({exc.strerror or exc})") from None
-        try:
-            out, err = proc.communicate(timeout=self._exec_timeout)
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            raise self._fail(
-                ex,
-                f"did not finish within {self._exec_timeout:g} s and was killed; check its "
-                "login/network, or raise the limit with `%config SkyMagics.exec_timeout = N`",
-            ) from None
-        if proc.returncode != 0:
-            last = _last_line(err)
-            detail = f": {last}" if last else ""
-            raise self._fail(ex, f"exited with code {proc.returncode}{detail}")
-        return self._parse_output(ex, out)
-
-    def _parse_output(self, ex: ExecConfig, out: bytes) -> Credential:
-        try:
-            doc = json.loads(out)
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-            # Never echo the output: it may hold half a token.
-            where = ""
-            if isinstance(exc, json.JSONDecodeError):
-                where = f" (line {exc.lineno}, column {exc.colno})"
-            raise self._fail(
-                ex, f"printed {len(out)} bytes that are not JSON{where}; expected an ExecCredential"
-            ) from None
-        if not isinstance(doc, dict):
-            raise self._fail(ex, "printed JSON that is not an ExecCredential object")
-        if doc.get("kind") != "ExecCredential":
-            raise self._fail(
-                ex, f"printed kind {_safe(doc.get('kind'))}, expected kind ExecCredential"
-            )
-        if doc.get("apiVersion") != ex.api_version:
-            raise self._fail(
-                ex,
-                f"answered with apiVersion {_safe(doc.get('apiVersion'))} but was asked for "
-                f"'{ex.api_version}'; update the plugin or the kubeconfig's exec apiVersion",
-            )
-        status = doc.get("status")
-        if not isinstance(status, dict):
-            raise self._fail(ex, "printed an ExecCredential without a status")
-        token = status.get("token")
-        cert = status.get("clientCertificateData")
-        key = status.get("clientKeyData")
-        if not isinstance(token, str):
-            token = None
-        if not isinstance(cert, str):
-            cert = None
-        if not isinstance(key, str):
-            key = None
-        if bool(cert) != bool(key):
-            missing = "clientKeyData" if cert else "clientCertificateData"
-            raise self._fail(
-                ex, f"returned only one of clientCertificateData/clientKeyData ({missing} missing)"
-            )
-        if not token and not cert:
-            raise self._fail(
-                ex, "returned neither a token nor clientCertificateData + clientKeyData"
-            )
-        expires_at = None
-        raw_exp = status.get("expirationTimestamp")
-        if raw_exp:
-            expires_at = _parse_rfc3339(raw_exp)
-            if expires_at is None:
-                raise self._fail(
-                    ex, f"returned expirationTimestamp {_safe(raw_exp)}, which is not RFC 3339"
-                )
-        return Credential(
-            "exec",
-            token=token or None,
-            client_cert_pem=cert.encode() if cert else None,
-            client_key_pem=key.encode() if key else None,
-            expires_at=expires_at,
+        if ex.install_hint:  # a hand-built ExecConfig skipped the loader's escaping
+            ex = replace(ex, install_hint=clean_control_chars(ex.install_hint))
+        return run_plugin(
+            ex,
+            exec_info=self._exec_info(ex, interactive),
+            timeout=limit,
+            interactive=interactive,
+            secrets=tokens,
         )
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    # The plugin may have started children (aws -> python); kill its whole session.
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError):
-        proc.kill()
-    try:
-        proc.communicate(timeout=5)
-    except subprocess.TimeoutExpired:  # pragma: no cover - a pipe held open by a grandchild
-        pass
-
-
-def _last_line(err: bytes | None) -> str:
-    """The line of a plugin's stderr that says what went wrong, plus any command it suggests.
-
-    Cloud plugins wrap errors over several lines ending in a lone ')' (gke-gcloud-auth-plugin
-    quotes gcloud's multi-line message), so the last line is often useless: prefer the last
-    line that mentions an error, and keep a suggested `$ command` (e.g. `gcloud auth login`).
-    """
-    if not err:
-        return ""
-    lines = [ln.strip() for ln in err.decode("utf-8", "replace").splitlines() if ln.strip()]
-    meaningful = [ln for ln in lines if sum(c.isalnum() for c in ln) >= 8]
-    if not meaningful:
-        return redact(lines[-1])[:300] if lines else ""
-    errors = [ln for ln in meaningful if "error" in ln.lower()]
-    pick = errors[-1] if errors else meaningful[-1]
-    at = pick.rfind("ERROR:")
-    if at >= 0:
-        pick = pick[at:]
-    text = redact(pick)[:300]
-    hint = next((ln[1:].strip() for ln in lines if ln.startswith("$ ")), None)
-    if hint:
-        text += f"; it suggests running `{redact(hint)[:120]}` in a terminal"
-    return text
-
-
-def _safe(value: object) -> str:
-    """A short quoted rendering of a value that is not secret by protocol (kind, version)."""
-    return repr(value)[:80] if isinstance(value, str) else f"({type(value).__name__})"
-
-
-def _parse_rfc3339(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    # Python 3.10's fromisoformat wants exactly 0, 3 or 6 fraction digits; Go writes up to 9.
-    if "." in text:
-        head, _, rest = text.partition(".")
-        digits = ""
-        while rest and rest[0].isdigit():
-            digits, rest = digits + rest[0], rest[1:]
-        text = f"{head}.{(digits + '000000')[:6]}{rest}"
-    try:
-        dt = datetime.fromisoformat(text.replace("t", "T", 1) if "t" in text[:11] else text)
-    except ValueError:
-        return None
-    if dt.tzinfo is None or "T" not in text.upper():
-        return None
-    return dt.timestamp()

@@ -40,6 +40,7 @@ from urllib.parse import urlencode
 
 import orjson
 import urllib3
+from urllib3._collections import HTTPHeaderDict
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -51,6 +52,7 @@ from urllib3.exceptions import (
 )
 
 from skymagic.core.auth import Credential, CredentialProvider
+from skymagic.core.execplugin import load_cert_pair
 from skymagic.core.kubeconfig import ResolvedContext
 from skymagic.core.streams import WatchStream, read_lines
 from skymagic.errors import (
@@ -219,10 +221,13 @@ class ContextClient:
         stream: bool = False,
         read_timeout: float | None = None,
         retries: int | None = None,
+        idempotent: bool | None = None,
     ) -> urllib3.BaseHTTPResponse:
         """Send one request (with retries and 401 refresh); raise a SkymagicError on failure.
 
         With `stream=True` the body is left unread for the caller (watches, log follows).
+        `idempotent` (default: GET, HEAD, OPTIONS) says the request may be sent again after a
+        retriable failure; a POST that creates nothing (an access review) passes True.
         """
         url = self.server + path
         if query:
@@ -233,7 +238,9 @@ class ContextClient:
             hdrs["Content-Type"] = "application/json"
         if headers:
             hdrs.update(headers)
-        idempotent = method.upper() in _IDEMPOTENT
+        impersonate = self.credentials.impersonation()
+        if idempotent is None:
+            idempotent = method.upper() in _IDEMPOTENT
         attempts_left = (self.settings.retries if retries is None else retries) if idempotent else 0
         refreshed = False
         started = time.monotonic()
@@ -246,7 +253,7 @@ class ContextClient:
                     method,
                     url,
                     body=data,
-                    headers={**hdrs, **cred.headers()},
+                    headers=_headers(hdrs, impersonate, cred),
                     timeout=self._timeout(read_timeout),
                     preload_content=not stream,
                     redirect=False,
@@ -372,6 +379,11 @@ class ContextClient:
                 "client-cert": "the client certificate was refused",
                 "none": "the kubeconfig user has no credentials",
             }.get(self.auth_kind, "the credential was refused")
+            if not self.resolved.secure and self.resolved.configured_auth_kind != "none":
+                how = (
+                    f"no credential was sent: the server {self.server} is plain http, and "
+                    "credentials only go over https (as with kubectl); use an https:// server"
+                )
             message = f"401 Unauthorized: {how}"
         elif status == 403:
             message = f"403 Forbidden: {message or 'RBAC does not allow this request'}"
@@ -386,9 +398,14 @@ class ContextClient:
         return data
 
     def post_json(
-        self, path: str, body: Any, query: Mapping[str, Any] | None = None
+        self,
+        path: str,
+        body: Any,
+        query: Mapping[str, Any] | None = None,
+        *,
+        idempotent: bool = False,
     ) -> dict[str, Any]:
-        resp = self.request("POST", path, query=query, body=body)
+        resp = self.request("POST", path, query=query, body=body, idempotent=idempotent)
         data: dict[str, Any] = orjson.loads(resp.data)
         return data
 
@@ -398,7 +415,10 @@ class ContextClient:
     def can_i(
         self, verb: str, resource: str, namespace: str | None = None, group: str = ""
     ) -> bool:
-        """SelfSubjectAccessReview: may the current user do `verb` on `resource`?"""
+        """SelfSubjectAccessReview: may the current user do `verb` on `resource`?
+
+        The review creates nothing, so it is retried like a GET after a 5xx or a reset.
+        """
         attrs: dict[str, str] = {"verb": verb, "resource": resource, "group": group}
         if namespace:
             attrs["namespace"] = namespace
@@ -409,6 +429,7 @@ class ContextClient:
                 "kind": "SelfSubjectAccessReview",
                 "spec": {"resourceAttributes": attrs},
             },
+            idempotent=True,
         )
         return bool(review.get("status", {}).get("allowed"))
 
@@ -563,7 +584,17 @@ class ContextClient:
                 cfg.api_key = {"authorization": headers["Authorization"]}
             if cluster.proxy_url:
                 cfg.proxy = cluster.proxy_url
+            impersonate = self.credentials.impersonation()
+            names = [k for k, _ in impersonate]
+            if len(names) != len(set(names)):
+                raise ConfigError(
+                    "the user impersonates several groups or extra values, which the official "
+                    "client cannot send (one header each); use ContextClient.request instead",
+                    context=self.name,
+                )
             api = k8s.ApiClient(cfg)
+            for k, v in impersonate:
+                api.set_default_header(k, v)
         except BaseException:
             remove()
             raise
@@ -588,25 +619,26 @@ def _write(directory: str, name: str, data: bytes) -> str:
 
 
 def _load_cert_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes, context: str) -> None:
-    """ssl only loads certificates from files: write them 0600 in a private dir, load, delete."""
-    tmp = tempfile.mkdtemp(prefix="skymagic-")
     try:
-        os.chmod(tmp, 0o700)
-        cert_path = _write(tmp, "c.crt", cert)
-        key_path = _write(tmp, "c.key", key)
-        try:
-            ctx.load_cert_chain(cert_path, key_path)
-        except ssl.SSLError:
-            raise ConfigError(
-                "the client certificate and key do not load (not PEM, or not a pair); fix "
-                "client-certificate(-data) / client-key(-data) in the kubeconfig",
-                context=context,
-            ) from None
-    finally:
-        for name in ("c.crt", "c.key"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(tmp, name))
-        os.rmdir(tmp)
+        load_cert_pair(ctx, cert, key)
+    except ssl.SSLError:
+        raise ConfigError(
+            "the client certificate and key do not load (not PEM, or not a pair); fix "
+            "client-certificate(-data) / client-key(-data) in the kubeconfig",
+            context=context,
+        ) from None
+
+
+def _headers(
+    base: Mapping[str, str], impersonate: list[tuple[str, str]], cred: Credential
+) -> HTTPHeaderDict:
+    """One request's headers: repeated Impersonate-Group/-Extra-* headers stay separate."""
+    out = HTTPHeaderDict(base)
+    for k, v in impersonate:
+        out.add(k, v)
+    for k, v in cred.headers().items():
+        out[k] = v
+    return out
 
 
 def _drain(resp: urllib3.BaseHTTPResponse) -> None:
@@ -616,11 +648,16 @@ def _drain(resp: urllib3.BaseHTTPResponse) -> None:
 
 
 def error_kind(exc: BaseException) -> str:
-    """Per-context error kind: unreachable|timeout|unauthorized|forbidden|config|exec."""
+    """Per-context error kind: unreachable|timeout|unauthorized|forbidden|config|exec, or
+    server-error.
+
+    `server-error` is a 5xx answer: the server was reached and failed, which is not the same
+    advice as "unreachable" (check the address, the network).
+    """
     if isinstance(exc, SkymagicError):
         kind = exc.kind
         if isinstance(exc, ApiError) and type(exc) is ApiError:
-            return "unreachable" if exc.status >= 500 else "config"
+            return "server-error" if exc.status >= 500 else "config"
         return kind
     return "unreachable"
 

@@ -54,13 +54,21 @@ def fan_out(
     A context whose kubeconfig entry cannot be used fails alone (kind `config` or `exec`).
     The call returns after at most `budget_s` (default: a few request timeouts), marking
     contexts still running as `timeout`; their threads end on their own read timeouts.
+
+    Exec credential plugins get the network part of the budget (a few request timeouts, even
+    when `budget_s` adds time for decoding), minus a small margin so a hung plugin is
+    reported as such before the fan-out gives up on its context: the plugin is killed then,
+    and no thread of the operation outlives it waiting on one.
     """
     names = list(contexts if contexts is not None else targets.contexts)
     results: dict[str, ContextResult[T]] = {n: ContextResult(n) for n in names}
     if not names:
         return []
     client_settings = settings.client
-    budget = budget_s if budget_s is not None else client_settings.request_timeout * 3 + 1.0
+    network_budget = client_settings.request_timeout * 3 + 1.0
+    budget = budget_s if budget_s is not None else network_budget
+    credential_budget = min(budget, network_budget)
+    credential_deadline = time.monotonic() + credential_budget - min(0.5, credential_budget / 10)
     done = threading.Event()
     remaining = [len(names)]
     finished: set[str] = set()
@@ -72,7 +80,8 @@ def fan_out(
         try:
             resolved = targets.kubeconfig.resolve(name)
             client = client_for(resolved, client_settings)
-            res.value = operation(client)
+            with client.credentials.budget(credential_deadline):
+                res.value = operation(client)
         except SkymagicError as exc:
             res.error = exc
         except Exception as exc:  # a bug in an operation must not sink the other contexts

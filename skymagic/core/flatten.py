@@ -125,7 +125,11 @@ def _flat_user(ctx_name: str, u: UserInfo) -> dict[str, Any]:
     cert, key = client_cert_pair(ctx_name, u)
     token = u.token
     if u.token_file:
-        token = read_user_file(ctx_name, u, u.token_file, "tokenFile").decode().strip()
+        try:
+            token = read_user_file(ctx_name, u, u.token_file, "tokenFile").decode().strip()
+        except KubeconfigError:
+            if not u.token:
+                raise  # else client-go's fallback: the token, when the file cannot be read
     out = omit_empty(
         {
             "client-certificate-data": _b64(cert) if cert else None,
@@ -152,4 +156,15 @@ def _flat_user(ctx_name: str, u: UserInfo) -> dict[str, Any]:
         }
     if u.auth_provider is not None:
         out["auth-provider"] = u.auth_provider
+    # Impersonation reduces (or changes) what the pod may do: it must survive flattening.
+    out.update(
+        omit_empty(
+            {
+                "as": u.impersonate,
+                "as-uid": u.impersonate_uid,
+                "as-groups": list(u.impersonate_groups),
+                "as-user-extra": {k: list(v) for k, v in u.impersonate_extra},
+            }
+        )
+    )
     return out

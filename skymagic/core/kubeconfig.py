@@ -14,10 +14,12 @@ that, and users compare us with kubectl. The rules we follow (facts.md section 1
 
 Loading is strict about the shape of a file (one broken file is named, with its line) and lazy
 about the contents of an entry: a context whose cluster has a bad field fails only when that
-context is resolved, so one broken context never hides the other forty in a fan-out.
+context is resolved, so one broken context never hides the other forty in a fan-out. The
+entries themselves are in entries.py, the per-file parsing in kubeconfig_parse.py.
 
 What happens for each missing or malformed field (``id`` = the test case in
-tests/unit/test_kubeconfig.py):
+tests/unit/test_kubeconfig.py; the client-go cases behind them are mirrored in
+tests/unit/core/test_kubeconfig_clientgo.py):
 
 ==========================  =================================================================
 id                          what happens
@@ -29,19 +31,30 @@ missing-file                one path in KUBECONFIG does not exist: skipped, othe
 empty-file                  an empty file is an empty kubeconfig
 unparsable                  YAML syntax error: KubeconfigError naming the file and line
 not-mapping                 the file's top level is not a mapping: KubeconfigError(file)
-list-shape                  ``clusters``/``users``/``contexts`` not a list, an item not a
-                            mapping, or an item without a string ``name``: KubeconfigError
-                            naming the file and the field (e.g. ``contexts[1].name``)
+list-shape                  ``clusters``/``users``/``contexts`` not a list: KubeconfigError
+                            naming the file and the field
+nameless-entry              an item that is not a mapping, or whose ``name`` is missing, not
+                            a string or ``""``: skipped with a line in
+                            ``Kubeconfig.warnings`` (every operation shows it); the rest of
+                            the file loads -- a context named "" breaks only itself
 duplicate-name              the same name twice in ONE file: KubeconfigError (as client-go)
+duplicate-extension         the same extension name twice in one ``extensions`` list (top
+                            level, or of a cluster, user or context): KubeconfigError naming
+                            the file and the list (as client-go's loader)
 context-missing             ``resolve(name)`` for an unknown name: KubeconfigError naming the
                             context, the files read and the contexts that exist
 context-no-cluster          context without ``cluster``: KubeconfigError, field ``cluster``
 cluster-missing             context names a cluster no file defines: KubeconfigError
-no-server                   cluster without ``server``: KubeconfigError (client-go would
-                            silently talk to localhost:8080)
-server-no-scheme            ``server: host:6443``: ``https://`` is assumed when TLS is
-                            configured (CA, insecure-skip-tls-verify or a client certificate),
-                            else ``http://`` -- exactly client-go's rule
+no-server                   cluster without ``server``: KubeconfigError
+server-no-scheme            ``server: host:6443``: ``http://`` is assumed, whatever TLS
+                            settings the entry has, so (see plain-http) no credential is sent
+                            -- exactly kubectl's rule: client-go decides "secure" from the
+                            bare host before it reads the CA or certificate
+plain-http                  ``server: http://...``: resolves, but ``auth_kind`` is ``none``:
+                            no token, basic auth or client certificate is sent and no exec
+                            plugin runs, as client-go ("only try to read the auth information
+                            if we are secure"); ``configured_auth_kind`` keeps what the user
+                            entry has, and ``check`` warns
 server-bad-scheme           ``server: ftp://...`` or no host: KubeconfigError
 bad-field-type              e.g. ``insecure-skip-tls-verify: "yes"`` or ``server: 3``:
                             KubeconfigError naming the entry and field, at resolve time
@@ -49,14 +62,25 @@ bad-base64                  ``*-data`` that is not base64: KubeconfigError namin
                             and field, at resolve time (other contexts still work)
 ca-file-missing             ``certificate-authority`` file does not exist: KubeconfigError
                             naming the absolute path, at resolve time
-ca-data-wins                both ``certificate-authority`` and ``-data``: the data wins
+ca-file-and-data            both ``certificate-authority`` and ``-data``: KubeconfigError, as
+                            kubectl ("both specified")
+proxy-url-invalid           ``proxy-url`` without a scheme or with one other than http,
+                            https, socks5: KubeconfigError, field ``proxy-url``
 user-not-specified          context without ``user``: anonymous (``auth_kind == "none"``)
-user-missing                context names a user no file defines: KubeconfigError (client-go
-                            silently goes anonymous, which users then see as a 403)
+user-missing                context names a user no file defines: KubeconfigError
 cert-without-key            ``client-certificate(-data)`` without ``client-key(-data)``, or
                             the other way round: KubeconfigError
-token-and-token-file        both: ``tokenFile`` wins (``auth_kind == "token-file"``)
+cert-file-and-data          ``client-certificate`` and ``client-certificate-data`` both set, or
+                            ``client-key`` and ``client-key-data``: KubeconfigError (kubectl)
+token-and-token-file        both: ``tokenFile`` wins (``auth_kind == "token-file"``), and the
+                            token is sent while the file cannot be read (client-go's
+                            fallback to the static token)
 token-and-basic             token and username/password: KubeconfigError, one method only
+impersonate                 ``as``, ``as-uid``, ``as-groups``, ``as-user-extra``: every
+                            request carries ``Impersonate-User``/``-Uid``/``-Group`` (one
+                            per group)/``-Extra-KEY`` (one per value), as kubectl's
+impersonate-no-user         ``as-uid``, ``as-groups`` or ``as-user-extra`` without ``as``:
+                            KubeconfigError (client-go: "without impersonating a user")
 exec-no-command             exec without ``command``: KubeconfigError
 exec-env-no-name            an exec env entry without ``name``: KubeconfigError
 exec-bad-api-version        exec ``apiVersion`` other than client.authentication.k8s.io/v1 or
@@ -67,24 +91,66 @@ exec-bad-interactive        ``interactiveMode`` not Never/IfAvailable/Always: Ex
 exec-and-auth-provider      both in one user: KubeconfigError (as client-go)
 exec-with-static            exec plus a static token/cert/basic: the static credential is used
                             (client-go skips the plugin then)
+exec-install-hint           control characters in ``installHint`` (ESC and friends) are shown
+                            as ``U+001B``: a kubeconfig cannot inject terminal formatting
 auth-provider               deprecated ``auth-provider``: resolves (``auth_kind ==
                             "auth-provider"``); auth.py then raises AuthError, never anonymous
 namespace-default           context without ``namespace`` (or empty): ``default``
+==========================  =================================================================
+
+Where skymagic deliberately differs from client-go, and why (auth.py has the credential
+ones):
+
+==========================  =================================================================
+divergence                  client-go / skymagic, and the reason
+==========================  =================================================================
+no-default-server           client-go: a cluster without ``server`` (or no kubeconfig at all)
+                            means ``http://localhost:8080`` (kubectl's ClusterDefaults).
+                            skymagic: KubeconfigError. A notebook must never send requests
+                            to whatever happens to listen on localhost:8080.
+missing-user-is-error       client-go: a context naming an undefined user is silently
+                            anonymous. skymagic: KubeconfigError naming the user -- the
+                            anonymous requests would fail later as a puzzling 403 for
+                            system:anonymous, far from the typo.
+missing-cluster-is-error    client-go: an undefined cluster is an empty one, so "no
+                            configuration" and localhost:8080. skymagic: KubeconfigError
+                            naming the cluster, for the same reason.
+no-in-cluster-fallback      kubectl with no kubeconfig inside a pod uses the service account.
+                            skymagic does not: launched pods get a flattened kubeconfig
+                            (LOCAL_CREDENTIALS), and a notebook on a cluster node must not
+                            silently act as that node's service account.
+nameless-entries-skipped    client-go loads an item without a name under the name "" and
+                            its Validate refuses the whole config. skymagic skips the item
+                            with a warning: one broken entry never hides the others.
 ==========================  =================================================================
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-import yaml
-
+from skymagic.core.entries import (
+    EXEC_API_VERSIONS,
+    AuthKind,
+    ClusterInfo,
+    ContextInfo,
+    ExecConfig,
+    ResolvedContext,
+    UserInfo,
+)
+from skymagic.core.kubeconfig_parse import (
+    EntryProblem,
+    check_extension_names,
+    named_entries,
+    parse_cluster,
+    parse_context,
+    parse_user,
+    read_file,
+)
 from skymagic.errors import ExecPluginError, KubeconfigError
 
 __all__ = [
@@ -101,20 +167,9 @@ __all__ = [
     "validate_exec",
 ]
 
-EXEC_API_VERSIONS = (
-    "client.authentication.k8s.io/v1",
-    "client.authentication.k8s.io/v1beta1",
-)
-"""The exec credential API versions client-go still speaks (v1alpha1 went in Kubernetes 1.24)."""
-
 _INTERACTIVE_MODES = ("Never", "IfAvailable", "Always")
 
-AuthKind = Literal["exec", "client-cert", "token", "token-file", "basic", "auth-provider", "none"]
-
-_Entry = TypeVar("_Entry", "ClusterInfo", "UserInfo")
-
-# libyaml is ~10x faster on the big kubeconfigs cloud CLIs accumulate.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Entry = TypeVar("_Entry", ClusterInfo, UserInfo)
 
 
 def kubeconfig_paths(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -147,131 +202,6 @@ def _expand_home(path: str, env: Mapping[str, str]) -> str:
     return os.path.expanduser(path)
 
 
-@dataclass(frozen=True)
-class ExecConfig:
-    """An exec credential plugin stanza, as written (``command`` is not resolved here).
-
-    ``command`` stays as written so the stanza can be copied unchanged into a pod's
-    kubeconfig; :attr:`resolved_command` applies client-go's rule (only a command containing a
-    path separator is relative to the file, a bare name is looked up on PATH at run time).
-    """
-
-    command: str
-    args: tuple[str, ...] = ()
-    env: tuple[tuple[str, str], ...] = ()
-    api_version: str = ""
-    install_hint: str | None = None
-    provide_cluster_info: bool = False
-    interactive_mode: str | None = None
-    base_dir: str = ""
-
-    @property
-    def resolved_command(self) -> str:
-        """The command with a relative path made absolute against the kubeconfig's directory."""
-        if (os.sep in self.command or "/" in self.command) and not os.path.isabs(self.command):
-            return os.path.normpath(os.path.join(self.base_dir, self.command))
-        return self.command
-
-
-@dataclass(frozen=True)
-class ClusterInfo:
-    """One ``clusters[]`` entry. Paths are absolute; ``*-data`` is base64-decoded PEM."""
-
-    name: str
-    server: str
-    tls_server_name: str | None = None
-    insecure_skip_tls_verify: bool = False
-    certificate_authority: str | None = None
-    certificate_authority_data: bytes | None = field(default=None, repr=False)
-    proxy_url: str | None = None
-    disable_compression: bool = False
-    extensions: dict[str, Any] = field(default_factory=dict)
-
-    def ca_pem(self) -> bytes | None:
-        """The CA bundle to trust: inline data wins over the file (client-go's order)."""
-        if self.certificate_authority_data:
-            return self.certificate_authority_data
-        if self.certificate_authority:
-            try:
-                with open(self.certificate_authority, "rb") as fh:
-                    return fh.read()
-            except OSError as exc:
-                raise KubeconfigError(
-                    f"cluster '{self.name}': cannot read certificate-authority "
-                    f"{self.certificate_authority} ({exc.strerror or exc}); fix the path or "
-                    "inline it as certificate-authority-data",
-                    path=self.certificate_authority,
-                    field="certificate-authority",
-                ) from None
-        return None
-
-
-@dataclass(frozen=True)
-class UserInfo:
-    """One ``users[]`` entry. Secrets are kept out of repr; paths are absolute."""
-
-    name: str
-    client_certificate: str | None = None
-    client_certificate_data: bytes | None = field(default=None, repr=False)
-    client_key: str | None = None
-    client_key_data: bytes | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
-    token_file: str | None = None
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    exec: ExecConfig | None = None
-    auth_provider: dict[str, Any] | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class ContextInfo:
-    """One ``contexts[]`` entry plus where it came from (for ``check`` and error messages)."""
-
-    name: str
-    cluster: str
-    user: str
-    namespace: str = "default"
-    defined_in: str = ""
-    shadowed_in: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ResolvedContext:
-    """A context with its cluster and user looked up and checked: everything a client needs."""
-
-    name: str
-    context: ContextInfo
-    cluster: ClusterInfo
-    user: UserInfo
-
-    @property
-    def namespace(self) -> str:
-        """The context's namespace (``default`` when unset)."""
-        return self.context.namespace
-
-    @property
-    def auth_kind(self) -> AuthKind:
-        """Which credential will be sent, in client-go's precedence.
-
-        Static credentials come first because client-go skips an exec plugin when a token,
-        basic auth or client certificate is configured too; tokenFile beats token.
-        """
-        u = self.user
-        if u.token_file:
-            return "token-file"
-        if u.token:
-            return "token"
-        if u.username or u.password:
-            return "basic"
-        if u.client_certificate or u.client_certificate_data:
-            return "client-cert"
-        if u.exec is not None:
-            return "exec"
-        if u.auth_provider is not None:
-            return "auth-provider"
-        return "none"
-
-
 @dataclass
 class _Broken:
     """An entry whose contents were unusable; raised only when a context needs it."""
@@ -290,6 +220,8 @@ class Kubeconfig:
             then order within a file), so "all contexts" is deterministic.
         current_context / current_context_file: the first non-empty current-context and its
             file.
+        warnings: entries that were skipped because nothing can name them (an item without
+            a name, or not a mapping); operations show them next to their results.
     """
 
     def __init__(self) -> None:
@@ -300,6 +232,7 @@ class Kubeconfig:
         self.users: dict[str, UserInfo] = {}
         self.current_context: str | None = None
         self.current_context_file: str | None = None
+        self.warnings: list[str] = []
         self._broken: dict[tuple[str, str], _Broken] = {}
         self._origin: dict[tuple[str, str], str] = {}
 
@@ -349,19 +282,11 @@ class Kubeconfig:
             if ctx.user
             else UserInfo(name="")
         )
-        server = _check_server(name, cluster, user, self.origin("cluster", cluster.name) or path)
+        cluster_file = self.origin("cluster", cluster.name) or path
+        server = _check_server(name, cluster, cluster_file)
         if server != cluster.server:
-            cluster = _replace_cluster_server(cluster, server)
-        ca_file = cluster.certificate_authority
-        if ca_file and not cluster.certificate_authority_data and not os.path.isfile(ca_file):
-            raise KubeconfigError(
-                f"cluster '{cluster.name}' certificate-authority file "
-                f"{ca_file} does not exist; fix the path or inline it as "
-                "certificate-authority-data",
-                context=name,
-                path=ca_file,
-                field="certificate-authority",
-            )
+            cluster = replace(cluster, server=server)
+        _check_cluster(name, cluster, cluster_file)
         _check_user(name, user, self.origin("user", user.name) or path)
         return ResolvedContext(name=name, context=ctx, cluster=cluster, user=user)
 
@@ -401,13 +326,14 @@ def _entry_error(ctx_name: str, kind: str, name: str, broken: _Broken) -> Kubeco
     )
 
 
-def _replace_cluster_server(cluster: ClusterInfo, server: str) -> ClusterInfo:
-    from dataclasses import replace
+def _check_server(ctx_name: str, cluster: ClusterInfo, path: str) -> str:
+    """The server URL to use; KubeconfigError when there is none or it is not http(s).
 
-    return replace(cluster, server=server)
-
-
-def _check_server(ctx_name: str, cluster: ClusterInfo, user: UserInfo, path: str) -> str:
+    A server without a scheme gets ``http://``, whatever TLS settings the entry has: kubectl
+    decides "secure or not" from the bare host before it reads the CA or the certificate
+    (client-go's DirectClientConfig.ClientConfig and rest.DefaultServerURL), so it talks
+    plain http to ``host:6443`` and, being insecure, sends no credentials.
+    """
     server = cluster.server.strip()
     if not server:
         raise KubeconfigError(
@@ -419,15 +345,7 @@ def _check_server(ctx_name: str, cluster: ClusterInfo, user: UserInfo, path: str
         )
     parts = urlsplit(server)
     if not parts.scheme or not parts.netloc:
-        # client-go's DefaultServerURL: no scheme -> https if any TLS setting, else http.
-        tls = bool(
-            cluster.certificate_authority
-            or cluster.certificate_authority_data
-            or cluster.insecure_skip_tls_verify
-            or user.client_certificate
-            or user.client_certificate_data
-        )
-        server = ("https://" if tls else "http://") + server
+        server = "http://" + server
         parts = urlsplit(server)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise KubeconfigError(
@@ -440,6 +358,44 @@ def _check_server(ctx_name: str, cluster: ClusterInfo, user: UserInfo, path: str
     return server
 
 
+_PROXY_SCHEMES = ("http", "https", "socks5")
+
+
+def _check_cluster(ctx_name: str, cluster: ClusterInfo, path: str) -> None:
+    """client-go's validateClusterInfo: one CA source, a readable CA file, a usable proxy."""
+    where = f"cluster '{cluster.name}' (in {path})"
+    ca_file = cluster.certificate_authority
+    if ca_file and cluster.certificate_authority_data:
+        raise KubeconfigError(
+            f"{where} sets both certificate-authority and certificate-authority-data; keep "
+            "one (kubectl refuses this too)",
+            context=ctx_name,
+            path=path,
+            field="certificate-authority",
+        )
+    if ca_file and not os.path.isfile(ca_file):
+        raise KubeconfigError(
+            f"cluster '{cluster.name}' certificate-authority file "
+            f"{ca_file} does not exist; fix the path or inline it as "
+            "certificate-authority-data",
+            context=ctx_name,
+            path=ca_file,
+            field="certificate-authority",
+        )
+    proxy = cluster.proxy_url
+    if proxy is not None:
+        parts = urlsplit(proxy)
+        if parts.scheme not in _PROXY_SCHEMES or not parts.netloc:
+            shown = f"scheme '{parts.scheme}'" if parts.scheme else "no scheme"
+            raise KubeconfigError(
+                f"{where} has proxy-url '{proxy}' with {shown}; write "
+                "`proxy-url: http://HOST:PORT` (or https://, socks5://)",
+                context=ctx_name,
+                path=path,
+                field="proxy-url",
+            )
+
+
 def _check_user(ctx_name: str, user: UserInfo, path: str) -> None:
     def fail(msg: str, fld: str) -> KubeconfigError:
         return KubeconfigError(
@@ -449,6 +405,12 @@ def _check_user(ctx_name: str, user: UserInfo, path: str) -> None:
             field=fld,
         )
 
+    for fld, file_value, data_value in (
+        ("client-certificate", user.client_certificate, user.client_certificate_data),
+        ("client-key", user.client_key, user.client_key_data),
+    ):
+        if file_value and data_value:
+            raise fail(f"sets both {fld} and {fld}-data; keep one (kubectl refuses this too)", fld)
     has_cert = bool(user.client_certificate or user.client_certificate_data)
     has_key = bool(user.client_key or user.client_key_data)
     if has_cert and not has_key:
@@ -461,6 +423,23 @@ def _check_user(ctx_name: str, user: UserInfo, path: str) -> None:
             "has client-key but no client-certificate; add client-certificate or "
             "client-certificate-data",
             "client-certificate",
+        )
+    if not user.impersonate and (
+        user.impersonate_uid or user.impersonate_groups or user.impersonate_extra
+    ):
+        asked = [
+            f
+            for f, v in (
+                ("as-uid", user.impersonate_uid),
+                ("as-groups", user.impersonate_groups),
+                ("as-user-extra", user.impersonate_extra),
+            )
+            if v
+        ]
+        raise fail(
+            f"sets {' and '.join(asked)} without `as`; impersonating groups or extras needs "
+            "a user to impersonate (add `as: USER`)",
+            asked[0],
         )
     if (user.token or user.token_file) and (user.username or user.password):
         raise fail(
@@ -553,7 +532,8 @@ def load_kubeconfig(
             continue
         doc = read.get(path) if read is not None else None
         if doc is None:
-            doc = _read_file(path)
+            doc = read_file(path)
+            check_extension_names(path, doc)
             if read is not None:
                 read[path] = doc
         files.append(path)
@@ -574,7 +554,9 @@ def load_kubeconfig(
             ("users", "user", "user"),
             ("contexts", "context", "context"),
         ):
-            for name, body in _named_entries(path, doc, list_key, body_key):
+            entries, skipped = named_entries(path, doc, list_key, body_key)
+            kc.warnings.extend(skipped)
+            for name, body in entries:
                 if kind == "context":
                     if name in ctx_first:
                         shadows.setdefault(name, []).append(path)
@@ -587,277 +569,17 @@ def load_kubeconfig(
                 kc._origin[(kind, name)] = path
                 try:
                     if kind == "cluster":
-                        kc.clusters[name] = _parse_cluster(name, body, base_dir)
+                        kc.clusters[name] = parse_cluster(name, body, base_dir)
                     else:
-                        kc.users[name] = _parse_user(name, body, base_dir)
-                except _EntryProblem as exc:
+                        kc.users[name] = parse_user(name, body, base_dir)
+                except EntryProblem as exc:
                     kc._broken[(kind, name)] = _Broken(exc.message, path, exc.field)
     for name in ctx_order:
         path, body = ctx_first[name]
         kc._origin[("context", name)] = path
         try:
-            kc.contexts[name] = _parse_context(name, body, path, tuple(shadows.get(name, ())))
-        except _EntryProblem as exc:
+            kc.contexts[name] = parse_context(name, body, path, tuple(shadows.get(name, ())))
+        except EntryProblem as exc:
             kc._broken[("context", name)] = _Broken(exc.message, path, exc.field)
     kc.files = tuple(files)
     return kc
-
-
-def _read_file(path: str) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise KubeconfigError(
-            f"kubeconfig {path} cannot be read ({exc.strerror or exc}); fix its permissions or "
-            "remove it from KUBECONFIG",
-            path=path,
-        ) from None
-    try:
-        doc = yaml.load(data, Loader=_Loader)  # a SafeLoader: no object construction
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise KubeconfigError(
-            f"kubeconfig {path} is not valid YAML{where}: {problem}; fix the file or remove it "
-            "from KUBECONFIG",
-            path=path,
-        ) from None
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise KubeconfigError(
-            f"kubeconfig {path} must be a mapping (apiVersion, clusters, users, contexts), got "
-            f"{_type_name(doc)}; is this really a kubeconfig?",
-            path=path,
-            field="(top level)",
-        )
-    return doc
-
-
-def _named_entries(
-    path: str, doc: dict[str, Any], list_key: str, body_key: str
-) -> list[tuple[str, dict[str, Any]]]:
-    items = doc.get(list_key)
-    if items is None:
-        return []
-    if not isinstance(items, list):
-        raise KubeconfigError(
-            f"kubeconfig {path}: {list_key} must be a list of {{name, {body_key}}} entries, got "
-            f"{_type_name(items)}",
-            path=path,
-            field=list_key,
-        )
-    out: list[tuple[str, dict[str, Any]]] = []
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        where = f"{list_key}[{i}]"
-        if not isinstance(item, dict):
-            raise KubeconfigError(
-                f"kubeconfig {path}: {where} must be a mapping with name and {body_key}, got "
-                f"{_type_name(item)}",
-                path=path,
-                field=where,
-            )
-        name = item.get("name")
-        if not isinstance(name, str) or not name:
-            raise KubeconfigError(
-                f"kubeconfig {path}: {where}.name must be a non-empty string; give the entry "
-                "a name",
-                path=path,
-                field=f"{where}.name",
-            )
-        if name in seen:
-            raise KubeconfigError(
-                f"kubeconfig {path}: {where}.name '{name}' is defined twice in {list_key}; "
-                "remove or rename one",
-                path=path,
-                field=f"{where}.name",
-            )
-        seen.add(name)
-        out.append((name, item))
-    return out
-
-
-class _EntryProblem(Exception):
-    def __init__(self, message: str, fld: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = fld
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "nothing"
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), f"{type(value).__name__} {value!r}"[:60]
-    )
-
-
-def _body(entry: dict[str, Any], key: str) -> dict[str, Any]:
-    body = entry.get(key)
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise _EntryProblem(f"`{key}` must be a mapping, got {_type_name(body)}", key)
-    return body
-
-
-def _opt_str(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise _EntryProblem(f"`{key}` must be a string, got {_type_name(value)}", key)
-    return value
-
-
-def _opt_bool(body: dict[str, Any], key: str) -> bool:
-    value = body.get(key)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise _EntryProblem(
-            f"`{key}` must be true or false, got {_type_name(value)}; write it unquoted", key
-        )
-    return value
-
-
-def _opt_path(body: dict[str, Any], key: str, base_dir: str) -> str | None:
-    value = _opt_str(body, key)
-    if value is None:
-        return None
-    value = os.path.expanduser(value)
-    return value if os.path.isabs(value) else os.path.normpath(os.path.join(base_dir, value))
-
-
-def _opt_b64(body: dict[str, Any], key: str) -> bytes | None:
-    value = _opt_str(body, key)
-    if value is None:
-        return None
-    try:
-        return base64.b64decode("".join(value.split()), validate=True)
-    except (binascii.Error, ValueError):
-        # Never echo the value: it may be key material.
-        raise _EntryProblem(
-            f"`{key}` is not valid base64; paste the base64 of the PEM file (`base64 -w0 FILE`)",
-            key,
-        ) from None
-
-
-def _extensions(body: dict[str, Any]) -> dict[str, Any]:
-    raw = body.get("extensions")
-    if raw is None:
-        return {}
-    if not isinstance(raw, list):
-        raise _EntryProblem(
-            f"`extensions` must be a list of {{name, extension}}, got {_type_name(raw)}",
-            "extensions",
-        )
-    out: dict[str, Any] = {}
-    for i, item in enumerate(raw):
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise _EntryProblem(
-                f"`extensions[{i}]` must be a mapping with a string name", f"extensions[{i}]"
-            )
-        out.setdefault(item["name"], item.get("extension"))
-    return out
-
-
-def _parse_cluster(name: str, entry: dict[str, Any], base_dir: str) -> ClusterInfo:
-    body = _body(entry, "cluster")
-    server = body.get("server")
-    if server is not None and not isinstance(server, str):
-        raise _EntryProblem(f"`server` must be a URL string, got {_type_name(server)}", "server")
-    return ClusterInfo(
-        name=name,
-        server=server or "",
-        tls_server_name=_opt_str(body, "tls-server-name"),
-        insecure_skip_tls_verify=_opt_bool(body, "insecure-skip-tls-verify"),
-        certificate_authority=_opt_path(body, "certificate-authority", base_dir),
-        certificate_authority_data=_opt_b64(body, "certificate-authority-data"),
-        proxy_url=_opt_str(body, "proxy-url"),
-        disable_compression=_opt_bool(body, "disable-compression"),
-        extensions=_extensions(body),
-    )
-
-
-def _parse_user(name: str, entry: dict[str, Any], base_dir: str) -> UserInfo:
-    body = _body(entry, "user")
-    ex = None
-    raw_exec = body.get("exec")
-    if raw_exec is not None:
-        ex = _parse_exec(raw_exec, base_dir)
-    provider = body.get("auth-provider")
-    if provider is not None and not isinstance(provider, dict):
-        raise _EntryProblem(
-            f"`auth-provider` must be a mapping, got {_type_name(provider)}", "auth-provider"
-        )
-    return UserInfo(
-        name=name,
-        client_certificate=_opt_path(body, "client-certificate", base_dir),
-        client_certificate_data=_opt_b64(body, "client-certificate-data"),
-        client_key=_opt_path(body, "client-key", base_dir),
-        client_key_data=_opt_b64(body, "client-key-data"),
-        token=_opt_str(body, "token"),
-        token_file=_opt_path(body, "tokenFile", base_dir),
-        username=_opt_str(body, "username"),
-        password=_opt_str(body, "password"),
-        exec=ex,
-        auth_provider=provider,
-    )
-
-
-def _parse_exec(raw: object, base_dir: str) -> ExecConfig:
-    if not isinstance(raw, dict):
-        raise _EntryProblem(f"`exec` must be a mapping, got {_type_name(raw)}", "exec")
-    args = raw.get("args") or []
-    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-        raise _EntryProblem("`exec.args` must be a list of strings", "exec.args")
-    env_raw = raw.get("env") or []
-    if not isinstance(env_raw, list):
-        raise _EntryProblem("`exec.env` must be a list of {name, value}", "exec.env")
-    env: list[tuple[str, str]] = []
-    for i, item in enumerate(env_raw):
-        if not isinstance(item, dict):
-            raise _EntryProblem(f"`exec.env[{i}]` must be a mapping {{name, value}}", "exec.env")
-        env_name = item.get("name") or ""
-        value = item.get("value")
-        if not isinstance(env_name, str) or (value is not None and not isinstance(value, str)):
-            raise _EntryProblem(f"`exec.env[{i}]` name and value must be strings", "exec.env")
-        env.append((env_name, value or ""))
-    try:
-        command = _opt_str(raw, "command") or ""
-        api_version = _opt_str(raw, "apiVersion") or ""
-        install_hint = _opt_str(raw, "installHint")
-        interactive = _opt_str(raw, "interactiveMode")
-        provide = _opt_bool(raw, "provideClusterInfo")
-    except _EntryProblem as exc:
-        raise _EntryProblem(exc.message.replace("`", "`exec.", 1), "exec." + exc.field) from None
-    if interactive is None and api_version.endswith("/v1beta1"):
-        interactive = "IfAvailable"  # v1beta1's documented default
-    return ExecConfig(
-        command=command,
-        args=tuple(args),
-        env=tuple(env),
-        api_version=api_version,
-        install_hint=install_hint,
-        provide_cluster_info=provide,
-        interactive_mode=interactive,
-        base_dir=base_dir,
-    )
-
-
-def _parse_context(
-    name: str, entry: dict[str, Any], path: str, shadowed_in: tuple[str, ...]
-) -> ContextInfo:
-    body = _body(entry, "context")
-    return ContextInfo(
-        name=name,
-        cluster=_opt_str(body, "cluster") or "",
-        user=_opt_str(body, "user") or "",
-        namespace=_opt_str(body, "namespace") or "default",
-        defined_in=path,
-        shadowed_in=shadowed_in,
-    )

@@ -35,6 +35,7 @@ __all__ = [
     "Settings",
     "Targets",
     "current_user",
+    "missing_context_warning",
     "parse_infra",
     "pin_targets",
     "resolve_targets",
@@ -70,6 +71,21 @@ class Targets:
     def namespace(self) -> str | None:
         """A namespace forced by the config or an admin policy (else each context's own)."""
         return self.config.namespace
+
+    @property
+    def warnings(self) -> list[str]:
+        """What every operation shows beside its result: allowed contexts the kubeconfig
+        lacks (a typo in allowed_contexts, or a file missing from KUBECONFIG) and
+        kubeconfig entries that were skipped. `check` showed these first; an inventory, a
+        launch plan or a status that silently leaves a context out would look complete."""
+        out = [missing_context_warning(name) for name in self.allowed.missing]
+        out.extend(self.kubeconfig.warnings)
+        return out
+
+
+def missing_context_warning(name: str) -> str:
+    """The one wording for an allowed context that no kubeconfig file defines."""
+    return f"allowed context '{name}' is not in the kubeconfig."
 
 
 def parse_infra(infra: str | None) -> str | None:

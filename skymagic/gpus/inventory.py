@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from skymagic.core.client import error_kind
@@ -114,7 +114,7 @@ class Inventory:
     `nodes`: one row per node and accelerator resource (CPU-only nodes too, gpu None);
     `by_context`: per context and GPU; `summary`: per GPU over all contexts; `errors`: one row
     per context that failed (kind: unreachable | timeout | unauthorized | forbidden | config |
-    exec) or answered only in part (a 403 on pods). Shown as SkyPilot-style tables.
+    exec | server-error) or answered only in part (a 403 on pods). Shown as SkyPilot-style tables.
     """
 
     nodes: pd.DataFrame
@@ -126,6 +126,9 @@ class Inventory:
     contexts: list[str]
     all_nodes: bool = False
     query: str | None = None
+    # Allowed contexts missing from the kubeconfig, skipped kubeconfig entries: shown under
+    # the tables, so an inventory never looks complete when a context was left out.
+    warnings: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return render_text(self._tables())
@@ -139,7 +142,11 @@ class Inventory:
     def _tables(self) -> Tables:
         frames = (self.nodes, self.by_context, self.summary, self.errors)
         return Tables(
-            *frames, contexts=tuple(self.contexts), all_nodes=self.all_nodes, query=self.query
+            *frames,
+            contexts=tuple(self.contexts),
+            all_nodes=self.all_nodes,
+            query=self.query,
+            warnings=tuple(self.warnings),
         )
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
@@ -156,6 +163,7 @@ class Inventory:
             "by_context": _records(self.by_context),
             "nodes": _records(self.nodes),
             "errors": _records(self.errors),
+            "warnings": list(self.warnings),
         }
 
 
@@ -175,6 +183,7 @@ def build_inventory(
     *,
     gpu: str | None,
     all_nodes: bool,
+    warnings: Sequence[str] = (),
 ) -> Inventory:
     """Assemble an Inventory from per-context outcomes (context, data, error, error kind)."""
     wanted = _gpu_filter(gpu)
@@ -220,6 +229,7 @@ def build_inventory(
         contexts=list(contexts),
         all_nodes=all_nodes,
         query=gpu.strip() if gpu and gpu.strip() else None,
+        warnings=list(warnings),
     )
 
 
@@ -299,4 +309,11 @@ def show_gpus(
     )
     outcomes = [(r.context, r.value, r.error, r.error_kind) for r in results]
     latency = {r.context: r.latency_ms for r in results}
-    return build_inventory(list(targets.contexts), outcomes, latency, gpu=gpu, all_nodes=all_nodes)
+    return build_inventory(
+        list(targets.contexts),
+        outcomes,
+        latency,
+        gpu=gpu,
+        all_nodes=all_nodes,
+        warnings=targets.warnings,
+    )

@@ -36,6 +36,7 @@ class Tables:
     contexts: Sequence[str]
     all_nodes: bool = False
     query: str | None = None
+    warnings: Sequence[str] = ()
 
 
 _Table = tuple[list[str], list[list[str]]]
@@ -119,6 +120,8 @@ def _sections(inv: Tables) -> list[_Section]:
         out.append(("title", "Contexts with errors", None))
         rows = [[str(r.context), str(r.kind), str(r.message)] for r in inv.errors.itertuples()]
         out.append(("table", "", (["CONTEXT", "ERROR", "MESSAGE"], rows)))
+    for warning in inv.warnings:
+        out.append(("note", f"Warning: {warning}", None))
     return out
 
 

@@ -227,4 +227,11 @@ class InventoryWatcher:
                     outcomes.append((ctx, None, view, None))
                 else:
                     outcomes.append((ctx, view, None, None))
-        return build_inventory(self.contexts, outcomes, latency, gpu=gpu, all_nodes=all_nodes)
+        return build_inventory(
+            self.contexts,
+            outcomes,
+            latency,
+            gpu=gpu,
+            all_nodes=all_nodes,
+            warnings=self.targets.warnings,
+        )

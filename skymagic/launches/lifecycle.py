@@ -43,6 +43,7 @@ class Status:
     frame: pd.DataFrame
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # (context, kind, message)
     hints: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # allowed contexts not in the kubeconfig
 
     def __str__(self) -> str:
         if self.frame.empty:
@@ -51,7 +52,7 @@ class Status:
             text = self.frame.to_string(index=False)
         for ctx, kind, msg in self.errors:
             text += f"\n{ctx}: {kind}: {msg}"
-        return "\n".join([text, *self.hints])
+        return "\n".join([text, *self.hints, *(f"Warning: {w}" for w in self.warnings)])
 
     def __repr__(self) -> str:
         return str(self)
@@ -69,7 +70,13 @@ class Status:
             for c, k, m in self.errors
         )
         hints = "".join(f"<li><code>{html.escape(h)}</code></li>" for h in self.hints)
-        return body + (f"<ul>{errs}</ul>" if errs else "") + (f"<ul>{hints}</ul>" if hints else "")
+        warns = "".join(f"<li>Warning: {html.escape(w)}</li>" for w in self.warnings)
+        return (
+            body
+            + (f"<ul>{errs}</ul>" if errs else "")
+            + (f"<ul>{hints}</ul>" if hints else "")
+            + (f"<ul>{warns}</ul>" if warns else "")
+        )
 
 
 def _age(created: str | None) -> str:
@@ -125,7 +132,7 @@ def status(
         return pods, {f"{s['metadata']['namespace']}/{s['metadata']['name']}": s for s in services}
 
     rows: list[dict[str, Any]] = []
-    out = Status(frame=pd.DataFrame(columns=STATUS_COLUMNS))
+    out = Status(frame=pd.DataFrame(columns=STATUS_COLUMNS), warnings=targets.warnings)
     results: list[ContextResult[Any]] = fan_out(targets, collect, settings)
     for res in results:
         if res.error is not None:

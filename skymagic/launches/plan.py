@@ -61,6 +61,9 @@ class Plan:
     task: Task
     rows: list[PlanRow]
     candidates: list[Candidate] = field(default_factory=list)
+    # Allowed contexts the kubeconfig lacks, skipped entries: shown under the table, so a
+    # plan never looks complete when a context was left out.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def chosen(self) -> str | None:
@@ -103,6 +106,7 @@ class Plan:
             lines.append(
                 "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
             )
+        lines.extend(f"Warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -115,9 +119,12 @@ class Plan:
             style = ' style="font-weight:bold"' if r.chosen else ""
             cells = "".join(f"<td>{html.escape(str(c))}</td>" for c in row)
             body.append(f"<tr{style}>{cells}</tr>")
+        warn = "".join(
+            f'<div style="color:#9a6700">Warning: {html.escape(w)}</div>' for w in self.warnings
+        )
         return (
             "<div><b>Considered resources (1 node):</b><table>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{warn}</div>"
         )
 
 
@@ -145,7 +152,10 @@ def _value(x: Any) -> float | None:
 def make_plan(
     task: Task, contexts: list[str], inventory: Inventory, excluded: dict[str, str] | None = None
 ) -> Plan:
-    """Decide, per allowed context in failover order, whether the task fits now and why not."""
+    """Decide, per allowed context in failover order, whether the task fits now and why not.
+
+    The inventory's warnings (allowed contexts missing from the kubeconfig...) carry over.
+    """
     excluded = excluded or {}
     errors: dict[str, dict[str, Any]] = {}
     for raw in inventory.errors.to_dict("records"):
@@ -175,7 +185,7 @@ def make_plan(
         for r in rows:
             if r.context == candidates[0].context:
                 r.chosen = True
-    return Plan(task, rows, candidates)
+    return Plan(task, rows, candidates, warnings=list(getattr(inventory, "warnings", [])))
 
 
 def _fit(

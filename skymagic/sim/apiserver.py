@@ -1,7 +1,8 @@
 """The Kubernetes REST surface of one simulated cluster.
 
-Routing, authentication (bearer tokens, client certificates), RBAC, faults, list/watch
-semantics and Status errors live here; object behaviour lives in cluster.py and store.py.
+Routing, authentication (bearer tokens, client certificates, impersonation), RBAC, faults,
+list/watch semantics and Status errors live here; object behaviour lives in cluster.py and
+store.py.
 Real clients are the judges: kubectl 1.32 and the official Python client.
 """
 
@@ -92,6 +93,7 @@ class ApiServer:
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000.0)
         user = "-"
+        impersonator = ""
         try:
             if faults.error_rate and self.cluster.rng.random() < faults.error_rate:
                 raise HTTPStatus(
@@ -99,7 +101,10 @@ class ApiServer:
                 )
             ident = self._authenticate(req)
             user = ident.user
-            resp = await self._route(req, ident)
+            acting = self._impersonate(req, ident)
+            if acting is not ident:
+                impersonator, user = ident.user, acting.user
+            resp = await self._route(req, acting)
         except HTTPStatus as st:
             resp = json_response(st.code, st.body)
         except SelectorError as exc:
@@ -114,6 +119,7 @@ class ApiServer:
                 "code": resp.status,
                 "bytes": resp.length,
                 "watch": resp.stream is not None,
+                **({"impersonator": impersonator} if impersonator else {}),
             }
         )
         return resp
@@ -132,6 +138,49 @@ class ApiServer:
             if found:
                 return Identity(user=found[0], groups=tuple(found[1]))
         raise HTTPStatus(401, "Unauthorized", "Unauthorized")
+
+    def _impersonate(self, req: Request, ident: Identity) -> Identity:
+        """Act as the user of the ``Impersonate-*`` headers, if RBAC lets ``ident`` do that.
+
+        As a real API server: the caller needs the ``impersonate`` verb on ``users`` (the
+        name), ``groups``, ``uids`` and ``userextras/KEY`` (authentication.k8s.io); the
+        impersonated identity has exactly the groups asked for (plus system:authenticated),
+        and groups, uid or extras without a user are refused.
+        """
+        values = req.header_values
+        user = req.headers.get("impersonate-user", "")
+        groups = values.get("impersonate-group", [])
+        uid = req.headers.get("impersonate-uid", "")
+        extras = [
+            k[len("impersonate-extra-") :] for k in values if k.startswith("impersonate-extra-")
+        ]
+        if not user:
+            if groups or uid or extras:
+                raise HTTPStatus(
+                    500,
+                    "InternalError",
+                    "Internal error occurred: requested groups, uid or user-extra without "
+                    "impersonating a user",
+                )
+            return ident
+        asks = [("users", "", "", user)]
+        asks += [("groups", "", "", g) for g in groups]
+        if uid:
+            asks.append(("uids", "authentication.k8s.io", "", uid))
+        asks += [("userextras", "authentication.k8s.io", k, "") for k in extras]
+        az = self.cluster.authorizer
+        groups_of_caller = (*ident.groups, "system:authenticated")
+        for resource, group, sub, name in asks:
+            if not az.allowed(
+                ident.user, groups_of_caller, "impersonate", resource, None, group, sub
+            ):
+                raise HTTPStatus(
+                    403,
+                    "Forbidden",
+                    az.reason(ident.user, "impersonate", resource, None, group, sub, name),
+                    {"kind": resource, **({"group": group} if group else {})},
+                )
+        return Identity(user=user, groups=tuple(groups))
 
     def _authorize(
         self,

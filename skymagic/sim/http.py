@@ -57,6 +57,9 @@ class Request:
     body: bytes
     peercert: dict[str, Any] | None
     received: float = field(default_factory=time.monotonic)
+    # Every value of every header, in order: `headers` keeps only the last one, but some
+    # headers repeat (Impersonate-Group, Impersonate-Extra-*).
+    header_values: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -297,6 +300,7 @@ def _read_request(reader: io.BufferedReader, peercert: dict[str, Any] | None) ->
         return None
     method, target, _version = parts
     headers: dict[str, str] = {}
+    header_values: dict[str, list[str]] = {}
     while True:
         line = reader.readline(65537)
         if not line or line in (b"\r\n", b"\n"):
@@ -306,6 +310,7 @@ def _read_request(reader: io.BufferedReader, peercert: dict[str, Any] | None) ->
         # A repeated header is one comma-separated list (RFC 9110 5.3): kubectl sends one
         # X-Stream-Protocol-Version line per protocol it speaks.
         headers[name] = f"{headers[name]}, {v.strip()}" if name in headers else v.strip()
+        header_values.setdefault(name, []).append(v.strip())
     body = b""
     if "content-length" in headers:
         n = int(headers["content-length"])
@@ -331,6 +336,7 @@ def _read_request(reader: io.BufferedReader, peercert: dict[str, Any] | None) ->
         headers=headers,
         body=body,
         peercert=peercert,
+        header_values=header_values,
     )
 
 

@@ -124,6 +124,8 @@ def _status(args: argparse.Namespace) -> int:
     st = status(_settings(args), infra=args.infra, all_users=not args.mine)
     if args.output == "json":
         print(st.frame.to_json(orient="records", indent=2))
+        for warning in st.warnings:  # stdout stays a JSON list; the warning still shows
+            print(f"warning: {warning}", file=sys.stderr)
     else:
         print(st)
     return 0

@@ -250,15 +250,16 @@ def test_cache_reuse_until_expiry(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_expiry_then_refresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plug = FakePlugin(tmp_path, "aws", monkeypatch)
-    plug.behave(expires_in=5)  # inside the refresh skew: stale at once
+    plug.behave(expires_in=2)  # shorter than the skew: reused ~1 s, never re-run per request
     prov = CredentialProvider(resolved(tmp_path, eks_user()))
-    assert prov.get().token == "tok-1"
+    first = prov.get()
+    assert first.token == "tok-1"
+    assert all(prov.get() is first for _ in range(20)) and plug.runs == 1
+    time.sleep(1.2)
+    plug.behave(expires_in=3600)
+    assert prov.get().token == "tok-2"
     assert prov.get().token == "tok-2"
     assert plug.runs == 2
-    plug.behave(expires_in=3600)
-    assert prov.get().token == "tok-3"
-    assert prov.get().token == "tok-3"
-    assert plug.runs == 3
 
 
 def test_invalidate_after_401_then_refresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -324,7 +325,8 @@ def test_timeout_kills_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         prov.get()
     assert time.monotonic() - t0 < 5
     msg = assert_one_line_no_secret(info.value)
-    assert "'ctx'" in msg and "'aws'" in msg and "1 s" in msg and "SkyMagics.exec_timeout" in msg
+    assert "'ctx'" in msg and "the exec plugin `aws` did not answer within 1 s" in msg
+    assert "SkyMagics.exec_timeout" in msg
     assert info.value.plugin == "aws" and info.value.context == "ctx"
 
 
@@ -396,8 +398,14 @@ def test_bad_plugin_output(case: str, tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(ExecPluginError) as info:
         prov.get()
     msg = assert_one_line_no_secret(info.value, "tok-LEAKED", "MIIBexec")
-    assert fragment in msg and "'ctx'" in msg and "'aws'" in msg
-    # Never anonymous, and a failure is not cached: the next get() tries again.
+    assert fragment in msg and "'ctx'" in msg and "`aws`" in msg
+    # Never anonymous; the failure answers for a few seconds without running the plugin...
+    with pytest.raises(ExecPluginError) as again:
+        prov.get()
+    assert str(again.value) == msg and plug.runs == 1
+    # ...and then the plugin is tried again.
+    monkeypatch.setattr(auth, "FAILURE_TTL_SECONDS", 0.0)
+    clear_credential_cache()
     with pytest.raises(ExecPluginError):
         prov.get()
     assert plug.runs == 2
@@ -474,6 +482,9 @@ def test_unsupported_api_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_exec_client_cert_pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from skymagic.sim.certs import FleetCA
+
+    cert_pem, key_pem = FleetCA.create().issue_client_cert("alice")
     plug = FakePlugin(tmp_path, "aws", monkeypatch)
     exp = "2999-01-02T03:04:05.123456789Z"  # Go writes nanoseconds
     plug.behave(
@@ -482,20 +493,20 @@ def test_exec_client_cert_pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
                 "apiVersion": V1B1,
                 "kind": "ExecCredential",
                 "status": {
-                    "clientCertificateData": CERT_PEM,
-                    "clientKeyData": KEY_PEM,
+                    "clientCertificateData": cert_pem.decode(),
+                    "clientKeyData": key_pem.decode(),
                     "expirationTimestamp": exp,
                 },
             }
         )
     )
     cred = CredentialProvider(resolved(tmp_path, eks_user())).get()
-    assert cred.client_cert_pem == CERT_PEM.encode() and cred.client_key_pem == KEY_PEM.encode()
+    assert cred.client_cert_pem == cert_pem and cred.client_key_pem == key_pem
     assert cred.token is None and cred.headers() == {}
     assert cred.expires_at == pytest.approx(
         datetime(2999, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc).timestamp()
     )
-    assert "MIIBexec" not in repr(cred) + str(cred)
+    assert key_pem.decode().splitlines()[1] not in repr(cred) + str(cred)
 
 
 @pytest.mark.parametrize(
@@ -554,12 +565,18 @@ def test_token_file_reread_and_missing(tmp_path: Path, monkeypatch: pytest.Monke
     tok.write_text("tok-B")
     assert prov.get().token == "tok-A"  # re-read at most once a minute
     monkeypatch.setattr(auth, "TOKEN_FILE_TTL_SECONDS", 0.0)
-    assert prov.get().token == "tok-B"
+    b = prov.get()
+    assert b.token == "tok-B"
     tok.unlink()
+    assert prov.get() is b  # the last token read stays in use (client-go's caching source)
+    prov.invalidate(b)  # a 401 for it: then the static token is the fallback
+    assert prov.get().token == "ignored"
+    (tmp_path / "x").mkdir()
+    only_file = CredentialProvider(resolved(tmp_path / "x", {"tokenFile": "token"}))
     with pytest.raises(AuthError) as info:
-        prov.get()
+        only_file.get()
     msg = assert_one_line_no_secret(info.value)
-    assert str(tok) in msg and msg.startswith("context 'ctx': tokenFile ")
+    assert str(tmp_path / "x" / "token") in msg and msg.startswith("context 'ctx': tokenFile ")
 
 
 def test_client_cert_files(tmp_path: Path) -> None:

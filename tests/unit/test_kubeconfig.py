@@ -16,6 +16,7 @@ from skymagic.core import kubeconfig as kcmod
 from skymagic.core.flatten import flatten_for_contexts
 from skymagic.core.kubeconfig import (
     Kubeconfig,
+    UserInfo,
     kubeconfig_paths,
     load_kubeconfig,
 )
@@ -397,16 +398,31 @@ def _not_mapping(tmp_path: Path) -> None:
 
 @row("list-shape")
 def _list_shape(tmp_path: Path) -> None:
-    cases = [
-        ({"clusters": {"a": 1}}, "clusters"),
-        ({"contexts": ["oops"]}, "contexts[0]"),
-        ({"users": [{"name": "ok", "user": {}}, {"user": {}}]}, "users[1].name"),
-        ({"contexts": [{"name": 7, "context": {}}]}, "contexts[0].name"),
-    ]
-    for i, (doc, fld) in enumerate(cases):
+    for i, (doc, fld) in enumerate([({"clusters": {"a": 1}}, "clusters"), ({"users": 3}, "users")]):
         p = write(tmp_path / f"f{i}", doc)
         err = expect_error(lambda p=p: load_kubeconfig([p]), KubeconfigError, p, fld)
         assert isinstance(err, KubeconfigError) and err.field == fld and err.path == p
+
+
+@row("nameless-entry")
+def _nameless_entry(tmp_path: Path) -> None:
+    doc = kc_doc()
+    doc["contexts"] += [
+        "oops",
+        {"name": "", "context": {"cluster": "cl", "user": "u"}},
+        {"name": 7, "context": {}},
+        {"context": {"cluster": "cl"}},
+    ]
+    doc["users"].append({"user": {"token": "t"}})
+    kc = load_one(tmp_path, doc)
+    assert list(kc.contexts) == ["c"] and kc.resolve("c").auth_kind == "token"
+    assert len(kc.warnings) == 5
+    assert all(str(tmp_path / "config") in w and "skipped" in w for w in kc.warnings)
+    # In file order: clusters, users, then contexts.
+    assert "users[1] has an empty name" in kc.warnings[0]
+    assert "contexts[1] is a string" in kc.warnings[1]
+    assert "contexts[2] has an empty name" in kc.warnings[2]
+    assert "contexts[3] has name 7" in kc.warnings[3]
 
 
 @row("duplicate-name")
@@ -415,6 +431,17 @@ def _duplicate(tmp_path: Path) -> None:
     doc["contexts"].append({"name": "c", "context": {"cluster": "cl"}})
     p = write(tmp_path / "dup", doc)
     expect_error(lambda: load_kubeconfig([p]), KubeconfigError, p, "'c'", "twice")
+
+
+@row("duplicate-extension")
+def _duplicate_extension(tmp_path: Path) -> None:
+    ext = [{"name": "x", "extension": {"a": 1}}, {"name": "x", "extension": {"a": 2}}]
+    top = kc_doc()
+    top["extensions"] = ext
+    in_cluster = kc_doc(cluster={"server": "https://k", "extensions": ext})
+    for i, doc in enumerate([top, in_cluster]):
+        p = write(tmp_path / f"f{i}", doc)
+        expect_error(lambda p=p: load_kubeconfig([p]), KubeconfigError, p, "'x'", "twice")
 
 
 @row("context-missing")
@@ -454,9 +481,18 @@ def _server_no_scheme(tmp_path: Path) -> None:
         tmp_path / "a",
         kc_doc(cluster={"server": "10.0.0.1:6443", "certificate-authority-data": b64(CA_PEM)}),
     )
-    assert kc.resolve("c").cluster.server == "https://10.0.0.1:6443"
+    rc = kc.resolve("c")
+    assert rc.cluster.server == "http://10.0.0.1:6443"  # kubectl: CA or not, plain http
+    assert rc.auth_kind == "none" and rc.configured_auth_kind == "token"
     kc = load_one(tmp_path / "b", kc_doc(cluster={"server": "localhost:8001"}))
     assert kc.resolve("c").cluster.server == "http://localhost:8001"
+
+
+@row("plain-http")
+def _plain_http(tmp_path: Path) -> None:
+    kc = load_one(tmp_path, kc_doc(cluster={"server": "http://k:8080"}))
+    rc = kc.resolve("c")
+    assert not rc.secure and rc.auth_kind == "none" and rc.configured_auth_kind == "token"
 
 
 @row("server-bad-scheme")
@@ -504,20 +540,24 @@ def _ca_file_missing(tmp_path: Path) -> None:
     expect_error(kc.clusters["cl"].ca_pem, KubeconfigError, missing)
 
 
-@row("ca-data-wins")
-def _ca_data_wins(tmp_path: Path) -> None:
-    (tmp_path / "ca.crt").write_bytes(b"from file")
-    kc = load_one(
-        tmp_path,
-        kc_doc(
-            cluster={
-                "server": "https://k",
-                "certificate-authority": "ca.crt",
-                "certificate-authority-data": b64(CA_PEM),
-            }
-        ),
-    )
-    assert kc.resolve("c").cluster.ca_pem() == CA_PEM
+@row("ca-file-and-data")
+def _ca_file_and_data(tmp_path: Path) -> None:
+    (tmp_path / "ca.crt").write_bytes(CA_PEM)
+    cluster = {
+        "server": "https://k",
+        "certificate-authority": "ca.crt",
+        "certificate-authority-data": b64(CA_PEM),
+    }
+    kc = load_one(tmp_path, kc_doc(cluster=cluster))
+    err = expect_error(lambda: kc.resolve("c"), KubeconfigError, "'c'", "'cl'", "both")
+    assert isinstance(err, KubeconfigError) and err.field == "certificate-authority"
+
+
+@row("proxy-url-invalid")
+def _proxy_url_invalid(tmp_path: Path) -> None:
+    kc = load_one(tmp_path, kc_doc(cluster={"server": "https://k", "proxy-url": "proxy:3128"}))
+    err = expect_error(lambda: kc.resolve("c"), KubeconfigError, "'c'", "proxy:3128")
+    assert isinstance(err, KubeconfigError) and err.field == "proxy-url"
 
 
 @row("user-not-specified")
@@ -547,11 +587,49 @@ def _cert_without_key(tmp_path: Path) -> None:
     assert rc.auth_kind == "client-cert" and rc.user.client_key_data == KEY_PEM
 
 
+@row("cert-file-and-data")
+def _cert_file_and_data(tmp_path: Path) -> None:
+    user = {
+        "client-certificate": "u.crt",
+        "client-certificate-data": b64(CERT_PEM),
+        "client-key-data": b64(KEY_PEM),
+    }
+    kc = load_one(tmp_path, kc_doc(user=user))
+    err = expect_error(lambda: kc.resolve("c"), KubeconfigError, "'c'", "'u'", "both")
+    assert isinstance(err, KubeconfigError) and err.field == "client-certificate"
+
+
 @row("token-and-token-file")
 def _token_and_file(tmp_path: Path) -> None:
     kc = load_one(tmp_path, kc_doc(user={"token": SECRET_TOKEN, "tokenFile": "tok"}))
     rc = kc.resolve("c")
     assert rc.auth_kind == "token-file" and rc.user.token_file == str(tmp_path / "tok")
+    assert rc.user.token == SECRET_TOKEN  # kept: auth.py falls back to it
+
+
+@row("impersonate")
+def _impersonate(tmp_path: Path) -> None:
+    user = {
+        "token": SECRET_TOKEN,
+        "as": "alice",
+        "as-uid": "u-1",
+        "as-groups": ["g1", "g2"],
+        "as-user-extra": {"scopes": ["a", "b"]},
+    }
+    u = load_one(tmp_path, kc_doc(user=user)).resolve("c").user
+    assert (u.impersonate, u.impersonate_uid, u.impersonate_groups) == (
+        "alice",
+        "u-1",
+        ("g1", "g2"),
+    )
+    assert u.impersonate_extra == (("scopes", ("a", "b")),)
+
+
+@row("impersonate-no-user")
+def _impersonate_no_user(tmp_path: Path) -> None:
+    kc = load_one(tmp_path, kc_doc(user={"token": SECRET_TOKEN, "as-groups": ["g"]}))
+    err = expect_error(lambda: kc.resolve("c"), KubeconfigError, "'c'", "as-groups", "`as`")
+    assert isinstance(err, KubeconfigError) and err.field == "as-groups"
 
 
 @row("token-and-basic")
@@ -618,6 +696,15 @@ def _exec_with_static(tmp_path: Path) -> None:
     assert kc.resolve("c").auth_kind == "token"
 
 
+@row("exec-install-hint")
+def _exec_install_hint(tmp_path: Path) -> None:
+    hint = "run \x1b[1mgcloud\x1b[0m components install\nthen retry"
+    user = {"exec": {"apiVersion": EXEC_V1B1, "command": "p", "installHint": hint}}
+    ex = load_one(tmp_path, kc_doc(user=user)).resolve("c").user.exec
+    assert ex is not None
+    assert ex.install_hint == "run U+001B[1mgcloudU+001B[0m components install\nthen retry"
+
+
 @row("auth-provider")
 def _auth_provider(tmp_path: Path) -> None:
     kc = load_one(tmp_path, kc_doc(user={"auth-provider": {"name": "gcp", "config": {}}}))
@@ -634,7 +721,7 @@ def _namespace_default(tmp_path: Path) -> None:
 
 def _table_ids() -> list[str]:
     doc = kcmod.__doc__ or ""
-    table = doc.split("what happens", 1)[1]
+    table = doc.split("what happens", 1)[1].split("deliberately differs", 1)[0]
     return re.findall(r"^([a-z][a-z0-9-]+)\s{2,}", table, re.M)
 
 
@@ -728,3 +815,34 @@ def test_flatten_relative_exec_command_made_absolute(tmp_path: Path) -> None:
     stanza = flat["users"][0]["user"]["exec"]
     assert stanza["command"] == str(tmp_path / "bin" / "p")
     assert stanza["provideClusterInfo"] is True
+
+
+def test_flatten_keeps_impersonation_and_token_fallback(tmp_path: Path) -> None:
+    """A pod's kubeconfig must act as the same (reduced) identity as the notebook's: `as*`
+    survive flattening; a token next to an unreadable tokenFile is what gets inlined."""
+    user = {
+        "token": SECRET_TOKEN,
+        "tokenFile": "missing-token-file",
+        "as": "alice",
+        "as-uid": "u-1",
+        "as-groups": ["g1", "g2"],
+        "as-user-extra": {"scopes": ["a", "b"]},
+    }
+    kc = load_one(tmp_path, kc_doc(user=user))
+    flat_user = flatten_for_contexts(kc, ["c"])["users"][0]["user"]
+    assert flat_user == {
+        "token": SECRET_TOKEN,
+        "as": "alice",
+        "as-uid": "u-1",
+        "as-groups": ["g1", "g2"],
+        "as-user-extra": {"scopes": ["a", "b"]},
+    }
+    again = load_kubeconfig([write(tmp_path / "pod" / "config", flatten_for_contexts(kc, ["c"]))])
+    assert again.resolve("c").user == UserInfo(
+        name="u",
+        token=SECRET_TOKEN,
+        impersonate="alice",
+        impersonate_uid="u-1",
+        impersonate_groups=("g1", "g2"),
+        impersonate_extra=(("scopes", ("a", "b")),),
+    )
