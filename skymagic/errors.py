@@ -201,7 +201,9 @@ class RequestTimeoutError(TransportError):
 
 
 class LaunchError(SkymagicError):
-    """A launch could not be planned, placed or run."""
+    """A launch could not be planned, placed or run (`interrupted`: by Ctrl-C)."""
+
+    interrupted: bool = False
 
 
 class ProvisionFailedError(LaunchError):

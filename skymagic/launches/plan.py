@@ -45,6 +45,7 @@ class Candidate:
     resource: str | None  # the GPU resource to request (nvidia.com/gpu, google.com/tpu, ...)
     nodes: list[str]  # nodes that fit now (best first)
     free: int
+    task: Task | None = None  # the task as launched for this candidate (its Choice applied)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class PlanRow:
     free: int | None
     reason: str = ""
     chosen: bool = False
+    task: Task | None = None  # the candidate this row weighs (None: the plan's task)
 
 
 @dataclass
@@ -78,11 +80,30 @@ class Plan:
         frame: pd.DataFrame = pd.DataFrame(self._table(), columns=PLAN_COLUMNS)
         return frame
 
-    def _table(self) -> list[list[Any]]:
+    @property
+    def chosen_task(self) -> Task | None:
+        """The task as the CHOSEN row would launch it (its candidate applied)."""
+        return (self.candidates[0].task or self.task) if self.candidates else None
+
+    def title(self) -> str:
         t = self.task
-        gpus = f"{t.gpu}:{t.gpu_count}" if t.gpu_count else "-"
+        text = "Considered resources (1 node"
+        if len(t.all_choices()) > 1:
+            rule = (
+                "ordered: each candidate in your order across the contexts before the next"
+                if t.order == "ordered"
+                else "any_of: the first candidate that fits, context by context"
+            )
+            text += f"; {len(t.all_choices())} candidates, {rule}"
+        return text + "):"
+
+    def _table(self) -> list[list[Any]]:
         out = []
         for r in self.rows:
+            t = r.task or self.task
+            gpus = f"{t.gpu}:{t.gpu_count}" if t.gpu_count else "-"
+            if t.use_spot:
+                gpus += " (spot)"
             out.append(
                 [
                     f"Kubernetes ({r.context})",
@@ -101,11 +122,12 @@ class Plan:
     def __str__(self) -> str:
         rows = [PLAN_COLUMNS, *self._table()]
         widths = [max(len(str(row[i])) for row in rows) for i in range(len(PLAN_COLUMNS))]
-        lines = ["Considered resources (1 node):"]
+        lines = [self.title()]
         for row in rows:
             lines.append(
                 "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
             )
+        lines.extend(f"Note: {n}" for n in self.task.notes)
         lines.extend(f"Warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
@@ -122,9 +144,13 @@ class Plan:
         warn = "".join(
             f'<div style="color:#9a6700">Warning: {html.escape(w)}</div>' for w in self.warnings
         )
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.task.notes)
         return (
-            "<div><b>Considered resources (1 node):</b><table>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{warn}</div>"
+            f"<div><b>{html.escape(self.title())}</b><table>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            + (f"<ul>{notes}</ul>" if notes else "")
+            + warn
+            + "</div>"
         )
 
 
@@ -167,24 +193,39 @@ def make_plan(
         nodes_by_ctx.setdefault(str(rec["context"]), []).append(rec)
     rows: list[PlanRow] = []
     candidates: list[Candidate] = []
-    for ctx in contexts:
+    choices = task.all_choices()
+    several = len(choices) > 1
+    if task.order == "ordered":
+        pairs = [(ch, ctx) for ch in choices for ctx in contexts]
+    else:
+        pairs = [(ch, ctx) for ctx in contexts for ch in choices]
+    for choice, ctx in pairs:
+        if choice.context and choice.context != ctx:
+            continue
+        t = task.with_choice(choice) if task.choices else task
         if ctx in excluded:
-            rows.append(PlanRow(ctx, False, None, f"excluded by policy: {excluded[ctx]}"))
+            rows.append(PlanRow(ctx, False, None, f"excluded by policy: {excluded[ctx]}", task=t))
             continue
         nodes = nodes_by_ctx.get(ctx, [])
         err = errors.get(ctx)
         if err is not None and not nodes:
-            rows.append(PlanRow(ctx, False, None, f"{err['kind']}: {err['message']}"))
+            rows.append(PlanRow(ctx, False, None, f"{err['kind']}: {err['message']}", task=t))
             continue
         free_unknown = err is not None and err.get("kind") == "forbidden"
-        row, cand = _fit(task, ctx, nodes, free_unknown)
+        row, cand = _fit(t, ctx, nodes, free_unknown)
+        row.task = t
+        if t.use_spot and row.fits:
+            row.reason = (row.reason + "; " if row.reason else "") + "spot nodes only"
         rows.append(row)
         if cand is not None:
+            cand.task = t
             candidates.append(cand)
     if candidates:
+        first = candidates[0]
         for r in rows:
-            if r.context == candidates[0].context:
+            if r.context == first.context and (not several or r.task is first.task):
                 r.chosen = True
+                break
     return Plan(task, rows, candidates, warnings=list(getattr(inventory, "warnings", [])))
 
 

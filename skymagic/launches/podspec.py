@@ -11,7 +11,9 @@ tolerate the GPU taints, so they stay off tainted GPU nodes (as the plan assumes
 
 from __future__ import annotations
 
+import copy
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -24,8 +26,11 @@ __all__ = [
     "LABEL_LAUNCH",
     "LABEL_MANAGED",
     "LABEL_USER",
+    "SPOT_LABELS",
     "kubeconfig_secret",
+    "merge_pod_config",
     "pod_manifest",
+    "secrets_manifest",
     "selector_for",
     "service_manifest",
 ]
@@ -37,6 +42,14 @@ LABEL_CLUSTER = "skymagic.dev/context"
 LABEL_ATTEMPT = "skymagic.dev/attempt"
 KUBE_DIR = "/root/.kube"
 GIB = 2**30
+# How providers label spot (preemptible) nodes: GKE (two generations), Karpenter, EKS managed
+# node groups. A spot task requires one of them; an on-demand one (use_spot: false) none.
+SPOT_LABELS: tuple[tuple[str, str], ...] = (
+    ("cloud.google.com/gke-spot", "true"),
+    ("cloud.google.com/gke-provisioning", "spot"),
+    ("karpenter.sh/capacity-type", "spot"),
+    ("eks.amazonaws.com/capacityType", "SPOT"),
+)
 
 
 def selector_for(name: str | None = None, user: str | None = None) -> str:
@@ -73,37 +86,74 @@ def _command(task: Task) -> list[str]:
     return ["/bin/sh", "-c", script]
 
 
-def _affinity(task: Task, nodes: list[str]) -> dict[str, Any] | None:
+def _gpu_terms(task: Task, nodes: list[str]) -> list[list[dict[str, Any]]]:
+    """Node selector terms (ORed; each a list of ANDed expressions) for the task's GPU."""
     if not task.gpu_count or not task.gpu:
-        return None
+        return []
     base, _mig, _shared = split_canonical(task.gpu)
     values = matching_label_values(task.gpu) or matching_label_values(base)
-    terms: list[dict[str, Any]]
-    if values:
-        terms = [
-            {"matchExpressions": [{"key": key, "operator": "In", "values": sorted(vals)}]}
-            for key, vals in sorted(values.items())
-            if vals
-        ]
-    else:
-        terms = []
+    terms = [
+        [{"key": key, "operator": "In", "values": sorted(vals)}]
+        for key, vals in sorted(values.items())
+        if vals
+    ]
     if not terms and nodes:
         # No label value names this GPU exactly (e.g. MIG-mixed nodes): pin to the nodes the
         # inventory saw with it.
-        terms = [
-            {
-                "matchExpressions": [
-                    {"key": "kubernetes.io/hostname", "operator": "In", "values": sorted(nodes)}
-                ]
-            }
-        ]
+        terms = [[{"key": "kubernetes.io/hostname", "operator": "In", "values": sorted(nodes)}]]
+    return terms
+
+
+def _affinity(task: Task, nodes: list[str]) -> dict[str, Any] | None:
+    terms = _gpu_terms(task, nodes)
+    if task.use_spot:
+        # Terms are ORed and expressions in a term ANDed: every GPU term times every spot label.
+        spot = [{"key": k, "operator": "In", "values": [v]} for k, v in SPOT_LABELS]
+        terms = [[*t, s] for t in terms or [[]] for s in spot]
+    elif task.use_spot is False:
+        never = [{"key": k, "operator": "NotIn", "values": [v]} for k, v in SPOT_LABELS]
+        terms = [[*t, *never] for t in terms or [[]]]
     if not terms:
         return None
     return {
         "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": t} for t in terms]
+            }
         }
     }
+
+
+def merge_pod_config(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge a task's config.kubernetes.pod_config into the pod, the way SkyPilot merges it.
+
+    Mappings merge key by key; `containers` merges into the first container; `volumes`,
+    `volumeMounts`, `env` and `imagePullSecrets` merge by `name` (an unnamed item is added);
+    other lists (tolerations, ...) are extended; anything else is replaced by the override.
+    """
+    for key, value in override.items():
+        have = base.get(key)
+        if isinstance(value, Mapping) and isinstance(have, dict):
+            merge_pod_config(have, value)
+        elif isinstance(value, list) and isinstance(have, list):
+            if key == "containers" and have and value and isinstance(value[0], Mapping):
+                merge_pod_config(have[0], value[0])
+            elif key in ("volumes", "volumeMounts", "env", "imagePullSecrets"):
+                for item in value:
+                    name = item.get("name") if isinstance(item, Mapping) else None
+                    same = next(
+                        (h for h in have if isinstance(h, dict) and name and h.get("name") == name),
+                        None,
+                    )
+                    if same is not None:
+                        merge_pod_config(same, item)
+                    else:
+                        have.append(copy.deepcopy(item))
+            else:
+                have.extend(copy.deepcopy(value))
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
 
 
 def pod_manifest(
@@ -126,7 +176,16 @@ def pod_manifest(
     if task.gpu_count and gpu_resource:
         requests[gpu_resource] = str(task.gpu_count)
         limits[gpu_resource] = str(task.gpu_count)
-    env = [{"name": k, "value": v} for k, v in sorted(task.envs.items())]
+    if task.disk_gb:
+        requests["ephemeral-storage"] = format_memory(task.disk_gb * GIB)
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(task.envs.items())]
+    env.extend(
+        {
+            "name": k,
+            "valueFrom": {"secretKeyRef": {"name": secrets_name(task), "key": k}},
+        }
+        for k in sorted(task.secrets)
+    )
     env.append({"name": "SKYMAGIC_LAUNCH", "value": task.name})
     env.append({"name": "SKYMAGIC_CONTEXT", "value": context})
     container: dict[str, Any] = {
@@ -152,6 +211,8 @@ def pod_manifest(
         spec["tolerations"] = [{"key": key, "operator": "Exists"} for key in GPU_TAINT_KEYS]
     if service_account:
         spec["serviceAccountName"] = service_account
+    if task.priority_class:
+        spec["priorityClassName"] = task.priority_class
     affinity = _affinity(task, nodes)
     if affinity:
         spec["affinity"] = affinity
@@ -166,16 +227,43 @@ def pod_manifest(
             {"name": "skymagic-kubeconfig", "mountPath": KUBE_DIR, "readOnly": True}
         ]
         env.append({"name": "KUBECONFIG", "value": f"{KUBE_DIR}/config"})
-    return {
+    pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": task.name,
             "namespace": namespace,
-            "labels": _labels(task, context, attempt),
+            "labels": {**task.labels, **_labels(task, context, attempt)},
             "annotations": {"skymagic.dev/command": shlex.join(_command(task))[:1000]},
         },
         "spec": spec,
+    }
+    if task.custom_metadata:
+        merge_pod_config(pod["metadata"], task.custom_metadata)
+    if task.pod_config:
+        merge_pod_config(pod, task.pod_config)
+    # skymagic's own labels and name win: status, logs and down find the pod by them.
+    pod["metadata"].update(name=task.name, namespace=namespace)
+    pod["metadata"].setdefault("labels", {}).update(_labels(task, context, attempt))
+    return pod
+
+
+def secrets_name(task: Task) -> str:
+    return f"{task.name}-secrets"
+
+
+def secrets_manifest(task: Task, *, context: str, namespace: str, attempt: str) -> dict[str, Any]:
+    """The Secret holding the task's `secrets:` values (the pod reads them by secretKeyRef)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": secrets_name(task),
+            "namespace": namespace,
+            "labels": _labels(task, context, attempt),
+        },
+        "type": "Opaque",
+        "stringData": dict(task.secrets),
     }
 
 

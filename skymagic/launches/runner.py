@@ -39,10 +39,12 @@ from skymagic.errors import (
     ProvisionFailedError,
     SkymagicError,
 )
+from skymagic.launches.follow import follow_pod, pod_exit
 from skymagic.launches.plan import Candidate, Plan, make_plan
 from skymagic.launches.podspec import (
     kubeconfig_secret,
     pod_manifest,
+    secrets_manifest,
     selector_for,
     service_manifest,
 )
@@ -53,6 +55,8 @@ __all__ = ["Attempt", "LaunchObserver", "LaunchResult", "launch_task"]
 SERVICE_ACCOUNT_NAME = "skymagic-service-account"
 _FAILED_SCHEDULING_GRACE_S = 1.5  # time for a cluster-autoscaler to answer a FailedScheduling
 _WATCH_SECONDS = 5
+FOLLOW_READ_TIMEOUT_S = 30.0  # longest silence on the log stream before the pod is re-read
+RECONNECT_FOR_S = 60.0  # how long a started pod's unreachable context is retried
 
 
 @dataclass
@@ -73,13 +77,14 @@ class LaunchResult:
     name: str
     context: str | None
     namespace: str | None
-    status: str  # Running | Succeeded | Failed | Detached | Reused
+    status: str  # Running | Succeeded | Failed | Detached | Reused | Unreachable | Deleted
     plan: Plan | None = None
     attempts: list[Attempt] = field(default_factory=list)
     node: str | None = None
     exit_code: int | None = None
     seconds: float = 0.0
     hints: list[str] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C while following (the CLI exits 130)
 
     def __str__(self) -> str:
         where = f"{self.context}/{self.namespace}" if self.context else "nowhere"
@@ -154,6 +159,14 @@ def _existing(targets: Targets, task: Task, settings: Settings) -> list[tuple[st
     return found
 
 
+def command(style: str, verb: str, name: str = "") -> str:
+    """A hint's command in the caller's syntax: magic (%sky_down X) or CLI (skymagic down X)."""
+    tail = f" {name}" if name else ""
+    if style == "cli":
+        return f"skymagic {verb}{tail}"
+    return f"%sky_{verb}{tail}"
+
+
 def launch_task(
     task: Task,
     settings: Settings | None = None,
@@ -163,8 +176,16 @@ def launch_task(
     observer: LaunchObserver | None = None,
     provision_timeout: float | None = None,
     inventory_fn: Callable[[Settings, str | None], Any] | None = None,
+    hint_style: str = "magic",
+    follow_timeout: float = FOLLOW_READ_TIMEOUT_S,
+    reconnect_for: float = RECONNECT_FOR_S,
 ) -> LaunchResult | Plan:
-    """Plan and run `task`; returns the Plan for `dry_run`, else a LaunchResult."""
+    """Plan and run `task`; returns the Plan for `dry_run`, else a LaunchResult.
+
+    `hint_style` is "magic" or "cli": the syntax of the commands in hints. `follow_timeout`
+    bounds each read of the followed log (the pod's state is re-read on each timeout) and
+    `reconnect_for` is how long an unreachable context is retried once the pod has started.
+    """
     settings = settings or Settings()
     obs: LaunchObserver = observer or _Silent()
     started = time.monotonic()
@@ -181,34 +202,10 @@ def launch_task(
             return show_gpus(s, infra, targets=targets)
 
     if not dry_run:
-        existing = _existing(all_allowed, task, settings)
-        if existing:
-            ctx, pod = existing[0]
-            phase = pod.get("status", {}).get("phase", "Unknown")
-            ns = pod["metadata"]["namespace"]
-            if pod["metadata"].get("deletionTimestamp"):
-                raise ConfigError(
-                    f"a launch named '{task.name}' is still being deleted; "
-                    "launch again in a few seconds, or pick another name",
-                    context=ctx,
-                )
-            if phase in ("Running", "Pending"):
-                result = LaunchResult(
-                    task.name, ctx, ns, "Reused", node=pod["spec"].get("nodeName")
-                )
-                result.hints.append(
-                    f"A launch named '{task.name}' is already {phase.lower()} in {ctx}; "
-                    "reusing it. "
-                    f"Follow it with %sky_logs {task.name}, stop it with %sky_down {task.name}."
-                )
-                result.seconds = time.monotonic() - started
-                return result
-            raise ConfigError(
-                f"a finished launch named '{task.name}' ({phase}) still exists; "
-                f"remove it with %sky_down {task.name} (or `skymagic down {task.name}`) or pick "
-                "another name",
-                context=ctx,
-            )
+        reused = _settle_existing(all_allowed, task, settings, obs, hint_style)
+        if reused is not None:
+            reused.seconds = time.monotonic() - started
+            return reused
     inventory = inventory_fn(settings, task.infra)
     # Contexts an admin policy removed still get a plan row, so the user sees why they are
     # not tried (a pinned launch shows only its one context).
@@ -220,26 +217,91 @@ def launch_task(
     attempts = [Attempt(r.context, "skipped", r.reason) for r in plan.rows if not r.fits]
     for a in attempts:
         obs.on_attempt(a)
-    timeout = (
-        provision_timeout if provision_timeout is not None else targets.config.provision_timeout
-    )
+    if provision_timeout is not None:
+        timeout = provision_timeout
+    elif task.provision_timeout is not None:
+        timeout = task.provision_timeout
+    else:
+        timeout = targets.config.provision_timeout
     for cand in plan.candidates:
-        attempt, outcome = _try_context(
-            task, cand, targets, settings, timeout, detach, obs, started
+        attempt, start = _try_context(
+            cand.task or task, cand, targets, settings, timeout, obs, hint_style
         )
         attempts.append(attempt)
+        if start is None:
+            obs.on_attempt(attempt)
+            continue
+        # The pod started: failover is over, whatever happens to the log stream from here.
+        result = start.result
+        result.plan = plan
+        result.attempts = attempts
+        phase = start.pod.get("status", {}).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            # Finished before the follow began (a very short task): show its whole log.
+            _finish_follow(start, obs, started, result, hint_style, 0.0, follow_timeout)
+        elif not (detach or (cand.task or task).is_dev_pod or phase != "Running"):
+            _finish_follow(start, obs, started, result, hint_style, reconnect_for, follow_timeout)
+        else:
+            result.status = "Running" if phase == "Running" else str(phase)
+        if result.status in ("Succeeded", "Failed"):
+            attempt.outcome = "finished"
+            attempt.reason = f"exit code {result.exit_code}" if result.exit_code else ""
+        attempt.seconds = time.monotonic() - started - sum(a.seconds for a in attempts[:-1])
         obs.on_attempt(attempt)
-        if outcome is not None:
-            outcome.plan = plan
-            outcome.attempts = attempts
-            outcome.seconds = time.monotonic() - started
-            return outcome
+        result.seconds = time.monotonic() - started
+        return result
     tried = list(attempts)
     lines = "\n".join(f"  {a.context}: {a.reason or a.outcome}" for a in tried)
     raise ProvisionFailedError(
         f"Provision failures (tried {len(tried)} infra) for '{task.name}':\n{lines}",
         failures=[(a.context, a.reason or a.outcome) for a in tried],
     )
+
+
+def _settle_existing(
+    targets: Targets, task: Task, settings: Settings, obs: LaunchObserver, style: str
+) -> LaunchResult | None:
+    """A launch already named `task.name`: reuse it while it runs, replace it once finished.
+
+    Re-running a notebook cell must just work: a FINISHED launch (its logs readable until
+    now) is deleted with its Service and Secrets and the new one takes its place. One being
+    deleted is waited for. A running one is reused (its pod is not touched).
+    """
+    deadline = time.monotonic() + 30.0
+    while True:
+        existing = _existing(targets, task, settings)
+        if not existing:
+            return None
+        ctx, pod = existing[0]
+        ns = pod["metadata"]["namespace"]
+        phase = pod.get("status", {}).get("phase", "Unknown")
+        if pod["metadata"].get("deletionTimestamp"):
+            if time.monotonic() > deadline:
+                raise ConfigError(
+                    f"a launch named '{task.name}' is still being deleted after 30 s; "
+                    "launch again later, or pick another name",
+                    context=ctx,
+                )
+            time.sleep(0.2)
+            continue
+        if phase in ("Running", "Pending"):
+            result = LaunchResult(task.name, ctx, ns, "Reused", node=pod["spec"].get("nodeName"))
+            result.hints.append(
+                f"A launch named '{task.name}' is already {phase.lower()} in {ctx}; reusing it. "
+                f"Follow it with {command(style, 'logs', task.name)}, stop it with "
+                f"{command(style, 'down', task.name)}."
+            )
+            return result
+        obs.on_message(
+            f"Replacing the finished launch '{task.name}' ({phase}) in {ctx}: deleting it."
+        )
+        client = client_for(targets.kubeconfig.resolve(ctx), settings.client)
+        made = {"pod": task.name, "service": task.name, "secret": f"{task.name}-kubeconfig"}
+        note = _cleanup(client, ns, made, extra_secrets=(f"{task.name}-secrets",))
+        if note:
+            raise ConfigError(
+                f"could not replace the finished launch '{task.name}'{note}", context=ctx
+            )
 
 
 def _service_account(
@@ -275,16 +337,31 @@ def _service_account(
     return name
 
 
+@dataclass
+class _Started:
+    """A pod that reached Running (or ended) in one context: failover is over."""
+
+    client: ContextClient
+    ns: str
+    task: Task
+    pod: dict[str, Any]
+    result: LaunchResult
+
+
 def _try_context(
     task: Task,
     cand: Candidate,
     targets: Targets,
     settings: Settings,
     provision_timeout: float,
-    detach: bool,
     obs: LaunchObserver,
-    launch_started: float,
-) -> tuple[Attempt, LaunchResult | None]:
+    style: str,
+) -> tuple[Attempt, _Started | None]:
+    """Create the objects in one context and wait for the pod to start.
+
+    Everything made here is deleted again if the pod does not start (the next context is
+    tried); once it started, nothing is deleted and the caller follows it.
+    """
     ctx = cand.context
     t0 = time.monotonic()
     created: dict[str, str] = {}
@@ -306,6 +383,16 @@ def _try_context(
             secret_name = str(secret["metadata"]["name"])
             _create(
                 client, f"/api/v1/namespaces/{ns}/secrets", secret, created, "secret", secret_name
+            )
+        if task.secrets:
+            values = secrets_manifest(task, context=ctx, namespace=ns, attempt=attempt_id)
+            _create(
+                client,
+                f"/api/v1/namespaces/{ns}/secrets",
+                values,
+                created,
+                "task_secret",
+                str(values["metadata"]["name"]),
             )
         pod = pod_manifest(
             task,
@@ -343,31 +430,9 @@ def _try_context(
         result = LaunchResult(
             task.name, ctx, ns, "Running", node=final.get("spec", {}).get("nodeName")
         )
-        _add_hints(result, task, ctx, ns)
-        phase = final.get("status", {}).get("phase")
-        if detach or phase not in ("Running", "Succeeded", "Failed"):
-            result.status = "Running" if phase == "Running" else str(phase)
-            return Attempt(ctx, "running", "", time.monotonic() - t0, pod_created=True), result
-        if task.is_dev_pod:
-            return Attempt(ctx, "running", "", time.monotonic() - t0, pod_created=True), result
-        _follow(client, ns, task.name, obs, result, launch_started)
-        if result.status in ("Succeeded", "Failed"):
-            # The finished pod is kept (status, logs) until removed; "stop" would mislead.
-            result.hints = [
-                f"The finished pod is kept for %sky_logs {task.name}; "
-                f"remove it with %sky_down {task.name}."
-                if h.startswith("Stop it with")
-                else h
-                for h in result.hints
-            ]
-        finished = result.status in ("Succeeded", "Failed")
-        return Attempt(
-            ctx,
-            "finished" if finished else "running",
-            f"exit code {result.exit_code}" if finished and result.exit_code else "",
-            time.monotonic() - t0,
-            pod_created=True,
-        ), result
+        _add_hints(result, task, ctx, ns, style)
+        attempt = Attempt(ctx, "running", "", time.monotonic() - t0, pod_created=True)
+        return attempt, _Started(client, ns, task, final, result)
     except KeyboardInterrupt:
         what = ", ".join(created) or "nothing"
         note = _cleanup(client, ns, created) if client is not None and created else ""
@@ -379,9 +444,11 @@ def _try_context(
             "pod" in created,
         )
         obs.on_attempt(attempt)
-        raise LaunchError(
+        error = LaunchError(
             f"launch '{task.name}' interrupted while starting in {ctx}; deleted {what} there" + note
-        ) from None
+        )
+        error.interrupted = True  # the CLI exits 130, as after any Ctrl-C
+        raise error from None
     except SkymagicError as exc:
         note = _cleanup(client, ns, created) if client is not None and created else ""
         return Attempt(
@@ -389,7 +456,84 @@ def _try_context(
         ), None
 
 
-def _add_hints(result: LaunchResult, task: Task, ctx: str, ns: str) -> None:
+def _finish_follow(
+    start: _Started,
+    obs: LaunchObserver,
+    started: float,
+    result: LaunchResult,
+    style: str,
+    reconnect_for: float,
+    follow_timeout: float,
+) -> None:
+    """Follow the started pod to its end and set the result (never fails over)."""
+    name, ctx = start.task.name, start.client.name
+    try:
+        out = follow_pod(
+            start.client,
+            start.ns,
+            name,
+            obs,
+            started,
+            read_timeout=follow_timeout,
+            reconnect_for=reconnect_for,
+        )
+    except KeyboardInterrupt:
+        result.interrupted = True
+        result.status = "Detached"
+        phase, code = _quick_phase(start)
+        if phase in ("Succeeded", "Failed"):
+            result.status, result.exit_code = phase, code
+            result.hints = [
+                f"Stopped following; the pod had already finished ({phase}, exit code {code}). "
+                f"Remove it with {command(style, 'down', name)}."
+            ]
+        elif phase is None:
+            result.hints = [
+                f"Stopped following; could not reach {ctx} to check the pod, which may still "
+                f"be running. Follow it with {command(style, 'logs', name)} --follow, stop it "
+                f"with {command(style, 'down', name)}.",
+                *result.hints[:-1],
+            ]
+        else:
+            result.hints = [
+                f"Detached; the pod keeps running in {ctx}. Follow it with "
+                f"{command(style, 'logs', name)} --follow, stop it with "
+                f"{command(style, 'down', name)}.",
+                *result.hints[:-1],
+            ]
+        return
+    if out.phase in ("Succeeded", "Failed"):
+        result.status, result.exit_code = out.phase, out.exit_code
+        # The finished pod is kept (status, logs) until removed or replaced; "stop" would
+        # mislead.
+        result.hints = [
+            *result.hints[:-1],
+            f"The finished pod is kept for {command(style, 'logs', name)}; remove it with "
+            f"{command(style, 'down', name)} (launching '{name}' again replaces it).",
+        ]
+    elif out.phase == "Deleted":
+        result.status = "Deleted"
+        result.hints = [f"The pod '{name}' was deleted in {ctx} while it ran."]
+    else:
+        result.status = "Unreachable"
+        result.hints = [
+            f"Lost contact with {ctx} after the pod started ({out.lost}); the pod keeps "
+            f"running there. Follow it with {command(style, 'logs', name)} --follow, stop it "
+            f"with {command(style, 'down', name)}.",
+            *result.hints[:-1],
+        ]
+
+
+def _quick_phase(start: _Started) -> tuple[str | None, int | None]:
+    """The pod's phase now, with one request (after Ctrl-C: answer fast or say unknown)."""
+    try:
+        pod = start.client.get_json(f"/api/v1/namespaces/{start.ns}/pods/{start.task.name}")
+    except (SkymagicError, KeyboardInterrupt):
+        return None, None
+    return str(pod.get("status", {}).get("phase", "Unknown")), pod_exit(pod)
+
+
+def _add_hints(result: LaunchResult, task: Task, ctx: str, ns: str, style: str) -> None:
     kubectl = f"kubectl --context '{ctx}' -n {ns}"
     if task.is_dev_pod:
         result.hints.append(
@@ -397,7 +541,8 @@ def _add_hints(result: LaunchResult, task: Task, ctx: str, ns: str) -> None:
         )
     for port in task.ports:
         result.hints.append(f"Port {port}: {kubectl} port-forward svc/{task.name} {port}:{port}")
-    result.hints.append(f"Stop it with %sky_down {task.name}")
+    # Always last: a finished or detached launch replaces this line.
+    result.hints.append(f"Stop it with {command(style, 'down', task.name)}")
 
 
 def _watch_into(
@@ -550,22 +695,31 @@ def _create(
         raise
 
 
-def _cleanup(client: ContextClient, ns: str, created: dict[str, str], wait_s: float = 30.0) -> str:
+def _cleanup(
+    client: ContextClient,
+    ns: str,
+    created: dict[str, str],
+    wait_s: float = 30.0,
+    extra_secrets: tuple[str, ...] = (),
+) -> str:
     """Delete what an attempt made and wait until its pod is really gone.
 
     Returns "" when everything is gone, else a note naming what may be left behind (the
     context stopped answering mid-cleanup), so the attempt's reason says so instead of the
     launch dying with a raw transport error.
     """
+    secret_names = [created[k] for k in ("secret", "task_secret") if k in created]
+    secret_names += list(extra_secrets)
     try:
-        for kind, path in (
-            ("service", f"/api/v1/namespaces/{ns}/services/{created.get('service')}"),
-            ("pod", f"/api/v1/namespaces/{ns}/pods/{created.get('pod')}"),
-            ("secret", f"/api/v1/namespaces/{ns}/secrets/{created.get('secret')}"),
-        ):
-            if kind in created:
-                with contextlib.suppress(NotFoundError):
-                    client.request("DELETE", path, body={"gracePeriodSeconds": 0})
+        paths = []
+        if "service" in created:
+            paths.append(f"/api/v1/namespaces/{ns}/services/{created['service']}")
+        if "pod" in created:
+            paths.append(f"/api/v1/namespaces/{ns}/pods/{created['pod']}")
+        paths += [f"/api/v1/namespaces/{ns}/secrets/{n}" for n in secret_names]
+        for path in paths:
+            with contextlib.suppress(NotFoundError):
+                client.request("DELETE", path, body={"gracePeriodSeconds": 0})
         if "pod" not in created:
             return ""
         deadline = time.monotonic() + wait_s
@@ -581,36 +735,3 @@ def _cleanup(client: ContextClient, ns: str, created: dict[str, str], wait_s: fl
             f" (cleanup failed: {exc.message}; check with %sky_status and remove with "
             f"%sky_down {created.get('pod') or created.get('service') or ''})".replace(" )", ")")
         )
-
-
-def _follow(
-    client: ContextClient,
-    ns: str,
-    name: str,
-    obs: LaunchObserver,
-    result: LaunchResult,
-    started: float,
-) -> None:
-    """Stream the log until the container ends; set the final status and exit code."""
-    path = f"/api/v1/namespaces/{ns}/pods/{name}"
-    try:
-        for line in client.stream_lines(path + "/log", {"follow": "true"}):
-            obs.on_log(line.decode("utf-8", "replace"))
-    except KeyboardInterrupt:
-        result.status = "Detached"
-        result.hints.insert(0, f"Detached; the pod keeps running. Stop it with %sky_down {name}.")
-        return
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        pod = client.get_json(path)
-        phase = pod.get("status", {}).get("phase")
-        if phase in ("Succeeded", "Failed"):
-            result.status = str(phase)
-            for cs in pod.get("status", {}).get("containerStatuses") or []:
-                term = cs.get("state", {}).get("terminated")
-                if term:
-                    result.exit_code = int(term.get("exitCode", 0))
-            return
-        obs.on_progress(client.name, str(phase), time.monotonic() - started)
-        time.sleep(0.1)
-    result.status = "Running"

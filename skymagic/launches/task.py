@@ -1,27 +1,28 @@
 """What to run: a Task, from a `%%sky_launch` cell (shell script or SkyPilot task YAML) + flags.
 
-The YAML subset is SkyPilot's: name, resources {accelerators, cpus, memory, infra, image_id,
-ports}, envs, setup, run. Flags override the YAML. Sizes default as SkyPilot's do: 4 vCPU and
-16 GB per GPU, or 2 vCPU and 2 GB without GPUs. `N+` means "at least N" (the request is N).
+Which YAML keys are honoured, noted or refused is taskyaml.py's table; this module builds the
+Task from what it read, the flags win over the YAML. Sizes default as SkyPilot's do: 4 vCPU
+and 16 GB per GPU, or 2 vCPU and 2 GB without GPUs. `N+` means "at least N" (the request is N).
+Several accelerator candidates (a dict, a list, any_of, ordered) become `Task.choices`; the
+plan tries them by `Task.order` and launches `task.with_choice(choice)`.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-import yaml
-
 from skymagic.core.targets import current_user
 from skymagic.errors import ConfigError
-from skymagic.gpus.accelerators import normalize_gpu_name, parse_gpu_request
+from skymagic.launches import values
+from skymagic.launches.taskyaml import Choice, TaskSpec, inspect, recognise
 
 __all__ = [
     "DEFAULT_CPU_IMAGE",
     "DEFAULT_GPU_IMAGE",
+    "Choice",
     "Task",
     "TaskOptions",
     "parse_task",
@@ -29,9 +30,6 @@ __all__ = [
 
 DEFAULT_CPU_IMAGE = "python:3.11-slim"
 DEFAULT_GPU_IMAGE = "nvcr.io/nvidia/pytorch:24.05-py3"
-_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$")
-_YAML_KEYS = {"name", "resources", "envs", "setup", "run", "num_nodes", "workdir", "file_mounts"}
-_RESOURCE_KEYS = {"accelerators", "cpus", "memory", "infra", "image_id", "ports", "cloud"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +48,18 @@ class Task:
     envs: dict[str, str] = field(default_factory=dict)
     ports: tuple[int, ...] = ()
     user: str = field(default_factory=current_user)
+    disk_gb: float | None = None  # an ephemeral-storage request
+    use_spot: bool | None = None  # True: spot nodes only; False: never spot; None: any node
+    labels: dict[str, str] = field(default_factory=dict)
+    priority_class: str | None = None
+    # Values never printed: stored in a Kubernetes Secret, read through secretKeyRef.
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    pod_config: dict[str, Any] = field(default_factory=dict)  # config.kubernetes.pod_config
+    custom_metadata: dict[str, Any] = field(default_factory=dict)
+    provision_timeout: float | None = None
+    choices: tuple[Choice, ...] = ()  # resource candidates; () = the task's own resources
+    order: str = "any_of"  # any_of: first fit in failover order; ordered: user's order first
+    notes: tuple[str, ...] = ()  # accepted keys that mean nothing here, and name cleaning
 
     @property
     def cpu_request(self) -> float:
@@ -80,6 +90,24 @@ class Task:
             text += f"--{self.gpu_count}{self.gpu}"
         return text
 
+    def all_choices(self) -> tuple[Choice, ...]:
+        """The candidates to plan, at least one (the task's own resources)."""
+        return self.choices or (Choice(self.gpu, self.gpu_count, self.use_spot),)
+
+    def with_choice(self, choice: Choice) -> Task:
+        """This task as launched for one candidate (its set fields win)."""
+        return replace(
+            self,
+            gpu=choice.gpu,
+            gpu_count=choice.gpu_count,
+            use_spot=self.use_spot if choice.use_spot is None else choice.use_spot,
+            cpus=self.cpus if choice.cpus is None else choice.cpus,
+            memory_gb=self.memory_gb if choice.memory_gb is None else choice.memory_gb,
+            disk_gb=self.disk_gb if choice.disk_gb is None else choice.disk_gb,
+            image=self.image if choice.image is None else choice.image,
+            choices=(),
+        )
+
 
 @dataclass(frozen=True)
 class TaskOptions:
@@ -94,7 +122,8 @@ class TaskOptions:
         cpus / memory: vCPUs / GB, e.g. 4 or "4+" (at least 4; the request is 4).
         infra: "k8s" (failover over the allowed contexts) or "k8s/CONTEXT".
         image: container image.
-        env: "KEY=VALUE" items, added over the YAML's envs.
+        env: "KEY=VALUE" items, added over the YAML's envs; "KEY" takes the local value.
+        secret: like env, for secrets (stored in a Kubernetes Secret, never printed).
         ports: ports to expose through a Service.
     """
 
@@ -105,7 +134,8 @@ class TaskOptions:
     infra: str | None = None
     image: str | None = None
     env: Sequence[str] = ()
-    ports: Sequence[int] = ()
+    secret: Sequence[str] = ()
+    ports: Sequence[int | str] = ()
 
     @classmethod
     def build(cls, options: TaskOptions | None = None, **flags: Any) -> TaskOptions:
@@ -121,142 +151,109 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def _at_least(value: Any, what: str) -> float:
-    """'4', 4, '4+' -> 4.0 ('N+' means at least N; the request is N)."""
-    text = str(value).strip()
-    if text.endswith("+"):
-        text = text[:-1]
-    if text.lower().endswith("gb"):
-        text = text[:-2]
-    try:
-        number = float(text)
-    except ValueError:
-        raise ConfigError(f"{what} {value!r} is not a number; write e.g. 4 or 4+") from None
-    if number <= 0:
-        raise ConfigError(f"{what} must be positive, got {value!r}")
-    return number
-
-
-def _accelerators(value: Any) -> tuple[str, int]:
-    if isinstance(value, Mapping):
-        if len(value) != 1:
-            raise ConfigError(
-                "resources.accelerators lists several GPU types; skymagic launches one pod, "
-                "so name one (e.g. H100:8)"
-            )
-        ((name, count),) = value.items()
-        value = f"{name}:{count}"
-    if isinstance(value, (list, tuple)):
-        raise ConfigError("resources.accelerators as a list is not supported; name one GPU:N")
-    try:
-        name, count = parse_gpu_request(str(value))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    return normalize_gpu_name(name), count
-
-
-def _env_pairs(items: Sequence[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--env {item!r} must look like KEY=VALUE")
-        out[key] = value
-    return out
-
-
-def _looks_like_yaml_task(body: str) -> dict[str, Any] | None:
-    stripped = body.strip()
-    if not stripped:
-        return None
-    try:
-        doc = yaml.safe_load(stripped)
-    except yaml.YAMLError:
-        return None
-    if (
-        isinstance(doc, dict)
-        and doc
-        and set(doc) <= _YAML_KEYS
-        and ("run" in doc or "resources" in doc or "setup" in doc)
-    ):
-        return doc
-    return None
-
-
 def parse_task(body: str = "", options: TaskOptions | None = None, **flags: Any) -> Task:
     """Build a Task from a cell body (script or YAML) and options; options win over the YAML.
 
     `flags` are TaskOptions fields as keywords (`parse_task(body, gpus="H100:8")`), set over
-    `options`; an unknown name is a TypeError.
+    `options`; an unknown name is a TypeError. A YAML with keys skymagic cannot honour is one
+    ConfigError listing every such key with what to do.
     """
     opts = TaskOptions.build(options, **flags)
-    doc = _looks_like_yaml_task(body)
-    task = Task(name="")
-    if doc is not None:
-        unknown = sorted(set(doc) - _YAML_KEYS)
-        if unknown:
-            raise ConfigError(f"task YAML key {unknown[0]!r} is not supported")
-        if int(doc.get("num_nodes") or 1) != 1:
-            raise ConfigError("num_nodes > 1 is not supported: skymagic launches one pod per task")
-        res = doc.get("resources") or {}
-        if not isinstance(res, Mapping):
-            raise ConfigError("task YAML 'resources' must be a mapping")
-        bad = sorted(set(res) - _RESOURCE_KEYS)
-        if bad:
-            raise ConfigError(
-                f"resources.{bad[0]} is not supported; "
-                f"supported: {', '.join(sorted(_RESOURCE_KEYS))}"
-            )
-        envs = doc.get("envs") or {}
-        if not isinstance(envs, Mapping):
-            raise ConfigError("task YAML 'envs' must be a mapping of NAME: value")
-        image_id = res.get("image_id")
-        if isinstance(image_id, str) and image_id.startswith("docker:"):
-            image_id = image_id[len("docker:") :]
-        task = replace(
-            task,
-            name=str(doc.get("name") or ""),
-            run=str(doc["run"]) if doc.get("run") else None,
-            setup=str(doc["setup"]) if doc.get("setup") else None,
-            cpus=_at_least(res["cpus"], "resources.cpus") if res.get("cpus") else None,
-            memory_gb=_at_least(res["memory"], "resources.memory") if res.get("memory") else None,
-            infra=str(res["infra"]) if res.get("infra") else None,
-            image=str(image_id) if image_id else None,
-            envs={str(k): str(v) for k, v in envs.items()},
-            ports=tuple(int(p) for p in _as_list(res.get("ports"))),
+    doc = recognise(body)
+    spec = TaskSpec() if doc is None else inspect(doc)
+    if spec.refused:
+        lines = "\n".join(f"  - {r}" for r in spec.refused)
+        n = len(spec.refused)
+        raise ConfigError(
+            f"this task YAML has {n} thing{'s' if n != 1 else ''} skymagic cannot do; "
+            f"fix {'them' if n != 1 else 'it'} and launch again:\n{lines}"
         )
-        if res.get("accelerators"):
-            gpu, count = _accelerators(res["accelerators"])
-            task = replace(task, gpu=gpu, gpu_count=count)
-    else:
-        task = replace(task, run=body if body.strip() else None)
+    notes = list(spec.notes)
+    run = spec.run if doc is not None else (body if body.strip() else None)
+    envs = _required(spec.envs, values.parse_flag_pairs(opts.env, "--env"), "env", "--env")
+    secret_values = _required(
+        spec.secrets, values.parse_flag_pairs(opts.secret, "--secret"), "secret", "--secret"
+    )
+    both = sorted(set(envs) & set(secret_values))
+    if both:
+        raise ConfigError(
+            f"{both[0]} is both an env and a secret; keep it in one of envs and secrets"
+        )
+    task = Task(
+        name="",
+        run=run,
+        setup=spec.setup,
+        cpus=spec.cpus,
+        memory_gb=spec.memory_gb,
+        infra=spec.infra,
+        image=spec.image,
+        envs=envs,
+        secrets=secret_values,
+        ports=spec.ports,
+        disk_gb=spec.disk_gb,
+        use_spot=spec.use_spot,
+        labels=spec.labels,
+        priority_class=spec.priority_class,
+        pod_config=spec.pod_config,
+        custom_metadata=spec.custom_metadata,
+        provision_timeout=spec.provision_timeout,
+        choices=tuple(spec.choices),
+        order=spec.order,
+    )
+    if len(task.choices) == 1:
+        task = task.with_choice(task.choices[0])
+    elif task.choices:
+        first = task.choices[0]
+        task = replace(task, gpu=first.gpu, gpu_count=first.gpu_count)
+    task = _apply_flags(task, opts)
+    wanted = opts.name or spec.name or f"sky-{secrets.token_hex(2)}-{task.user}"
+    name = values.clean_name(wanted)
+    if not name:
+        raise ConfigError(
+            f"launch name {wanted!r} has no letters or digits; name it e.g. --name my-job"
+        )
+    if name != wanted:
+        notes.append(f"name: {wanted!r} is not a valid Kubernetes name; launching as {name!r}")
+    return replace(task, name=name, notes=tuple(notes))
+
+
+def _apply_flags(task: Task, opts: TaskOptions) -> Task:
     if opts.gpus:
-        gpu, count = _accelerators(opts.gpus)
-        task = replace(task, gpu=gpu, gpu_count=count)
+        ((gpu, count),) = values.gpu_candidates(opts.gpus, "--gpus")[:1]
+        # The flag names the GPU; spot/on-demand and pinned-context candidates still apply.
+        kept: list[Choice] = []
+        for c in task.choices:
+            c = replace(c, gpu=gpu, gpu_count=count)
+            if c not in kept:
+                kept.append(c)
+        task = replace(task, gpu=gpu, gpu_count=count, choices=tuple(kept) if len(kept) > 1 else ())
     if opts.cpus is not None:
-        task = replace(task, cpus=_at_least(opts.cpus, "--cpus"))
+        task = replace(task, cpus=values.at_least(opts.cpus, "--cpus"))
     if opts.memory is not None:
-        task = replace(task, memory_gb=_at_least(opts.memory, "--memory"))
+        task = replace(task, memory_gb=values.at_least(opts.memory, "--memory"))
     if opts.infra:
         task = replace(task, infra=opts.infra)
     if opts.image:
         task = replace(task, image=opts.image)
-    if opts.env:
-        task = replace(task, envs={**task.envs, **_env_pairs(opts.env)})
     if opts.ports:
-        task = replace(task, ports=tuple(int(p) for p in opts.ports))
-    final_name = (opts.name or task.name or f"sky-{secrets.token_hex(2)}-{task.user}").lower()
-    if not _NAME_RE.match(final_name):
+        task = replace(task, ports=values.ports(list(opts.ports), "--ports"))
+    return task
+
+
+def _required(
+    declared: dict[str, str | None], given: dict[str, str], what: str, flag: str
+) -> dict[str, str]:
+    """Declared values with the flags' over them; a null nobody filled is an error naming it.
+
+    SkyPilot's `NAME: null` means "must be passed in" (`--env NAME=value`, or `--env NAME`
+    to take the local value); it never becomes the string "None".
+    """
+    merged = {**declared, **given}
+    missing = sorted(k for k, v in merged.items() if v is None)
+    if missing:
+        flags = " ".join(f"{flag} {k}" for k in missing)
         raise ConfigError(
-            f"launch name {final_name!r} is not a valid name: use lower-case letters, digits "
-            "and '-', at most 52 characters, starting and ending with a letter or digit"
+            f"{what} {', '.join(missing)} must be passed in: add {flags} "
+            f"(the value from your environment) or {flag} NAME=VALUE"
         )
-    return replace(task, name=final_name)
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
+    return {k: str(v) for k, v in merged.items()}

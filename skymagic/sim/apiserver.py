@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import calendar
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -692,17 +693,25 @@ class ApiServer:
                 f'container "{container}" in pod "{name}" is waiting to start: {waiting}',
             )
         log = self.cluster.logs.get(object_key("pods", pod))
-        lines = (
-            list(log.lines) if log else [b"simulated workload " + name.encode() + b" is running\n"]
-        )
+        if log is None:
+            stamped = [(0.0, b"simulated workload " + name.encode() + b" is running\n")]
+        else:
+            stamped = [log.stamped(i) for i in range(len(log.lines))]
+        since = _since(req.query.get("sinceTime"))
+        if since is not None:
+            stamped = [(t, line) for t, line in stamped if t >= since]
         tail = req.query.get("tailLines")
         if tail:
             n = int(tail)
-            lines = lines[-n:] if n > 0 else []
+            stamped = stamped[-n:] if n > 0 else []
+        stamps = req.query.get("timestamps", "").lower() in ("true", "1")
+        lines = [_stamp(t, line) if stamps else line for t, line in stamped]
         follow = req.query.get("follow", "").lower() in ("true", "1")
         if not follow or log is None or log.closed:
             return Response(200, b"".join(lines), "text/plain")
-        return Response(200, content_type="text/plain", stream=_follow(log, len(log.lines), lines))
+        return Response(
+            200, content_type="text/plain", stream=_follow(log, len(log.lines), lines, stamps)
+        )
 
     def _ssar(self, req: Request, ident: Identity) -> Response:
         ctype = req.headers.get("content-type", "")
@@ -784,19 +793,40 @@ async def _watch_stream(
             registry.remove(watcher)
 
 
-async def _follow(log: Any, seen: int, first: list[bytes]) -> AsyncIterator[bytes]:
+async def _follow(
+    log: Any, seen: int, first: list[bytes], stamps: bool = False
+) -> AsyncIterator[bytes]:
     if first:
         yield b"".join(first)
     while True:
         if len(log.lines) > seen:
-            chunk = b"".join(log.lines[seen:])
+            new = [log.stamped(i) for i in range(seen, len(log.lines))]
             seen = len(log.lines)
-            yield chunk
+            yield b"".join(_stamp(t, line) if stamps else line for t, line in new)
             continue
         if log.closed:
             return
         log.changed.clear()
         await log.changed.wait()
+
+
+def _stamp(at: float, line: bytes) -> bytes:
+    """kubelet's `timestamps=true`: RFC3339Nano (trailing zeros trimmed, as Go prints it)."""
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at))
+    frac = f"{at % 1:.9f}"[2:].rstrip("0")
+    return f"{whole}{'.' + frac if frac else ''}Z ".encode() + line
+
+
+def _since(text: str | None) -> float | None:
+    """`sinceTime` (RFC3339) as epoch seconds; lines written at or after it are returned."""
+    if not text:
+        return None
+    whole, _, frac = text.rstrip("Z").partition(".")
+    try:
+        base = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        raise HTTPStatus(400, "BadRequest", f"sinceTime {text!r} is not RFC3339") from None
+    return base + (float("0." + frac) if frac else 0.0)
 
 
 def _suffix() -> str:

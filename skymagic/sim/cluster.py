@@ -49,10 +49,17 @@ class PodLog:
     lines: list[bytes] = field(default_factory=list)
     closed: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    times: list[float] = field(default_factory=list)  # when each line was written (epoch s)
 
     def append(self, data: bytes) -> None:
         self.lines.append(data)
+        self.times.append(time.time())
         self.changed.set()
+
+    def stamped(self, index: int) -> tuple[float, bytes]:
+        """Line `index` with the time it was written (lines given at creation: time 0)."""
+        at = self.times[index] if index < len(self.times) else 0.0
+        return at, self.lines[index]
 
     def close(self) -> None:
         self.closed = True

@@ -211,6 +211,19 @@ class HTTPServer:
             except OSError:
                 pass
 
+    def _stalled(self) -> bool:
+        """The blackhole fault on an open stream: send nothing more while it lasts.
+
+        A black-holed network (a proxy that stops forwarding) leaves an open connection
+        silent: the client sees neither data nor an end. When the fault clears, the stalled
+        connection is dropped, as one would be after its packets were lost.
+        """
+        if not self.blackhole:
+            return False
+        while self.blackhole and self.listening:
+            time.sleep(0.05)
+        return True
+
     def _write_response(self, conn: socket.socket, resp: Response, keep_alive: bool) -> None:
         extra = dict(resp.headers)
         if not keep_alive:
@@ -240,8 +253,12 @@ class HTTPServer:
                     ).result()
                 except StopAsyncIteration:
                     break
+                if self._stalled():
+                    return
                 if chunk:
                     conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            if self._stalled():
+                return
             conn.sendall(b"0\r\n\r\n")
         finally:
             aclose = getattr(stream, "aclose", None)

@@ -15,7 +15,7 @@ import orjson
 
 from skymagic.sim.labels import gpu_node_profile
 from skymagic.sim.quantity import format_cpu, format_memory
-from skymagic.sim.spec import NodeGroup, PodGroup
+from skymagic.sim.spec import SPOT_LABELS, NodeGroup, PodGroup
 from skymagic.sim.store import now_rfc3339
 
 __all__ = [
@@ -64,6 +64,9 @@ def build_node(group: NodeGroup, index: int, cluster_index: int, version: str) -
         labels.update(profile.labels)
         gpu_res = dict(profile.gpu_resources)
         taints.extend(profile.taints)
+    if group.spot:
+        key, value = SPOT_LABELS[group.spot]
+        labels[key] = value
     labels.update(group.extra_labels)
     taints.extend(dict(t) for t in group.taints)
     cpu_reserved = 0.1 if group.cpu > 1 else 0.0

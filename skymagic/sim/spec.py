@@ -19,6 +19,7 @@ clusters:
          memory_gb: 1800, taint_gpu: true}
       # more node keys: topology (TPU), mig_profile, replicas (time-slicing),
       # ready: false, unschedulable: true, extra_labels: {k: v}, taints: [{key, value, effect}]
+      # spot: gke | gke-provisioning | karpenter | eks (label the nodes as that provider's spot)
       - {count: 1, name: cpu-node, cpu: 8, memory_gb: 32}
     pods:                        # load that is already there when the fleet starts
       - {count: 3, gpu: H100, gpus: 4, namespace: team-a}
@@ -96,6 +97,15 @@ class Faults:
     token_ttl_s: float = 3600.0
 
 
+# How each provider labels spot (preemptible) capacity.
+SPOT_LABELS = {
+    "gke": ("cloud.google.com/gke-spot", "true"),
+    "gke-provisioning": ("cloud.google.com/gke-provisioning", "spot"),
+    "karpenter": ("karpenter.sh/capacity-type", "spot"),
+    "eks": ("eks.amazonaws.com/capacityType", "SPOT"),
+}
+
+
 @dataclass
 class NodeGroup:
     """`count` identical nodes named `<name>-<i>` (a group of one is just `<name>`)."""
@@ -115,6 +125,14 @@ class NodeGroup:
     unschedulable: bool = False
     extra_labels: dict[str, str] = field(default_factory=dict)
     taints: list[dict[str, str]] = field(default_factory=list)
+    spot: str | None = None  # a provider whose spot label the nodes carry (SPOT_LABELS)
+
+    def __post_init__(self) -> None:
+        if self.spot is not None and self.spot not in SPOT_LABELS:
+            raise SimError(
+                f"fleet spec: node group {self.name!r}: spot {self.spot!r} is not one of "
+                f"{', '.join(SPOT_LABELS)}"
+            )
 
 
 @dataclass

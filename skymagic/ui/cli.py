@@ -17,6 +17,7 @@ from skymagic.ui.flags import positive_seconds, task_options
 
 if TYPE_CHECKING:
     from skymagic.core.targets import Settings
+    from skymagic.launches import LaunchResult
 
 __all__ = ["main"]
 
@@ -111,11 +112,29 @@ def _launch(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         observer=TextProgress(),
         provision_timeout=args.provision_timeout,
+        hint_style="cli",
     )
     if isinstance(result, Plan):
         return 0
     print(result)
-    return 0 if result.status in ("Running", "Succeeded", "Reused", "Detached") else 1
+    return launch_exit_code(result)
+
+
+def launch_exit_code(result: LaunchResult) -> int:
+    """The task's own exit code (3 stays 3); 130 after Ctrl-C; 0 while it runs detached.
+
+    A pod whose context became unreachable after it started is not known to have failed:
+    exit 75 (EX_TEMPFAIL, "try again later"); a pod deleted under the follow exits 1.
+    """
+    if result.interrupted:
+        return 130
+    if result.status == "Succeeded":
+        return 0
+    if result.status == "Failed":
+        return result.exit_code if result.exit_code else 1
+    if result.status == "Unreachable":
+        return 75
+    return 0 if result.status in ("Running", "Reused", "Detached") else 1
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -212,8 +231,23 @@ def build_parser() -> argparse.ArgumentParser:
     lau.add_argument("--cpus", help="vCPUs, e.g. 4 or 4+")
     lau.add_argument("--memory", help="memory in GB, e.g. 16 or 16+")
     lau.add_argument("--image", help="container image")
-    lau.add_argument("--env", action="append", default=[], metavar="K=V", help="repeatable")
-    lau.add_argument("--ports", type=int, nargs="+", default=[], metavar="PORT")
+    lau.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="an env var (repeatable); K alone takes K's value from your environment",
+    )
+    lau.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="like --env, stored in a Kubernetes Secret and never printed (repeatable)",
+    )
+    lau.add_argument(
+        "--ports", nargs="+", default=[], metavar="PORT", help="ports or ranges, e.g. 8000-8010"
+    )
     lau.add_argument("--detach", action="store_true", help="return once Running")
     lau.add_argument("--dry-run", action="store_true", help="show the plan only")
     lau.add_argument(
@@ -282,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except SkymagicError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 130 if getattr(exc, "interrupted", False) else 1
     except KeyboardInterrupt:
         return 130
 

@@ -172,15 +172,23 @@ class SkyMagics(Magics):
         action="append",
         default=[],
         metavar="K=V",
-        help="An environment variable for the task; repeatable.",
+        help="An environment variable for the task (K alone: its value from your "
+        "environment); repeatable.",
+    )
+    @argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="A secret for the task (K alone: its value from your environment); stored in a "
+        "Kubernetes Secret, never printed; repeatable.",
     )
     @argument(
         "--ports",
-        type=int,
         nargs="+",
         default=[],
         metavar="PORT",
-        help="Expose these ports through a Kubernetes Service.",
+        help="Expose these ports (or ranges, e.g. 8000-8010) through a Kubernetes Service.",
     )
     @argument(
         "--detach",

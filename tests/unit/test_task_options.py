@@ -52,5 +52,5 @@ def test_an_unknown_option_is_a_type_error_naming_the_options() -> None:
 def test_option_values_are_still_checked() -> None:
     with pytest.raises(ConfigError, match="--cpus must be positive"):
         parse_task("echo", TaskOptions(cpus=0))
-    with pytest.raises(ConfigError, match="--env 'X' must look like KEY=VALUE"):
-        parse_task("echo", env=["X"])
+    with pytest.raises(ConfigError, match="--env '=1' must look like NAME=VALUE or NAME"):
+        parse_task("echo", env=["=1"])
