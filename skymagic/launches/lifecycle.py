@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from skymagic.core.client import ContextClient
 from skymagic.core.fanout import ContextResult, fan_out
 from skymagic.core.targets import Settings, Targets, current_user, resolve_targets
-from skymagic.errors import ConfigError, NotFoundError
+from skymagic.errors import ConfigError, ForbiddenError, NotFoundError
 from skymagic.launches.podspec import LABEL_LAUNCH, LABEL_USER, selector_for
 
 if TYPE_CHECKING:
@@ -117,33 +117,54 @@ def _gpus(pod: dict[str, Any]) -> str:
 
 
 def status(
-    settings: Settings | None = None, *, infra: str | None = None, all_users: bool = True
+    settings: Settings | None = None,
+    *,
+    infra: str | None = None,
+    all_users: bool = True,
+    hint_style: str = "magic",
 ) -> Status:
-    """List skymagic-launched pods (and their Services) in every allowed context."""
+    """List skymagic-launched pods (and their Services) in every allowed context.
+
+    A labelled Service or Secret whose pod is gone (deleted by hand, a cleanup cut short by
+    an outage) is listed too, as "Orphaned (service)" / "Orphaned (secret)", so `down` is not
+    the only way to find it.
+    """
     import pandas as pd
 
     settings = settings or Settings()
     targets = resolve_targets(settings, infra, operation="status")
     selector = selector_for(None, None if all_users else current_user())
 
-    def collect(client: ContextClient) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    def collect(
+        client: ContextClient,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         pods, _ = client.list_items("/api/v1/pods", {"labelSelector": selector})
         services, _ = client.list_items("/api/v1/services", {"labelSelector": selector})
-        return pods, {f"{s['metadata']['namespace']}/{s['metadata']['name']}": s for s in services}
+        try:
+            secrets, _ = client.list_items("/api/v1/secrets", {"labelSelector": selector})
+        except ForbiddenError:
+            secrets = []  # may not list Secrets: orphaned ones stay unseen, the rest shows
+        return pods, services, secrets
 
     rows: list[dict[str, Any]] = []
     out = Status(frame=pd.DataFrame(columns=STATUS_COLUMNS), warnings=targets.warnings)
     results: list[ContextResult[Any]] = fan_out(targets, collect, settings)
+    down_cmd = "skymagic down" if hint_style == "cli" else "%sky_down"
     for res in results:
         if res.error is not None:
             out.errors.append((res.context, res.error_kind or "", res.error.message))
             continue
         if res.value is None:
             continue
-        pods, services = res.value
+        pods, service_list, secret_list = res.value
+        services = {
+            f"{s['metadata']['namespace']}/{s['metadata']['name']}": s for s in service_list
+        }
+        launches = set()
         for pod in pods:
             meta = pod["metadata"]
             ns = meta["namespace"]
+            launches.add((ns, _launch_of(pod)))
             svc = services.get(f"{ns}/{meta['name']}")
             endpoint = ""
             if svc is not None:
@@ -157,7 +178,7 @@ def status(
                     )
             rows.append(
                 {
-                    "name": meta.get("labels", {}).get(LABEL_LAUNCH, meta["name"]),
+                    "name": _launch_of(pod),
                     "context": res.context,
                     "namespace": ns,
                     "status": _pod_status(pod),
@@ -168,8 +189,36 @@ def status(
                     "endpoint": endpoint,
                 }
             )
+        for kind, objs in (("service", service_list), ("secret", secret_list)):
+            for obj in objs:
+                meta = obj["metadata"]
+                name = _launch_of(obj)
+                if (meta["namespace"], name) in launches:
+                    continue
+                rows.append(
+                    {
+                        "name": name,
+                        "context": res.context,
+                        "namespace": meta["namespace"],
+                        "status": f"Orphaned ({kind})",
+                        "gpus": "",
+                        "node": "",
+                        "age": _age(meta.get("creationTimestamp")),
+                        "launched_by": meta.get("labels", {}).get(LABEL_USER, ""),
+                        "endpoint": "",
+                    }
+                )
+                out.hints.append(
+                    f"{kind} {meta['namespace']}/{meta['name']} in {res.context} has no pod; "
+                    f"remove it with {down_cmd} {name}"
+                )
     out.frame = pd.DataFrame(rows, columns=STATUS_COLUMNS)
     return out
+
+
+def _launch_of(obj: dict[str, Any]) -> str:
+    meta = obj["metadata"]
+    return str(meta.get("labels", {}).get(LABEL_LAUNCH, meta["name"]))
 
 
 def _locate(name: str, settings: Settings) -> tuple[ContextClient, str, str]:

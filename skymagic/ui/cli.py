@@ -140,7 +140,7 @@ def launch_exit_code(result: LaunchResult) -> int:
 def _status(args: argparse.Namespace) -> int:
     from skymagic.launches import status
 
-    st = status(_settings(args), infra=args.infra, all_users=not args.mine)
+    st = status(_settings(args), infra=args.infra, all_users=not args.mine, hint_style="cli")
     if args.output == "json":
         print(st.frame.to_json(orient="records", indent=2))
         for warning in st.warnings:  # stdout stays a JSON list; the warning still shows
