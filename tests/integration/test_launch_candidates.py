@@ -1,0 +1,97 @@
+"""Accelerator candidates and spot against a simulated fleet: the plan shows a row per
+context x candidate, the launch creates a pod only where the stated rule picks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from checkkit import fresh_clients
+from launchkit import FREE, LAUNCH_SPEC, NOGPU, USER, Recorder, pod, settings, writes
+
+from skymagic.launches import LaunchResult, Plan, launch_task, parse_task
+from skymagic.sim import Fleet
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> Iterator[None]:
+    fresh_clients()
+    yield
+    fresh_clients()
+
+
+@pytest.fixture
+def fleet(
+    make_fleet: Callable[..., Fleet], isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> Fleet:
+    spec = json.loads(json.dumps(LAUNCH_SPEC))
+    spec["clusters"].append(
+        {
+            "name": "spot",
+            "pod_start_s": 0.05,
+            "nodes": [{"name": "h100-spot", "gpu": "H100", "gpus": 8, "spot": "karpenter"}],
+        }
+    )
+    f = make_fleet(spec)
+    monkeypatch.setenv("KUBECONFIG", f.kubeconfig)
+    monkeypatch.setenv("SKYMAGIC_USER", USER)
+    return f
+
+
+def test_dry_run_shows_a_row_per_context_and_candidate(fleet: Fleet) -> None:
+    body = (
+        "resources:\n  accelerators: {H100: 4, A100-80GB: 4}\n  cpus: 1\n  memory: 1\nrun: echo\n"
+    )
+    task = parse_task(body, name="c")
+    plan = launch_task(task, settings(NOGPU, FREE), dry_run=True)
+    assert isinstance(plan, Plan)
+    rows = [(r.context, r.task.gpu if r.task else None, r.fits, r.chosen) for r in plan.rows]
+    assert rows == [
+        (NOGPU, "H100", False, False),
+        (NOGPU, "A100-80GB", True, True),
+        (FREE, "H100", True, False),
+        (FREE, "A100-80GB", False, False),
+    ]
+    assert "2 candidates, any_of" in str(plan)
+
+
+@pytest.mark.parametrize(
+    ("form", "where", "gpu_label"),
+    [
+        ("{H100: 4, A100-80GB: 4}", NOGPU, "A100-80GB"),  # any_of: first fit, context order
+        ("[H100:4, A100-80GB:4]", FREE, "H100"),  # ordered: H100 anywhere before A100-80GB
+    ],
+)
+def test_a_launch_picks_by_the_stated_rule(
+    fleet: Fleet, form: str, where: str, gpu_label: str
+) -> None:
+    fleet.clear_requests()
+    body = f"resources:\n  accelerators: {form}\n  cpus: 1\n  memory: 1\nrun: sleep 30\n"
+    task = parse_task(body, name="c")
+    result = launch_task(task, settings(NOGPU, FREE), detach=True, observer=Recorder())
+    assert isinstance(result, LaunchResult) and result.context == where
+    made = pod(fleet, where, "c")
+    assert made["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "4"}
+    assert gpu_label in json.dumps(made["spec"]["affinity"])
+    other = FREE if where == NOGPU else NOGPU
+    assert writes(fleet, where) == 1 and writes(fleet, other) == 0
+
+
+def test_use_spot_lands_only_on_spot_nodes(fleet: Fleet) -> None:
+    """FREE has H100s but no spot nodes: the pod cannot schedule there (affinity) and the
+    launch fails over to the cluster whose nodes carry Karpenter's spot label."""
+    body = "resources:\n  accelerators: H100:1\n  use_spot: true\nrun: sleep 30\n"
+    rec = Recorder()
+    result = launch_task(
+        parse_task(body, name="s"),
+        settings(FREE, "spot"),
+        detach=True,
+        observer=rec,
+        provision_timeout=3,
+    )
+    assert isinstance(result, LaunchResult) and result.context == "spot"
+    assert [a.outcome for a in rec.attempts] == ["unschedulable", "running"]
+    assert "node affinity" in rec.attempts[0].reason
+    assert pod(fleet, "spot", "s")["spec"]["nodeName"] == "h100-spot"
