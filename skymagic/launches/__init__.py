@@ -48,7 +48,8 @@ def launch(
 ) -> LaunchResult | Plan:
     """Launch a script or SkyPilot task YAML, like `%%sky_launch` (same flags as keywords).
 
-    `flags` are the TaskOptions fields (name, gpus, cpus, memory, infra, image, env, ports),
+    `flags` are the TaskOptions fields (name, gpus, cpus, memory, infra, image, env, secret,
+    ports),
     set over `options`. Progress goes to `observer` (default: none; `skymagic.launch` prints
     plain lines). Returns the LaunchResult, or the Plan with `dry_run`.
     """

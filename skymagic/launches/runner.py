@@ -1,26 +1,26 @@
 """Launch a Task with ordered failover across the allowed contexts.
 
-1. Plan from the live inventory (plan.py): contexts that cannot fit now are skipped with their
-   reason, without creating anything there.
-2. For each candidate in failover order: create the Secret (LOCAL_CREDENTIALS), the pod and
-   the Service (ports), then watch the pod and its events. Bound: go on. FailedScheduling
-   (the inventory raced another user) or no binding within provision_timeout (extended by a
-   cluster-autoscaler TriggeredScaleUp event): delete what this attempt made, wait until the
-   pod is gone, record why, try the next candidate.
+0. A launch already named so: a running one is reused, a finished one replaced (re-running a
+   notebook cell just works), one being deleted waited for.
+1. Plan from the live inventory (plan.py): per context x resource candidate, what cannot fit
+   now is skipped with its reason, without creating anything there.
+2. For each candidate in plan order: create the Secrets (LOCAL_CREDENTIALS kubeconfig, the
+   task's `secrets:`), the pod and the Service (ports), then wait for it to start
+   (starting.py). FailedScheduling or no binding within provision_timeout: delete what this
+   attempt made, wait until the pod is gone, record why, try the next candidate.
 3. When every candidate fails: one ProvisionFailedError naming each context and why.
-4. Running: stream the pod's log until it ends, then report the exit status (or return at once
-   with `detach`).
+4. Started: failover is over. Follow the log to the end (follow.py: reconnecting, never
+   deleting), or return at once with `detach`.
 
-No pod is ever left behind by a failed or interrupted attempt. Progress goes to an observer
-(the magic shows a live widget or text, the CLI prints lines), so this module never prints.
+No pod is ever left behind by a failed or interrupted attempt, and no started task is ever
+run a second time. Progress goes to an observer (the magic shows a live widget or text, the
+CLI prints lines), so this module never prints.
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,13 +48,12 @@ from skymagic.launches.podspec import (
     selector_for,
     service_manifest,
 )
+from skymagic.launches.starting import wait_for_start
 from skymagic.launches.task import Task
 
 __all__ = ["Attempt", "LaunchObserver", "LaunchResult", "launch_task"]
 
 SERVICE_ACCOUNT_NAME = "skymagic-service-account"
-_FAILED_SCHEDULING_GRACE_S = 1.5  # time for a cluster-autoscaler to answer a FailedScheduling
-_WATCH_SECONDS = 5
 FOLLOW_READ_TIMEOUT_S = 30.0  # longest silence on the log stream before the pod is re-read
 RECONNECT_FOR_S = 60.0  # how long a started pod's unreachable context is retried
 
@@ -414,7 +413,7 @@ def _try_context(
                 "service",
                 task.name,
             )
-        outcome, reason, final = _wait_for_start(
+        outcome, reason, final = wait_for_start(
             client,
             ns,
             task.name,
@@ -543,134 +542,6 @@ def _add_hints(result: LaunchResult, task: Task, ctx: str, ns: str, style: str) 
         result.hints.append(f"Port {port}: {kubectl} port-forward svc/{task.name} {port}:{port}")
     # Always last: a finished or detached launch replaces this line.
     result.hints.append(f"Stop it with {command(style, 'down', task.name)}")
-
-
-def _watch_into(
-    client: ContextClient,
-    path: str,
-    query: dict[str, Any],
-    kind: str,
-    q: queue.Queue[tuple[str, dict[str, Any]]],
-    stop: threading.Event,
-    seconds: int,
-) -> None:
-    """Feed watch events into `q` until `stop` (re-watching when the server ends the watch)."""
-    rv = query.get("resourceVersion", "")
-    while not stop.is_set():
-        try:
-            for event in client.watch(
-                path, {**query, "resourceVersion": rv}, timeout_seconds=seconds
-            ):
-                obj = event.get("object") or {}
-                rv = obj.get("metadata", {}).get("resourceVersion", rv)
-                q.put((kind, event))
-                if stop.is_set():
-                    return
-        except SkymagicError as exc:
-            q.put(("error", {"message": exc.message}))
-            return
-
-
-def _wait_for_start(
-    client: ContextClient,
-    ns: str,
-    name: str,
-    rv: str,
-    provision_timeout: float,
-    obs: LaunchObserver,
-    t0: float,
-) -> tuple[str, str, dict[str, Any] | None]:
-    """Watch the pod and its events: ('started', '', pod) or (outcome, reason, None)."""
-    q: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
-    stop = threading.Event()
-    # Short server-side watches, re-opened from the last resourceVersion: a watcher thread
-    # can only notice `stop` between events, so this bounds how long a finished attempt's
-    # two watch connections linger (a long watch would hold them for the whole timeout).
-    seconds = _WATCH_SECONDS
-    threads = [
-        threading.Thread(
-            target=_watch_into,
-            args=(
-                client,
-                _pods_path(ns),
-                {"fieldSelector": f"metadata.name={name}", "resourceVersion": rv},
-                "pod",
-                q,
-                stop,
-                seconds,
-            ),
-            daemon=True,
-        ),
-        threading.Thread(
-            target=_watch_into,
-            args=(
-                client,
-                f"/api/v1/namespaces/{ns}/events",
-                {"fieldSelector": f"involvedObject.name={name}", "resourceVersion": rv},
-                "event",
-                q,
-                stop,
-                seconds,
-            ),
-            daemon=True,
-        ),
-    ]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + provision_timeout
-    bound = False
-    failed_at: float | None = None
-    failed_msg = ""
-    phase = "Pending"
-    try:
-        while True:
-            now = time.monotonic()
-            if failed_at is not None and now >= failed_at:
-                return "unschedulable", failed_msg, None
-            if not bound and now >= deadline:
-                return (
-                    "timeout",
-                    f"not scheduled within provision_timeout ({provision_timeout:g} s)",
-                    None,
-                )
-            wait = 0.25
-            if not bound:
-                wait = min(wait, max(0.0, deadline - now))
-            if failed_at is not None:
-                wait = min(wait, max(0.0, failed_at - now))
-            obs.on_progress(client.name, phase if bound else "waiting for a node", now - t0)
-            try:
-                kind, event = q.get(timeout=max(wait, 0.01))
-            except queue.Empty:
-                continue
-            if kind == "error":
-                return "error", str(event.get("message", "watch failed")), None
-            obj = event.get("object") or {}
-            if kind == "event":
-                reason = obj.get("reason")
-                if reason == "FailedScheduling" and not bound:
-                    failed_msg = str(obj.get("message", "FailedScheduling"))
-                    failed_at = time.monotonic() + min(
-                        _FAILED_SCHEDULING_GRACE_S, provision_timeout
-                    )
-                elif reason == "TriggeredScaleUp":
-                    failed_at = None
-                    deadline = max(deadline, time.monotonic() + provision_timeout)
-                    obs.on_message(f"{client.name}: the cluster autoscaler is adding a node")
-                continue
-            if event.get("type") == "DELETED":
-                return "error", "the pod was deleted while starting", None
-            node = obj.get("spec", {}).get("nodeName")
-            if node:
-                bound = True
-                failed_at = None
-            phase = str(obj.get("status", {}).get("phase", phase))
-            if node and phase == "Pending":
-                phase = f"scheduled on {node}, starting the container"
-            if phase in ("Running", "Succeeded", "Failed"):
-                return "started", "", obj
-    finally:
-        stop.set()
 
 
 def _create(

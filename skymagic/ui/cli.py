@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from skymagic.errors import SkymagicError
-from skymagic.ui.flags import positive_seconds, task_options
+from skymagic.ui.flags import port_spec, positive_seconds, task_options
 
 if TYPE_CHECKING:
     from skymagic.core.targets import Settings
@@ -246,7 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="like --env, stored in a Kubernetes Secret and never printed (repeatable)",
     )
     lau.add_argument(
-        "--ports", nargs="+", default=[], metavar="PORT", help="ports or ranges, e.g. 8000-8010"
+        "--ports",
+        type=port_spec,
+        nargs="+",
+        default=[],
+        metavar="PORT",
+        help="ports or ranges, e.g. 8000-8010",
     )
     lau.add_argument("--detach", action="store_true", help="return once Running")
     lau.add_argument("--dry-run", action="store_true", help="show the plan only")

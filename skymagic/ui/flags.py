@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # imported when used: `%load_ext skymagic` stays light
     from skymagic.launches.task import TaskOptions
 
-__all__ = ["check_seconds", "positive_seconds", "task_options"]
+__all__ = ["check_seconds", "port_spec", "positive_seconds", "task_options"]
 
 
 def check_seconds(value: float) -> float:
@@ -39,6 +39,14 @@ def positive_seconds(text: str) -> float:
         return check_seconds(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def port_spec(text: str) -> int | str:
+    """argparse `type=` for --ports: a port (an int) or a range LOW-HIGH (kept as text)."""
+    low, sep, high = text.partition("-")
+    if low.isdigit() and (not sep or high.isdigit()):
+        return text if sep else int(low)
+    raise argparse.ArgumentTypeError(f"must be a port or a range like 8000-8010, got {text!r}")
 
 
 def task_options(args: argparse.Namespace, **overrides: Any) -> TaskOptions:

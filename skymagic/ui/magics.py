@@ -17,7 +17,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Float, Int, List, TraitError, Unicode, Union, validate
 
-from skymagic.ui.flags import check_seconds, positive_seconds, task_options
+from skymagic.ui.flags import check_seconds, port_spec, positive_seconds, task_options
 
 if TYPE_CHECKING:
     from skymagic.core.targets import Settings
@@ -185,6 +185,7 @@ class SkyMagics(Magics):
     )
     @argument(
         "--ports",
+        type=port_spec,
         nargs="+",
         default=[],
         metavar="PORT",
@@ -218,12 +219,16 @@ class SkyMagics(Magics):
     def sky_launch(self, line: str, cell: str) -> Any:
         """Launch the cell on the first allowed Kubernetes context that can run it now.
 
-        The cell is a shell script (the run command) or a SkyPilot task YAML (name, resources
-        {accelerators, cpus, memory, infra, image_id, ports}, envs, setup, run); flags override
-        the YAML. An empty cell starts a dev pod. Shows the "Considered resources" plan, tries
-        contexts in order (skipping those that cannot fit now), streams the log and returns a
-        LaunchResult (also stored as `_sky_launch`). Interrupting before the pod runs deletes
-        what the launch created; after, it detaches.
+        The cell is a shell script (the run command) or a SkyPilot task YAML (a mapping with
+        SkyPilot task keys; never run as a script): each key is honoured, noted in the plan,
+        or refused in one error listing every such key. Accelerator candidates ({H100: 8,
+        A100: 8}, lists, any_of, ordered) get a plan row per context; `NAME: null` envs and
+        secrets come from --env/--secret. Flags override the YAML. An empty cell starts a dev
+        pod; re-running a cell whose launch finished replaces it. Shows the "Considered
+        resources" plan, tries contexts in order (skipping those that cannot fit now), streams
+        the log and returns a LaunchResult (also stored as `_sky_launch`). Interrupting before
+        the pod runs deletes what the launch created; after, it detaches (once started, a task
+        is never run elsewhere: a broken log stream is followed again).
         """
         from skymagic.launches import Plan, launch_task, parse_task
 

@@ -81,6 +81,7 @@ EXPECTED = TaskOptions(
     infra="k8s/c",
     image="img:1",
     env=["A=1", "B=2"],
+    secret=[],
     ports=[80, 443],
 )
 
@@ -99,5 +100,9 @@ def test_magic_launch_flags_become_the_same_task_options() -> None:
 
 
 def test_no_flags_are_no_options() -> None:
-    assert task_options(build_parser().parse_args(["launch"])) == TaskOptions(env=[], ports=[])
-    assert task_options(parse_argstring(SkyMagics.sky_launch, "")) == TaskOptions(env=[], ports=[])
+    assert task_options(build_parser().parse_args(["launch"])) == TaskOptions(
+        env=[], secret=[], ports=[]
+    )
+    assert task_options(parse_argstring(SkyMagics.sky_launch, "")) == TaskOptions(
+        env=[], secret=[], ports=[]
+    )
