@@ -161,12 +161,13 @@ def parse_task(body: str = "", options: TaskOptions | None = None, **flags: Any)
     opts = TaskOptions.build(options, **flags)
     doc = recognise(body)
     spec = TaskSpec() if doc is None else inspect(doc)
+    if len(spec.refused) == 1:
+        raise ConfigError(f"this task YAML has 1 thing skymagic cannot do: {spec.refused[0]}")
     if spec.refused:
         lines = "\n".join(f"  - {r}" for r in spec.refused)
-        n = len(spec.refused)
         raise ConfigError(
-            f"this task YAML has {n} thing{'s' if n != 1 else ''} skymagic cannot do; "
-            f"fix {'them' if n != 1 else 'it'} and launch again:\n{lines}"
+            f"this task YAML has {len(spec.refused)} things skymagic cannot do; fix them and "
+            f"launch again:\n{lines}"
         )
     notes = list(spec.notes)
     run = spec.run if doc is not None else (body if body.strip() else None)

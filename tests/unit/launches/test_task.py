@@ -82,32 +82,35 @@ def test_sizes_and_images_default_as_skypilots() -> None:
 
 
 def test_a_body_that_is_not_a_task_yaml_stays_a_script() -> None:
-    # A shell line that happens to parse as YAML, and a mapping with keys a task has not.
+    # A shell line that happens to parse as YAML (no SkyPilot task key) stays a script...
     assert parse_task("echo: hello", name="e").run == "echo: hello"
-    assert parse_task("foo: 1\nrun: x", name="f").run == "foo: 1\nrun: x"
+    # ...but a mapping with a task key is a task: its unknown key is refused, never run.
+    with pytest.raises(ConfigError, match="foo: not a SkyPilot task key"):
+        parse_task("foo: 1\nrun: x", name="f")
 
 
-def test_a_generated_name_is_valid_and_names_are_lower_cased() -> None:
+def test_a_generated_name_is_valid_and_names_are_cleaned_to_dns_labels() -> None:
     task = parse_task("true")
     assert task.name.startswith("sky-") and task.name.endswith("-ada-lovelace")
     assert parse_task("true", name="MyRun").name == "myrun"
+    cleaned = parse_task("true", name="bad_name")
+    assert cleaned.name == "bad-name" and "launching as 'bad-name'" in cleaned.notes[0]
+    assert parse_task("true", name="x" * 53).name == "x" * 52
 
 
 @pytest.mark.parametrize(
     ("body", "flags", "expected"),
     [
-        ("run: x\nnum_nodes: 2\n", {}, "num_nodes > 1"),
-        ("run: x\nresources: {disk_size: 100}\n", {}, "resources.disk_size is not supported"),
-        ("run: x\nresources: [1]\n", {}, "'resources' must be a mapping"),
-        ("run: x\nenvs: [A]\n", {}, "'envs' must be a mapping"),
-        ("run: x\nresources: {accelerators: {H100: 1, A100: 1}}\n", {}, "several GPU types"),
-        ("run: x\nresources: {accelerators: [H100]}\n", {}, "as a list is not supported"),
+        ("run: x\nnum_nodes: 2\n", {}, "num_nodes: 2: multi-node launches are not supported yet"),
+        ("run: x\nresources: [1]\n", {}, "resources: must be a mapping"),
+        ("run: x\nenvs: [A]\n", {}, "envs: must be a mapping"),
+        ("run: x\nresources: {accelerators: {H100: 0.5}}\n", {}, "fractional GPUs"),
         ("true", {"gpus": "H100:x"}, "H100:x"),
         ("true", {"cpus": "lots"}, "--cpus 'lots' is not a number"),
         ("true", {"memory": "0"}, "--memory must be positive"),
-        ("true", {"env": ["NOEQUALS"]}, "--env 'NOEQUALS' must look like KEY=VALUE"),
-        ("true", {"name": "bad_name"}, "launch name 'bad_name' is not a valid name"),
-        ("true", {"name": "x" * 53}, "at most 52 characters"),
+        ("true", {"cpus": "nan"}, "--cpus 'nan' is not a finite number"),
+        ("true", {"env": ["NOEQUALS"]}, "--env NOEQUALS: NOEQUALS is not set in your environment"),
+        ("true", {"name": "__"}, "launch name '__' has no letters or digits"),
     ],
 )
 def test_bad_input_is_one_clear_error(body: str, flags: dict[str, object], expected: str) -> None:
