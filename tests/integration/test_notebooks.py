@@ -71,7 +71,7 @@ def test_notebook_runs_without_errors(name: str, clean_env: dict[str, str]) -> N
         assert "Cordoned" in text and "delta_free" in text
         assert any("image/png" in o.get("data", {}) for o in outputs(nb))
     else:
-        assert "gke-gcloud-auth-plugin" in text and "'aws' was not found" in text
+        assert "gke-gcloud-auth-plugin" in text and "`aws` was not found" in text
         assert "allowed context 'my-old-cluster' is not in the kubeconfig" in text
         assert "my-h100-cluster: enabled." in text
 
