@@ -2,8 +2,9 @@
 // per GPU type as bars.
 //
 // Model traits (set by Python, skymagic/ui/dashboard/widgets.py and app.py):
-//   cards: [{context, health, kind, message, latency_ms, mode, nodes,
-//            gpus: [{gpu, free, total}]}]     health: ok | degraded | error
+//   cards: [{context, health, kind, message, latency_ms, mode, nodes, gpu_nodes,
+//            nodes_text, gpus: [{gpu, free, total}], empty}]     health: ok | degraded | error
+//            (empty: what to say where there are no GPU rows, e.g. "no A100-80GB")
 //   selected_gpu: {context, gpu} | {}         set here when a GPU row is clicked
 
 function bar(g, selected, context) {
@@ -47,7 +48,7 @@ function card(c, selected) {
   const meta = document.createElement("div");
   meta.className = "sky-card-meta";
   const latency = c.latency_ms === null || c.latency_ms === undefined ? "–" : `${Math.round(c.latency_ms)} ms`;
-  meta.textContent = `${c.health}${c.kind ? " (" + c.kind + ")" : ""} · ${latency} · ${c.mode} · ${c.nodes} nodes`;
+  meta.textContent = `${c.health}${c.kind ? " (" + c.kind + ")" : ""} · ${latency} · ${c.mode} · ${c.nodes_text}`;
   div.append(head, meta);
   if (c.message) {
     const err = document.createElement("div");
@@ -59,7 +60,7 @@ function card(c, selected) {
   if (!c.gpus || c.gpus.length === 0) {
     const none = document.createElement("div");
     none.className = "sky-muted";
-    none.textContent = c.health === "error" ? "" : "no GPUs";
+    none.textContent = c.empty || "";
     div.appendChild(none);
   }
   return div;

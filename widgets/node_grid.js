@@ -4,6 +4,8 @@
 //   sections: [{context, error, shown, total}]  one group per context, in failover order
 //   nodes:    [{id, context, node, gpu, total, free, status, taints}]  already filtered
 //   selected: {context, node} | {}   set here on click; Python answers with the node's pods
+//   rendered: int                    counted up here once per view drawn: the kernel's sign
+//                                    that this front end's messages reach it
 // A context with an error shows the message in place of its cells; the others still render.
 
 const STATUS_CLASS = {
@@ -47,6 +49,17 @@ function cell(n, selected) {
   div.setAttribute("role", "button");
   div.tabIndex = 0;
   return div;
+}
+
+// Tell the kernel a view is drawn. A notebook reopened without its kernel has no comm to
+// send on (ipywidgets then throws "no comm channel"): the view simply stays as saved.
+function answer(model) {
+  try {
+    model.set("rendered", (model.get("rendered") || 0) + 1);
+    model.save_changes();
+  } catch (err) {
+    console.debug("skymagic: no kernel to answer", err);
+  }
 }
 
 function render({ model, el }) {
@@ -105,6 +118,7 @@ function render({ model, el }) {
 
   root.addEventListener("click", pick);
   root.addEventListener("keydown", pick);
+  answer(model);
   model.on("change:nodes", draw);
   model.on("change:sections", draw);
   model.on("change:selected", draw);

@@ -466,6 +466,8 @@ def _finish_follow(
 ) -> None:
     """Follow the started pod to its end and set the result (never fails over)."""
     name, ctx = start.task.name, start.client.name
+    # The phase line follows the pod: it runs now, on its node (a widget ticks the seconds).
+    obs.on_progress(ctx, f"running on {result.node or 'its node'}", time.monotonic() - started)
     try:
         out = follow_pod(
             start.client,

@@ -129,7 +129,7 @@ class SkyMagics(Magics):
         return check(self.settings(args.timeout), infra=_unquote(args.infra))
 
     # -- launch and lifecycle ----------------------------------------------------------------
-    def _observer(self) -> Any:
+    def _observer(self, name: str | None = None) -> Any:
         """Launch progress: a live widget in a notebook kernel, plain lines in a terminal."""
         from skymagic.ui.progress import TextProgress
 
@@ -137,7 +137,7 @@ class SkyMagics(Magics):
             return TextProgress()
         from skymagic.ui.launch_widget import LaunchProgressWidget
 
-        return LaunchProgressWidget.show()
+        return LaunchProgressWidget.show(name=name)
 
     @magic_arguments(name="%sky_launch")  # usage line shows the cell magic: %%sky_launch
     @argument(
@@ -225,10 +225,12 @@ class SkyMagics(Magics):
         A100: 8}, lists, any_of, ordered) get a plan row per context; `NAME: null` envs and
         secrets come from --env/--secret. Flags override the YAML. An empty cell starts a dev
         pod; re-running a cell whose launch finished replaces it. Shows the "Considered
-        resources" plan, tries contexts in order (skipping those that cannot fit now), streams
-        the log and returns a LaunchResult (also stored as `_sky_launch`). Interrupting before
-        the pod runs deletes what the launch created; after, it detaches (once started, a task
-        is never run elsewhere: a broken log stream is followed again).
+        resources" plan, tries contexts in order (skipping those that cannot fit now) and
+        streams the log. The LaunchResult is stored as `_sky_launch`; in a notebook the
+        progress widget is the cell's output (its header ends in the final state), in a
+        terminal the LaunchResult is also the cell's result. Interrupting before the pod runs
+        deletes what the launch created; after, it detaches (once started, a task is never run
+        elsewhere: a broken log stream is followed again).
         """
         from skymagic.launches import Plan, launch_task, parse_task
 
@@ -241,8 +243,9 @@ class SkyMagics(Magics):
             except (KeyError, IndexError, ValueError) as exc:
                 raise UsageError(f"--format: cannot expand the cell: {exc}") from None
         task = parse_task(body, task_options(args, infra=_unquote(args.infra)))
-        observer = self._observer() if not args.dry_run else None
+        observer = self._observer(task.name) if not args.dry_run else None
         result: Any = None
+        error: BaseException | None = None
         try:
             result = launch_task(
                 task,
@@ -252,15 +255,20 @@ class SkyMagics(Magics):
                 observer=observer,
                 provision_timeout=args.timeout,
             )
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
-            # The widget keeps the final attempts and log in its saved output.
+            # The widget's header ends in the final state; its saved output keeps it all.
             finish = getattr(observer, "finish", None)
             if finish is not None:
-                finish(result)
+                finish(result, error)
         assert self.shell is not None
         self.shell.user_ns["_sky_launch"] = result
         if isinstance(result, Plan):
             return result.to_frame()
+        if hasattr(observer, "finish"):
+            return None  # the widget shows the result; a text result would repeat it
         return result
 
     @magic_arguments()
@@ -394,13 +402,14 @@ class SkyMagics(Magics):
         Cards per context (health, latency, free/total GPUs per type), a node grid coloured by
         free GPUs (NotReady, cordoned and tainted nodes marked), filters, refresh now and
         auto-refresh. Click a node or a GPU row for the pods holding its GPUs and a "launch
-        here" that pre-fills a %%sky_launch cell. Returns the Dashboard
-        (`dash = %sky_dashboard`); `dash.close()` stops its background refresh.
+        here" that pre-fills a %%sky_launch cell. Shows the dashboard and returns it, so
+        `dash = %sky_dashboard` shows it too and keeps the handle; `dash.close()` stops its
+        background refresh.
         """
         from skymagic.ui.dashboard import dashboard
 
         args = parse_argstring(self.sky_dashboard, line)
-        return dashboard(
+        dash = dashboard(
             self.settings(args.timeout),
             infra=_unquote(args.infra),
             interval=args.interval,
@@ -408,6 +417,8 @@ class SkyMagics(Magics):
             watch=not args.no_watch,
             all_nodes=args.all_nodes,
         )
+        dash.show()  # an assignment shows nothing; the cell's own result is not shown twice
+        return dash
 
     @magic_arguments()
     @line_magic

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -497,8 +498,12 @@ def test_the_magic_returns_a_live_dashboard(
     write_sky_config(isolated_env, "kubernetes:\n  allowed_contexts: [beta, alpha]\n")
     ipshell.run_line_magic("load_ext", "skymagic")
     ipshell.run_line_magic("config", "SkyMagics.allowed_contexts = None")
-    d = ipshell.run_line_magic("sky_dashboard", "--interval 30 --no-auto")
+    with capture_output() as cap:
+        # `dash = %sky_dashboard`: the magic shows it (IPython shows no assignment's value)
+        d = ipshell.run_line_magic("sky_dashboard", "--interval 30 --no-auto")
+        ipshell.displayhook(d)  # a cell ending in the magic: not shown a second time
     try:
+        assert len(cap.outputs) == 1 and "beta: ok" in cap.outputs[0].data["text/plain"]
         assert isinstance(d, Dashboard) and d.auto.value is False and d.interval.value == 30
         assert [c["context"] for c in d.cards.cards] == [BETA, ALPHA]  # failover order
         assert len(cells(d)) == 6
@@ -534,8 +539,9 @@ def test_skymagic_dashboard_is_the_function_even_once_its_package_is_imported(
 def test_launch_widget_shows_attempts_and_the_log(ipshell: InteractiveShell) -> None:
     p = LaunchProgressWidget(min_interval=0.05)
     try:
+        assert "launch</b>: " in p.header.value and "launching" in p.header.value
         p.on_progress("alpha", "waiting for a node", 0.4)
-        assert "alpha: waiting for a node (0.4 s)" in p.phase.value
+        assert "alpha: waiting for a node, 0.4 s" in p.phase.value
         p.on_attempt(Attempt("gamma", "skipped", "no such GPU: H100"))
         p.on_attempt(Attempt("alpha", "unschedulable", "0/3 nodes are available", 1.5))
         p.on_attempt(Attempt("beta", "running", "", 0.7))
@@ -581,16 +587,28 @@ def test_launch_widget_as_a_real_launch_observer(
         allowed_contexts=("nogpu", "run"),
     )
     with capture_output():
-        p = LaunchProgressWidget.show(min_interval=0.05)
+        p = LaunchProgressWidget.show(min_interval=0.05, tick=0.05)
+    phases: list[str] = []
+    p.phase.observe(lambda change: phases.append(change["new"]), names="value")
     try:
-        task = parse_task("echo hello from the widget\n", name="widget-test", gpus="H100:1")
+        task = parse_task(
+            "echo hello from the widget\nsleep 0.6\necho bye\n", name="widget-test", gpus="H100:1"
+        )
         result = launch_task(task, settings, observer=p, provision_timeout=20)
         p.finish(result)
         assert result.status == "Succeeded" and result.context == "run"
         assert [(a.context, a.outcome) for a in p.attempts][-1][0] == "run"
         assert p.attempts[0].context == "nogpu" and p.attempts[0].outcome == "skipped"
         assert "hello from the widget" in p.log_view.value
-        assert "Succeeded in run" in p.phase.value and "plan" in p.plan.value
+        assert "plan" in p.plan.value
+        # the header ends in the final state; the phase line followed the pod to its node
+        assert f"succeeded in {result.seconds:.1f} s on run" in p.header.value
+        assert "launch 'widget-test'" in unescape(p.header.value)
+        running = [v for v in phases if f"run: running on {result.node}, " in v]
+        assert len(set(running)) >= 2, phases  # its seconds ticked while the task ran
+        assert any("waiting for a node" in v or "starting" in v for v in phases), phases
+        # what to do next is in the widget (the magic shows nothing else)
+        assert "%sky_down widget-test" in p.notes.value
     finally:
         p.close()
         clear_clients()

@@ -140,9 +140,14 @@ def test_notebook_runs_the_seed_launch_cell(
     demo: Fleet, isolated_env: Path, tmp_path: Path
 ) -> None:
     nb = nbformat.v4.new_notebook()
+    fails = {"tags": ["raises-exception"]}
     nb.cells = [
         nbformat.v4.new_code_cell("%load_ext skymagic"),
-        nbformat.v4.new_code_cell("%%sky_launch --gpus H100 --infra k8s\necho 'Hello World'"),
+        nbformat.v4.new_code_cell("%%sky_launch hello --gpus H100 --infra k8s\necho 'Hello World'"),
+        nbformat.v4.new_code_cell("print(_sky_launch.status, _sky_launch.context)"),
+        # a GPU nobody has, and a re-run of a finished name: both fail the cell
+        nbformat.v4.new_code_cell("%%sky_launch nobody --gpus H200:8\nnvidia-smi", metadata=fails),
+        nbformat.v4.new_code_cell("%%sky_launch hello --gpus H100\necho again", metadata=fails),
     ]
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -158,14 +163,29 @@ def test_notebook_runs_the_seed_launch_cell(
 
     outputs = nb.cells[1].outputs
     assert not [o for o in outputs if o["output_type"] == "error"]
-    # The launch progress widget, as saved: its view plus static text/HTML of the final state.
-    (progress,) = [o for o in outputs if o["output_type"] == "display_data"]
+    # The launch progress widget, as saved: its view plus static text/HTML of the final state,
+    # and nothing else (no text result repeating it).
+    (progress,) = outputs
+    assert progress["output_type"] == "display_data"
     assert "application/vnd.jupyter.widget-view+json" in progress["data"]
     html = progress["data"]["text/html"]
-    assert "Considered resources" in html and H100_CTX in html  # the plan, first
+    assert "Considered resources" in html and H100_CTX in html  # the plan
     plain = progress["data"]["text/plain"]
-    assert plain.startswith("Considered resources")
+    assert plain.startswith("launch 'hello': succeeded in ")  # the header's final state
+    assert f" s on {H100_CTX}\nConsidered resources" in plain  # then the plan
     assert f"[{H100_CTX}] finished" in plain  # the attempts, in order
     assert "log:\n  Hello World" in plain  # the live log
-    (result,) = [o for o in outputs if o["output_type"] == "execute_result"]
-    assert f"Succeeded on {H100_CTX}/default" in result["data"]["text/plain"]
+    assert "%sky_down hello" in plain  # what to do next
+    assert nb.cells[2].outputs[0]["text"] == f"Succeeded {H100_CTX}\n"  # the handle is bound
+
+    for index, name, why in (
+        (3, "nobody", "failed: no such GPU: H200 (all 3 contexts)"),
+        (4, "hello", "failed: context 'my-h100-cluster': a finished launch named 'hello'"),
+    ):
+        outs = nb.cells[index].outputs
+        (widget,) = [o for o in outs if o["output_type"] == "display_data"]
+        assert widget["data"]["text/plain"].startswith(f"launch '{name}': {why}"), widget["data"]
+        assert "color:#c8383a" in widget["data"]["text/html"]  # in red
+        (error,) = [o for o in outs if o["output_type"] == "error"]  # and the cell fails
+        assert error["ename"] in ("ProvisionFailedError", "ConfigError")
+        assert not [o for o in outs if o["output_type"] == "execute_result"]

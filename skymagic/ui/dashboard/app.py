@@ -22,6 +22,7 @@ from typing import Any
 import ipywidgets as w
 
 from skymagic.core.targets import Settings
+from skymagic.ui.comms import keep_comms_open
 from skymagic.ui.dashboard import snapshot
 from skymagic.ui.dashboard.source import DashboardSource, LiveInventory
 from skymagic.ui.dashboard.view import (
@@ -38,8 +39,15 @@ from skymagic.ui.dashboard.view import (
     updated_html,
 )
 from skymagic.ui.dashboard.widgets import ContextCards, NodeGrid
+from skymagic.ui.display import ShownOnce
 
-__all__ = ["Dashboard", "dashboard"]
+__all__ = ["NOT_CONNECTED", "Dashboard", "dashboard"]
+
+# What the dashboard says when a front end closed its comms and its view never answered.
+NOT_CONNECTED = (
+    "controls are not connected: close the other Jupyter tab on this kernel (for example "
+    "Notebook's file browser), then re-run the cell"
+)
 
 
 def _number_box(kind: Any, description: str, width: str, **bounds: Any) -> Any:
@@ -52,13 +60,16 @@ def _number_box(kind: Any, description: str, width: str, **bounds: Any) -> Any:
     )
 
 
-class Dashboard:
+class Dashboard(ShownOnce):
     """A live GPU availability dashboard (see the package docstring).
 
     Attributes are the widgets (`view`, `cards`, `grid`, `refresh_button`, `auto`, `interval`,
     `context_filter`, `gpu_filter`, `min_free`, `updated`, `details`, `launch_gpus`,
-    `launch_button`, `launch_text`); `refresh()` redraws them from the source.
+    `launch_button`, `launch_text`, `warning`); `refresh()` redraws them from the source.
+    `%sky_dashboard` calls `show()`; a cell ending in the handle does not show it twice.
     """
+
+    ack_timeout = 8.0  # seconds a displayed view has to answer before `warning` shows
 
     def __init__(
         self,
@@ -84,12 +95,21 @@ class Dashboard:
         self.refresh_count = 0
         self.last_error: str | None = None
         self.last_launch_cell: str | None = None
+        self.foreign_closes = 0  # comms a front end closed (another tab on the kernel)
+        self._ack_timer: threading.Timer | None = None
 
         self.title = w.HTML("<b>skymagic</b> · GPUs across contexts")
         self.refresh_button = w.Button(
             description="Refresh", icon="refresh", tooltip="Refresh now", button_style=""
         )
-        self.auto = w.Checkbox(value=auto_refresh, description="auto-refresh", indent=False)
+        self.refresh_button.layout.width = "auto"
+        # ipywidgets' checkbox is 300 px wide by default: the header would wrap in a notebook.
+        self.auto = w.Checkbox(
+            value=auto_refresh,
+            description="auto-refresh",
+            indent=False,
+            layout=w.Layout(width="auto"),
+        )
         self.interval = _number_box(
             w.BoundedFloatText,
             "every (s)",
@@ -100,6 +120,7 @@ class Dashboard:
             step=1.0,
         )
         self.updated = w.HTML("not updated yet")
+        self.warning = w.HTML("", layout=w.Layout(display="none"))
         self.context_filter = w.Dropdown(
             options=[("all contexts", ALL)], value=ALL, description="context"
         )
@@ -130,6 +151,7 @@ class Dashboard:
                     [self.title, self.refresh_button, self.auto, self.interval, self.updated],
                     layout=w.Layout(align_items="center", flex_flow="row wrap"),
                 ),
+                self.warning,
                 w.HBox(
                     [self.context_filter, self.gpu_filter, self.min_free, self.shown],
                     layout=w.Layout(align_items="center", flex_flow="row wrap"),
@@ -151,6 +173,8 @@ class Dashboard:
         self.grid.observe(self._on_node_selected, names="selected")
         self.cards.observe(self._on_gpu_selected, names="selected_gpu")
         self.view.observe(self._on_view_closed, names="comm")
+        self.grid.observe(self._on_view_answered, names="rendered")
+        keep_comms_open([self.view], self._on_foreign_close)
 
         if initial_refresh:
             self.refresh()
@@ -238,6 +262,21 @@ class Dashboard:
             return
         with self._lock:
             self._redraw()
+            self._drop_hidden_selection()
+
+    def _drop_hidden_selection(self) -> None:
+        """Clear the details when the filters now hide what they describe."""
+        sel = self._selection
+        if sel is None:
+            return
+        f = self.filters
+        if sel.kind == "node":
+            if not any(
+                n["context"] == sel.context and n["node"] == sel.key for n in self.grid.nodes
+            ):
+                self.grid.selected = {}  # its observer hides the details
+        elif f.context not in (ALL, sel.context) or f.gpu not in (ALL, sel.key):
+            self.cards.selected_gpu = {}
 
     # -- timer -----------------------------------------------------------------------------
     def _on_timer_change(self, _change: Mapping[str, Any]) -> None:
@@ -366,6 +405,36 @@ class Dashboard:
             ip.set_next_input(text, replace=False)
         return text
 
+    # -- is a front end listening? -----------------------------------------------------------
+    def show(self) -> None:
+        """Display the dashboard (what `%sky_dashboard` does) and expect its view to answer."""
+        super().show()
+        # Armed whatever the count now: the closes are shell messages, often handled only
+        # after this cell ends. No kernel (a terminal): no front end to wait for.
+        if self._ack_timer is None and not self.grid.rendered and _in_kernel():
+            timer = threading.Timer(self.ack_timeout, self._check_connected)
+            timer.daemon = True
+            timer.name = f"skymagic-dashboard-ack-{id(self):x}"
+            self._ack_timer = timer
+            timer.start()
+
+    def _on_foreign_close(self, _comm_id: str) -> None:
+        """A front end closed one of our comms (see ui/comms.py): watch for the view's answer."""
+        self.foreign_closes += 1
+
+    def _on_view_answered(self, _change: Mapping[str, Any]) -> None:
+        """The grid's JavaScript set `rendered`: clicks reach this kernel."""
+        with self._lock:
+            self.warning.layout.display = "none"
+
+    def _check_connected(self) -> None:
+        self._ack_timer = None
+        if self._closed or self.grid.rendered or not self.foreign_closes:
+            return  # answered, or no sign of another front end (a headless run has neither)
+        with self._lock:
+            self.warning.value = f"<div class='sky-error'>{html.escape(NOT_CONNECTED)}</div>"
+            self.warning.layout.display = ""
+
     # -- lifecycle -------------------------------------------------------------------------
     def _on_view_closed(self, change: Mapping[str, Any]) -> None:
         if change["new"] is None:
@@ -382,6 +451,11 @@ class Dashboard:
         self._closed = True
         self._stop.set()
         self._wake.set()
+        timer = self._ack_timer
+        if timer is not None:
+            timer.cancel()
+            if timer is not threading.current_thread():
+                timer.join(timeout)
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
         with contextlib.suppress(Exception):
@@ -430,6 +504,15 @@ class Dashboard:
     def to_html(self) -> str:
         """The current picture as self-contained HTML (inline styles: no CSS, no script)."""
         return snapshot.to_html(self._view_model, self.filters)
+
+
+def _in_kernel() -> bool:
+    """Whether IPython runs as a Jupyter kernel (a browser may be drawing our views)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return getattr(get_ipython(), "kernel", None) is not None
 
 
 def dashboard(

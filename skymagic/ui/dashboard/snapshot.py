@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import time
 
-from skymagic.ui.dashboard.view import Filters, Node, View, free_colour, shown, status_kind
+from skymagic.ui.dashboard.view import Filters, Node, View, frame, free_colour, shown, status_kind
 
 __all__ = ["CELL_LIMIT", "to_html", "to_text"]
 
@@ -28,18 +28,18 @@ def to_text(view: View | None, filters: Filters) -> str:
         return "skymagic dashboard (no data yet)"
     picked = shown(view, filters)
     lines = [f"skymagic dashboard · updated {_stamp(view)} · {len(picked.contexts)} contexts"]
-    for card in view.cards:
-        if card["context"] not in picked.contexts:
-            continue
+    for card in frame(view, filters).cards:
         latency = "" if card["latency_ms"] is None else f" · {card['latency_ms']:.0f} ms"
         lines.append(
-            f"{card['context']}: {card['health']}{latency} · {card['mode']} · {card['nodes']} nodes"
+            f"{card['context']}: {card['health']}{latency} · {card['mode']} · {card['nodes_text']}"
         )
         if card["message"]:
             lines.append(f"  ! {card['message']}")
         for g in card["gpus"]:
             free = "?" if g["free"] is None else g["free"]
             lines.append(f"  {g['gpu']}: {free} of {g['total']} free")
+        if not card["gpus"] and card["empty"]:
+            lines.append(f"  {card['empty']}")
     counts: dict[str, int] = {}
     for n in picked.nodes:
         kind = status_kind(n.status)
@@ -61,16 +61,14 @@ def to_html(view: View | None, filters: Filters) -> str:
         f"<div><b>skymagic</b> · GPUs across contexts · updated {html.escape(_stamp(view))}</div>",
         "<div style='display:flex;flex-wrap:wrap;gap:8px;margin:6px 0'>",
     ]
-    for card in view.cards:
-        if card["context"] not in picked.contexts:
-            continue
+    for card in frame(view, filters).cards:
         latency = "-" if card["latency_ms"] is None else f"{card['latency_ms']:.0f} ms"
         parts.append(
             "<div style='border:1px solid #ccc;border-left:4px solid "
             f"{_HEALTH_COLOURS.get(card['health'], '#999')};padding:4px 8px;min-width:200px'>"
             f"<b>{html.escape(card['context'])}</b><br>"
             f"{html.escape(card['health'])} · {latency} · {html.escape(card['mode'])} · "
-            f"{card['nodes']} nodes"
+            f"{html.escape(card['nodes_text'])}"
         )
         if card["message"]:
             parts.append(f"<div style='color:#b02a2c'>{html.escape(card['message'])}</div>")

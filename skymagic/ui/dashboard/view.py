@@ -44,7 +44,9 @@ __all__ = [
 
 ALL = ""  # a filter's "everything" value (the dropdowns' first option)
 
-Card = dict[str, Any]  # {context, health, kind, message, latency_ms, mode, nodes, gpus}
+# {context, health, kind, message, latency_ms, mode, nodes, gpu_nodes, nodes_text, gpus,
+#  empty}: `empty` is what the card says where it has no GPU rows.
+Card = dict[str, Any]
 
 
 @dataclass
@@ -184,8 +186,11 @@ def build_view(inv: Inventory, modes: Mapping[str, str], *, all_nodes: bool, too
         errors.setdefault(str(ctx), f"{kind}: {message}")
         kinds.setdefault(str(ctx), str(kind))
     per_ctx_nodes: dict[str, int] = {}
+    per_ctx_gpu_nodes: dict[str, int] = {}
     for n in every:
         per_ctx_nodes[n.context] = per_ctx_nodes.get(n.context, 0) + 1
+        if n.gpus:
+            per_ctx_gpu_nodes[n.context] = per_ctx_gpu_nodes.get(n.context, 0) + 1
     gpus_by_ctx: dict[str, list[dict[str, Any]]] = {}
     for ctx, gpu, total, free in inv.by_context[
         ["context", "gpu", "gpu_total", "gpu_free"]
@@ -206,7 +211,10 @@ def build_view(inv: Inventory, modes: Mapping[str, str], *, all_nodes: bool, too
                 "latency_ms": None if latency is None else round(float(latency), 1),
                 "mode": modes.get(ctx, "list"),
                 "nodes": per_ctx_nodes.get(ctx, 0),
+                "gpu_nodes": per_ctx_gpu_nodes.get(ctx, 0),
+                "nodes_text": nodes_text(per_ctx_nodes.get(ctx, 0), per_ctx_gpu_nodes.get(ctx, 0)),
                 "gpus": gpus_by_ctx.get(ctx, []),
+                "empty": "" if health == "error" else "no GPUs",
             }
         )
     return View(
@@ -218,6 +226,18 @@ def build_view(inv: Inventory, modes: Mapping[str, str], *, all_nodes: bool, too
         fetched_at=inv.fetched_at,
         took_s=took_s,
     )
+
+
+def nodes_text(nodes: int, gpu_nodes: int) -> str:
+    """A card's node count in the grid's terms: "3 nodes (2 with GPUs)".
+
+    The grid shows GPU nodes only (unless `all_nodes`), so a bare "3 nodes" beside a grid of
+    two cells reads as a node missing.
+    """
+    noun = "node" if nodes == 1 else "nodes"
+    if gpu_nodes == nodes:
+        return f"{nodes} {noun}"
+    return f"{nodes} {noun} ({gpu_nodes or 'none'} with GPUs)"
 
 
 # --- filters --------------------------------------------------------------------------------
@@ -251,7 +271,11 @@ def frame(view: View, filters: Filters) -> Frame:
         if card["context"] not in picked.contexts:
             continue
         if filters.gpu != ALL:
-            card = {**card, "gpus": [g for g in card["gpus"] if g["gpu"] == filters.gpu]}
+            card = {
+                **card,
+                "gpus": [g for g in card["gpus"] if g["gpu"] == filters.gpu],
+                "empty": "" if card["health"] == "error" else f"no {filters.gpu}",
+            }
         cards.append(card)
     sections = [
         {

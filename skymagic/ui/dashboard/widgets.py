@@ -34,13 +34,19 @@ def _read_asset(name: str) -> str:
 
 
 class NodeGrid(anywidget.AnyWidget):
-    """One cell per node, grouped by context (widgets/node_grid.js); a click sets `selected`."""
+    """One cell per node, grouped by context (widgets/node_grid.js); a click sets `selected`.
+
+    Each view answers once, by counting up `rendered`.
+    """
 
     _esm = _read_asset("node_grid.js")
     _css = _read_asset("dashboard.css")
     sections = traitlets.List(traitlets.Dict()).tag(sync=True)
     nodes = traitlets.List(traitlets.Dict()).tag(sync=True)
     selected = traitlets.Dict().tag(sync=True)
+    # Counted up by the JavaScript each time it draws a view: the kernel hears that a front
+    # end renders the grid AND that messages from it arrive (see ui/comms.py).
+    rendered = traitlets.Int(0).tag(sync=True)
 
 
 class ContextCards(anywidget.AnyWidget):

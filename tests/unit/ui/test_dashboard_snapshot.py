@@ -48,6 +48,12 @@ def test_text_follows_the_filters() -> None:
     assert "b:" not in text and text.endswith("nodes: 1 shown of 4 · healthy 1")
 
 
+def test_text_with_a_gpu_filter_names_the_missing_gpu() -> None:
+    text = snapshot.to_text(view(), Filters(gpu="L4"))
+    assert "a: ok · 12 ms · watch · 2 nodes\n  no L4\nb:" in text
+    assert "H100" not in text
+
+
 def test_html_is_self_contained_and_escaped() -> None:
     page = snapshot.to_html(view(), Filters())
     assert "<script" not in page and "<style" not in page and "class='sky-" in page

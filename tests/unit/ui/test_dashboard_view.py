@@ -14,6 +14,7 @@ from skymagic.ui.dashboard.view import (
     frame,
     free_colour,
     launch_cell,
+    nodes_text,
     pods_html,
     select_gpu,
     select_node,
@@ -91,8 +92,13 @@ def test_cards_say_health_mode_latency_and_the_first_error(inv: Inventory) -> No
         "latency_ms": 12.3,
         "mode": "watch",
         "nodes": 3,  # the CPU node counts as a node of the context
+        "gpu_nodes": 2,
+        "nodes_text": "3 nodes (2 with GPUs)",  # the grid shows the two GPU nodes
         "gpus": [{"gpu": "H100", "total": 16, "free": 12}],
+        "empty": "no GPUs",
     }
+    assert cards["b"]["nodes_text"] == "2 nodes"  # every node has GPUs
+    assert cards["d"]["empty"] == ""  # its error says why, not "no GPUs"
     assert cards["b"]["mode"] == "list"
     assert cards["b"]["gpus"] == [
         {"gpu": "L4", "total": 6, "free": 1},
@@ -158,6 +164,21 @@ def test_gpu_filter_matches_any_resource_of_a_node_and_narrows_card_bars(inv: In
     ]
     assert [s["shown"] for s in out.sections] == [0, 1, 0, 0]
     assert [s["total"] for s in out.sections] == [2, 2, 1, 0]
+    # a card without that GPU names it; the unreachable one keeps its error instead
+    assert [c["empty"] for c in out.cards] == [
+        "no A100-80GB (MIG 1g.10gb)",
+        "no A100-80GB (MIG 1g.10gb)",
+        "no A100-80GB (MIG 1g.10gb)",
+        "",
+    ]
+
+
+def test_nodes_text_counts_gpu_nodes_like_the_grid() -> None:
+    assert nodes_text(3, 2) == "3 nodes (2 with GPUs)"
+    assert nodes_text(3, 3) == "3 nodes"
+    assert nodes_text(1, 1) == "1 node"
+    assert nodes_text(2, 0) == "2 nodes (none with GPUs)"
+    assert nodes_text(0, 0) == "0 nodes"
 
 
 def test_min_free_is_per_node_and_drops_unknown_free(inv: Inventory) -> None:
