@@ -130,14 +130,19 @@ def launch(body: str = "", **options: Any) -> LaunchResult | Plan:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """`%load_ext skymagic`: register the magics (imported lazily to keep import cheap)."""
+    """`%load_ext skymagic`: register the magics (imported lazily to keep import cheap) and
+    the compact HTML view of an Inventory's node frame (`skymagic/ui/frames.py`)."""
+    from skymagic.ui import frames
     from skymagic.ui.magics import load
 
     load(ipython)
+    frames.register(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """`%unload_ext skymagic`: remove the magics again."""
+    """`%unload_ext skymagic`: remove the magics and the node frame view again."""
+    from skymagic.ui import frames
     from skymagic.ui.magics import unload
 
     unload(ipython)
+    frames.unregister(ipython)

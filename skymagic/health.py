@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from skymagic.core.client import ContextClient
+from skymagic.core.config import config_path
 from skymagic.core.fanout import ContextResult, fan_out
 from skymagic.core.kubeconfig import ResolvedContext
 from skymagic.core.targets import Settings, Targets, missing_context_warning, resolve_targets
@@ -86,6 +87,10 @@ class CheckReport:
     current_context: str | None = None
     current_context_file: str | None = None
     checked_at: float = field(default_factory=time.time)
+    # contexts of the kubeconfig that are not allowed, and the config file that would allow
+    # them (the one read, or where one would be read: $SKYPILOT_CONFIG or ~/.sky/config.yaml)
+    other_contexts: list[str] = field(default_factory=list)
+    config_target: str = ""
 
     @property
     def enabled(self) -> bool:
@@ -118,6 +123,8 @@ class CheckReport:
             "notes": self.notes,
             "current_context": self.current_context,
             "current_context_file": self.current_context_file,
+            "other_contexts": self.other_contexts,
+            "config_target": self.config_target,
             "contexts": [asdict(c) for c in self.contexts],
         }
 
@@ -158,16 +165,33 @@ class CheckReport:
                 lines.append((2, "warn", f"{cont}    Warning: {w}"))
         for name in self.missing_contexts:
             lines.append((1, "warn", f"Warning: {missing_context_warning(name)}"))
+        lines.extend((1, "hint", text) for text in self._allow_more())
         return lines
+
+    def _allow_more(self) -> list[str]:
+        """How to allow the kubeconfig's other contexts: the file to edit, or one line.
+
+        Short lines, each a whole phrase, so no front end has to wrap inside a word.
+        """
+        if not self.other_contexts or self.allowed_source in ("all", "override"):
+            return []
+        n = len(self.other_contexts)
+        where = self.config_target or "~/.sky/config.yaml"
+        return [
+            f"{n} more context{'s' if n > 1 else ''} in the kubeconfig: "
+            f"{', '.join(self.other_contexts)}.",
+            f"To allow {'them' if n > 1 else 'it'}, add to {where}:",
+            "    kubernetes:",
+            "      allowed_contexts: all      # or a list, in failover order",
+            "or, for this session only:",
+            "    %config SkyMagics.allowed_contexts = 'all'",
+        ]
 
     def _source(self) -> str:
         """Why these contexts: users with several kubeconfig files need to see which decided."""
         if self.allowed_source == "current-context":
             where = f" from {self.current_context_file}" if self.current_context_file else ""
-            return (
-                f"current-context '{self.current_context}'{where}; list more contexts under "
-                "kubernetes.allowed_contexts"
-            )
+            return f"current-context '{self.current_context}'{where}"
         if self.allowed_source == "override":
             return "set for this session: %config SkyMagics.allowed_contexts"
         where = self.config_file or "the config file"
@@ -176,9 +200,9 @@ class CheckReport:
         return f"kubernetes.allowed_contexts in {where}; failover order"
 
     def notes_hint(self) -> str:
+        where = self.config_target or "~/.sky/config.yaml"
         return (
-            "Set kubernetes.allowed_contexts in ~/.sky/config.yaml, or a current-context in "
-            "the kubeconfig."
+            f"Set kubernetes.allowed_contexts in {where}, or a current-context in the kubeconfig."
         )
 
     def __str__(self) -> str:
@@ -193,8 +217,13 @@ class CheckReport:
             "disabled": "#cf222e",
             "warn": "#9a6700",
             "detail": "#57606a",
+            "hint": "#0550ae",
         }
-        out = ['<pre style="line-height:1.35">']
+        # Wrap only between words: a notebook's narrow column must not split a path or a name.
+        out = [
+            '<pre style="line-height:1.35;white-space:pre-wrap;word-break:normal;'
+            'overflow-wrap:break-word">'
+        ]
         for depth, cls, text in self._lines():
             style = f"color:{colours[cls]}" if cls in colours else ""
             pad = "  " * min(depth, 1)
@@ -373,4 +402,10 @@ def check(settings: Settings | None = None, infra: str | None = None) -> CheckRe
         notes=notes,
         current_context=targets.kubeconfig.current_context,
         current_context_file=targets.kubeconfig.current_context_file,
+        other_contexts=[
+            c
+            for c in targets.kubeconfig.contexts
+            if c not in targets.allowed.names and c not in targets.excluded
+        ],
+        config_target=targets.config.path or settings.config_file or config_path(),
     )

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from skymagic.errors import SkymagicError
@@ -18,8 +20,43 @@ from skymagic.ui.flags import port_spec, positive_seconds, task_options
 if TYPE_CHECKING:
     from skymagic.core.targets import Settings
     from skymagic.launches import LaunchResult
+    from skymagic.sim import Fleet
 
 __all__ = ["main"]
+
+
+DEMO_CONFIG_NAME = "skymagic-config.yaml"
+
+
+def _fleet_config(fleet: Fleet) -> Path:
+    """Write the fleet's own SkyPilot config (every context allowed) beside its kubeconfig.
+
+    Why a file of its own: `sim up` must make all its clusters usable (a newcomer would
+    otherwise see only the kubeconfig's current context, and `--infra k8s` would have nothing
+    to fail over to) without touching the user's ~/.sky/config.yaml.
+    """
+    path = Path(fleet.state_dir) / DEMO_CONFIG_NAME
+    path.write_text(
+        "# Written by `skymagic sim up` for the simulated fleet; ~/.sky/config.yaml is untouched.\n"
+        "kubernetes:\n"
+        "  allowed_contexts:   # failover order\n"
+        + "".join(f"    - {c}\n" for c in fleet.contexts)
+        + "  remote_identity: LOCAL_CREDENTIALS\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _print_exports(fleet: Fleet, config: Path) -> None:
+    """The lines to copy (or `eval "$(skymagic sim up)"`): both variables, shell and notebook."""
+    kubeconfig = shlex.quote(fleet.kubeconfig)
+    print(f"# allows all {len(fleet.contexts)} contexts in their own config; yours is untouched")
+    print(f"export KUBECONFIG={kubeconfig}")
+    print(f"export SKYPILOT_CONFIG={shlex.quote(str(config))}")
+    print(
+        f"# in a running notebook instead: %env KUBECONFIG={fleet.kubeconfig}"
+        f"  and  %env SKYPILOT_CONFIG={config}"
+    )
 
 
 def _sim_up(args: argparse.Namespace) -> int:
@@ -30,7 +67,7 @@ def _sim_up(args: argparse.Namespace) -> int:
         existing = Fleet.attach(state_dir)
         if existing.alive():
             print(f"# a simulated fleet is already running ({len(existing.contexts)} contexts)")
-            print(f"export KUBECONFIG={existing.kubeconfig}")
+            _print_exports(existing, _fleet_config(existing))
             return 0
     except SkymagicError:
         pass
@@ -38,7 +75,7 @@ def _sim_up(args: argparse.Namespace) -> int:
     fleet = Fleet(args.spec or "demo", state_dir=state_dir, kubeconfig=kubeconfig)
     fleet.start(detach=True)
     print(f"# simulated fleet up: {', '.join(fleet.contexts)}")
-    print(f"export KUBECONFIG={fleet.kubeconfig}")
+    _print_exports(fleet, _fleet_config(fleet))
     return 0
 
 
@@ -58,7 +95,7 @@ def _sim_status(args: argparse.Namespace) -> int:
             f"{name}: {state} on https://127.0.0.1:{info['port']}, {info['nodes']} nodes, "
             f"{info['pods']} pods{', faults: ' + str(faults) if faults else ''}"
         )
-    print(f"export KUBECONFIG={fleet.kubeconfig}")
+    _print_exports(fleet, _fleet_config(fleet))
     return 0
 
 
@@ -212,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", help="run a simulated fleet of Kubernetes clusters")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True)
     up = sim_sub.add_parser(
-        "up", help="start a fleet in the background and print `export KUBECONFIG=...`"
+        "up",
+        help="start a fleet in the background and print the export lines to use it "
+        "(KUBECONFIG, and SKYPILOT_CONFIG allowing all its contexts)",
     )
     up.add_argument("spec", nargs="?", help="fleet spec YAML (default: the demo fleet)")
     up.add_argument("--kubeconfig", help="where to write the fleet's kubeconfig")

@@ -194,6 +194,24 @@ def test_unset_means_current_context_only(mixed: Fleet, env: Path) -> None:
     assert f"current-context '{TOK}' from {env}" in str(report)
     for name in (CERT, EXEC, DOWN, BLACK, OFF):
         assert not contacted(mixed, name), name
+    # the hint names the other contexts, the file to edit and the session one-liner
+    kc_order = [c["name"] for c in load_doc(env)["contexts"]]
+    assert report.other_contexts == [c for c in kc_order if c != TOK]
+    config = Path(os.environ["HOME"]) / ".sky" / "config.yaml"
+    assert report.config_target == str(config)
+    text = str(report)
+    assert f"To allow them, add to {config}:" in text
+    assert "\n      kubernetes:\n        allowed_contexts: all      # or a list" in text
+    assert text.endswith("\n      %config SkyMagics.allowed_contexts = 'all'")
+    # in a notebook: wrapped between words only, never inside a path or a name
+    page = report._repr_html_()
+    assert (
+        "word-break:normal" in page
+        and "%config SkyMagics.allowed_contexts = &#x27;all&#x27;" in (page)
+    )
+    # once all are allowed, no hint
+    write_sky_config(Path(os.environ["HOME"]), "kubernetes:\n  allowed_contexts: all\n")
+    assert "To allow" not in str(check(fast(), infra=f"k8s/{TOK}"))
 
 
 def test_missing_allowed_context_is_reported_not_fatal(mixed: Fleet, env: Path) -> None:

@@ -3,7 +3,9 @@ state in SKYMAGIC_SIM_DIR (issue #2)."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -95,10 +97,44 @@ def test_up_status_down_with_a_spec_and_kubeconfig_path(
     assert sim(sim_env, "down").stdout.strip() == "no simulated fleet is running"
 
 
+def exported(stdout: str) -> dict[str, str]:
+    """The `export NAME=VALUE` lines, read the way a shell would (values may be quoted)."""
+    out = {}
+    for line in stdout.splitlines():
+        if line.startswith("export "):
+            name, _, value = line[len("export ") :].partition("=")
+            (out[name],) = shlex.split(value)
+    return out
+
+
 def test_up_defaults_to_the_demo_fleet(sim_env: dict[str, str]) -> None:
     up = sim(sim_env, "up")
     assert up.returncode == 0, up.stderr
     kubeconfig = exported_kubeconfig(up.stdout)
+    # a config of the fleet's own allows every context; the user's ~/.sky is untouched
+    exports = exported(up.stdout)
+    config_file = Path(exports["SKYPILOT_CONFIG"])
+    assert config_file.parent == Path(sim_env["SKYMAGIC_SIM_DIR"])
+    assert "allowed_contexts:" in config_file.read_text()
+    assert not (Path(sim_env["HOME"]) / ".sky").exists()
+    assert "%env SKYPILOT_CONFIG=" in up.stdout  # the notebook form too
+    # what a newcomer then sees: every demo context enabled, in the fleet's order
+    checked = subprocess.run(
+        [sys.executable, "-m", "skymagic", "check", "-o", "json"],
+        env={**sim_env, **exports},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    report = json.loads(checked.stdout)
+    assert [(c["context"], c["enabled"]) for c in report["contexts"]] == [
+        ("my-h100-cluster", True),
+        ("gke_my-project_us-central2-b_my-tpu-cluster", True),
+        ("my-a100-cluster", True),
+    ]
+    assert report["other_contexts"] == []
     assert kubeconfig == str(Path(sim_env["SKYMAGIC_SIM_DIR"]) / "kubeconfig")
     contexts, current = config.list_kube_config_contexts(config_file=kubeconfig)
     assert [c["name"] for c in contexts] == [
