@@ -430,6 +430,22 @@ class SkyMagics(Magics):
         return f"skymagic {__version__}"
 
 
+def _drop_rst_marker(cls: type) -> None:
+    """Start each magic's help at its usage line.
+
+    IPython's magic_arguments opens every docstring with reST's literal-block marker ("::",
+    for Sphinx), which `%sky_check?` shows as a stray first line.
+    """
+    for name in vars(cls):
+        fn = getattr(cls, name)
+        doc = getattr(fn, "__doc__", None)
+        if getattr(fn, "parser", None) is not None and doc and doc.startswith("::\n\n"):
+            fn.__doc__ = doc[len("::\n\n") :]
+
+
+_drop_rst_marker(SkyMagics)
+
+
 def _unquote(value: str | None) -> str | None:
     """Drop one pair of surrounding quotes from a flag value.
 

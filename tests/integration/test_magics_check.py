@@ -117,6 +117,18 @@ def test_help_explains_every_flag(shell: InteractiveShell) -> None:
     with capture_output() as cap:
         shell.run_line_magic("pinfo", "%sky_check")
     assert "--infra" in cap.stdout and "--timeout" in cap.stdout
+    # every magic's help starts at its usage line (no reST "::" above it)
+    magics = shell.magics_manager.magics
+    ours = {
+        name: fn
+        for kind in ("line", "cell")
+        for name, fn in magics[kind].items()
+        if name.startswith("sky_")
+    }
+    assert len(ours) >= 8
+    for name, fn in ours.items():
+        assert (fn.__doc__ or "").lstrip().startswith(("%sky_", "%%sky_")), name
+        assert "::" not in (fn.__doc__ or "").splitlines()[0], name
 
 
 def test_config_overrides_the_file_and_flags_override_config(
