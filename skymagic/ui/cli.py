@@ -28,7 +28,7 @@ __all__ = ["main"]
 DEMO_CONFIG_NAME = "skymagic-config.yaml"
 
 
-def _fleet_config(fleet: Fleet) -> Path:
+def write_fleet_config(fleet: Fleet) -> Path:
     """Write the fleet's own SkyPilot config (every context allowed) beside its kubeconfig.
 
     Why a file of its own: `sim up` must make all its clusters usable (a newcomer would
@@ -67,7 +67,7 @@ def _sim_up(args: argparse.Namespace) -> int:
         existing = Fleet.attach(state_dir)
         if existing.alive():
             print(f"# a simulated fleet is already running ({len(existing.contexts)} contexts)")
-            _print_exports(existing, _fleet_config(existing))
+            _print_exports(existing, write_fleet_config(existing))
             return 0
     except SkymagicError:
         pass
@@ -75,7 +75,7 @@ def _sim_up(args: argparse.Namespace) -> int:
     fleet = Fleet(args.spec or "demo", state_dir=state_dir, kubeconfig=kubeconfig)
     fleet.start(detach=True)
     print(f"# simulated fleet up: {', '.join(fleet.contexts)}")
-    _print_exports(fleet, _fleet_config(fleet))
+    _print_exports(fleet, write_fleet_config(fleet))
     return 0
 
 
@@ -95,7 +95,7 @@ def _sim_status(args: argparse.Namespace) -> int:
             f"{name}: {state} on https://127.0.0.1:{info['port']}, {info['nodes']} nodes, "
             f"{info['pods']} pods{', faults: ' + str(faults) if faults else ''}"
         )
-    _print_exports(fleet, _fleet_config(fleet))
+    _print_exports(fleet, write_fleet_config(fleet))
     return 0
 
 

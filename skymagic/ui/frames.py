@@ -32,11 +32,15 @@ SCAN_FIRST: tuple[str, ...] = (
     "memory_gb_free",
 )
 
+# Selectors heavier than the notebook's own `:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon
+# td` (right-aligned, wrapping text, 0.5em padding), which would win otherwise.
 _STYLE = (
-    "<style>.sky-nodes table{border-collapse:collapse}"
-    ".sky-nodes th,.sky-nodes td{white-space:nowrap;padding:2px 8px;text-align:left}"
-    ".sky-nodes td.num,.sky-nodes th.num{text-align:right}"
-    ".sky-nodes .sky-nodes-note{color:#57606a;font-size:90%;margin:2px 0 4px}</style>"
+    "<style>div.sky-nodes table.sky-nodes-table{border-collapse:collapse;margin:0}"
+    "div.sky-nodes table.sky-nodes-table th,div.sky-nodes table.sky-nodes-table td"
+    "{white-space:nowrap;padding:1px 8px;text-align:left}"
+    "div.sky-nodes table.sky-nodes-table .num{text-align:right}"
+    "div.sky-nodes table.sky-nodes-table tr.sky-ctx th{padding-top:6px;font-weight:600}"
+    "div.sky-nodes .sky-nodes-note{color:#57606a;font-size:90%;margin:2px 0 4px}</style>"
 )
 _NUMERIC = {"gpu_free", "gpu_total", "cpu_free", "memory_gb_free"}
 
@@ -62,8 +66,9 @@ def _cell(value: Any, column: str) -> str:
 def nodes_html(frame: pd.DataFrame, *, max_rows: int | None = None) -> str:
     """The node frame as a compact HTML table: SCAN_FIRST columns, one line per row.
 
-    `max_rows` (default: pandas' display.max_rows) caps the rows the way pandas does: the
-    first and last halves, with a row saying how many are left out.
+    The context, the widest value, heads each run of rows of one context instead of taking
+    a column. `max_rows` (default: pandas' display.max_rows) caps the rows the way pandas
+    does: the first and last halves, with a row saying how many are left out.
     """
     import pandas as pd
 
@@ -74,30 +79,39 @@ def nodes_html(frame: pd.DataFrame, *, max_rows: int | None = None) -> str:
         head = max(1, limit // 2)
         cut = len(rows) - 2 * head
         rows = rows[:head] + rows[-head:]
-    sub = frame[list(SCAN_FIRST)]
+    columns = [c for c in SCAN_FIRST if c != "context"]
     left_out = [c for c in frame.columns if c not in SCAN_FIRST]
     note = (
-        f"{len(frame)} rows · showing {len(SCAN_FIRST)} of {len(frame.columns)} columns; "
-        f"the DataFrame has them all (also {', '.join(left_out)})"
+        f"{len(frame)} rows · {len(SCAN_FIRST)} of {len(frame.columns)} columns shown "
+        f"(context heads its rows); the DataFrame has them all (also {', '.join(left_out)})"
     )
+    width = len(columns) + 1
     parts = [
         _STYLE,
         "<div class='sky-nodes'>",
         f"<div class='sky-nodes-note'>{html.escape(note)}</div>",
-        "<table><thead><tr><th></th>",
+        "<table class='sky-nodes-table'><thead><tr><th></th>",
     ]
     parts.extend(
-        f"<th{' class=num' if c in _NUMERIC else ''}>{html.escape(c)}</th>" for c in SCAN_FIRST
+        f"<th{' class=num' if c in _NUMERIC else ''}>{html.escape(c)}</th>" for c in columns
     )
     parts.append("</tr></thead><tbody>")
-    values = sub.to_numpy(dtype=object)
+    values = frame[columns].to_numpy(dtype=object)
+    contexts = frame["context"].to_numpy(dtype=object)
     index = list(frame.index)
+    last: Any = object()
     for n, i in enumerate(rows):
         if cut and n == len(rows) // 2:
-            parts.append(f"<tr><td colspan='{len(SCAN_FIRST) + 1}'>… {cut} more rows …</td></tr>")
+            parts.append(f"<tr><td colspan='{width}'>… {cut} more rows …</td></tr>")
+            last = object()
+        if contexts[i] != last:
+            last = contexts[i]
+            parts.append(
+                f"<tr class='sky-ctx'><th colspan='{width}'>{_cell(last, 'context')}</th></tr>"
+            )
         cells = "".join(
             f"<td{' class=num' if c in _NUMERIC else ''}>{_cell(v, c)}</td>"
-            for c, v in zip(SCAN_FIRST, values[i], strict=True)
+            for c, v in zip(columns, values[i], strict=True)
         )
         parts.append(f"<tr><th>{html.escape(str(index[i]))}</th>{cells}</tr>")
     parts.append("</tbody></table></div>")

@@ -45,6 +45,17 @@ _OUTCOME_COLOURS = {
     "interrupted": "#c8383a",
 }
 _STATE_COLOURS = {"ok": "#1a7f37", "failed": "#c8383a", "info": "#57606a", "busy": "inherit"}
+# The plan and the attempts as compact tables: left-aligned, one line per row. Heavier than
+# the notebook's own `:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td`, which would
+# centre the headings and wrap "4CPU--16GB--1H100" over two lines.
+_TABLE_STYLE = (
+    "<style>div.sky-launch-progress div.sky-tables table{border-collapse:collapse;margin:0}"
+    "div.sky-launch-progress div.sky-tables table th,"
+    "div.sky-launch-progress div.sky-tables table td"
+    "{white-space:nowrap;text-align:left;padding:1px 8px;font-weight:normal}"
+    "div.sky-launch-progress div.sky-tables table thead th{font-weight:600}"
+    "div.sky-launch-progress div.sky-tables{overflow-x:auto}</style>"
+)
 
 
 def final_state(result: Any, error: BaseException | None) -> tuple[str, str]:
@@ -156,7 +167,10 @@ class LaunchProgressWidget:
             self._plan_html = (
                 render() if render is not None else f"<pre>{html.escape(str(plan))}</pre>"
             )
-            self.plan.value = f"<details open><summary>plan</summary>{self._plan_html}</details>"
+            self.plan.value = (
+                f"{_TABLE_STYLE}<details open><summary>plan</summary>"
+                f"<div class='sky-tables'>{self._plan_html}</div></details>"
+            )
             self.header.value = self._header_html()
 
     def on_progress(self, context: str, phase: str, elapsed: float) -> None:
@@ -219,9 +233,9 @@ class LaunchProgressWidget:
                 self.notes.value = "".join(
                     f"<div>{html.escape(m)}</div>" for m in self.messages[-10:]
                 )
-            if self._phase is not None:
-                self._draw_phase()  # frozen at the end's elapsed time
-                self._phase = None
+            # Nothing left to follow: the header and the attempts say how it ended.
+            self._phase = None
+            self.phase.layout.display = "none"
         if self.handle is not None:
             self.handle.update(self)
 
@@ -289,8 +303,9 @@ class LaunchProgressWidget:
             for i, a in enumerate(self.attempts, 1)
         )
         return (
-            "<table class='sky-attempts'><thead><tr><th>#</th><th>context</th><th>outcome</th>"
-            f"<th>reason</th><th>seconds</th></tr></thead><tbody>{rows}</tbody></table>"
+            "<div class='sky-tables'><table class='sky-attempts'><thead><tr><th>#</th>"
+            "<th>context</th><th>outcome</th><th>reason</th><th>seconds</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></div>"
         )
 
     def to_text(self) -> str:

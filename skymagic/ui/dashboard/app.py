@@ -121,10 +121,21 @@ class Dashboard(ShownOnce):
         )
         self.updated = w.HTML("not updated yet")
         self.warning = w.HTML("", layout=w.Layout(display="none"))
+        # Narrower than ipywidgets' 300 px so the filters and the count stay on one row.
         self.context_filter = w.Dropdown(
-            options=[("all contexts", ALL)], value=ALL, description="context"
+            options=[("all contexts", ALL)],
+            value=ALL,
+            description="context",
+            layout=w.Layout(width="300px"),
+            style={"description_width": "initial"},
         )
-        self.gpu_filter = w.Dropdown(options=[("all GPUs", ALL)], value=ALL, description="GPU")
+        self.gpu_filter = w.Dropdown(
+            options=[("all GPUs", ALL)],
+            value=ALL,
+            description="GPU",
+            layout=w.Layout(width="200px"),
+            style={"description_width": "initial"},
+        )
         self.min_free = _number_box(w.BoundedIntText, "min free", "150px", value=0, min=0, max=1024)
         self.shown = w.HTML("")
         self.cards = ContextCards()

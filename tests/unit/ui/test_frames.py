@@ -67,20 +67,25 @@ def shell(ipshell: Any) -> Iterator[Any]:
 
 def test_the_view_has_the_columns_scanned_first_on_one_line_and_blanks_for_missing() -> None:
     page = frames.nodes_html(node_frame())
-    for col in frames.SCAN_FIRST:
+    for col in frames.SCAN_FIRST[1:]:
         assert f">{col}</th>" in page
     for hidden in ("gpu_label", "label_scheme", "resource", "gpu_requested", "taints"):
         assert f">{hidden}</th>" not in page
+    # the (long) context heads its rows instead of taking a column
+    assert ">context</th>" not in page
+    assert page.count("<tr class='sky-ctx'><th colspan='8'>") == 2
+    assert "<th colspan='8'>gke_my-project_us-central2-b_my-tpu-cluster</th>" in page
     assert "white-space:nowrap" in page and f">{LONG}-0<" in page
     assert "None" not in page and "<NA>" not in page and "nan" not in page
     assert "<td class=num>180.5</td>" in page
-    assert "2 rows · showing 8 of 17 columns; the DataFrame has them all (also gpu_label" in page
+    assert "2 rows · 8 of 17 columns shown (context heads its rows); the DataFrame has" in page
 
 
 def test_long_frames_are_cut_like_pandas() -> None:
     page = frames.nodes_html(node_frame(n_cpu=99), max_rows=10)
     body = page.split("<tbody>")[1]
     assert body.count("<tr><th>") == 10 and "… 90 more rows …" in body
+    assert body.count("class='sky-ctx'") == 3  # again after the cut
     assert ">99</th>" in page  # the last row keeps its index
 
 
@@ -101,7 +106,7 @@ def html_of(shell: Any, obj: Any) -> str:
 def test_the_formatter_picks_node_frames_only(shell: Any) -> None:
     frame = node_frame()
     page = html_of(shell, frame)
-    assert "sky-nodes" in page and "8 of 17 columns" in page
+    assert "sky-nodes" in page and "8 of 17 columns shown" in page
     # a row subset is still the node frame; the data itself is untouched
     subset = frame[frame["gpu"].notna()]
     assert "sky-nodes" in html_of(shell, subset)

@@ -78,6 +78,7 @@ def test_phase_line_ticks_until_the_end() -> None:
             time.sleep(0.02)
         assert p.phase.value != first and "ctx-a: running on node-1, " in p.phase.value
         p.finish(result("Succeeded"))
+        assert p.phase.layout.display == "none"  # the header says how it ended
         frozen = p.phase.value
         time.sleep(0.1)
         assert p.phase.value == frozen  # no more ticks after the end
