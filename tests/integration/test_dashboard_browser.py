@@ -479,6 +479,10 @@ def test_quickstart_in_the_browser(server: Server) -> None:
             dash_cell.locator("button", has_text="Refresh").click()
             expect(node).to_have_attribute("data-status", "Cordoned")
             expect(node).to_have_class(re.compile("sky-cordoned"))
+            # free GPUs over time: a line per context and GPU since the dashboard opened
+            chart = dash_cell.locator(".sky-chart")
+            expect(chart.locator("polyline.sky-series")).not_to_have_count(0)  # (flat: no height)
+            expect(chart.locator(".sky-chart-legend")).to_contain_text(f"{H100} · H100: ")
             nb.shot("refresh", dash_cell)
             # the view answered the kernel: no "not connected" line, even after its timeout
             time.sleep(max(0.0, 9.5 - (time.monotonic() - shown_at)))

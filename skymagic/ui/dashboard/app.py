@@ -24,6 +24,7 @@ import ipywidgets as w
 from skymagic.core.targets import Settings
 from skymagic.ui.comms import keep_comms_open
 from skymagic.ui.dashboard import snapshot
+from skymagic.ui.dashboard.history import FreeHistory
 from skymagic.ui.dashboard.source import DashboardSource, LiveInventory
 from skymagic.ui.dashboard.view import (
     ALL,
@@ -38,7 +39,7 @@ from skymagic.ui.dashboard.view import (
     select_node,
     updated_html,
 )
-from skymagic.ui.dashboard.widgets import ContextCards, NodeGrid
+from skymagic.ui.dashboard.widgets import ContextCards, FreeChart, NodeGrid
 from skymagic.ui.display import ShownOnce
 
 __all__ = ["NOT_CONNECTED", "Dashboard", "dashboard"]
@@ -63,9 +64,10 @@ def _number_box(kind: Any, description: str, width: str, **bounds: Any) -> Any:
 class Dashboard(ShownOnce):
     """A live GPU availability dashboard (see the package docstring).
 
-    Attributes are the widgets (`view`, `cards`, `grid`, `refresh_button`, `auto`, `interval`,
-    `context_filter`, `gpu_filter`, `min_free`, `updated`, `details`, `launch_gpus`,
-    `launch_button`, `launch_text`, `warning`); `refresh()` redraws them from the source.
+    Attributes are the widgets (`view`, `cards`, `chart`, `grid`, `refresh_button`, `auto`,
+    `interval`, `context_filter`, `gpu_filter`, `min_free`, `updated`, `details`,
+    `launch_gpus`, `launch_button`, `launch_text`, `warning`); `refresh()` redraws them from
+    the source and records the free counts in `history` (the chart's data).
     `%sky_dashboard` calls `show()`; a cell ending in the handle does not show it twice.
     """
 
@@ -139,6 +141,8 @@ class Dashboard(ShownOnce):
         self.min_free = _number_box(w.BoundedIntText, "min free", "150px", value=0, min=0, max=1024)
         self.shown = w.HTML("")
         self.cards = ContextCards()
+        self.history = FreeHistory()
+        self.chart = FreeChart()
         self.grid = NodeGrid()
         self.details = w.HTML("", layout=w.Layout(display="none"))
         self.launch_gpus = _number_box(w.BoundedIntText, "GPUs", "120px", value=1, min=1, max=1024)
@@ -168,6 +172,7 @@ class Dashboard(ShownOnce):
                     layout=w.Layout(align_items="center", flex_flow="row wrap"),
                 ),
                 self.cards,
+                self.chart,
                 self.grid,
                 self.details,
                 self.launch_box,
@@ -219,6 +224,7 @@ class Dashboard(ShownOnce):
                 if self.closed:  # closed while fetching
                     return
                 self._view_model = view
+                self.history.record(view.fetched_at, view.cards)
                 self._set_options(self.context_filter, "all contexts", view.contexts)
                 self._set_options(self.gpu_filter, "all GPUs", view.gpu_types)
                 self._redraw()
@@ -262,10 +268,11 @@ class Dashboard(ShownOnce):
         if view is None:
             return
         out = frame(view, self.filters)
-        with self.grid.hold_sync(), self.cards.hold_sync():
+        with self.grid.hold_sync(), self.cards.hold_sync(), self.chart.hold_sync():
             self.grid.sections = out.sections
             self.grid.nodes = out.nodes
             self.cards.cards = out.cards
+            self.chart.series = self.history.series(self.filters)
         self.shown.value = out.shown
 
     def _on_filter_change(self, _change: Mapping[str, Any]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import anywidget
 import traitlets
 
-__all__ = ["ContextCards", "NodeGrid", "widget_asset"]
+__all__ = ["ContextCards", "FreeChart", "NodeGrid", "widget_asset"]
 
 _HERE = Path(__file__).resolve().parent
 
@@ -56,3 +56,11 @@ class ContextCards(anywidget.AnyWidget):
     _css = _read_asset("dashboard.css")
     cards = traitlets.List(traitlets.Dict()).tag(sync=True)
     selected_gpu = traitlets.Dict().tag(sync=True)
+
+
+class FreeChart(anywidget.AnyWidget):
+    """Free GPUs over time, a line per context and GPU (widgets/free_chart.js; history.py)."""
+
+    _esm = _read_asset("free_chart.js")
+    _css = _read_asset("dashboard.css")
+    series = traitlets.List(traitlets.Dict()).tag(sync=True)

@@ -156,3 +156,15 @@ def test_not_connected_line_when_a_closed_view_never_answers(dash: Dashboard) ->
 def test_no_line_without_a_sign_of_another_front_end(dash: Dashboard) -> None:
     dash._check_connected()  # a headless run: nobody rendered, nobody closed anything
     assert dash.warning.layout.display == "none"
+
+
+def test_each_refresh_adds_a_point_to_the_chart(dash: Dashboard) -> None:
+    assert [s["gpu"] for s in dash.chart.series] == ["H100", "L4"]
+    assert all(len(s["points"]) == 1 for s in dash.chart.series)
+    source = dash.source
+    assert isinstance(source, Source)
+    source.inv.fetched_at += 10  # a later fetch
+    dash.refresh()
+    assert all(len(s["points"]) == 2 for s in dash.chart.series)
+    dash.gpu_filter.value = "L4"
+    assert [(s["context"], s["gpu"]) for s in dash.chart.series] == [("b", "L4")]
