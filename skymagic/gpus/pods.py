@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from skymagic.core.client import ContextClient
@@ -26,14 +27,43 @@ from skymagic.gpus.lists import POD_FIELD_SELECTOR, PODS_PATH
 __all__ = ["PodRow", "pods_on_nodes"]
 
 
+# Who a pod is for: skymagic's own launches carry the user; other work its controller.
+_USER_LABEL = "skymagic.dev/user"
+
+
 @dataclass(frozen=True)
 class PodRow:
-    """One pod holding GPUs: where it runs and how many of the asked resources it requests."""
+    """One pod holding GPUs: where it runs, how many of the asked resources it requests, who
+    holds them (a skymagic user, else the controller such as "Job/train") and since when
+    (`started`: seconds since the epoch, from status.startTime or else creation; None unknown).
+    """
 
     namespace: str
     name: str
     node: str
     gpus: int
+    holder: str = ""
+    started: float | None = None
+
+
+def _holder(meta: dict[str, Any]) -> str:
+    user = (meta.get("labels") or {}).get(_USER_LABEL)
+    if user:
+        return f"skymagic: {user}"
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller"):
+            return f"{ref.get('kind', '?')}/{ref.get('name', '?')}"
+    return ""
+
+
+def _epoch(stamp: Any) -> float | None:
+    """An RFC 3339 time ("2024-05-01T12:00:00Z") as seconds since the epoch."""
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def pods_on_nodes(
@@ -59,11 +89,14 @@ def pods_on_nodes(
         if gpus <= 0:
             return None
         meta = pod.get("metadata") or {}
+        status = pod.get("status") or {}
         return PodRow(
             namespace=str(meta.get("namespace", "")),
             name=str(meta.get("name", "")),
             node=bound[0],
             gpus=round(gpus),
+            holder=_holder(meta),
+            started=_epoch(status.get("startTime")) or _epoch(meta.get("creationTimestamp")),
         )
 
     def list_pods(client: ContextClient) -> list[PodRow]:

@@ -290,6 +290,8 @@ def test_pods_on_nodes_is_an_operation_over_allowed_contexts(fleet: Fleet) -> No
     nodes = ["g-0", "g-1", "g-2"]
     rows = pods_on_nodes(settings, ALPHA, nodes, ["nvidia.com/gpu"])
     assert all(isinstance(r, PodRow) and r.namespace == "team-a" for r in rows)
+    # when each started, from the pod's own status (the fleet dates its load an hour back)
+    assert all(r.started is not None and 3000 < time.time() - r.started < 7200 for r in rows)
     assert sum(r.gpus for r in rows) == 2 * 4 and [r.name[:6] for r in rows] == ["train-"] * 2
     assert rows == sorted(rows, key=lambda r: (r.node, r.namespace, r.name))
     assert pods_on_nodes(settings, ALPHA, nodes, ["amd.com/gpu"]) == []  # other resources
@@ -298,6 +300,35 @@ def test_pods_on_nodes_is_an_operation_over_allowed_contexts(fleet: Fleet) -> No
     assert fleet.requests(ALPHA) == []  # no nodes: no request
     with pytest.raises(ConfigError, match="not allowed"):
         pods_on_nodes(settings, BETA, ["l4-0"], ["nvidia.com/gpu"])
+
+
+def test_details_say_which_skymagic_user_holds_the_gpus(
+    make_fleet: Callable[..., Fleet], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SKYMAGIC_USER", "alice")
+    f = make_fleet(
+        {
+            "clusters": [
+                {
+                    "name": "solo",
+                    "nodes": [{"name": "g", "gpu": "H100", "gpus": 8, "cpu": 64, "memory_gb": 512}],
+                }
+            ]
+        }
+    )
+    settings = Settings(
+        client=ClientSettings(request_timeout=3.0, retries=0),
+        kubeconfig=(f.kubeconfig,),
+        allowed_contexts=("solo",),
+    )
+    task = parse_task("sleep infinity\n", name="held", gpus="H100:2")
+    result = launch_task(task, settings, detach=True, provision_timeout=20)
+    try:
+        (row,) = pods_on_nodes(settings, "solo", [str(result.node)], ["nvidia.com/gpu"])
+        assert (row.name, row.gpus, row.holder) == ("held", 2, "skymagic: alice")
+        assert row.started is not None and abs(time.time() - row.started) < 600
+    finally:
+        clear_clients()
 
 
 def test_launch_here_prefills_the_next_cell(dash: Dashboard, ipshell: InteractiveShell) -> None:

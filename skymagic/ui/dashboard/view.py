@@ -33,6 +33,7 @@ __all__ = [
     "build_view",
     "frame",
     "free_colour",
+    "held_for",
     "launch_cell",
     "pods_html",
     "select_gpu",
@@ -350,22 +351,39 @@ def select_gpu(view: View | None, context: str, gpu: str) -> Selection:
     )
 
 
-def pods_html(pods: Sequence[PodRow], *, by_node: bool) -> str:
-    """The details' pod table; `by_node` adds a node column (pods of several nodes)."""
+def held_for(seconds: float | None) -> str:
+    """How long a pod has held its GPUs, as people say it: 42 s, 7 min, 3 h 5 min, 2 d 4 h."""
+    if seconds is None:
+        return ""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def pods_html(pods: Sequence[PodRow], *, by_node: bool, now: float | None = None) -> str:
+    """The details' pod table: who holds these GPUs and for how long; `by_node` adds a node
+    column (pods of several nodes). `now` (default: the clock) dates the "for" column."""
     if not pods:
         return "<div class='sky-muted'>no pods hold these GPUs</div>"
+    at = time.time() if now is None else now
     head = "<th>node</th>" if by_node else ""
     rows = "".join(
         "<tr>"
         + (f"<td>{html.escape(p.node)}</td>" if by_node else "")
         + f"<td>{html.escape(p.namespace)}</td><td>{html.escape(p.name)}</td>"
-        f"<td style='text-align:right'>{p.gpus}</td></tr>"
+        f"<td style='text-align:right'>{p.gpus}</td><td>{html.escape(p.holder)}</td>"
+        f"<td>{held_for(None if p.started is None else at - p.started)}</td></tr>"
         for p in pods
     )
     return (
         "<table class='sky-pods'><thead><tr>"
-        f"{head}<th>namespace</th><th>name</th><th>GPUs</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
+        f"{head}<th>namespace</th><th>name</th><th>GPUs</th><th>held by</th><th>for</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table>"
     )
 
 

@@ -13,6 +13,7 @@ from skymagic.ui.dashboard.view import (
     build_view,
     frame,
     free_colour,
+    held_for,
     launch_cell,
     nodes_text,
     pods_html,
@@ -250,6 +251,28 @@ def test_pods_html() -> None:
     assert table.count("<tr>") == 3 and "text-align:right'>4<" in table
     assert "<th>node</th>" not in pods_html(pods, by_node=False)
     assert "no pods hold these GPUs" in pods_html([], by_node=True)
+
+
+def test_pods_say_who_holds_the_gpus_and_for_how_long() -> None:
+    pods = [
+        PodRow("default", "hello", "g-0", 1, holder="skymagic: alice", started=1000.0),
+        PodRow("team-a", "train-0", "g-0", 4, holder="Job/train", started=None),
+    ]
+    table = pods_html(pods, by_node=False, now=1000.0 + 3 * 3600 + 5 * 60)
+    assert "<th>held by</th><th>for</th>" in table
+    assert "<td>skymagic: alice</td><td>3 h 5 min</td>" in table
+    assert "<td>Job/train</td><td></td>" in table  # start unknown: blank
+
+
+def test_held_for_reads_like_people_say_it() -> None:
+    assert [held_for(s) for s in (None, -3, 42, 420, 3 * 3600 + 300, 2 * 86400 + 4 * 3600)] == [
+        "",
+        "0 s",
+        "42 s",
+        "7 min",
+        "3 h 5 min",
+        "2 d 4 h",
+    ]
 
 
 def test_launch_cell_flags_or_yaml() -> None:
