@@ -468,6 +468,9 @@ def test_quickstart_in_the_browser(server: Server) -> None:
             details = dash_cell.locator(".sky-details")
             expect(details).to_contain_text(target)
             expect(details).not_to_contain_text("loading pods")  # the pods holding its GPUs
+            expect(details).to_contain_text("held by")
+            # what-would-fit for the count in "launch here"
+            expect(dash_cell.locator(".sky-fit")).to_contain_text("1 x H100 ")
             nb.shot("details", dash_cell)
             context_filter.locator("select").select_option(label=A100)
             expect(details).to_be_hidden()

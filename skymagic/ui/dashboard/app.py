@@ -32,6 +32,7 @@ from skymagic.ui.dashboard.view import (
     Selection,
     View,
     build_view,
+    fit_answer,
     frame,
     launch_cell,
     pods_html,
@@ -156,8 +157,15 @@ class Dashboard(ShownOnce):
             placeholder="the %%sky_launch cell appears here",
             layout=w.Layout(width="100%", height="64px"),
         )
+        self.launch_fit = w.HTML("")  # what-would-fit for the count typed in `launch_gpus`
         self.launch_box = w.VBox(
-            [w.HBox([self.launch_gpus, self.launch_button]), self.launch_text],
+            [
+                w.HBox(
+                    [self.launch_gpus, self.launch_button, self.launch_fit],
+                    layout=w.Layout(align_items="center"),
+                ),
+                self.launch_text,
+            ],
             layout=w.Layout(display="none"),
         )
         self.view = w.VBox(
@@ -182,6 +190,7 @@ class Dashboard(ShownOnce):
 
         self.refresh_button.on_click(lambda _b: self.request_refresh())
         self.launch_button.on_click(lambda _b: self.launch_here())
+        self.launch_gpus.observe(lambda _c: self._update_fit(), names="value")
         self.auto.observe(self._on_timer_change, names="value")
         self.interval.observe(self._on_timer_change, names="value")
         for control in (self.context_filter, self.gpu_filter, self.min_free):
@@ -228,6 +237,7 @@ class Dashboard(ShownOnce):
                 self._set_options(self.context_filter, "all contexts", view.contexts)
                 self._set_options(self.gpu_filter, "all GPUs", view.gpu_types)
                 self._redraw()
+                self._update_fit()
                 self.updated.value = updated_html(view)
                 self.refresh_count += 1
 
@@ -390,6 +400,7 @@ class Dashboard(ShownOnce):
                 self.launch_gpus.max = max(1, sel.most)
                 self.launch_gpus.value = min(self.launch_gpus.value, self.launch_gpus.max)
                 self.launch_box.layout.display = ""
+                self._update_fit()
             else:
                 self.launch_box.layout.display = "none"
         self._submit(lambda: self._load_pods(sel))
@@ -404,6 +415,17 @@ class Dashboard(ShownOnce):
             if self._selection != sel or self._closed:
                 return  # another click came first
             self.details.value = f"<div class='sky-details'>{sel.head}{body}</div>"
+
+    def _update_fit(self) -> None:
+        """Say whether the count in the GPUs box fits now, here or elsewhere."""
+        sel = self._selection
+        if sel is None or not sel.launch_gpu:
+            return
+        with self._lock:
+            answer = fit_answer(
+                self._view_model, sel.context, sel.launch_gpu, int(self.launch_gpus.value or 1)
+            )
+            self.launch_fit.value = f"<span class='sky-fit'>{html.escape(answer)}</span>"
 
     def launch_here(self) -> str | None:
         """Pre-fill a `%%sky_launch` cell for the selected context and GPU; returns its text."""

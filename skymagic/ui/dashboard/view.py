@@ -31,6 +31,7 @@ __all__ = [
     "Shown",
     "View",
     "build_view",
+    "fit_answer",
     "frame",
     "free_colour",
     "held_for",
@@ -400,6 +401,34 @@ def launch_cell(context: str, gpu: str, count: int) -> str:
             "  nvidia-smi\n"
         )
     return f"%%sky_launch --infra k8s/{context} --gpus {gpu}:{count}\nnvidia-smi\n"
+
+
+def fit_answer(view: View | None, context: str, gpu: str, count: int) -> str:
+    """What-would-fit for "launch here": does `count` x `gpu` fit on one node now, and where.
+
+    A node counts when it has only that GPU type, its free count is known and it takes new
+    pods (healthy: not NotReady, cordoned or tainted against GPU pods). Other contexts are
+    named too: a launch with `--infra k8s` would fail over to them.
+    """
+    if view is None:
+        return ""
+    best: dict[str, tuple[int, int]] = {}  # context -> (nodes where it fits, most free)
+    for n in view.nodes:
+        if n.gpus != [gpu] or n.free is None or status_kind(n.status) != "healthy":
+            continue
+        fits, most = best.get(n.context, (0, 0))
+        best[n.context] = (fits + (n.free >= count), max(most, n.free))
+    fits, most = best.get(context, (0, 0))
+    want = f"{count} x {gpu}"
+    elsewhere = [(c, k) for c, (k, _m) in best.items() if c != context and k]
+    also = ", ".join(f"{c} ({k} node{'s' if k > 1 else ''})" for c, k in elsewhere)
+    if fits:
+        answer = f"{want} fits now on {fits} node{'s' if fits > 1 else ''} of {context}"
+        return answer + (f"; also in {also}" if also else "")
+    answer = f"{want} does not fit in {context} now (most free on one node: {most})"
+    if also:
+        return answer + f"; it fits now in {also}"
+    return answer + "; nowhere else either: the launch would wait for its provision timeout"
 
 
 # --- how a node looks -----------------------------------------------------------------------

@@ -168,3 +168,12 @@ def test_each_refresh_adds_a_point_to_the_chart(dash: Dashboard) -> None:
     assert all(len(s["points"]) == 2 for s in dash.chart.series)
     dash.gpu_filter.value = "L4"
     assert [(s["context"], s["gpu"]) for s in dash.chart.series] == [("b", "L4")]
+
+
+def test_launch_here_says_whether_the_typed_count_fits(dash: Dashboard) -> None:
+    dash.cards.set_state({"selected_gpu": {"context": "a", "gpu": "H100"}})  # a GPU row
+    assert "1 x H100 fits now on 2 nodes of a" in dash.launch_fit.value
+    dash.launch_gpus.value = 6  # typed: more than a-0's 4 free, less than a-1's 8
+    assert "6 x H100 fits now on 1 node of a" in dash.launch_fit.value
+    dash.launch_gpus.value = 8
+    assert "8 x H100 fits now on 1 node of a" in dash.launch_fit.value

@@ -11,6 +11,7 @@ from skymagic.ui.dashboard.view import (
     ALL,
     Filters,
     build_view,
+    fit_answer,
     frame,
     free_colour,
     held_for,
@@ -292,3 +293,34 @@ def test_status_kind_and_colour() -> None:
     assert free_colour(0, 8) == "hsl(0, 62%, 48%)"
     assert free_colour(8, 8) == "hsl(120, 62%, 48%)"
     assert free_colour(4, 8) == "hsl(60, 62%, 48%)"
+
+
+def test_fit_answer_counts_healthy_nodes_with_that_gpu_alone(inv: Inventory) -> None:
+    view = build_view(inv, {}, all_nodes=False, took_s=0.0)
+    # a-0: 4 of 8 free; a-1 is all free but tainted against new pods; c-0's free is unknown
+    assert fit_answer(view, "a", "H100", 4) == "4 x H100 fits now on 1 node of a"
+    assert fit_answer(view, "a", "H100", 5) == (
+        "5 x H100 does not fit in a now (most free on one node: 4); "
+        "nowhere else either: the launch would wait for its provision timeout"
+    )
+    assert fit_answer(None, "a", "H100", 1) == ""
+
+
+def test_fit_answer_names_the_contexts_it_would_fail_over_to() -> None:
+    other = inventory(
+        [
+            node("x", "x-0", "A100", 8, 1),
+            node("y", "y-0", "A100", 8, 8),
+            node("y", "y-1", "A100", 8, 6),
+            node("z", "z-0", "A100", 8, 8),
+        ],
+        contexts=["x", "y", "z"],
+    )
+    view = build_view(other, {}, all_nodes=False, took_s=0.0)
+    assert fit_answer(view, "x", "A100", 6) == (
+        "6 x A100 does not fit in x now (most free on one node: 1); "
+        "it fits now in y (2 nodes), z (1 node)"
+    )
+    assert (
+        fit_answer(view, "y", "A100", 8) == "8 x A100 fits now on 1 node of y; also in z (1 node)"
+    )
