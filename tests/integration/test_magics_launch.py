@@ -145,9 +145,11 @@ def test_notebook_runs_the_seed_launch_cell(
         nbformat.v4.new_code_cell("%load_ext skymagic"),
         nbformat.v4.new_code_cell("%%sky_launch hello --gpus H100 --infra k8s\necho 'Hello World'"),
         nbformat.v4.new_code_cell("print(_sky_launch.status, _sky_launch.context)"),
-        # a GPU nobody has, and a re-run of a finished name: both fail the cell
+        # a GPU nobody has, and a context that is not there: both fail the cell
         nbformat.v4.new_code_cell("%%sky_launch nobody --gpus H200:8\nnvidia-smi", metadata=fails),
-        nbformat.v4.new_code_cell("%%sky_launch hello --gpus H100\necho again", metadata=fails),
+        nbformat.v4.new_code_cell(
+            "%%sky_launch pinned --gpus H100 --infra k8s/nowhere\necho hi", metadata=fails
+        ),
     ]
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -180,7 +182,7 @@ def test_notebook_runs_the_seed_launch_cell(
 
     for index, name, why in (
         (3, "nobody", "failed: no such GPU: H200 (all 3 contexts)"),
-        (4, "hello", "failed: context 'my-h100-cluster': a finished launch named 'hello'"),
+        (4, "pinned", "failed: context 'nowhere': not in the kubeconfig"),
     ):
         outs = nb.cells[index].outputs
         (widget,) = [o for o in outs if o["output_type"] == "display_data"]
