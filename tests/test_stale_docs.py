@@ -12,15 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STALE = "facts.md"
-STILL_CITED = {
-    # issue 11: these are being reworked by other helpers; say the fact when touching them
-    "ARCHITECTURE.md",
-    "skymagic/core/auth.py",
-    "skymagic/core/config.py",
-    "skymagic/core/kubeconfig.py",
-    "skymagic/gpus/accelerators.py",
-    "skymagic/launches/plan.py",
-}
+STILL_CITED: set[str] = set()
 
 
 def _sources() -> list[Path]:

@@ -4,7 +4,7 @@ Why our own: the official Python client refreshes exec credentials only on expir
 401), keeps no cache shared between clients (so a 40-context fan-out runs ``aws eks
 get-token`` 40 times per refresh), ignores ``interactiveMode``, and turns a failing plugin
 into an anonymous request that users then see as a puzzling 403 for system:anonymous
-(facts.md section 2). Here, as in client-go (plugin/pkg/client/auth/exec):
+(kubernetes-client/python exec_provider.py). Here, as in client-go (plugin/pkg/client/auth/exec):
 
 - nothing is sent to a plain-http server and no plugin runs for one (ResolvedContext.auth_kind
   is ``none`` there);

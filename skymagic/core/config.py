@@ -8,7 +8,7 @@ that has the wrong type is an error naming the file, the key and the fix -- a si
 ignored ``allowed_contexts`` would launch on the wrong cluster.
 
 The path is read at call time (``SKYPILOT_CONFIG``), and nothing is cached: an admin policy
-may rewrite the file between calls (facts.md section 6).
+may rewrite the file between calls (SkyPilot re-reads it per request too).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Why our own loader: users run many clusters from one notebook, usually with a mu
 ``KUBECONFIG`` that cloud CLIs wrote. The official Python client reads ``KUBECONFIG`` once at
 import (a later ``%env`` is ignored), lets the LAST file's ``current-context`` win even when it
 is empty, and turns broken entries into anonymous requests. kubectl (client-go) does none of
-that, and users compare us with kubectl. The rules we follow (facts.md section 1):
+that, and users compare us with kubectl. The rules we follow (client-go tools/clientcmd loader.go):
 
 - ``KUBECONFIG`` is read at call time; it is an ``os.pathsep`` list, deduplicated, in order;
   missing files are skipped; with no ``KUBECONFIG``, ``~/.kube/config``.

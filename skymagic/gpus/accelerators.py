@@ -1,6 +1,6 @@
 """GPU identity on Kubernetes nodes: label schemes -> one canonical name per physical card.
 
-Why this module exists: every provider labels GPU nodes its own way (facts.md section 3), and
+Why this module exists: every provider labels GPU nodes its own way (the GKE, GFD, Karpenter, CoreWeave, Nebius, AMD and SkyPilot keys below), and
 SkyPilot names the same card differently depending on the scheme (GFD's H100 is "H100-80GB",
 GKE's is "H100"), so one aggregate table shows the same GPU twice and a request for one name
 misses the other. Here the SAME physical card gets the SAME canonical name whatever the scheme,
@@ -655,8 +655,9 @@ def parse_gpu_request(text: str) -> tuple[str, int]:
 def gpu_names_match(requested: str, canonical: str) -> bool:
     """Exact match after normalisation: no fuzzy or prefix matching.
 
-    "A100" must not match an "A100-80GB" node nor the reverse (facts.md section 3): a fuzzy
-    match would launch on the wrong card, which is worse than reporting none free.
+    "A100" must not match an "A100-80GB" node nor the reverse (40 GB and 80 GB cards are
+    different SKUs): a fuzzy match would launch on the wrong card, which is worse than reporting
+    none free.
     """
     try:
         return normalize_gpu_name(requested) == normalize_gpu_name(canonical)

@@ -2,9 +2,9 @@
 
 SkyPilot's optimizer drops contexts whose labels show no such GPU or too few per node, but
 never looks at FREE GPUs, so a full context costs a pod creation plus provision_timeout before
-failover (facts.md 6). The plan here reads the live inventory first: a context is skipped, with
-its reason, when it is unreachable, has no such GPU, has too few per node, or has none free now,
-so failover normally creates no pod in a full context at all.
+failover (SkyPilot issue #7115). The plan here reads the live inventory first: a context is
+skipped, with its reason, when it is unreachable, has no such GPU, has too few per node, or has
+none free now, so failover normally creates no pod in a full context at all.
 """
 
 from __future__ import annotations
