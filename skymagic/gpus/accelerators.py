@@ -3,8 +3,9 @@
 Why this module exists: every provider labels GPU nodes its own way (the GKE, GFD, Karpenter,
 CoreWeave, Nebius, AMD and SkyPilot keys below), and SkyPilot names the same card differently
 depending on the scheme (GFD's H100 is "H100-80GB", GKE's is "H100"), so one aggregate table
-shows the same GPU twice and a request for one name misses the other. Here the SAME physical card gets the SAME canonical name whatever the scheme,
-and the canonical name is the unit that inventory, matching and launch affinity all share.
+shows the same GPU twice and a request for one name misses the other. Here the SAME physical
+card gets the SAME canonical name whatever the scheme, and the canonical name is the unit that
+inventory, matching and launch affinity all share.
 
 Naming decisions (where schemes disagree, the card wins):
 
