@@ -85,12 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     if fd is None:
         print(f"a jobs controller already runs for {state_dir}", file=sys.stderr)
         return 0
+    (state_dir / PID_FILE).write_text(f"{os.getpid()}\n")
     # Signals are taken by this (main) thread alone, with sigwait: a handler that ran inside
     # the loop thread's queue operations could deadlock on the queue's lock.
     signals = {signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=os.environ.get("SKYMAGIC_JOBS_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # "pool is full" for each log stream
     from skymagic.jobs.store import JobStore
@@ -102,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
         node_grace_s=args.node_grace,
         idle_exit_s=args.idle_exit if args.idle_exit > 0 else None,
     )
-    (state_dir / PID_FILE).write_text(f"{os.getpid()}\n")
     logging.getLogger("skymagic.jobs").info(
         "controller %s started for %s (db %s)", os.getpid(), state_dir, store.db_id
     )

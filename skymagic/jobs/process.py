@@ -72,13 +72,20 @@ def status(directory: Path | str | None = None) -> ControllerStatus:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        pid = None
-        with contextlib.suppress(OSError, ValueError):
-            pid = int((d / PID_FILE).read_text().strip())
-        return ControllerStatus(True, pid, d)
+        return ControllerStatus(True, _pid(d), d)
     finally:
         os.close(fd)  # (closing drops the lock if we took it)
     return ControllerStatus(False, None, d)
+
+
+def _pid(d: Path) -> int | None:
+    """The controller's pid, once it has written it (a killed one's file may be stale)."""
+    try:
+        pid = int((d / PID_FILE).read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
 
 
 def start(directory: Path | str | None = None, *, wait_s: float = 20.0) -> ControllerStatus:

@@ -194,6 +194,8 @@ class Supervisor:
 
     def _dispatch(self, event: Any) -> None:
         kind = event[0]
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("event %s", _describe(event))
         if kind == "wake":
             self._scan()
         elif kind == "pods":
@@ -731,8 +733,7 @@ class Supervisor:
 
     def _on_launched(self, run: Run, res: workers.Launched) -> None:
         if res.pod is None or res.client is None:
-            why = res.message + ("\n" + "\n".join(res.tried) if res.tried else "")
-            log.info("job %s attempt %s: launch failed: %s", run.id, res.attempt, why)
+            log.info("job %s attempt %s: launch failed: %s", run.id, res.attempt, res.message)
             if run.cancel_after_launch or run.rec.cancel_requested:
                 self._finish(run, JobStatus.CANCELLED, "cancelled")
             elif run.attempt == 0:
@@ -743,7 +744,7 @@ class Supervisor:
                 self.store.set_status(
                     run.id,
                     JobStatus.RECOVERING,
-                    f"no context can take it now; retrying in {run.retry_s:g} s: {res.message}",
+                    f"{res.message}; retrying in {run.retry_s:g} s",
                     last_failure=res.message,
                 )
                 self._timer(run.retry_s, run.id, "retry")
@@ -858,6 +859,24 @@ class Supervisor:
             self._recover(run, "the pod disappeared while the controller was not running")
         else:
             self._launch(run)
+
+
+def _describe(event: Any) -> str:
+    """One line about a loop event, for the debug log."""
+    parts = []
+    for item in event:
+        if isinstance(item, (Listed, Changed, Failed)):
+            if isinstance(item, Listed):
+                parts.append(f"Listed({len(item.items)} at {item.resource_version})")
+            elif isinstance(item, Changed):
+                meta = item.object.get("metadata") or {}
+                phase = (item.object.get("status") or {}).get("phase", "")
+                parts.append(f"{item.type}({meta.get('name')} {phase})")
+            else:
+                parts.append(f"Failed({item.error})")
+        else:
+            parts.append(str(item)[:200])
+    return " ".join(parts)
 
 
 def _uid(pod: dict[str, Any]) -> str:

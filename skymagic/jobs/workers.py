@@ -155,7 +155,11 @@ def launch(
         pod = client.get_json(f"/api/v1/namespaces/{result.namespace}/pods/{task.name}")
         return Launched(job_id, attempt, pod, result.context, client, tried=tried.lines)
     except ProvisionFailedError as exc:
-        return Launched(job_id, attempt, message=exc.message, no_resource=True, tried=tried.lines)
+        # One line for the queue's last_failure: each context and why it could not.
+        why = "; ".join(f"{ctx}: {reason}" for ctx, reason in exc.failures) or exc.message
+        return Launched(
+            job_id, attempt, message=f"no room: {why}", no_resource=True, tried=tried.lines
+        )
     except SkymagicError as exc:
         return Launched(job_id, attempt, message=str(exc), tried=tried.lines)
     except Exception as exc:  # a bug: FAILED_CONTROLLER on a first launch, retried on recovery
