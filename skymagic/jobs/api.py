@@ -66,7 +66,13 @@ QUEUE_COLUMNS = [
 class JobsController(Protocol):
     """What the pane of glass needs from whatever controls the jobs."""
 
-    def submit(self, task: Task, settings: Settings, recovery: JobRecovery) -> int: ...
+    def submit(
+        self,
+        task: Task,
+        settings: Settings,
+        recovery: JobRecovery,
+        provision_timeout: float | None = None,
+    ) -> int: ...
     def request_cancel(self, job_ids: Sequence[int]) -> None: ...
     def jobs(self) -> list[JobRecord]: ...
     def attempts(self, job_id: int) -> list[AttemptRecord]: ...
@@ -80,12 +86,18 @@ class LocalController:
     def __init__(self, directory: Any = None) -> None:
         self.store = JobStore(directory)
 
-    def submit(self, task: Task, settings: Settings, recovery: JobRecovery) -> int:
+    def submit(
+        self,
+        task: Task,
+        settings: Settings,
+        recovery: JobRecovery,
+        provision_timeout: float | None = None,
+    ) -> int:
         job_id = self.store.submit(
             name=task.name,
             launch_name=lambda i: pod_name(task.name, i),
             task=task_to_json(task),
-            settings=settings_to_json(settings),
+            settings=settings_to_json(settings, provision_timeout),
             recovery=json.dumps(asdict(recovery)),
             task_id=lambda i, t: task_id(task.name, i, t),
             resources=_resources(task),
@@ -166,6 +178,7 @@ def launch(
     *,
     settings: Settings | None = None,
     max_restarts_on_errors: int | None = None,
+    provision_timeout: float | None = None,
     ctl: JobsController | None = None,
     **flags: Any,
 ) -> Job:
@@ -187,7 +200,7 @@ def launch(
     # config, the admin policy, an --infra that names no allowed context.
     pin_targets(resolve_targets(settings, None, operation="jobs", task=task), task.infra)
     ctl = ctl or controller()
-    return Job(ctl.submit(task, settings, recovery), task.name, ctl)
+    return Job(ctl.submit(task, settings, recovery, provision_timeout), task.name, ctl)
 
 
 def _resolve(ctl: JobsController, names: Sequence[str], *, active: bool) -> list[JobRecord]:

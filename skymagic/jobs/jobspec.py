@@ -36,6 +36,7 @@ from skymagic.launches.task import Task
 __all__ = [
     "attempt_task",
     "pod_name",
+    "provision_timeout_from_json",
     "settings_from_json",
     "settings_to_json",
     "split_job_recovery",
@@ -82,8 +83,12 @@ def task_from_json(text: str) -> Task:
     return Task(**kwargs)
 
 
-def settings_to_json(settings: Settings) -> str:
-    """The Settings with the kubeconfig paths and config file resolved now, as absolute paths."""
+def settings_to_json(settings: Settings, provision_timeout: float | None = None) -> str:
+    """The Settings with the kubeconfig paths and config file resolved now, as absolute paths.
+
+    `provision_timeout` (seconds per context to schedule the pod; None: the config's) rides
+    along: it is how the job is launched, every time.
+    """
     paths = settings.kubeconfig or tuple(kubeconfig_paths())
     allowed = settings.allowed_contexts
     return json.dumps(
@@ -92,8 +97,14 @@ def settings_to_json(settings: Settings) -> str:
             "kubeconfig": [os.path.abspath(p) for p in paths],
             "config_file": os.path.abspath(settings.config_file or config_path()),
             "allowed_contexts": list(allowed) if isinstance(allowed, tuple) else allowed,
+            "provision_timeout": provision_timeout,
         }
     )
+
+
+def provision_timeout_from_json(text: str) -> float | None:
+    value = json.loads(text).get("provision_timeout")
+    return float(value) if value is not None else None
 
 
 def settings_from_json(text: str) -> Settings:

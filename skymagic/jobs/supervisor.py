@@ -44,7 +44,12 @@ from skymagic.core.targets import Settings
 from skymagic.errors import ForbiddenError
 from skymagic.jobs import workers
 from skymagic.jobs.classify import PodVerdict, node_ready, pod_verdict
-from skymagic.jobs.jobspec import attempt_task, settings_from_json, task_from_json
+from skymagic.jobs.jobspec import (
+    attempt_task,
+    provision_timeout_from_json,
+    settings_from_json,
+    task_from_json,
+)
 from skymagic.jobs.logfiles import LogFollower
 from skymagic.jobs.model import (
     LABEL_JOB_ATTEMPT,
@@ -634,6 +639,7 @@ class Supervisor:
             task,
             run.settings,
             labels=labels,
+            provision_timeout=provision_timeout_from_json(run.rec.settings),
             prefer=previous if failover and previous else None,
             avoid=previous if not failover and previous else None,
             leftovers=leftovers,

@@ -1,9 +1,7 @@
 """Managed jobs against the simulated fleet: recovery across contexts, never two copies.
 
 Every test has its own jobs state directory and controller (the `jobs_dir` fixture stops it),
-and its own fleet: clusters `a` and `b`, one 8-GPU H100 node each (so a node holds one job),
-`runtime: local` so the job's script really runs, and short Kubernetes timings (pod GC,
-taint tolerations) so node losses play out in seconds.
+and its own fleet (`launchkit.jobs_spec`: clusters `a` and `b`, one 8-GPU H100 node each).
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from launchkit import admin, settings
+from launchkit import JOB_A, JOB_B, JOB_GPU_NODE, admin, jobs_spec, settings
 
 from skymagic import jobs
 from skymagic.core.client import clear_clients
@@ -26,25 +24,7 @@ from skymagic.jobs import JobStatus, process
 from skymagic.jobs.model import LABEL_JOB_ID
 from skymagic.sim import Fleet
 
-A, B = "a", "b"
-GPU_NODE = "h100"
-
-
-def _cluster(name: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "runtime": "local",
-        "pod_start_s": 0.05,
-        "pod_gc_s": 0.5,
-        "node_removal_s": 0.2,
-        "shutdown_grace_s": 1.0,
-        "toleration_s": 1,
-        "nodes": [
-            {"name": GPU_NODE, "gpu": "H100", "gpus": 8, "cpu": 64, "memory_gb": 512,
-             "taint_gpu": True},
-            {"name": "cpu", "cpu": 8, "memory_gb": 32},
-        ],
-    }  # fmt: skip
+A, B, GPU_NODE = JOB_A, JOB_B, JOB_GPU_NODE
 
 
 # The job's script: a long first attempt (it is what gets preempted), then a quick one that
@@ -71,7 +51,7 @@ def fleet(
     jobs_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Fleet:
-    f = make_fleet({"clusters": [_cluster(A), _cluster(B)]})
+    f = make_fleet(jobs_spec())
     monkeypatch.setenv("KUBECONFIG", f.kubeconfig)
     monkeypatch.setenv("SKYMAGIC_USER", "tester")
     return f
