@@ -167,7 +167,8 @@ def read_job_logs(
         if follow and status_lines:
             for ev in store.events(job_id, last_event):
                 last_event = ev.id
-                yield f"[job {job_id}] {ev.status}" + (f": {ev.message}" if ev.message else "")
+                if JobStatus(ev.status) not in TERMINAL:  # (the final line says it, last)
+                    yield f"[job {job_id}] {ev.status}" + (f": {ev.message}" if ev.message else "")
         attempts = store.attempts(job_id)
         for a in attempts:
             if a.attempt <= shown_attempt:
@@ -186,8 +187,11 @@ def read_job_logs(
             partial = lines.pop()
             for line in lines:
                 yield line.decode("utf-8", "replace")
-            done = a.ended_at is not None and (a.log_complete or not follow)
-            if not done:
+            # (a job that ended has its logs complete, even if a follower could not say so)
+            complete = a.log_complete or not follow or job.status in TERMINAL
+            if a.ended_at is None or not complete:
+                if not follow and partial:
+                    yield partial.decode("utf-8", "replace")
                 break
             if partial:
                 yield partial.decode("utf-8", "replace")
