@@ -49,6 +49,7 @@ def _daemonize(state_dir: Path) -> None:
     """Fork once more so the process is nobody's child (no zombie left in a kernel)."""
     if os.fork() > 0:
         os._exit(0)
+    os.chdir(state_dir)  # not the directory of whatever notebook started it
     log = os.open(state_dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)

@@ -35,6 +35,7 @@ import queue
 import threading
 import time
 import traceback
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +93,7 @@ class Run:
     verdict: PodVerdict | None = None  # a finished pod's, while its log completes
     finish_by: float = 0.0
     after_clear: str = "relaunch"  # relaunch | cancel
+    cancel_seen: bool = False  # the cancel request was acted on
     cancel_after_launch: bool = False
     delete_sent: bool = False
     force_sent: bool = False
@@ -150,6 +152,8 @@ class Supervisor:
         self._seq = itertools.count()
         self._launch_pool = ThreadPoolExecutor(launch_workers, thread_name_prefix="launch")
         self._io_pool = ThreadPoolExecutor(8, thread_name_prefix="io")
+        self._inflight: set[futures.Future[None]] = set()
+        self._inflight_lock = threading.Lock()
         self._stop = threading.Event()
         self._idle_since = time.monotonic()
 
@@ -174,7 +178,10 @@ class Supervisor:
             except queue.Empty:
                 event = None
             if event is not None:
-                self._dispatch(event)
+                try:
+                    self._dispatch(event)
+                except Exception:  # a bug must not end the loop (and every job's watch)
+                    log.exception("event %s", _describe(event))
             self._fire_timers()
             if time.monotonic() >= next_scan:
                 self._scan()
@@ -194,6 +201,11 @@ class Supervisor:
         for r in self.runs.values():
             if r.follower is not None:
                 r.follower.stop()
+        # Deletions and clean-ups already sent get a moment to finish; launches do not (the
+        # next controller finds their pods by label).
+        with self._inflight_lock:
+            pending = set(self._inflight)
+        futures.wait(pending, timeout=5.0)
         self._launch_pool.shutdown(wait=False, cancel_futures=True)
         self._io_pool.shutdown(wait=False, cancel_futures=True)
 
@@ -221,7 +233,15 @@ class Supervisor:
                 result = ("bug", args[0] if args else 0, f"{type(exc).__name__}: {exc}")
             self.events.put(("result", result))
 
-        pool.submit(run)
+        future = pool.submit(run)
+        if pool is self._io_pool:
+            with self._inflight_lock:
+                self._inflight.add(future)
+            future.add_done_callback(self._done)
+
+    def _done(self, future: futures.Future[None]) -> None:
+        with self._inflight_lock:
+            self._inflight.discard(future)
 
     def _timer(self, delay: float, job_id: int, kind: str) -> None:
         heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), job_id, kind))
@@ -269,8 +289,8 @@ class Supervisor:
                 else:
                     self._guard(run, self._discover, run)
                 continue
-            if rec.cancel_requested and not run.rec.cancel_requested:
-                run.rec = rec
+            if rec.cancel_requested and not run.cancel_seen:
+                run.rec, run.cancel_seen = rec, True
                 self._guard(run, self._begin_cancel, run)
 
     def _adopt(self, rec: JobRecord) -> Run:
