@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, fields, replace
 from typing import Any
 
@@ -31,7 +32,7 @@ from skymagic.jobs.model import (
     ENV_TASK_ID,
     SETUP_FAILED_MARKER,
 )
-from skymagic.launches.task import Task
+from skymagic.launches.task import Choice, Task
 
 __all__ = [
     "attempt_task",
@@ -54,16 +55,17 @@ def split_job_recovery(body: str) -> tuple[str, Any]:
     The launch parser knows nothing of managed jobs; the body is only rewritten when the key
     is there, so scripts and other YAML reach it untouched.
     """
-    if "job_recovery" not in body:
+    if "job_recovery" not in body and "spot_recovery" not in body:
         return body, None
     try:
         doc = yaml.safe_load(body)
     except yaml.YAMLError:
         return body, None
     res = doc.get("resources") if isinstance(doc, dict) else None
-    if not isinstance(res, dict) or "job_recovery" not in res:
+    key = next((k for k in ("job_recovery", "spot_recovery") if k in (res or {})), None)
+    if not isinstance(res, dict) or key is None:
         return body, None
-    value = res.pop("job_recovery")
+    value = res.pop(key)  # (spot_recovery: SkyPilot's older name for it)
     if not res:
         doc.pop("resources")
     return yaml.safe_dump(doc, sort_keys=False), value
@@ -80,6 +82,11 @@ def task_from_json(text: str) -> Task:
     kwargs: dict[str, Any] = {
         k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known
     }
+    if "choices" in kwargs:  # resource candidates: dataclasses of their own
+        choice_fields = {f.name for f in fields(Choice)}
+        kwargs["choices"] = tuple(
+            Choice(**{k: v for k, v in c.items() if k in choice_fields}) for c in kwargs["choices"]
+        )
     return Task(**kwargs)
 
 
@@ -143,8 +150,9 @@ def attempt_task(
     attempt: int,
     recoveries: int,
     previous_context: str,
+    labels: Mapping[str, str] | None = None,
 ) -> Task:
-    """The Task one attempt launches: the job's pod name and environment, setup wrapped.
+    """The Task one attempt launches: the job's pod name, labels and environment, setup wrapped.
 
     The setup runs in a subshell (as SkyPilot runs setup and run as separate processes) and a
     failure prints SETUP_FAILED_MARKER, so the controller can tell FAILED_SETUP from FAILED.
@@ -166,4 +174,11 @@ def attempt_task(
             f'(\n{task.setup.rstrip()}\n) || {{ rc=$?; echo "{SETUP_FAILED_MARKER} $rc"; '
             f"exit $rc; }}\n{run}"
         )
-    return replace(task, name=launch_name, envs=envs, setup=None, run=run)
+    return replace(
+        task,
+        name=launch_name,
+        envs=envs,
+        setup=None,
+        run=run,
+        labels={**task.labels, **(labels or {})},
+    )

@@ -148,6 +148,9 @@ class JobStore:
         self.dir = Path(directory) if directory is not None else state_dir()
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = self.dir / "jobs.db"
+        # The jobs' tasks are in it, their secrets too (every relaunch needs them): owner only.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(self.path, 0o600)
         # One thread at a time uses it (the controller's loop thread, or a client's caller),
         # but not always the thread that opened it.
         self._db = sqlite3.connect(

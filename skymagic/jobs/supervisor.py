@@ -42,6 +42,7 @@ from typing import Any
 
 from skymagic.core.client import ContextClient
 from skymagic.core.targets import Settings
+from skymagic.core.watch import Changed, Failed, Listed, WatchDriver
 from skymagic.errors import ForbiddenError
 from skymagic.jobs import workers
 from skymagic.jobs.classify import PodVerdict, node_ready, pod_verdict
@@ -62,7 +63,7 @@ from skymagic.jobs.model import (
     job_selector,
 )
 from skymagic.jobs.store import JobRecord, JobStore
-from skymagic.jobs.watch import Changed, Failed, Listed, WatchLoop
+from skymagic.launches.podspec import LABEL_LAUNCH, LABEL_USER, selector_for
 from skymagic.launches.task import Task
 
 __all__ = ["Supervisor"]
@@ -114,7 +115,7 @@ class Run:
 class PodCache:
     """One namespace's job pods as the watch last said, plus the uids seen deleted."""
 
-    loop: WatchLoop
+    loop: WatchDriver[list[dict[str, Any]]]
     pods: dict[str, dict[str, Any]] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
     synced: bool = False
@@ -124,7 +125,7 @@ class PodCache:
 class NodeCache:
     """One cluster's nodes: name -> (Ready status, since when); absent after a sync = gone."""
 
-    loop: WatchLoop
+    loop: WatchDriver[list[dict[str, Any]]]
     nodes: dict[str, tuple[str, float | None]] = field(default_factory=dict)
     synced: bool = False
     forbidden: bool = False
@@ -324,24 +325,22 @@ class Supervisor:
             def pod_sink(ev: Any, k: tuple[str, str] = pkey) -> None:
                 self.events.put(("pods", k, ev))
 
-            loop = WatchLoop(
-                client,
-                f"/api/v1/namespaces/{run.namespace}/pods",
-                pod_sink,
-                query={"labelSelector": job_selector(self.store.db_id)},
+            path = f"/api/v1/namespaces/{run.namespace}/pods"
+            query = {"labelSelector": job_selector(self.store.db_id)}
+            self.pod_caches[pkey] = PodCache(
+                _start(client, path, lambda c: c.list_items(path, query), pod_sink, query)
             )
-            self.pod_caches[pkey] = PodCache(loop)
-            loop.start()
         if client.server not in self.node_caches:
             last: dict[str, str] = {}
 
             def sink(ev: Any, k: str = client.server) -> None:
                 # Only what matters reaches the loop: a node's Ready status changing, or the
                 # node going (heartbeats and label edits stay on this thread).
-                if isinstance(ev, Changed) and ev.type != "DELETED":
+                if isinstance(ev, Changed):
+                    ev = Changed(ev.type, _slim_node(ev.object))
                     name = ev.object["metadata"]["name"]
                     ready = node_ready(ev.object)[0]
-                    if last.get(name) == ready:
+                    if ev.type != "DELETED" and last.get(name) == ready:
                         return
                     last[name] = ready
                 elif isinstance(ev, Listed):
@@ -349,9 +348,14 @@ class Supervisor:
                     last.update((n["metadata"]["name"], node_ready(n)[0]) for n in ev.items)
                 self.events.put(("nodes", k, ev))
 
-            nloop = WatchLoop(client, "/api/v1/nodes", sink, pick=_slim_node)
-            self.node_caches[client.server] = NodeCache(nloop)
-            nloop.start()
+            self.node_caches[client.server] = NodeCache(
+                _start(
+                    client,
+                    "/api/v1/nodes",
+                    lambda c: c.list_items("/api/v1/nodes", pick=_slim_node),
+                    sink,
+                )
+            )
 
     def _runs_on(self, pkey: tuple[str, str]) -> list[Run]:
         return [
@@ -627,6 +631,11 @@ class Supervisor:
         first = run.attempt == 0
         attempt = run.attempt + 1
         previous = run.context if not first else ""
+        labels = {
+            LABEL_JOBS_DB: self.store.db_id,
+            LABEL_JOB_ID: str(run.id),
+            LABEL_JOB_ATTEMPT: str(attempt),
+        }
         task = attempt_task(
             run.task,
             job_id=run.id,
@@ -636,20 +645,16 @@ class Supervisor:
             attempt=attempt,
             recoveries=run.rec.recoveries,
             previous_context=previous,
+            labels=labels,
         )
         if first and run.rec.status != JobStatus.STARTING:
             self._status(run, JobStatus.STARTING, "launching")
         elif not first:
             self.store.set_status(run.id, JobStatus.RECOVERING, f"relaunching (attempt {attempt})")
-        labels = {
-            LABEL_JOBS_DB: self.store.db_id,
-            LABEL_JOB_ID: str(run.id),
-            LABEL_JOB_ATTEMPT: str(attempt),
-        }
         failover = run.recovery.strategy == "FAILOVER"
         leftovers = None
         if run.client is not None and run.namespace:
-            leftovers = (run.client, run.namespace, job_selector(self.store.db_id, run.id))
+            leftovers = (run.client, run.namespace, _launch_selector(run))
         run.phase = "launching"
         self._submit(
             self._launch_pool,
@@ -658,7 +663,6 @@ class Supervisor:
             attempt,
             task,
             run.settings,
-            labels=labels,
             provision_timeout=provision_timeout_from_json(run.rec.settings),
             prefer=previous if failover and previous else None,
             avoid=previous if not failover and previous else None,
@@ -687,7 +691,7 @@ class Supervisor:
                 run.id,
                 run.client,
                 run.namespace,
-                job_selector(self.store.db_id, run.id),
+                _launch_selector(run),
             )
         if run.follower is not None and not run.log_done:
             run.follower.stop()
@@ -738,7 +742,11 @@ class Supervisor:
                 log.warning("job %s cleanup: %s", result.job_id, result.error)
             return
         if run is None:
-            if isinstance(result, workers.Launched) and result.client and result.pod:
+            if not isinstance(result, workers.Launched) or result.pod is None:
+                return
+            labels = result.pod["metadata"].get("labels") or {}
+            launch, user = labels.get(LABEL_LAUNCH), labels.get(LABEL_USER)
+            if result.client is not None and launch and user:
                 # The job ended while launching: what the launch made must not stay.
                 self._submit(
                     self._io_pool,
@@ -746,7 +754,7 @@ class Supervisor:
                     result.job_id,
                     result.client,
                     result.pod["metadata"]["namespace"],
-                    job_selector(self.store.db_id, result.job_id),
+                    selector_for(launch, user),
                 )
             return
         handler = {
@@ -903,6 +911,26 @@ def _describe(event: Any) -> str:
         else:
             parts.append(str(item)[:200])
     return " ".join(parts)
+
+
+def _start(
+    client: ContextClient,
+    path: str,
+    lister: Any,
+    sink: Any,
+    query: dict[str, str] | None = None,
+) -> WatchDriver[list[dict[str, Any]]]:
+    """A WatchDriver (list, then watch; core/watch.py) on a thread of its own."""
+    driver: WatchDriver[list[dict[str, Any]]] = WatchDriver(
+        client, path, lister=lister, sink=sink, query=query, retry_s=1.0
+    )
+    threading.Thread(target=driver.run, name=f"watch-{client.name}-{path}", daemon=True).start()
+    return driver
+
+
+def _launch_selector(run: Run) -> str:
+    """Everything one job's launches made (pod, Service, Secrets) carries its launch labels."""
+    return selector_for(run.rec.launch_name, run.task.user)
 
 
 def _uid(pod: dict[str, Any]) -> str:

@@ -8,7 +8,6 @@ touches the database.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,7 +124,6 @@ def launch(
     task: Task,
     settings: Settings,
     *,
-    labels: Mapping[str, str],
     provision_timeout: float | None,
     prefer: str | None,
     avoid: str | None,
@@ -133,8 +131,9 @@ def launch(
 ) -> Launched:
     """One attempt: clear the previous attempt's Secret/Service, then launch through failover.
 
-    `leftovers` is (client, namespace, selector) of the previous attempt's context: its
-    kubeconfig Secret and Service carry the same names and would refuse the new ones.
+    `task` carries the job's labels (attempt_task). `leftovers` is (client, namespace, launch
+    selector) of the previous attempt's context: its Secrets and Service carry the same names
+    and would refuse the new ones.
     """
     tried = _Tried()
     try:
@@ -147,7 +146,6 @@ def launch(
             detach=True,
             observer=tried,
             provision_timeout=provision_timeout,
-            labels=labels,
             prefer_context=prefer,
             avoid_context=avoid,
         )

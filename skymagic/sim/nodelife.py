@@ -32,13 +32,11 @@ import asyncio
 import contextlib
 import os
 import signal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from skymagic.sim.scheduler import TERMINAL
-from skymagic.sim.store import now_rfc3339, object_key
-
-if TYPE_CHECKING:
-    from skymagic.sim.cluster import SimCluster
+from skymagic.sim.spec import ClusterSpec
+from skymagic.sim.store import Store, now_rfc3339, object_key
 
 __all__ = [
     "SHUTDOWN_MESSAGE",
@@ -52,6 +50,24 @@ SHUTDOWN_MESSAGE = "Pod was terminated in response to imminent node shutdown."
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 _LOST_MESSAGE = "Kubelet stopped posting node status."
 _GC_MESSAGE = "PodGC: node no longer exists"
+
+
+class SimCluster(Protocol):
+    """What this module uses of cluster.py's SimCluster (which owns a NodeLifecycle)."""
+
+    spec: ClusterSpec
+    store: Store
+    tasks: dict[str, asyncio.Task[None]]
+    procs: dict[str, asyncio.subprocess.Process]
+    logs: dict[str, Any]  # pod key -> PodLog
+    runtime: Any  # PodRuntime: exec'd processes and ports per pod
+
+    def node(self, name: str) -> dict[str, Any]: ...
+    def delete_pod(self, namespace: str, name: str, grace: float | None) -> Any: ...
+    def _stop_pod(self, key: str, hard: bool) -> None: ...
+    def _event(
+        self, obj: dict[str, Any], reason: str, message: str, etype: str, component: str
+    ) -> None: ...
 
 
 class NodeLifecycle:
