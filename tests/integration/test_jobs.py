@@ -27,12 +27,13 @@ from skymagic.sim import Fleet
 A, B, GPU_NODE = JOB_A, JOB_B, JOB_GPU_NODE
 
 
-# The job's script: a long first attempt (it is what gets preempted), then a quick one that
-# says which attempt it is and what the environment tells it.
+# The job's script: a long first attempt (it is what gets preempted), then a short one (a
+# second, so the census below sees it) that says which attempt it is and what the environment
+# tells it.
 RESUMING = """\
 echo "attempt=$SKYMAGIC_JOB_ATTEMPT recoveries=$SKYMAGIC_JOB_RECOVERIES \
 previous=$SKYMAGIC_JOB_PREVIOUS_CONTEXT task=$SKYPILOT_TASK_ID"
-if [ "$SKYMAGIC_JOB_RECOVERIES" = 0 ]; then sleep 120; fi
+if [ "$SKYMAGIC_JOB_RECOVERIES" = 0 ]; then sleep 120; else sleep 1; fi
 echo finished
 """
 
