@@ -102,14 +102,23 @@ def test_cell_streams_the_log_and_returns_the_finished_job(
 def test_interrupting_the_cell_leaves_the_job_running_then_cancel(
     fleet: Fleet, shell: InteractiveShell
 ) -> None:
-    # The user presses Stop while the log streams: SIGINT to this (the kernel's) process.
-    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with capture_output() as out:
-            job = shell.run_cell_magic("sky_jobs_launch", "keeper --gpus H100:8", LONG_FIRST)
-    finally:
-        timer.cancel()
+    # The user presses Stop while the log streams (the job RUNNING, its first line printed):
+    # SIGINT to this (the kernel's) process.
+    def press_stop() -> None:
+        wait_for(
+            lambda: (
+                any(j.status == JobStatus.RUNNING for j in jobs.controller().jobs())
+                and "attempt 1" in "\n".join(jobs.logs("keeper"))
+            ),
+            what="the job streaming",
+        )
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_stop, daemon=True)
+    presser.start()
+    with capture_output() as out:
+        job = shell.run_cell_magic("sky_jobs_launch", "keeper --gpus H100:8", LONG_FIRST)
+    presser.join()
     assert "stopped streaming; job 1 keeps running" in out.stdout
     assert "%sky_jobs_cancel keeper cancels it" in out.stdout
     assert job.status == JobStatus.RUNNING
