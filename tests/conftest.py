@@ -81,3 +81,24 @@ def shared_ipython() -> Any:
 @pytest.fixture(scope="session")
 def ipshell() -> Any:
     return shared_ipython()
+
+
+@pytest.fixture
+def jobs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private managed-jobs state directory ($SKYMAGIC_JOBS_DIR) for one test.
+
+    Its controller (started by the test through skymagic.jobs) gets a 1 s node grace, and is
+    stopped afterwards; its log is printed so a failing test shows what the controller did.
+    """
+    directory = tmp_path / "jobs"
+    monkeypatch.setenv("SKYMAGIC_JOBS_DIR", str(directory))
+    monkeypatch.setenv("SKYMAGIC_JOBS_NODE_GRACE_S", "1")
+    monkeypatch.setenv("SKYMAGIC_JOBS_IDLE_EXIT_S", "120")  # a leaked one still goes away
+    yield directory
+    from skymagic.jobs import process
+
+    process.stop(directory)
+    log = directory / process.LOG_FILE
+    if log.exists():
+        print("--- jobs controller log ---\n" + log.read_text(errors="replace")[-6000:])
+    assert not process.status(directory).running

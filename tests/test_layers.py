@@ -63,6 +63,8 @@ LAYERS: dict[str, int] = {
     "skymagic.gpus.pods": 4,
     "skymagic.launches": 4,
     "skymagic.launches.*": 4,
+    "skymagic.jobs": 4,
+    "skymagic.jobs.*": 4,
     # 5: presentation, and the facade that lazily re-exports the operations
     "skymagic": 5,
     "skymagic.__main__": 5,

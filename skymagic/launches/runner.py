@@ -178,12 +178,17 @@ def launch_task(
     hint_style: str = "magic",
     follow_timeout: float = FOLLOW_READ_TIMEOUT_S,
     reconnect_for: float = RECONNECT_FOR_S,
+    prefer_context: str | None = None,
+    avoid_context: str | None = None,
 ) -> LaunchResult | Plan:
     """Plan and run `task`; returns the Plan for `dry_run`, else a LaunchResult.
 
     `hint_style` is "magic" or "cli": the syntax of the commands in hints. `follow_timeout`
     bounds each read of the followed log (the pod's state is re-read on each timeout) and
     `reconnect_for` is how long an unreachable context is retried once the pod has started.
+    `prefer_context` is tried first when it can take the task now, `avoid_context` last (a
+    managed job's recovery: the same context first, or SkyPilot's EAGER_NEXT_REGION); the
+    other candidates keep their order.
     """
     settings = settings or Settings()
     obs: LaunchObserver = observer or _Silent()
@@ -210,6 +215,8 @@ def launch_task(
     # not tried (a pinned launch shows only its one context).
     shown = [*targets.contexts, *([] if targets.pinned else targets.excluded)]
     plan = make_plan(task, shown, inventory, excluded=targets.excluded)
+    if prefer_context or avoid_context:
+        _reorder(plan, prefer_context, avoid_context)
     obs.on_plan(plan)
     if dry_run:
         return plan
@@ -255,6 +262,24 @@ def launch_task(
         f"Provision failures (tried {len(tried)} infra) for '{task.name}':\n{lines}",
         failures=[(a.context, a.reason or a.outcome) for a in tried],
     )
+
+
+def _reorder(plan: Plan, prefer: str | None, avoid: str | None) -> None:
+    """Move `prefer`'s candidates to the front and `avoid`'s to the back (a stable sort)."""
+
+    def rank(cand: Candidate) -> int:
+        return -1 if cand.context == prefer else 1 if cand.context == avoid else 0
+
+    plan.candidates.sort(key=rank)
+    if not plan.candidates:
+        return
+    first = plan.candidates[0]
+    for row in plan.rows:
+        row.chosen = False
+    for row in plan.rows:
+        if row.context == first.context and (first.task is None or row.task is first.task):
+            row.chosen = True
+            break
 
 
 def _settle_existing(

@@ -29,6 +29,7 @@ from typing import Any
 
 from skymagic.sim import objects
 from skymagic.sim.labels import gpu_name
+from skymagic.sim.nodelife import NodeLifecycle
 from skymagic.sim.podexec import PodRuntime
 from skymagic.sim.rbac import Authorizer
 from skymagic.sim.scheduler import TERMINAL, NodeUsage, fits
@@ -91,6 +92,8 @@ class SimCluster:
         # node name -> (GPU name, device resource) its node group offers (objects.gpu_offer)
         self.offers: dict[str, tuple[str, str]] = {}
         self.store.listeners.append(self._on_change)
+        # Preemption, lost nodes, taint eviction and pod GC (nodelife.py).
+        self.nodelife = NodeLifecycle(self)
 
     # -- start-up ------------------------------------------------------------------------
     def load(self) -> None:
@@ -336,7 +339,7 @@ class SimCluster:
                         "key": key,
                         "operator": "Exists",
                         "effect": "NoExecute",
-                        "tolerationSeconds": 300,
+                        "tolerationSeconds": self.spec.toleration_s,
                     }
                 )
         for c in spec["containers"] + spec.get("initContainers", []):
@@ -390,6 +393,7 @@ class SimCluster:
         return pod
 
     async def _finish_deletion(self, key: str, namespace: str, name: str, grace: float) -> None:
+        await self.nodelife.kubelet_answers(key)  # a lost node's pods stay Terminating
         proc = self.procs.get(key)
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):

@@ -244,6 +244,21 @@ class Fleet:
     def remove_node(self, cluster: str, node: str) -> None:
         self._call("node", {"cluster": cluster, "node": node, "action": "remove"})
 
+    def preempt_node(self, cluster: str, node: str) -> list[str]:
+        """A spot preemption: graceful node shutdown, then the node is deleted (sim/nodelife.py).
+
+        Returns once the node's pods are Failed (reason `Terminated`); the node goes
+        `node_removal_s` later, its pods `pod_gc_s` after that.
+        """
+        return list(self._call("preempt_node", {"cluster": cluster, "node": node}))
+
+    def lose_node(self, cluster: str, node: str) -> None:
+        """The node's kubelet stops answering: NotReady (Unknown), unreachable taints, evictions.
+
+        `set_ready(cluster, node, True)` brings it back; `remove_node` deletes it (pod GC).
+        """
+        self._call("lose_node", {"cluster": cluster, "node": node})
+
     def add_nodes(self, cluster: str, **group: Any) -> list[str]:
         """Add nodes (NodeGroup keys: name, count, gpu, gpus, labels, cpu, memory_gb, ...)."""
         return list(self._call("add_nodes", {"cluster": cluster, "group": group}))

@@ -271,6 +271,12 @@ class FleetProcess:
             else:
                 raise ValueError(f"unknown node action {action!r}")
             return None
+        if op == "preempt_node":
+            return await cluster.nodelife.preempt(str(args["node"]))
+        if op == "lose_node":
+            cluster.node(str(args["node"]))
+            cluster.nodelife.lose(str(args["node"]))
+            return None
         if op == "add_nodes":
             return cluster.add_nodes(NodeGroup(**args["group"]))
         if op == "add_pods":

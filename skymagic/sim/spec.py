@@ -14,6 +14,11 @@ clusters:
     pod_start_s: 0.2             # delay between binding and Running
     default_duration_s: 2.0      # simulate runtime: how long a created pod runs
     history: 20000               # watch/continue window: events kept before "410 Gone"
+    toleration_s: 300            # tolerationSeconds every pod gets for the not-ready and
+                                 # unreachable NoExecute taints (the API server's default)
+    pod_gc_s: 2.0                # pods of a deleted node are force-deleted this much later
+    node_removal_s: 0.5          # preempt_node: the node is deleted this long after shutdown
+    shutdown_grace_s: 2.0        # preempt_node: SIGTERM, then SIGKILL after this (local runtime)
     nodes:
       - {count: 2, name: h100-node, gpu: H100, gpus: 8, labels: gfd, cpu: 192,
          memory_gb: 1800, taint_gpu: true}
@@ -37,6 +42,9 @@ clusters:
       - {match: "nvidia-smi.*", stdout: "GPU 0: NVIDIA H100 80GB HBM3\\n", exit_code: 0}
       - {match: "sh -c .*", stderr: "denied\\n", exit_code: 1}
 ```
+
+Nodes that go away (`Fleet.preempt_node`, `Fleet.lose_node`, `Fleet.remove_node`) behave as on
+a real cluster: see `skymagic.sim.nodelife`.
 
 Runtimes: `simulate` runs a pod for `default_duration_s` (or the pod annotation
 `sim.skymagic.dev/duration`; a command containing `sleep infinity` runs until deleted) and
@@ -185,6 +193,10 @@ class ClusterSpec:
     pod_start_s: float = 0.2
     default_duration_s: float = 2.0
     history: int = 20000
+    toleration_s: int = 300
+    pod_gc_s: float = 2.0
+    node_removal_s: float = 0.5
+    shutdown_grace_s: float = 2.0
     nodes: list[NodeGroup] = field(default_factory=list)
     pods: list[PodGroup] = field(default_factory=list)
     users: list[UserSpec] = field(default_factory=list)

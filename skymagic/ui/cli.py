@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from skymagic.errors import SkymagicError
 from skymagic.ui.flags import port_spec, positive_seconds, task_options
+from skymagic.ui.jobs_cli import add_jobs_commands
 
 if TYPE_CHECKING:
     from skymagic.core.targets import Settings
@@ -341,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(gl, formats=("table", "json", "csv"))
     gl.set_defaults(func=_gpus_list)
+
+    add_jobs_commands(sub)
 
     demo = sub.add_parser("demo", help="start the demo fleet and run the quickstart notebook")
     demo.add_argument(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # imported when used: `%load_ext skymagic` stays light
     from skymagic.launches.task import TaskOptions
 
-__all__ = ["check_seconds", "port_spec", "positive_seconds", "task_options"]
+__all__ = ["TASK_FLAGS", "check_seconds", "port_spec", "positive_seconds", "task_options"]
 
 
 def check_seconds(value: float) -> float:
@@ -55,3 +55,57 @@ def task_options(args: argparse.Namespace, **overrides: Any) -> TaskOptions:
 
     values = {f.name: getattr(args, f.name) for f in fields(TaskOptions)}
     return TaskOptions(**{**values, **overrides})
+
+
+# The flags that shape a task, as (names, keyword arguments) for argparse's `add_argument`
+# and IPython's `magic_arguments.argument` alike, so a magic and a command declare them the
+# same way (their dests are TaskOptions fields; the launch name is declared by each, as a
+# positional NAME in magics and --name on the command line). Help texts carry no '%': argparse
+# formats them.
+TASK_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--gpus",), {"default": None, "help": "GPU and count, e.g. H100 or H100:8."}),
+    (("--cpus",), {"default": None, "help": "vCPUs, e.g. 4 or 4+ (default: 4 per GPU, or 2)."}),
+    (
+        ("--memory",),
+        {"default": None, "help": "Memory in GB, e.g. 16 or 16+ (default: 16 per GPU, or 2)."},
+    ),
+    (
+        ("--infra",),
+        {
+            "default": None,
+            "help": "'k8s': the allowed contexts in failover order (default); 'k8s/CONTEXT': "
+            "only CONTEXT.",
+        },
+    ),
+    (("--image",), {"default": None, "help": "Container image."}),
+    (
+        ("--env",),
+        {
+            "action": "append",
+            "default": [],
+            "metavar": "K=V",
+            "help": "An environment variable for the task (K alone: its value from your "
+            "environment); repeatable.",
+        },
+    ),
+    (
+        ("--secret",),
+        {
+            "action": "append",
+            "default": [],
+            "metavar": "K=V",
+            "help": "A secret for the task (K alone: its value from your environment); stored "
+            "in a Kubernetes Secret, never printed; repeatable.",
+        },
+    ),
+    (
+        ("--ports",),
+        {
+            "type": port_spec,
+            "nargs": "+",
+            "default": [],
+            "metavar": "PORT",
+            "help": "Expose these ports (or ranges, e.g. 8000-8010) through a Kubernetes Service.",
+        },
+    ),
+]

@@ -465,6 +465,11 @@ def load(ipython: Any) -> None:
     magics = SkyMagics(shell=ipython)
     ipython.register_magics(magics)
     _registered.append(magics)
+    from skymagic.ui.jobs_magics import JobsMagics  # managed jobs: %%sky_jobs_launch, ...
+
+    jobs_magics = JobsMagics(shell=ipython)
+    ipython.register_magics(jobs_magics)
+    _registered.append(jobs_magics)
 
 
 def unload(ipython: Any) -> None:
@@ -475,4 +480,5 @@ def unload(ipython: Any) -> None:
         for name in [n for n, fn in table.items() if getattr(fn, "__self__", None) in _registered]:
             del table[name]
     mm.registry.pop("SkyMagics", None)
+    mm.registry.pop("JobsMagics", None)
     _registered.clear()

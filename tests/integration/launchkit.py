@@ -175,3 +175,32 @@ class InterruptAt(Recorder):
         if self.at_log and not self.fired:
             self.fired = True
             raise KeyboardInterrupt
+
+
+# --- managed jobs ---------------------------------------------------------------------------
+JOB_A, JOB_B = "a", "b"
+JOB_GPU_NODE = "h100"
+
+
+def jobs_spec() -> dict[str, Any]:
+    """Two clusters `a` and `b`, one 8-GPU H100 node each (a node holds one H100:8 job) and a
+    CPU node, `runtime: local` so a job's script really runs, and short Kubernetes timings
+    (pod GC, taint tolerations, shutdown grace) so node losses play out in seconds."""
+
+    def cluster(name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "runtime": "local",
+            "pod_start_s": 0.05,
+            "pod_gc_s": 0.5,
+            "node_removal_s": 0.2,
+            "shutdown_grace_s": 1.0,
+            "toleration_s": 1,
+            "nodes": [
+                {**_H100, "name": JOB_GPU_NODE, "gpus": 8, "cpu": 64, "memory_gb": 512,
+                 "taint_gpu": True},
+                _CPU,
+            ],
+        }  # fmt: skip
+
+    return {"clusters": [cluster(JOB_A), cluster(JOB_B)]}

@@ -1,0 +1,197 @@
+"""Managed-job magics: `%%sky_jobs_launch`, `%sky_jobs_queue`, `%sky_jobs_logs`, `%sky_jobs_cancel`.
+
+Presentation only, over `skymagic.jobs`. Registered by `skymagic.ui.magics.load` next to
+`SkyMagics`, whose session settings (`%config SkyMagics.request_timeout`, kubeconfig, allowed
+contexts) they use. A job is run by the jobs controller, not by the kernel: the cell streams
+the job's log, and interrupting it (the stop button, Ctrl-C) only stops the streaming.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from skymagic.ui.flags import TASK_FLAGS, task_options
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from skymagic.core.targets import Settings
+
+__all__ = ["JobsMagics"]
+
+
+def _task_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Declare the shared launch flags (ui/flags.py) on a magic, in their order."""
+    for names, kwargs in reversed(TASK_FLAGS):
+        fn = argument(*names, **kwargs)(fn)
+    return fn
+
+
+def _unquote(value: str | None) -> str | None:
+    if value and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _stream(lines: Iterable[str], on_interrupt: str) -> bool:
+    """Print lines as they come; False (after saying `on_interrupt`) if the user interrupts."""
+    try:
+        for line in lines:
+            print(line, flush=True)
+    except KeyboardInterrupt:
+        print(on_interrupt, flush=True)
+        return False
+    return True
+
+
+@magics_class
+class JobsMagics(Magics):
+    """The managed-job magics (settings come from SkyMagics)."""
+
+    def _settings(self) -> Settings:
+        assert self.shell is not None
+        sky = self.shell.magics_manager.registry.get("SkyMagics")
+        if sky is not None:
+            settings: Settings = sky.settings()
+            return settings
+        from skymagic.core.targets import Settings
+
+        return Settings()
+
+    @magic_arguments(name="%sky_jobs_launch")  # usage line shows the cell magic
+    @argument("name", nargs="?", default=None, help="Job name (default: sky-XXXX-USER).")
+    @_task_flags
+    @argument(
+        "--max-restarts-on-errors",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Restart the job up to N times after its own non-zero exit (default: the task "
+        "YAML's resources.job_recovery, else 0). Preemptions are always recovered.",
+    )
+    @argument(
+        "--detach",
+        action="store_true",
+        help="Return once submitted instead of streaming the job's log.",
+    )
+    @argument(
+        "--dry-run",
+        action="store_true",
+        help="Show the plan (Considered resources) as a DataFrame; submit nothing.",
+    )
+    @argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="Seconds each context gets to schedule the pod before failover, on every launch "
+        "and recovery (default: kubernetes.provision_timeout).",
+    )
+    @argument(
+        "--format",
+        action="store_true",
+        help="Expand {var} in the cell body from the notebook's variables.",
+    )
+    @no_var_expand
+    @cell_magic
+    def sky_jobs_launch(self, line: str, cell: str) -> Any:
+        """Run the cell as a managed job: recovered on another context if its pod goes away.
+
+        The cell is a shell script or a SkyPilot task YAML (as for %%sky_launch, plus
+        resources.job_recovery: {strategy, max_restarts_on_errors}). The job is handed to the
+        local jobs controller, which outlives this kernel: it launches the job through the
+        usual placement, and when a spot node is preempted, the node is lost or the pod is
+        evicted, it relaunches it (the same context first if it has room). The cell streams
+        the job's log; interrupting it stops the streaming only, the job keeps running.
+        Cancel it with %sky_jobs_cancel NAME. Returns the Job (also in `_sky_job`).
+        """
+        from skymagic import jobs
+
+        args = parse_argstring(self.sky_jobs_launch, line)
+        body = cell
+        if args.format:
+            assert self.shell is not None
+            try:
+                body = cell.format(**self.shell.user_ns)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise UsageError(f"--format: cannot expand the cell: {exc}") from None
+        if args.timeout is not None and not args.timeout > 0:
+            raise UsageError("--timeout must be a positive number of seconds")
+        options = task_options(args, infra=_unquote(args.infra))
+        if args.dry_run:
+            return self._plan(body, options)
+        job = jobs.launch(
+            body,
+            options,
+            settings=self._settings(),
+            max_restarts_on_errors=args.max_restarts_on_errors,
+            provision_timeout=args.timeout,
+        )
+        assert self.shell is not None
+        self.shell.user_ns["_sky_job"] = job
+        print(
+            f"Managed job {job.id} ({job.name}) submitted. Interrupting this cell stops the "
+            f"streaming only; cancel the job with %sky_jobs_cancel {job.name}",
+            flush=True,
+        )
+        if not args.detach:
+            _stream(
+                job.logs(follow=True),
+                f"(stopped streaming; job {job.id} keeps running: %sky_jobs_logs {job.name} "
+                f"--follow resumes, %sky_jobs_cancel {job.name} cancels it)",
+            )
+        return job
+
+    def _plan(self, body: str, options: Any) -> Any:
+        from skymagic.jobs.jobspec import split_job_recovery
+        from skymagic.launches import Plan, launch_task, parse_task
+
+        body, _recovery = split_job_recovery(body)
+        plan = launch_task(parse_task(body, options), self._settings(), dry_run=True)
+        assert isinstance(plan, Plan)
+        return plan.to_frame()
+
+    @magic_arguments()
+    @line_magic
+    def sky_jobs_queue(self, line: str) -> Any:
+        """Every managed job, newest first, as a DataFrame: id, name, status, context,
+        recoveries, submitted, started, duration (s), resources, last_failure."""
+        from skymagic import jobs
+
+        parse_argstring(self.sky_jobs_queue, line)
+        return jobs.queue()
+
+    @magic_arguments()
+    @argument("name", help="Job name or id (a name: its latest job).")
+    @argument("--follow", "-f", action="store_true", help="Keep streaming until the job ends.")
+    @line_magic
+    def sky_jobs_logs(self, line: str) -> None:
+        """Print a managed job's log: every attempt in order, each headed by its context."""
+        from skymagic import jobs
+
+        args = parse_argstring(self.sky_jobs_logs, line)
+        _stream(
+            jobs.logs(args.name, follow=args.follow),
+            f"(stopped following; the job keeps running: %sky_jobs_cancel {args.name} cancels it)",
+        )
+
+    @magic_arguments()
+    @argument("names", nargs="*", help="Job names or ids (a name: every active job with it).")
+    @argument("--all", action="store_true", help="Cancel every active job.")
+    @line_magic
+    def sky_jobs_cancel(self, line: str) -> Any:
+        """Cancel managed jobs: the controller removes their pods, they end CANCELLED."""
+        from skymagic import jobs
+
+        args = parse_argstring(self.sky_jobs_cancel, line)
+        if not args.names and not args.all:
+            raise UsageError("name the jobs to cancel (names or ids), or use --all")
+        cancelled = jobs.cancel(args.names, all=args.all)
+        for job in cancelled:
+            print(f"cancelling job {job.id} ({job.name})")
+        if not cancelled:
+            print("no active job to cancel")
+        return cancelled
