@@ -8,6 +8,7 @@
     skymagic.launch("echo hi", gpus="H100")   # ordered failover across the allowed contexts
     skymagic.status(); skymagic.logs("NAME"); skymagic.down(["NAME"])
     dash = skymagic.dashboard()               # a live widget; dash.close() stops it
+    skymagic.jobs.launch(...); skymagic.jobs.queue()   # managed jobs, recovered across contexts
 
 Importing this package is cheap: kubernetes, pandas and the widgets are imported only when an
 operation first needs them (`__getattr__` below). The names in `__all__` are the public API;
@@ -38,6 +39,7 @@ from skymagic.errors import (
 )
 
 if TYPE_CHECKING:
+    from skymagic import jobs
     from skymagic.core.targets import Settings
     from skymagic.gpus.inventory import Inventory, show_gpus
     from skymagic.gpus.watcher import InventoryWatcher
@@ -74,6 +76,7 @@ __all__ = [
     "check",
     "dashboard",
     "down",
+    "jobs",
     "launch",
     "load_ipython_extension",
     "logs",
@@ -99,6 +102,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "dashboard": ("skymagic.ui.dashboard", "dashboard"),
     "Dashboard": ("skymagic.ui.dashboard", "Dashboard"),
     "Settings": ("skymagic.core.targets", "Settings"),
+    "jobs": ("skymagic.jobs", ""),  # the namespace itself: skymagic.jobs.launch/queue/logs/cancel
 }
 
 
@@ -106,7 +110,8 @@ def __getattr__(name: str) -> Any:
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'skymagic' has no attribute {name!r}")
-    value = getattr(importlib.import_module(target[0]), target[1])
+    module = importlib.import_module(target[0])
+    value = getattr(module, target[1]) if target[1] else module
     globals()[name] = value
     return value
 

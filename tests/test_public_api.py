@@ -43,6 +43,7 @@ PUBLIC = [
     "check",
     "dashboard",
     "down",
+    "jobs",
     "launch",
     "load_ipython_extension",
     "logs",
@@ -62,6 +63,10 @@ def test_every_public_name_resolves(name: str) -> None:
     value = getattr(skymagic, name)
     if name == "__version__":
         assert isinstance(value, str) and value
+        return
+    if name == "jobs":  # a namespace of operations, not a function
+        assert {"launch", "queue", "logs", "cancel"} <= set(value.__all__)
+        assert all(callable(getattr(value, op)) for op in ("launch", "queue", "logs", "cancel"))
         return
     assert callable(value), name
     assert value.__module__.startswith("skymagic"), (name, value.__module__)
