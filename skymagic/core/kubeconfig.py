@@ -18,7 +18,7 @@ context is resolved, so one broken context never hides the other forty in a fan-
 entries themselves are in entries.py, the per-file parsing in kubeconfig_parse.py.
 
 What happens for each missing or malformed field (``id`` = the test case in
-tests/unit/test_kubeconfig.py; the client-go cases behind them are mirrored in
+tests/unit/core/test_kubeconfig.py; the client-go cases behind them are mirrored in
 tests/unit/core/test_kubeconfig_clientgo.py):
 
 ==========================  =================================================================

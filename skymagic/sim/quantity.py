@@ -3,7 +3,7 @@
 Why a copy: the simulator is the yardstick the product is tested against. If its scheduler
 counted requests with the product's own function, a counting bug in the product would look
 right in every test against the simulated fleet. So this module is written from the
-Kubernetes sources, not from skymagic's code, and tests/unit/test_sim_quantity.py checks that
+Kubernetes sources, not from skymagic's code, and tests/unit/sim/test_sim_quantity.py checks that
 the two independent implementations agree on a table of pods.
 
 The rules, as in Kubernetes:
