@@ -7,6 +7,7 @@
     inv = skymagic.show_gpus()                # Inventory: .nodes .by_context .summary .errors
     skymagic.launch("echo hi", gpus="H100")   # ordered failover across the allowed contexts
     skymagic.status(); skymagic.logs("NAME"); skymagic.down(["NAME"])
+    skymagic.exec("NAME", "nvidia-smi")      # in the launch's running pod, output streamed
     dash = skymagic.dashboard()               # a live widget; dash.close() stops it
     skymagic.jobs.launch(...); skymagic.jobs.queue()   # managed jobs, recovered across contexts
 
@@ -76,6 +77,7 @@ __all__ = [
     "check",
     "dashboard",
     "down",
+    "exec",
     "jobs",
     "launch",
     "load_ipython_extension",
@@ -132,6 +134,27 @@ def launch(body: str = "", **options: Any) -> LaunchResult | Plan:
 
     options.setdefault("observer", TextProgress())
     return launch_operation(body, **options)
+
+
+def exec(name: str, script: str, *, settings: Settings | None = None, check: bool = True) -> Any:
+    """Run `script` in launch `name`'s running pod like `%%sky_exec`, output printed live.
+
+    Returns the ExecResult (`.exit_code`); with `check` (the default) a non-zero exit code
+    raises CommandFailedError instead.
+    """
+    import sys
+
+    from skymagic.launches.exec import exec_command
+
+    def out(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def err(text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    return exec_command(name, script, settings, on_stdout=out, on_stderr=err, check=check)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 __all__ = [
     "ApiError",
     "AuthError",
+    "CommandFailedError",
     "ConfigError",
     "ConflictError",
     "ExecPluginError",
@@ -212,6 +213,14 @@ class ProvisionFailedError(LaunchError):
     def __init__(self, message: str, *, failures: list[tuple[str, str]] | None = None) -> None:
         self.failures = failures or []
         super().__init__(message)
+
+
+class CommandFailedError(LaunchError):
+    """A command run in a pod (exec, a re-run launch) exited non-zero; `exit_code` is its code."""
+
+    def __init__(self, message: str, *, exit_code: int, context: str | None = None) -> None:
+        self.exit_code = exit_code
+        super().__init__(message, context=context)
 
 
 class PolicyError(SkymagicError):

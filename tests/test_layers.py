@@ -52,6 +52,7 @@ LAYERS: dict[str, int] = {
     "skymagic.core.client": 2,
     "skymagic.core.streams": 2,
     "skymagic.core.watch": 2,
+    "skymagic.core.podstreams": 2,
     # 3: targets and fan-out
     "skymagic.core.targets": 3,
     "skymagic.core.fanout": 3,

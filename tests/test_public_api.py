@@ -43,6 +43,7 @@ PUBLIC = [
     "check",
     "dashboard",
     "down",
+    "exec",
     "jobs",
     "launch",
     "load_ipython_extension",

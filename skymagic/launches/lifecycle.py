@@ -14,9 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from skymagic.core.client import ContextClient
 from skymagic.core.fanout import ContextResult, fan_out
+from skymagic.core.podstreams import exec_stream
 from skymagic.core.targets import Settings, Targets, current_user, resolve_targets
-from skymagic.errors import ConfigError, ForbiddenError, NotFoundError
-from skymagic.launches.podspec import LABEL_LAUNCH, LABEL_USER, selector_for
+from skymagic.errors import ConfigError, ForbiddenError, NotFoundError, SkymagicError
+from skymagic.launches.agent import idle_note, idle_probe
+from skymagic.launches.pods import reap_ended
+from skymagic.launches.podspec import (
+    ANNOTATION_AUTOSTOP,
+    ANNOTATION_DEV,
+    LABEL_LAUNCH,
+    LABEL_USER,
+    selector_for,
+)
+from skymagic.launches.ports import active_forwards
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,6 +43,7 @@ STATUS_COLUMNS = [
     "age",
     "launched_by",
     "endpoint",
+    "autostop",
 ]
 
 
@@ -63,7 +74,7 @@ class Status:
         body = (
             "<p>No skymagic workloads in the allowed contexts.</p>"
             if self.frame.empty
-            else self.frame.to_html(index=False)
+            else self.frame.to_html(index=False, render_links=True)
         )
         errs = "".join(
             f"<li>{html.escape(c)}: {html.escape(k)}: {html.escape(m)}</li>"
@@ -101,6 +112,9 @@ def _pod_status(pod: dict[str, Any]) -> str:
     if pod.get("metadata", {}).get("deletionTimestamp"):
         return "Terminating"
     phase = str(st.get("phase", "Unknown"))
+    notes = pod.get("metadata", {}).get("annotations") or {}
+    if phase == "Succeeded" and ANNOTATION_AUTOSTOP in notes and ANNOTATION_DEV in notes:
+        return "Stopped (autostop)"
     if phase == "Pending":
         for c in st.get("conditions") or []:
             if c.get("type") == "PodScheduled" and c.get("status") == "False":
@@ -137,16 +151,20 @@ def status(
 
     def collect(
         client: ContextClient,
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
         pods, _ = client.list_items("/api/v1/pods", {"labelSelector": selector})
+        gone = set(reap_ended(client, pods))  # ended --down pods: removed, not listed
+        pods = [p for p in pods if p["metadata"].get("labels", {}).get(LABEL_LAUNCH) not in gone]
         services, _ = client.list_items("/api/v1/services", {"labelSelector": selector})
         try:
             secrets, _ = client.list_items("/api/v1/secrets", {"labelSelector": selector})
         except ForbiddenError:
             secrets = []  # may not list Secrets: orphaned ones stay unseen, the rest shows
-        return pods, services, secrets
+        idle = {_key(p): _idle(client, p) for p in pods if _watches_idle(p)}
+        return pods, services, secrets, idle
 
     rows: list[dict[str, Any]] = []
+    forwards = active_forwards()
     out = Status(frame=pd.DataFrame(columns=STATUS_COLUMNS), warnings=targets.warnings)
     results: list[ContextResult[Any]] = fan_out(targets, collect, settings)
     down_cmd = "skymagic down" if hint_style == "cli" else "%sky_down"
@@ -156,7 +174,7 @@ def status(
             continue
         if res.value is None:
             continue
-        pods, service_list, secret_list = res.value
+        pods, service_list, secret_list, idle = res.value
         services = {
             f"{s['metadata']['namespace']}/{s['metadata']['name']}": s for s in service_list
         }
@@ -167,7 +185,15 @@ def status(
             launches.add((ns, _launch_of(pod)))
             svc = services.get(f"{ns}/{meta['name']}")
             endpoint = ""
-            if svc is not None:
+            urls = [
+                f.url
+                for f in forwards
+                if (f.live.context, f.live.namespace, f.live.name)
+                == (res.context, ns, meta["name"])
+            ]
+            if urls:
+                endpoint = ", ".join(urls)
+            elif svc is not None:
                 ip = svc.get("spec", {}).get("clusterIP", "")
                 ports = [str(p.get("port")) for p in svc.get("spec", {}).get("ports") or []]
                 endpoint = ", ".join(f"{ip}:{p}" for p in ports)
@@ -176,6 +202,13 @@ def status(
                         f"kubectl --context '{res.context}' -n {ns} "
                         f"port-forward svc/{meta['name']} {p}:{p}"
                     )
+            if _pod_status(pod) == "Running":
+                launch = meta.get("labels", {}).get(LABEL_LAUNCH, meta["name"])
+                out.hints.append(
+                    f"{launch}: shell with `skymagic ssh {launch}` or "
+                    f"kubectl --context '{res.context}' -n {ns} exec -it {meta['name']} "
+                    "-- /bin/bash"
+                )
             rows.append(
                 {
                     "name": _launch_of(pod),
@@ -187,6 +220,7 @@ def status(
                     "age": _age(meta.get("creationTimestamp")),
                     "launched_by": meta.get("labels", {}).get(LABEL_USER, ""),
                     "endpoint": endpoint,
+                    "autostop": idle.get(_key(pod), ""),
                 }
             )
         for kind, objs in (("service", service_list), ("secret", secret_list)):
@@ -206,6 +240,7 @@ def status(
                         "age": _age(meta.get("creationTimestamp")),
                         "launched_by": meta.get("labels", {}).get(LABEL_USER, ""),
                         "endpoint": "",
+                        "autostop": "",
                     }
                 )
                 out.hints.append(
@@ -219,6 +254,38 @@ def status(
 def _launch_of(obj: dict[str, Any]) -> str:
     meta = obj["metadata"]
     return str(meta.get("labels", {}).get(LABEL_LAUNCH, meta["name"]))
+
+
+def _key(pod: dict[str, Any]) -> str:
+    return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+
+
+def _watches_idle(pod: dict[str, Any]) -> bool:
+    """Running pods with autostop, and dev pods: how long they have been idle is worth a look."""
+    notes = pod["metadata"].get("annotations") or {}
+    running = pod.get("status", {}).get("phase") == "Running"
+    return running and (ANNOTATION_AUTOSTOP in notes or ANNOTATION_DEV in notes)
+
+
+def _idle(client: ContextClient, pod: dict[str, Any]) -> str:
+    """'idle 3m, stops in 2m' for one pod (one exec); '' when it cannot be asked."""
+    notes = pod["metadata"].get("annotations") or {}
+    minutes = float(notes[ANNOTATION_AUTOSTOP]) if ANNOTATION_AUTOSTOP in notes else None
+    out = bytearray()
+    try:
+        outcome = exec_stream(
+            client,
+            pod["metadata"]["namespace"],
+            pod["metadata"]["name"],
+            idle_probe(),
+            on_stdout=out.extend,
+        )
+    except SkymagicError:
+        return ""
+    if outcome.exit_code != 0:
+        return ""
+    note = idle_note(bytes(out).decode("utf-8", "replace"), minutes)
+    return note if minutes is not None else (f"off ({note})" if note else "off")
 
 
 def _locate(name: str, settings: Settings) -> tuple[ContextClient, str, str]:

@@ -20,6 +20,7 @@ import yaml
 
 from skymagic.gpus.accelerators import GPU_TAINT_KEYS, matching_label_values, split_canonical
 from skymagic.gpus.quantity import format_cpu, format_memory
+from skymagic.launches.agent import entrypoint, setup_hash
 from skymagic.launches.task import Task
 
 __all__ = [
@@ -40,6 +41,12 @@ LABEL_LAUNCH = "skymagic.dev/launch"
 LABEL_USER = "skymagic.dev/user"
 LABEL_CLUSTER = "skymagic.dev/context"
 LABEL_ATTEMPT = "skymagic.dev/attempt"
+ANNOTATION_GPU = "skymagic.dev/gpu"
+ANNOTATION_IMAGE = "skymagic.dev/image"
+ANNOTATION_SETUP = "skymagic.dev/setup-hash"
+ANNOTATION_AUTOSTOP = "skymagic.dev/autostop-minutes"
+ANNOTATION_DOWN = "skymagic.dev/down"
+ANNOTATION_DEV = "skymagic.dev/dev-pod"
 KUBE_DIR = "/root/.kube"
 GIB = 2**30
 # How providers label spot (preemptible) nodes: GKE (two generations), Karpenter, EKS managed
@@ -77,13 +84,29 @@ def _label_value(text: str) -> str:
 
 
 def _command(task: Task) -> list[str]:
+    """The pod's entrypoint (agent.py): files, setup once, run or stay up, autostop."""
+    return entrypoint(
+        setup=task.setup,
+        run=task.run,
+        wait_for_files=task.has_files,
+        idle_minutes=task.idle_minutes,
+    )
+
+
+def launch_annotations(task: Task) -> dict[str, str]:
+    """What later skymagic calls read back from a running pod (re-runs, autostop, ports)."""
+    notes = {
+        ANNOTATION_GPU: f"{task.gpu}:{task.gpu_count}" if task.gpu_count else "",
+        ANNOTATION_IMAGE: task.container_image,
+        ANNOTATION_SETUP: setup_hash(task.setup),
+    }
+    if task.idle_minutes is not None:
+        notes[ANNOTATION_AUTOSTOP] = f"{task.idle_minutes:g}"
+    if task.down:
+        notes[ANNOTATION_DOWN] = "true"
     if task.is_dev_pod:
-        return ["/bin/sh", "-c", "sleep infinity"]
-    script = ""
-    if task.setup:
-        script += task.setup.rstrip() + "\n"
-    script += (task.run or "").rstrip() + "\n"
-    return ["/bin/sh", "-c", script]
+        notes[ANNOTATION_DEV] = "true"
+    return notes
 
 
 def _gpu_terms(task: Task, nodes: list[str]) -> list[list[dict[str, Any]]]:
@@ -234,7 +257,10 @@ def pod_manifest(
             "name": task.name,
             "namespace": namespace,
             "labels": {**task.labels, **_labels(task, context, attempt)},
-            "annotations": {"skymagic.dev/command": shlex.join(_command(task))[:1000]},
+            "annotations": {
+                "skymagic.dev/command": shlex.join(_command(task))[:1000],
+                **launch_annotations(task),
+            },
         },
         "spec": spec,
     }

@@ -39,8 +39,10 @@ from skymagic.errors import (
     ProvisionFailedError,
     SkymagicError,
 )
+from skymagic.launches.files import FileSet, collect_files
 from skymagic.launches.follow import follow_pod, pod_exit
 from skymagic.launches.plan import Candidate, Plan, make_plan
+from skymagic.launches.pods import LivePod, reap_ended
 from skymagic.launches.podspec import (
     kubeconfig_secret,
     pod_manifest,
@@ -48,6 +50,7 @@ from skymagic.launches.podspec import (
     selector_for,
     service_manifest,
 )
+from skymagic.launches.rerun import follow_run, rerun_on_pod, send_launch_files
 from skymagic.launches.starting import wait_for_start
 from skymagic.launches.task import Task
 
@@ -205,8 +208,10 @@ def launch_task(
         def inventory_fn(s: Settings, infra: str | None) -> Any:
             return show_gpus(s, infra, targets=targets)
 
+    # Files are listed and checked before anything is created (a bad path is one line).
+    files = collect_files(task) if task.has_files else None
     if not dry_run:
-        reused = _settle_existing(all_allowed, task, settings, obs, hint_style)
+        reused = _settle_existing(all_allowed, task, settings, obs, hint_style, files, detach)
         if reused is not None:
             reused.seconds = time.monotonic() - started
             return reused
@@ -231,7 +236,7 @@ def launch_task(
         timeout = targets.config.provision_timeout
     for cand in plan.candidates:
         attempt, start = _try_context(
-            cand.task or task, cand, targets, settings, timeout, obs, hint_style
+            cand.task or task, cand, targets, settings, timeout, obs, hint_style, files
         )
         attempts.append(attempt)
         if start is None:
@@ -242,11 +247,19 @@ def launch_task(
         result.plan = plan
         result.attempts = attempts
         phase = start.pod.get("status", {}).get("phase")
+        ran = cand.task or task
         if phase in ("Succeeded", "Failed"):
             # Finished before the follow began (a very short task): show its whole log.
             _finish_follow(start, obs, started, result, hint_style, 0.0, follow_timeout)
-        elif not (detach or (cand.task or task).is_dev_pod or phase != "Running"):
+        elif not (detach or ran.is_dev_pod or phase != "Running") and ran.idle_minutes is not None:
+            # The pod outlives its run (autostop): follow the log to the run's end only.
+            live = LivePod(start.client, start.client.name, start.ns, ran.name, start.pod)
+            result.exit_code = follow_run(live, obs)
+            result.status = "Succeeded" if result.exit_code == 0 else "Failed"
+        elif not (detach or ran.is_dev_pod or phase != "Running"):
             _finish_follow(start, obs, started, result, hint_style, reconnect_for, follow_timeout)
+            if ran.down and result.status in ("Succeeded", "Failed"):
+                _remove_ended(start, result)
         else:
             result.status = "Running" if phase == "Running" else str(phase)
         if result.status in ("Succeeded", "Failed"):
@@ -283,13 +296,20 @@ def _reorder(plan: Plan, prefer: str | None, avoid: str | None) -> None:
 
 
 def _settle_existing(
-    targets: Targets, task: Task, settings: Settings, obs: LaunchObserver, style: str
+    targets: Targets,
+    task: Task,
+    settings: Settings,
+    obs: LaunchObserver,
+    style: str,
+    files: FileSet | None = None,
+    detach: bool = False,
 ) -> LaunchResult | None:
-    """A launch already named `task.name`: reuse it while it runs, replace it once finished.
+    """A launch already named `task.name`: work on it while it runs, replace it once finished.
 
     Re-running a notebook cell must just work: a FINISHED launch (its logs readable until
     now) is deleted with its Service and Secrets and the new one takes its place. One being
-    deleted is waited for. A running one is reused (its pod is not touched).
+    deleted is waited for. A RUNNING one gets the new body (rerun.py: SkyPilot's
+    `sky launch -c NAME`); a pending one is reused as it is.
     """
     deadline = time.monotonic() + 30.0
     while True:
@@ -308,7 +328,17 @@ def _settle_existing(
                 )
             time.sleep(0.2)
             continue
-        if phase in ("Running", "Pending"):
+        if phase == "Running":
+            client = client_for(targets.kubeconfig.resolve(ctx), settings.client)
+            live = LivePod(client, ctx, ns, pod["metadata"]["name"], pod)
+            done = rerun_on_pod(task, live, files, obs, detach=detach)
+            result = LaunchResult(task.name, ctx, ns, "Reused", node=pod["spec"].get("nodeName"))
+            if done.exit_code is not None:
+                result.exit_code = done.exit_code
+                result.status = "Succeeded" if done.exit_code == 0 else "Failed"
+            result.hints.extend(done.hints)
+            return result
+        if phase == "Pending":
             result = LaunchResult(task.name, ctx, ns, "Reused", node=pod["spec"].get("nodeName"))
             result.hints.append(
                 f"A launch named '{task.name}' is already {phase.lower()} in {ctx}; reusing it. "
@@ -380,6 +410,7 @@ def _try_context(
     provision_timeout: float,
     obs: LaunchObserver,
     style: str,
+    files: FileSet | None = None,
 ) -> tuple[Attempt, _Started | None]:
     """Create the objects in one context and wait for the pod to start.
 
@@ -451,6 +482,9 @@ def _try_context(
             reason += _cleanup(client, ns, created)
             return Attempt(ctx, outcome, reason, time.monotonic() - t0, pod_created=True), None
         assert final is not None
+        if final.get("status", {}).get("phase") == "Running":
+            # The entrypoint waits for the files; a failure here is this attempt's.
+            send_launch_files(LivePod(client, ctx, ns, task.name, final), files, obs)
         result = LaunchResult(
             task.name, ctx, ns, "Running", node=final.get("spec", {}).get("nodeName")
         )
@@ -562,13 +596,39 @@ def _quick_phase(start: _Started) -> tuple[str | None, int | None]:
 def _add_hints(result: LaunchResult, task: Task, ctx: str, ns: str, style: str) -> None:
     kubectl = f"kubectl --context '{ctx}' -n {ns}"
     if task.is_dev_pod:
+        exec_hint = (
+            f"skymagic exec {task.name} -- CMD" if style == "cli" else f"%%sky_exec {task.name}"
+        )
         result.hints.append(
-            f"Dev pod running; enter it with: {kubectl} exec -it {task.name} -- /bin/bash"
+            f"Dev pod running; run commands with {exec_hint}, open a shell with "
+            f"`skymagic ssh {task.name}` or: {kubectl} exec -it {task.name} -- /bin/bash"
+        )
+    if task.idle_minutes is not None:
+        result.hints.append(
+            f"Autostop: the pod stops itself after {task.idle_minutes:g} idle minute(s)"
+            + (" and is then removed (--down)." if task.down else ".")
         )
     for port in task.ports:
-        result.hints.append(f"Port {port}: {kubectl} port-forward svc/{task.name} {port}:{port}")
+        opener = (
+            f"skymagic port-forward {task.name} {port}"
+            if style == "cli"
+            else f"%sky_port_forward {task.name} {port}"
+        )
+        result.hints.append(
+            f"Port {port}: {opener} (or {kubectl} port-forward pod/{task.name} {port}:{port})"
+        )
     # Always last: a finished or detached launch replaces this line.
     result.hints.append(f"Stop it with {command(style, 'down', task.name)}")
+
+
+def _remove_ended(start: _Started, result: LaunchResult) -> None:
+    """--down: the followed pod ended, so its objects go now (pods.reap_ended)."""
+    try:
+        pod = start.client.get_json(f"{_pods_path(start.ns)}/{start.task.name}")
+    except SkymagicError:
+        return  # already gone, or unreachable: the next status/launch removes it
+    if reap_ended(start.client, [pod]):
+        result.hints = [f"The pod ended and was removed (--down); exit code {result.exit_code}."]
 
 
 def _create(

@@ -60,6 +60,15 @@ class Task:
     choices: tuple[Choice, ...] = ()  # resource candidates; () = the task's own resources
     order: str = "any_of"  # any_of: first fit in failover order; ordered: user's order first
     notes: tuple[str, ...] = ()  # accepted keys that mean nothing here, and name cleaning
+    workdir: str | None = None  # a local folder, copied to ~/sky_workdir in the pod
+    file_mounts: tuple[tuple[str, str], ...] = ()  # (remote path, local source)
+    idle_minutes: float | None = None  # autostop after this many idle minutes
+    down: bool = False  # remove the pod's objects once it has ended (autostop or run done)
+
+    @property
+    def has_files(self) -> bool:
+        """Whether the launch sends files into the pod before setup and run."""
+        return bool(self.workdir or self.file_mounts)
 
     @property
     def cpu_request(self) -> float:
@@ -124,7 +133,10 @@ class TaskOptions:
         image: container image.
         env: "KEY=VALUE" items, added over the YAML's envs; "KEY" takes the local value.
         secret: like env, for secrets (stored in a Kubernetes Secret, never printed).
-        ports: ports to expose through a Service.
+        ports: ports to expose through a Service (and forward to 127.0.0.1 from a notebook).
+        workdir: a local folder copied to ~/sky_workdir in the pod before setup and run.
+        idle_minutes_to_autostop: stop the pod after this many idle minutes.
+        down: remove the pod's objects once it has ended (with autostop, or after its run).
     """
 
     name: str | None = None
@@ -136,6 +148,9 @@ class TaskOptions:
     env: Sequence[str] = ()
     secret: Sequence[str] = ()
     ports: Sequence[int | str] = ()
+    workdir: str | None = None
+    idle_minutes_to_autostop: float | None = None
+    down: bool = False
 
     @classmethod
     def build(cls, options: TaskOptions | None = None, **flags: Any) -> TaskOptions:
@@ -198,6 +213,10 @@ def parse_task(body: str = "", options: TaskOptions | None = None, **flags: Any)
         pod_config=spec.pod_config,
         custom_metadata=spec.custom_metadata,
         provision_timeout=spec.provision_timeout,
+        workdir=spec.workdir,
+        file_mounts=spec.file_mounts,
+        idle_minutes=spec.idle_minutes,
+        down=spec.down,
         choices=tuple(spec.choices),
         order=spec.order,
     )
@@ -207,6 +226,10 @@ def parse_task(body: str = "", options: TaskOptions | None = None, **flags: Any)
         first = task.choices[0]
         task = replace(task, gpu=first.gpu, gpu_count=first.gpu_count)
     task = _apply_flags(task, opts)
+    if task.down and task.idle_minutes is None and task.is_dev_pod:
+        raise ConfigError(
+            "--down on a dev pod needs -i N (how many idle minutes before it is removed)"
+        )
     wanted = opts.name or spec.name or f"sky-{secrets.token_hex(2)}-{task.user}"
     name = values.clean_name(wanted)
     if not name:
@@ -238,6 +261,12 @@ def _apply_flags(task: Task, opts: TaskOptions) -> Task:
         task = replace(task, image=opts.image)
     if opts.ports:
         task = replace(task, ports=values.ports(list(opts.ports), "--ports"))
+    if opts.workdir:
+        task = replace(task, workdir=values.workdir(opts.workdir, "--workdir"))
+    if opts.idle_minutes_to_autostop is not None:
+        task = replace(task, idle_minutes=values.idle_minutes(opts.idle_minutes_to_autostop, "-i"))
+    if opts.down:
+        task = replace(task, down=True)
     return task
 
 

@@ -51,10 +51,6 @@ _RESOURCE_KEYS = frozenset(
 )  # fmt: skip
 
 _REFUSED_TOP = {
-    "workdir": "workdir is not synced to pods yet: put the code in the image (image_id) or "
-    "fetch it in setup (e.g. git clone), then remove workdir",
-    "file_mounts": "file_mounts are not mounted on pods yet: fetch the data in setup, or mount "
-    "a volume with config.kubernetes.pod_config, then remove file_mounts",
     "service": "SkyServe services are not supported: remove service to launch the task itself "
     "(resources.ports get a Kubernetes Service)",
     "pool": "worker pools are not supported: remove pool to launch the task itself",
@@ -98,8 +94,6 @@ _NOTED_RESOURCES = {
     "max_hourly_cost": "your own clusters have no hourly price here (COST is 0.00)",
     "accelerator_args": "TPU VM arguments; they mean nothing for a pod",
     "_no_missing_accel_warnings": "SkyPilot's internal switch; ignored",
-    "autostop": "a launched pod ends with its task and a dev pod runs until down; nothing "
-    "stops idle pods",
 }
 _K8S_CONFIG_HONOURED = ("pod_config", "custom_metadata", "provision_timeout")
 _K8S_CONFIG_REFUSED = {
@@ -177,6 +171,10 @@ class TaskSpec:
     pod_config: dict[str, Any] = field(default_factory=dict)
     custom_metadata: dict[str, Any] = field(default_factory=dict)
     provision_timeout: float | None = None
+    workdir: str | None = None
+    file_mounts: tuple[tuple[str, str], ...] = ()
+    idle_minutes: float | None = None
+    down: bool = False
     notes: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     honoured: list[str] = field(default_factory=list)
@@ -266,6 +264,12 @@ def _top(spec: TaskSpec, key: str, value: Any) -> None:
             raise ConfigError(
                 f"num_nodes: {value}: multi-node launches are not supported yet; use num_nodes: 1"
             )
+        spec.honoured.append(key)
+    elif key == "workdir":
+        spec.workdir = values.workdir(value)
+        spec.honoured.append(key)
+    elif key == "file_mounts":
+        spec.file_mounts = values.file_mounts(value)
         spec.honoured.append(key)
     elif key == "envs":
         spec.envs = _named_values(value, key, spec)
@@ -423,6 +427,10 @@ def _resource_key(
                 "infra: k8s/CONTEXT"
             )
         _set(spec, out, top, "infra", f"k8s/{value}", "context", str(value))
+    elif key == "autostop":
+        if not top:
+            raise ConfigError(f"{path}: autostop is per pod: set it once, under resources")
+        spec.idle_minutes, spec.down = values.autostop(value, path)
     elif key in ("cpus", "memory"):
         field_name = "cpus" if key == "cpus" else "memory_gb"
         _set(spec, out, top, field_name, values.at_least(value, path), field_name, None)

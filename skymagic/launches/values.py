@@ -19,12 +19,16 @@ from skymagic.gpus.accelerators import parse_gpu_request
 __all__ = [
     "ENV_NAME_RE",
     "at_least",
+    "autostop",
     "clean_name",
     "disk_gb",
+    "file_mounts",
     "gpu_candidates",
+    "idle_minutes",
     "label_pairs",
     "parse_flag_pairs",
     "ports",
+    "workdir",
 ]
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -187,3 +191,71 @@ def clean_name(name: str) -> str:
     text = re.sub(r"[^a-z0-9-]+", "-", name.strip().lower())
     text = re.sub(r"-{2,}", "-", text).strip("-")
     return text[:52].rstrip("-")
+
+
+def workdir(value: Any, what: str = "workdir") -> str | None:
+    """A local folder path (None when unset); remote URLs are refused."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{what}: must be a local folder path, e.g. workdir: .")
+    if "://" in value:
+        raise ConfigError(
+            f"{what}: {value!r} is a remote URL; skymagic copies a local folder: use a local path"
+        )
+    return value
+
+
+def file_mounts(value: Any, what: str = "file_mounts") -> tuple[tuple[str, str], ...]:
+    """Local sources only, as (remote path, local path); bucket sources refused with the fix."""
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{what}: must be a mapping of REMOTE_PATH: LOCAL_PATH")
+    out = []
+    for remote, source in value.items():
+        remote = str(remote)
+        if not isinstance(source, str):
+            raise ConfigError(
+                f"{what}.{remote}: only local sources (a file or folder path) are supported; "
+                "storage objects (name/source/mode) are not"
+            )
+        if "://" in source:
+            raise ConfigError(
+                f"{what}.{remote}: bucket source {source!r} is not supported; copy the data "
+                "into the pod from setup (e.g. with the bucket's CLI) instead"
+            )
+        if not (remote.startswith(("/", "~/")) or remote == "~"):
+            raise ConfigError(f"{what}.{remote}: the remote path must be absolute or start with ~/")
+        out.append((remote, source))
+    return tuple(out)
+
+
+def idle_minutes(value: Any, what: str) -> float:
+    """A positive, finite number of minutes."""
+    try:
+        minutes = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} {value!r} is not a number of minutes") from None
+    if isinstance(value, bool) or not (minutes > 0 and math.isfinite(minutes)):
+        raise ConfigError(f"{what} must be a positive number of minutes, got {value!r}")
+    return minutes
+
+
+def autostop(value: Any, what: str = "resources.autostop") -> tuple[float | None, bool]:
+    """SkyPilot's autostop: true | false | N (minutes) | '30m' / '2h' | {idle_minutes, down}."""
+    if value is False or value is None:
+        return None, False
+    if value is True:
+        return 5.0, False  # SkyPilot's default idle time
+    if isinstance(value, Mapping):
+        unknown = sorted(set(map(str, value)) - {"idle_minutes", "down"})
+        if unknown:
+            raise ConfigError(f"{what}.{unknown[0]}: not an autostop key (idle_minutes, down)")
+        idle = idle_minutes(value.get("idle_minutes", 5), f"{what}.idle_minutes")
+        return idle, bool(value.get("down", False))
+    if isinstance(value, str) and value.strip().endswith(("m", "h")):
+        text = value.strip()
+        scale = 60.0 if text.endswith("h") else 1.0
+        return idle_minutes(text[:-1], what) * scale, False
+    return idle_minutes(value, what), False

@@ -10,7 +10,7 @@ import argparse
 import json
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -175,6 +175,95 @@ def launch_exit_code(result: LaunchResult) -> int:
     return 0 if result.status in ("Running", "Reused", "Detached") else 1
 
 
+def _exec(args: argparse.Namespace) -> int:
+    from skymagic.launches.exec import exec_command
+
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        print("error: give the command to run: skymagic exec NAME [--] CMD...", file=sys.stderr)
+        return 2
+    # One argument is a script as written; several are one command line, quoted as given.
+    script = command[0] if len(command) == 1 else shlex.join(command)
+
+    def out(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def err(text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    result = exec_command(args.name, script, _settings(args), on_stdout=out, on_stderr=err)
+    if result.message:
+        print(f"error: {result.message}", file=sys.stderr)
+    code = result.exit_code
+    return code if 0 <= code < 256 else 1
+
+
+def _port_forward(args: argparse.Namespace) -> int:
+    from skymagic.launches.ports import forward_port
+
+    fwd = forward_port(args.name, args.port, _settings(args), local_port=args.local_port)
+    print(f"Forwarding {fwd.url} -> {args.name}:{args.port} (Ctrl-C to stop)", flush=True)
+    try:
+        fwd.wait()
+    except KeyboardInterrupt:
+        fwd.stop()
+        return 0
+    print(f"{args.name} is gone; forward stopped", file=sys.stderr)
+    return 1
+
+
+def _ssh(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+
+    from skymagic.launches.exec import open_shell
+
+    fd = sys.stdin.fileno()
+    interactive = os.isatty(fd)
+
+    def read_input() -> bytes:
+        return os.read(fd, 4096)
+
+    def write_output(data: bytes) -> None:
+        os.write(sys.stdout.fileno(), data)
+
+    def size() -> tuple[int, int]:
+        cols, rows = shutil.get_terminal_size()
+        return cols, rows
+
+    def on_session(resize: Callable[[int, int], None]) -> None:
+        import signal
+
+        signal.signal(signal.SIGWINCH, lambda *_: resize(*size()))
+
+    saved = None
+    if interactive:
+        import termios
+        import tty
+
+        saved = termios.tcgetattr(fd)
+        tty.setraw(fd)
+    try:
+        code = open_shell(
+            args.name,
+            _settings(args),
+            read_input=read_input,
+            write_output=write_output,
+            size=size,
+            on_session=on_session if interactive else None,
+        )
+    finally:
+        if saved is not None:
+            import termios
+
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    return code if 0 <= code < 256 else 1
+
+
 def _status(args: argparse.Namespace) -> int:
     from skymagic.launches import status
 
@@ -293,6 +382,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="ports or ranges, e.g. 8000-8010",
     )
+    lau.add_argument("--workdir", help="local folder copied to ~/sky_workdir in the pod")
+    lau.add_argument(
+        "-i",
+        "--idle-minutes-to-autostop",
+        type=float,
+        default=None,
+        metavar="N",
+        help="the pod stops itself after N idle minutes",
+    )
+    lau.add_argument(
+        "--down", action="store_true", help="remove the pod's objects once it has ended"
+    )
     lau.add_argument("--detach", action="store_true", help="return once Running")
     lau.add_argument("--dry-run", action="store_true", help="show the plan only")
     lau.add_argument(
@@ -304,6 +405,32 @@ def build_parser() -> argparse.ArgumentParser:
     lau.add_argument("--infra", help="'k8s' (failover over allowed contexts) or 'k8s/CONTEXT'")
     _timeout(lau)
     lau.set_defaults(func=_launch)
+
+    exe = sub.add_parser(
+        "exec",
+        help="run a command in a launch's running pod, streaming its output; "
+        "exits with the command's code",
+    )
+    exe.add_argument("name", help="the launch")
+    exe.add_argument(
+        "command", nargs=argparse.REMAINDER, help="the command ([--] CMD ARGS..., or one script)"
+    )
+    _timeout(exe)
+    exe.set_defaults(func=_exec)
+
+    pfw = sub.add_parser(
+        "port-forward", help="forward http://127.0.0.1:PORT to PORT of a launch's pod"
+    )
+    pfw.add_argument("name", help="the launch")
+    pfw.add_argument("port", type=int, help="the port in the pod")
+    pfw.add_argument("--local-port", type=int, default=None, help="default: PORT when free")
+    _timeout(pfw)
+    pfw.set_defaults(func=_port_forward)
+
+    ssh = sub.add_parser("ssh", help="an interactive shell in a launch's running pod")
+    ssh.add_argument("name", help="the launch")
+    _timeout(ssh)
+    ssh.set_defaults(func=_ssh)
 
     sts = sub.add_parser("status", help="skymagic workloads across all allowed contexts")
     _common(sts)

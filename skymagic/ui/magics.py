@@ -192,6 +192,26 @@ class SkyMagics(Magics):
         help="Expose these ports (or ranges, e.g. 8000-8010) through a Kubernetes Service.",
     )
     @argument(
+        "--workdir",
+        default=None,
+        help="A local folder copied to ~/sky_workdir in the pod before setup and run "
+        "(.skyignore, else .gitignore, leaves files out; a re-run sends only what changed).",
+    )
+    @argument(
+        "-i",
+        "--idle-minutes-to-autostop",
+        type=float,
+        default=None,
+        metavar="N",
+        help="Autostop: the pod stops itself (freeing its GPUs) after N minutes with no "
+        "%%sky_exec or launch command running.",
+    )
+    @argument(
+        "--down",
+        action="store_true",
+        help="Also remove the pod's objects once it has ended (after autostop, or after its run).",
+    )
+    @argument(
         "--detach",
         action="store_true",
         help="Return once the pod is Running instead of streaming its log.",
@@ -255,6 +275,10 @@ class SkyMagics(Magics):
                 observer=observer,
                 provision_timeout=args.timeout,
             )
+            if not args.dry_run:
+                from skymagic.ui.pod_magics import after_launch
+
+                after_launch(result, task, self.settings())  # --ports: forwards from here
         except BaseException as exc:
             error = exc
             raise
@@ -462,9 +486,13 @@ _registered: list[Any] = []
 
 def load(ipython: Any) -> None:
     """Register the magics on this shell (idempotent)."""
+    from skymagic.ui.pod_magics import PodMagics
+
     magics = SkyMagics(shell=ipython)
     ipython.register_magics(magics)
-    _registered.append(magics)
+    pod_magics = PodMagics(ipython, magics.settings)
+    ipython.register_magics(pod_magics)
+    _registered.extend([magics, pod_magics])
     from skymagic.ui.jobs_magics import JobsMagics  # managed jobs: %%sky_jobs_launch, ...
 
     jobs_magics = JobsMagics(shell=ipython)
@@ -481,4 +509,5 @@ def unload(ipython: Any) -> None:
             del table[name]
     mm.registry.pop("SkyMagics", None)
     mm.registry.pop("JobsMagics", None)
+    mm.registry.pop("PodMagics", None)
     _registered.clear()

@@ -551,8 +551,9 @@ def test_names_reuse_a_running_launch(fleet: Fleet) -> None:
     first = run("sleep 60", FREE, name="job", detach=True)
     fleet.clear_requests()
     again = run("sleep 60", FREE, FREE2, name="job", detach=True)
+    # The new body runs on the running pod (SkyPilot's `sky launch -c`), detached here.
     assert again.status == "Reused" and again.context == FREE
-    assert "already running in free; reusing it" in str(again)
+    assert "Started the new body on the existing pod 'job' (detached)" in str(again)
     assert writes(fleet, FREE) == 0 and writes(fleet, FREE2) == 0
     assert first.context == FREE
 

@@ -66,7 +66,9 @@ def test_gpu_resources_are_request_and_limit() -> None:
         "limits": {"nvidia.com/gpu": "2"},
     }
     assert container["image"] == GPU.container_image
-    assert container["command"] == ["/bin/sh", "-c", "pip install x\npython train.py\n"]
+    # The entrypoint (launches/agent.py) gets setup and run as its arguments.
+    assert container["command"][:2] == ["/bin/sh", "-c"]
+    assert container["command"][3:] == ["skymagic", "pip install x", "python train.py"]
     assert [e["name"] for e in container["env"]] == [
         "A",
         "B",
@@ -105,7 +107,8 @@ def test_a_mig_request_asks_for_that_profile_only() -> None:
 
 def test_dev_pods_sleep_until_stopped() -> None:
     dev = Task(name="dev", gpu="H100", gpu_count=1, user="u")
-    assert pod(dev)["spec"]["containers"][0]["command"] == ["/bin/sh", "-c", "sleep infinity"]
+    command = pod(dev)["spec"]["containers"][0]["command"]
+    assert command[2].endswith("exec sleep infinity") and command[3:] == ["skymagic", "", ""]
 
 
 def test_labels_find_every_object_of_a_launch() -> None:
