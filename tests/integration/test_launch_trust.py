@@ -214,11 +214,13 @@ def test_rerunning_a_finished_launch_replaces_it(fleet: Fleet) -> None:
     assert labelled(fleet) == {FREE: ["default/job"]}
 
 
-def test_a_running_launch_is_reused_not_replaced(fleet: Fleet) -> None:
+def test_a_running_launch_is_reused_with_the_new_body_not_replaced(fleet: Fleet) -> None:
     first = launch_task(parse_task("sleep 30", name="job"), settings(FREE, FREE2), detach=True)
     assert isinstance(first, LaunchResult) and first.status == "Running"
-    again = launch("echo never", Recorder())
-    assert again.status == "Reused"
+    rec = Recorder()
+    again = launch("echo in the same pod", rec)
+    # The new body runs in the running pod (issue 14: SkyPilot's `sky launch -c NAME`).
+    assert again.status == "Succeeded" and rec.log == ["in the same pod"]
     assert pods_created(fleet, FREE) == 1 and pods_created(fleet, FREE2) == 0
 
 

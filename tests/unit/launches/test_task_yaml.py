@@ -37,7 +37,7 @@ def test_one_error_lists_every_refused_key_with_what_to_do() -> None:
     body = """\
 name: big
 num_nodes: 2
-workdir: .
+file_mounts: {/data: s3://bucket/data}
 service: {replicas: 2}
 resources:
   cloud: aws
@@ -52,7 +52,7 @@ run: echo hi
     assert text.startswith("this task YAML has 6 things skymagic cannot do")
     for part in (
         "num_nodes: 2: multi-node launches are not supported yet",
-        "workdir: workdir is not synced to pods yet",
+        "file_mounts./data: bucket source 's3://bucket/data' is not supported",
         "service: SkyServe services are not supported",
         "resources.cloud: aws: skymagic launches on Kubernetes only",
         "resources.job_recovery: recovery strategies belong to SkyPilot managed jobs",
@@ -197,3 +197,27 @@ def test_a_region_names_a_context_only_on_kubernetes() -> None:
     assert t.infra == "k8s/my-ctx"
     with pytest.raises(ConfigError, match="region: us-east-1: a cloud region"):
         parse_task("resources:\n  region: us-east-1\nrun: echo\n", name="t")
+
+
+def test_workdir_file_mounts_and_autostop_are_honoured() -> None:
+    body = """\
+workdir: ~/proj
+file_mounts:
+  ~/data: ./data
+  /etc/app.yaml: app.yaml
+resources:
+  autostop: {idle_minutes: 10, down: true}
+run: python train.py
+"""
+    task = parse_task(body)
+    assert task.workdir == "~/proj"
+    assert task.file_mounts == (("~/data", "./data"), ("/etc/app.yaml", "app.yaml"))
+    assert (task.idle_minutes, task.down) == (10.0, True)
+    assert parse_task("run: x\nresources: {autostop: 2h}\n").idle_minutes == 120.0
+    assert parse_task("run: x\nresources: {autostop: true}\n").idle_minutes == 5.0
+    flagged = parse_task("echo hi", workdir=".", idle_minutes_to_autostop=3, down=True)
+    assert (flagged.workdir, flagged.idle_minutes, flagged.down) == (".", 3.0, True)
+    with pytest.raises(ConfigError, match="remote path must be absolute or start with ~/"):
+        parse_task("run: x\nfile_mounts: {data: ./data}\n")
+    with pytest.raises(ConfigError, match="--down on a dev pod needs -i N"):
+        parse_task("", down=True)
