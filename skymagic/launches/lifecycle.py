@@ -6,6 +6,8 @@ Everything a launch creates carries skymagic's labels, so one labelled list per 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -272,17 +274,26 @@ def _idle(client: ContextClient, pod: dict[str, Any]) -> str:
     notes = pod["metadata"].get("annotations") or {}
     minutes = float(notes[ANNOTATION_AUTOSTOP]) if ANNOTATION_AUTOSTOP in notes else None
     out = bytearray()
-    try:
-        outcome = exec_stream(
-            client,
-            pod["metadata"]["namespace"],
-            pod["metadata"]["name"],
-            idle_probe(),
-            on_stdout=out.extend,
-        )
-    except SkymagicError:
-        return ""
-    if outcome.exit_code != 0:
+    codes: list[int] = []
+
+    def probe() -> None:
+        with contextlib.suppress(SkymagicError):
+            codes.append(
+                exec_stream(
+                    client,
+                    pod["metadata"]["namespace"],
+                    pod["metadata"]["name"],
+                    idle_probe(),
+                    on_stdout=out.extend,
+                ).exit_code
+            )
+
+    # The official client's WebSocket has no timeout of its own: a pod (or a context) that
+    # does not answer costs this column, never the whole status.
+    worker = threading.Thread(target=probe, daemon=True, name="idle-probe")
+    worker.start()
+    worker.join(client.settings.request_timeout * 2)
+    if codes != [0]:
         return ""
     note = idle_note(bytes(out).decode("utf-8", "replace"), minutes)
     return note if minutes is not None else (f"off ({note})" if note else "off")
