@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # imported when used: `%load_ext skymagic` stays light
     from skymagic.launches.task import TaskOptions
 
-__all__ = ["TASK_FLAGS", "check_seconds", "port_spec", "positive_seconds", "task_options"]
+__all__ = [
+    "LAUNCH_ONLY",
+    "TASK_FLAGS",
+    "check_seconds",
+    "port_spec",
+    "positive_seconds",
+    "task_options",
+]
 
 
 def check_seconds(value: float) -> float:
@@ -53,8 +60,16 @@ def task_options(args: argparse.Namespace, **overrides: Any) -> TaskOptions:
     """The TaskOptions from parsed launch flags (their dests are the field names)."""
     from skymagic.launches.task import TaskOptions
 
-    values = {f.name: getattr(args, f.name) for f in fields(TaskOptions)}
+    values = {
+        f.name: getattr(args, f.name, f.default) if f.name in LAUNCH_ONLY else getattr(args, f.name)
+        for f in fields(TaskOptions)
+    }
     return TaskOptions(**{**values, **overrides})
+
+
+# Task options only `%%sky_launch` / `skymagic launch` take: a pod's autostop means nothing for a
+# managed job (its pod ends with its run), so the jobs commands do not declare them.
+LAUNCH_ONLY = frozenset({"idle_minutes_to_autostop", "down"})
 
 
 # The flags that shape a task, as (names, keyword arguments) for argparse's `add_argument`
@@ -106,6 +121,13 @@ TASK_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
             "default": [],
             "metavar": "PORT",
             "help": "Expose these ports (or ranges, e.g. 8000-8010) through a Kubernetes Service.",
+        },
+    ),
+    (
+        ("--workdir",),
+        {
+            "default": None,
+            "help": "A local folder copied to ~/sky_workdir in the pod before setup and run.",
         },
     ),
 ]
