@@ -30,23 +30,14 @@ from typing import Any
 
 __all__ = ["effective_requests", "format_cpu", "format_memory", "parse_quantity"]
 
+# As k8s.io/apimachinery's suffix.go builds them: binary suffixes are 2 to the power of 10, 20,
+# ... 60; decimal ones 10 to the power of -9, -6, ... 18 (n u m "" k M G T P E).
 _SUFFIXES: dict[str, float] = {
-    "Ki": 2.0**10,
-    "Mi": 2.0**20,
-    "Gi": 2.0**30,
-    "Ti": 2.0**40,
-    "Pi": 2.0**50,
-    "Ei": 2.0**60,
-    "n": 1e-9,
-    "u": 1e-6,
-    "m": 1e-3,
-    "": 1.0,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
+    **{f"{prefix}i": 2.0 ** (10 * step) for step, prefix in enumerate("KMGTPE", start=1)},
+    **{
+        prefix: float(f"1e{3 * step}")
+        for step, prefix in enumerate(("n", "u", "m", "", "k", "M", "G", "T", "P", "E"), start=-3)
+    },
 }
 _QUANTITY = re.compile(
     r"(?P<number>[+-]?(?:\d+\.?\d*|\.\d+))"
