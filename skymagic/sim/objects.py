@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from skymagic.sim.labels import gpu_node_profile
+from skymagic.sim.labels import NodeProfile, gpu_node_profile
 from skymagic.sim.quantity import format_cpu, format_memory
 from skymagic.sim.spec import SPOT_LABELS, NodeGroup, PodGroup
 from skymagic.sim.store import now_rfc3339
@@ -52,15 +52,7 @@ def build_node(group: NodeGroup, index: int, cluster_index: int, version: str) -
     gpu_res: dict[str, int] = {}
     taints: list[dict[str, str]] = []
     if group.gpu:
-        profile = gpu_node_profile(
-            group.labels,
-            group.gpu,
-            group.gpus,
-            taint_gpu=group.taint_gpu,
-            topology=group.topology,
-            mig_profile=group.mig_profile,
-            replicas=group.replicas,
-        )
+        profile = _profile(group, group.gpu)
         labels.update(profile.labels)
         gpu_res = dict(profile.gpu_resources)
         taints.extend(profile.taints)
@@ -149,15 +141,21 @@ def gpu_offer(group: NodeGroup) -> tuple[str, str] | None:
     """
     if not group.gpu or group.gpus <= 0:
         return None
-    profile = gpu_node_profile(
+    profile = _profile(group, group.gpu)
+    return profile.gpu, profile.resource
+
+
+def _profile(group: NodeGroup, gpu: str) -> NodeProfile:
+    """The labels, devices and taints `group`'s label scheme gives each of its `gpu` nodes."""
+    return gpu_node_profile(
         group.labels,
-        group.gpu,
+        gpu,
         group.gpus,
+        taint_gpu=group.taint_gpu,
         topology=group.topology,
         mig_profile=group.mig_profile,
         replicas=group.replicas,
     )
-    return profile.gpu, profile.resource
 
 
 def _cond(ctype: str, status: str, reason: str, ts: str, message: str = "") -> dict[str, str]:
