@@ -22,6 +22,7 @@ from skymagic.sim import protobuf, streams, tables
 from skymagic.sim.certs import identity_from_peercert
 from skymagic.sim.cluster import SimCluster
 from skymagic.sim.http import Request, Response, json_response
+from skymagic.sim.rbac import forbidden_message
 from skymagic.sim.selectors import SelectorError, parse_field_selector, parse_label_selector
 from skymagic.sim.store import KINDS, ExpiredError, Watcher, object_key
 from skymagic.sim.tokens import Identity, TokenError, TokenExpired, TokenMinter
@@ -178,7 +179,15 @@ class ApiServer:
                 raise HTTPStatus(
                     403,
                     "Forbidden",
-                    az.reason(ident.user, "impersonate", resource, None, group, sub, name),
+                    forbidden_message(
+                        ident.user,
+                        "impersonate",
+                        resource,
+                        None,
+                        api_group=group,
+                        subresource=sub,
+                        name=name,
+                    ),
                     {"kind": resource, **({"group": group} if group else {})},
                 )
         return Identity(user=user, groups=tuple(groups))
@@ -189,22 +198,22 @@ class ApiServer:
         verb: str,
         resource: str,
         namespace: str | None,
-        api_group: str = "",
         subresource: str = "",
         name: str = "",
     ) -> None:
-        az = self.cluster.authorizer
+        """403 unless the caller may `verb` the core-group `resource` (every route checked
+        here serves the core group; the impersonation check passes its own groups)."""
         groups = (*ident.groups, "system:authenticated")
-        if not az.allowed(ident.user, groups, verb, resource, namespace, api_group, subresource):
+        if not self.cluster.authorizer.allowed(
+            ident.user, groups, verb, resource, namespace, subresource=subresource
+        ):
             raise HTTPStatus(
                 403,
                 "Forbidden",
-                az.reason(ident.user, verb, resource, namespace, api_group, subresource, name),
-                {
-                    **({"name": name} if name else {}),
-                    "kind": resource,
-                    **({"group": api_group} if api_group else {}),
-                },
+                forbidden_message(
+                    ident.user, verb, resource, namespace, subresource=subresource, name=name
+                ),
+                {**({"name": name} if name else {}), "kind": resource},
             )
 
     # -- routing -----------------------------------------------------------------------------

@@ -175,21 +175,6 @@ class Authorizer:
             return False
         return any(path == p or path.startswith(p + "/") for p in DISCOVERY_PATHS)
 
-    def reason(
-        self,
-        user: str,
-        verb: str,
-        resource: str,
-        namespace: str | None,
-        api_group: str = "",
-        subresource: str = "",
-        name: str = "",
-    ) -> str:
-        """The 403 Status message for a denied request (see forbidden_message)."""
-        return forbidden_message(
-            user, verb, resource, namespace, api_group=api_group, subresource=subresource, name=name
-        )
-
 
 def _str_tuple(value: Any, where: str, *, allow_empty_items: bool = False) -> tuple[str, ...]:
     if isinstance(value, str):
