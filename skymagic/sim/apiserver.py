@@ -24,7 +24,7 @@ from skymagic.sim.cluster import SimCluster
 from skymagic.sim.http import Request, Response, json_response
 from skymagic.sim.rbac import forbidden_message
 from skymagic.sim.selectors import SelectorError, parse_field_selector, parse_label_selector
-from skymagic.sim.store import KINDS, ExpiredError, Watcher, object_key
+from skymagic.sim.store import KINDS, ExpiredError, Matcher, Watcher, object_key
 from skymagic.sim.tokens import Identity, TokenError, TokenExpired, TokenMinter
 
 __all__ = ["ApiServer", "status_body"]
@@ -326,7 +326,7 @@ class ApiServer:
             "the server does not allow this method on the requested resource",
         )
 
-    def _matcher(self, resource: str, q: dict[str, str]) -> Callable[[dict[str, Any]], bool] | None:
+    def _matcher(self, resource: str, q: dict[str, str]) -> Matcher | None:
         label = q.get("labelSelector", "")
         field = q.get("fieldSelector", "")
         if not label and not field:
@@ -344,11 +344,7 @@ class ApiServer:
         return matches
 
     def _list(
-        self,
-        req: Request,
-        resource: str,
-        namespace: str | None,
-        matches: Callable[[dict[str, Any]], bool] | None,
+        self, req: Request, resource: str, namespace: str | None, matches: Matcher | None
     ) -> Response:
         q = req.query
         try:
@@ -389,11 +385,7 @@ class ApiServer:
         return self._list_body(resource, [e.raw for e in entries], rv, token, remaining)
 
     def _full_list(
-        self,
-        resource: str,
-        namespace: str | None,
-        matches: Callable[[dict[str, Any]], bool] | None,
-        q: dict[str, str],
+        self, resource: str, namespace: str | None, matches: Matcher | None, q: dict[str, str]
     ) -> Response:
         """An unpaginated JSON list: envelope with the current resourceVersion + the items."""
         store = self.cluster.store
@@ -455,11 +447,7 @@ class ApiServer:
         return Response(200, body)
 
     def _watch(
-        self,
-        resource: str,
-        namespace: str | None,
-        matches: Callable[[dict[str, Any]], bool] | None,
-        q: dict[str, str],
+        self, resource: str, namespace: str | None, matches: Matcher | None, q: dict[str, str]
     ) -> Response:
         store = self.cluster.store
         rv_text = q.get("resourceVersion", "")

@@ -229,7 +229,7 @@ class Store:
         self,
         resource: str,
         namespace: str | None,
-        matches: Callable[[dict[str, Any]], bool] | None,
+        matches: Matcher | None,
         limit: int = 0,
         continue_token: str | None = None,
     ) -> tuple[list[Entry], int, str | None, int | None]:
