@@ -13,6 +13,7 @@ more than `HIGH_WATER` bytes, so a slow client never makes the fleet buffer a wh
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import heapq
 import itertools
@@ -92,6 +93,10 @@ class End:
         if not self.closed:
             self.before_close()
             self.closed = True
+            self._release()
+
+    def _release(self) -> None:
+        """Give back what the end holds (its fd, its socket), once, after it is closed."""
 
 
 class FdEnd(End):
@@ -144,14 +149,9 @@ class FdEnd(End):
             return  # a pty: stdin has no end of its own; the fd stays open for output
         self.close()
 
-    def close(self) -> None:
-        if not self.closed:
-            self.before_close()
-            self.closed = True
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
+    def _release(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
 
 
 class SocketEnd(End):
@@ -232,14 +232,9 @@ class SocketEnd(End):
             return
         self.close()
 
-    def close(self) -> None:
-        if not self.closed:
-            self.before_close()
-            self.closed = True
-            try:
-                self.sock.close()
-            except OSError:
-                pass
+    def _release(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
 
 
 class _Waker(FdEnd):
