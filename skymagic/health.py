@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from skymagic.core.client import ContextClient
 from skymagic.core.config import config_path
+from skymagic.core.entries import ResolvedContext
 from skymagic.core.fanout import ContextResult, fan_out
-from skymagic.core.kubeconfig import ResolvedContext
 from skymagic.core.targets import Settings, Targets, missing_context_warning, resolve_targets
 from skymagic.errors import ForbiddenError, SkymagicError
 from skymagic.gpus.accelerators import detect_node_gpus

@@ -52,8 +52,8 @@ from urllib3.exceptions import (
 )
 
 from skymagic.core.auth import Credential, CredentialProvider
+from skymagic.core.entries import ResolvedContext
 from skymagic.core.execplugin import load_cert_pair
-from skymagic.core.kubeconfig import ResolvedContext
 from skymagic.core.streams import WatchStream, read_lines
 from skymagic.errors import (
     ApiError,

@@ -1,7 +1,7 @@
 """The kubeconfig's entries as immutable, typed values (what a client needs, nothing else).
 
 Split from kubeconfig.py (loading and merging) and validate.py (the resolve-time rules) so
-each stays small; kubeconfig.py re-exports every name here, which is the path users import.
+each stays small. Import these names from here (kubeconfig.py does not re-export them).
 Secrets (tokens, passwords, key and certificate data) are kept out of every repr.
 """
 

@@ -11,7 +11,8 @@ import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from skymagic.core.kubeconfig import ClusterInfo, Kubeconfig, UserInfo
+from skymagic.core.entries import ClusterInfo, UserInfo
+from skymagic.core.kubeconfig import Kubeconfig
 from skymagic.errors import KubeconfigError
 
 __all__ = [

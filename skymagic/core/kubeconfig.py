@@ -135,7 +135,6 @@ from urllib.parse import urlsplit
 
 from skymagic.core.entries import (
     EXEC_API_VERSIONS,
-    AuthKind,
     ClusterInfo,
     ContextInfo,
     ExecConfig,
@@ -153,19 +152,7 @@ from skymagic.core.kubeconfig_parse import (
 )
 from skymagic.errors import ExecPluginError, KubeconfigError
 
-__all__ = [
-    "EXEC_API_VERSIONS",
-    "AuthKind",
-    "ClusterInfo",
-    "ContextInfo",
-    "ExecConfig",
-    "Kubeconfig",
-    "ResolvedContext",
-    "UserInfo",
-    "kubeconfig_paths",
-    "load_kubeconfig",
-    "validate_exec",
-]
+__all__ = ["Kubeconfig", "kubeconfig_paths", "load_kubeconfig", "validate_exec"]
 
 _INTERACTIVE_MODES = ("Never", "IfAvailable", "Always")
 

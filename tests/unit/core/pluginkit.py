@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from skymagic.core.kubeconfig import ResolvedContext, load_kubeconfig
+from skymagic.core.entries import ResolvedContext
+from skymagic.core.kubeconfig import load_kubeconfig
 
 V1B1 = "client.authentication.k8s.io/v1beta1"
 V1 = "client.authentication.k8s.io/v1"

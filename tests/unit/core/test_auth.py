@@ -24,7 +24,8 @@ from skymagic.core.auth import (
     clear_credential_cache,
     exec_plugin_runs,
 )
-from skymagic.core.kubeconfig import ExecConfig, ResolvedContext, load_kubeconfig
+from skymagic.core.entries import ExecConfig, ResolvedContext
+from skymagic.core.kubeconfig import load_kubeconfig
 from skymagic.errors import AuthError, ExecPluginError, KubeconfigError
 
 V1B1 = "client.authentication.k8s.io/v1beta1"

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from skymagic.core.client import ClientSettings, ContextClient, clear_clients, client_for
-from skymagic.core.kubeconfig import ResolvedContext, load_kubeconfig
+from skymagic.core.entries import ResolvedContext
+from skymagic.core.kubeconfig import load_kubeconfig
 from skymagic.errors import SkymagicError
 
 FAST = ClientSettings(request_timeout=0.5, retries=0)

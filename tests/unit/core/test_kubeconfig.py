@@ -13,13 +13,9 @@ import pytest
 import yaml
 
 from skymagic.core import kubeconfig as kcmod
+from skymagic.core.entries import UserInfo
 from skymagic.core.flatten import flatten_for_contexts
-from skymagic.core.kubeconfig import (
-    Kubeconfig,
-    UserInfo,
-    kubeconfig_paths,
-    load_kubeconfig,
-)
+from skymagic.core.kubeconfig import Kubeconfig, kubeconfig_paths, load_kubeconfig
 from skymagic.errors import ExecPluginError, KubeconfigError
 
 CA_PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfakeCA\n-----END CERTIFICATE-----\n"
