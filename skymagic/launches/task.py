@@ -162,6 +162,16 @@ class TaskOptions:
         return replace(options or cls(), **flags)
 
 
+# The TaskSpec fields a Task takes as read, by name (setup, cpus, image, labels, ...); the
+# name, run, envs, secrets, candidates and notes are settled in parse_task.
+_AS_READ = tuple(
+    f.name
+    for f in fields(TaskSpec)
+    if f.name in {t.name for t in fields(Task)}
+    and f.name not in ("name", "run", "envs", "secrets", "choices", "notes")
+)
+
+
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
@@ -198,27 +208,10 @@ def parse_task(body: str = "", options: TaskOptions | None = None, **flags: Any)
     task = Task(
         name="",
         run=run,
-        setup=spec.setup,
-        cpus=spec.cpus,
-        memory_gb=spec.memory_gb,
-        infra=spec.infra,
-        image=spec.image,
         envs=envs,
         secrets=secret_values,
-        ports=spec.ports,
-        disk_gb=spec.disk_gb,
-        use_spot=spec.use_spot,
-        labels=spec.labels,
-        priority_class=spec.priority_class,
-        pod_config=spec.pod_config,
-        custom_metadata=spec.custom_metadata,
-        provision_timeout=spec.provision_timeout,
-        workdir=spec.workdir,
-        file_mounts=spec.file_mounts,
-        idle_minutes=spec.idle_minutes,
-        down=spec.down,
         choices=tuple(spec.choices),
-        order=spec.order,
+        **{key: getattr(spec, key) for key in _AS_READ},
     )
     if len(task.choices) == 1:
         task = task.with_choice(task.choices[0])
