@@ -32,6 +32,13 @@ _INFRA = argument(
     "(one context; everything after 'k8s/' is the name, so names may contain '/'; quote a "
     "name with spaces).",
 )
+# `--timeout` as the read-only magics take it: a per-call request_timeout.
+_REQUEST_TIMEOUT = argument(
+    "--timeout",
+    type=positive_seconds,
+    default=None,
+    help="Seconds per API request for this call (default: %%config SkyMagics.request_timeout).",
+)
 
 
 @magics_class
@@ -107,12 +114,7 @@ class SkyMagics(Magics):
     # -- magics ----------------------------------------------------------------------------
     @magic_arguments()
     @_INFRA
-    @argument(
-        "--timeout",
-        type=positive_seconds,
-        default=None,
-        help="Seconds per API request for this call (default: %%config SkyMagics.request_timeout).",
-    )
+    @_REQUEST_TIMEOUT
     @no_var_expand
     @line_magic
     def sky_check(self, line: str) -> Any:
@@ -412,12 +414,7 @@ class SkyMagics(Magics):
         help="Re-list every context on each refresh instead of following watches.",
     )
     @argument("--all", dest="all_nodes", action="store_true", help="Also show CPU-only nodes.")
-    @argument(
-        "--timeout",
-        type=positive_seconds,
-        default=None,
-        help="Seconds per API request (default: %%config SkyMagics.request_timeout).",
-    )
+    @_REQUEST_TIMEOUT
     @no_var_expand
     @line_magic
     def sky_dashboard(self, line: str) -> Any:
