@@ -361,9 +361,9 @@ def held_for(seconds: float | None) -> str:
         return f"{s} s"
     if s < 3600:
         return f"{s // 60} min"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
+    days, rest = divmod(s, 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"{days} d {hours} h" if days else f"{hours} h {rest // 60} min"
 
 
 def pods_html(pods: Sequence[PodRow], *, by_node: bool, now: float | None = None) -> str:
