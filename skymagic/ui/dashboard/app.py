@@ -52,13 +52,13 @@ NOT_CONNECTED = (
 )
 
 
-def _number_box(kind: Any, description: str, width: str, **bounds: Any) -> Any:
-    """A bounded number box whose label sits beside it at its natural width."""
+def _labelled(kind: Any, description: str, width: str, **options: Any) -> Any:
+    """A control (number box, dropdown) whose label sits beside it at its natural width."""
     return kind(
         description=description,
         layout=w.Layout(width=width),
         style={"description_width": "initial"},
-        **bounds,
+        **options,
     )
 
 
@@ -113,7 +113,7 @@ class Dashboard(ShownOnce):
             indent=False,
             layout=w.Layout(width="auto"),
         )
-        self.interval = _number_box(
+        self.interval = _labelled(
             w.BoundedFloatText,
             "every (s)",
             "150px",
@@ -125,28 +125,20 @@ class Dashboard(ShownOnce):
         self.updated = w.HTML("not updated yet")
         self.warning = w.HTML("", layout=w.Layout(display="none"))
         # Narrower than ipywidgets' 300 px so the filters and the count stay on one row.
-        self.context_filter = w.Dropdown(
-            options=[("all contexts", ALL)],
-            value=ALL,
-            description="context",
-            layout=w.Layout(width="300px"),
-            style={"description_width": "initial"},
+        self.context_filter = _labelled(
+            w.Dropdown, "context", "300px", options=[("all contexts", ALL)], value=ALL
         )
-        self.gpu_filter = w.Dropdown(
-            options=[("all GPUs", ALL)],
-            value=ALL,
-            description="GPU",
-            layout=w.Layout(width="200px"),
-            style={"description_width": "initial"},
+        self.gpu_filter = _labelled(
+            w.Dropdown, "GPU", "200px", options=[("all GPUs", ALL)], value=ALL
         )
-        self.min_free = _number_box(w.BoundedIntText, "min free", "150px", value=0, min=0, max=1024)
+        self.min_free = _labelled(w.BoundedIntText, "min free", "150px", value=0, min=0, max=1024)
         self.shown = w.HTML("")
         self.cards = ContextCards()
         self.history = FreeHistory()
         self.chart = FreeChart()
         self.grid = NodeGrid()
         self.details = w.HTML("", layout=w.Layout(display="none"))
-        self.launch_gpus = _number_box(w.BoundedIntText, "GPUs", "120px", value=1, min=1, max=1024)
+        self.launch_gpus = _labelled(w.BoundedIntText, "GPUs", "120px", value=1, min=1, max=1024)
         self.launch_button = w.Button(
             description="Launch here",
             icon="rocket",
