@@ -397,15 +397,8 @@ class ContextClient:
         data: dict[str, Any] = orjson.loads(resp.data)
         return data
 
-    def post_json(
-        self,
-        path: str,
-        body: Any,
-        query: Mapping[str, Any] | None = None,
-        *,
-        idempotent: bool = False,
-    ) -> dict[str, Any]:
-        resp = self.request("POST", path, query=query, body=body, idempotent=idempotent)
+    def post_json(self, path: str, body: Any, *, idempotent: bool = False) -> dict[str, Any]:
+        resp = self.request("POST", path, body=body, idempotent=idempotent)
         data: dict[str, Any] = orjson.loads(resp.data)
         return data
 
