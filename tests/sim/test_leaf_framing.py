@@ -1,11 +1,13 @@
-"""WebSocket (RFC 6455) and SPDY/3.1 framing of the simulator, without sockets; and the
-fleet spec's exec rules. The end-to-end behaviour is in test_fleet_streams.py."""
+"""WebSocket (RFC 6455) and SPDY/3.1 framing of the simulator, without a server (the muxes
+over a socket pair); and the fleet spec's exec rules. The end-to-end behaviour is in test_fleet_streams.py."""
 
 from __future__ import annotations
 
 import os
+import socket
 import struct
 import zlib
+from collections.abc import Iterator
 
 import pytest
 from websocket import ABNF
@@ -13,8 +15,10 @@ from websocket import ABNF
 from skymagic.errors import SimError
 from skymagic.sim import spdy
 from skymagic.sim import websocket as ws
+from skymagic.sim.mux import SpdyMux, WsMux
 from skymagic.sim.podexec import simulated_answer
 from skymagic.sim.spec import ExecRule, load_fleet_spec
+from skymagic.sim.streamio import Reactor, SocketEnd
 
 
 def client_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
@@ -144,6 +148,102 @@ def test_spdy_replies_decode_with_one_shared_zlib_context() -> None:
 def test_spdy_refuses_other_versions() -> None:
     with pytest.raises(spdy.ProtocolError):
         spdy.FrameParser(spdy.HeaderCodec()).feed(struct.pack("!HHI", 0x8002, 6, 4) + b"\0\0\0\1")
+
+
+class _Recorder:
+    """A session that records what a mux tells it."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[object, ...]] = []
+
+    def start(self) -> None:
+        return None
+
+    def opened(self, sid: int, headers: dict[str, str]) -> None:
+        self.events.append(("opened", sid, headers.get("streamtype")))
+
+    def data(self, sid: int, payload: bytes) -> None:
+        self.events.append(("data", sid, payload))
+
+    def fin(self, sid: int) -> None:
+        self.events.append(("fin", sid))
+
+    def reset(self, sid: int) -> None:
+        self.events.append(("reset", sid))
+
+    def gone(self) -> None:
+        self.events.append(("gone",))
+
+    def pod_gone(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def wire() -> Iterator[tuple[SocketEnd, socket.socket]]:
+    """The mux's end of a connection, and the client's socket that reads what it sends."""
+    ours, theirs = socket.socketpair()
+    yield SocketEnd(ours, half_close=False), theirs
+    ours.close()
+    theirs.close()
+
+
+def _frames_sent(end: SocketEnd, client: socket.socket) -> list[tuple[int, bytes]]:
+    end.on_writable()
+    client.settimeout(5)
+    parser = ws.FrameParser(require_mask=False)
+    return [(m.opcode, m.payload) for m in parser.feed(client.recv(1 << 20))]
+
+
+def test_ws_mux_answers_pings_skips_empty_messages_and_ends_on_a_close_frame(
+    wire: tuple[SocketEnd, socket.socket],
+) -> None:
+    end, client = wire
+    mux = WsMux(Reactor(), end, binary=True, close_signal=True)
+    mux.handler = rec = _Recorder()
+    mux.feed(
+        client_frame(ABNF.OPCODE_PING, b"hb")
+        + client_frame(ABNF.OPCODE_BINARY, b"\x00hi")
+        + client_frame(ABNF.OPCODE_BINARY, b"")
+        + client_frame(ABNF.OPCODE_CLOSE, struct.pack("!H", 1000))
+        + client_frame(ABNF.OPCODE_BINARY, b"\x00after the close")
+    )
+    assert rec.events == [("data", 0, b"hi"), ("gone",)]
+    assert _frames_sent(end, client) == [(ws.OP_PONG, b"hb"), (ws.OP_CLOSE, b"\x03\xe8")]
+
+
+def test_ws_mux_closes_with_1002_on_broken_framing(wire: tuple[SocketEnd, socket.socket]) -> None:
+    end, client = wire
+    mux = WsMux(Reactor(), end, binary=True, close_signal=True)
+    mux.handler = rec = _Recorder()
+    mux.feed(ABNF(opcode=ABNF.OPCODE_BINARY, mask_value=0, data=b"\x00x").format())  # unmasked
+    assert rec.events == [("gone",)]
+    ((opcode, payload),) = _frames_sent(end, client)
+    assert opcode == ws.OP_CLOSE and payload[:2] == struct.pack("!H", 1002)
+    assert b"mask" in payload
+
+
+def test_tunnelled_spdy_reads_what_came_before_the_close_frame(
+    wire: tuple[SocketEnd, socket.socket],
+) -> None:
+    end, client = wire
+    mux = SpdyMux(Reactor(), end, tunnel=True)
+    mux.handler = rec = _Recorder()
+    codec = zlib.compressobj(9, zlib.DEFLATED, 15, 8, 0, zdict=spdy.DICTIONARY)
+    syn = _syn_stream(codec, 1, {"streamtype": "error", "port": "80", "requestid": "0"}, False)
+    mux.feed(
+        client_frame(ABNF.OPCODE_BINARY, syn[:10])  # a SPDY frame may span messages
+        + client_frame(ABNF.OPCODE_PING, b"hb")
+        + client_frame(ABNF.OPCODE_BINARY, syn[10:])
+        + client_frame(ABNF.OPCODE_CLOSE, struct.pack("!H", 1000))
+    )
+    assert rec.events == [("opened", 1, "error"), ("gone",)]
+    sent = _frames_sent(end, client)
+    # The pong as the ping came; the SYN_REPLY (in a binary message) before the close.
+    assert [opcode for opcode, _ in sent] == [ws.OP_PONG, ws.OP_BINARY, ws.OP_CLOSE]
+    assert struct.unpack_from("!I", sent[1][1])[0] == 0x80030002
 
 
 def test_exec_rules_and_defaults_of_simulated_pods() -> None:
