@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from skymagic.sim import spdy
@@ -131,6 +132,29 @@ class Mux:
             self.handler.gone()
         self._done = True
 
+    def _read_ws(
+        self,
+        parser: ws.FrameParser,
+        data: bytes,
+        on_message: Callable[[bytes], None],
+        kinds: tuple[int, ...],
+    ) -> tuple[int, str] | None:
+        """Read the client's WebSocket frames in `data`: answer pings, hand each non-empty
+        message of `kinds` to `on_message`. Returns the close status to answer with once the
+        client sent a close frame (1000) or broke the framing (1002); nothing after is read."""
+        try:
+            messages = parser.feed(data)
+        except ws.ProtocolError as exc:
+            return 1002, str(exc)
+        for msg in messages:
+            if msg.opcode == ws.OP_PING:
+                self.client.write(ws.encode_frame(ws.OP_PONG, msg.payload))
+            elif msg.opcode == ws.OP_CLOSE:
+                return 1000, ""
+            elif msg.opcode in kinds and msg.payload:
+                on_message(msg.payload)
+        return None
+
 
 class WsMux(Mux):
     """Kubernetes channels over WebSocket messages."""
@@ -145,21 +169,10 @@ class WsMux(Mux):
         self._sent_close = False
 
     def feed(self, data: bytes) -> None:
-        try:
-            messages = self._parser.feed(data)
-        except ws.ProtocolError as exc:
-            self._close(1002, str(exc))
+        closing = self._read_ws(self._parser, data, self._message, (ws.OP_TEXT, ws.OP_BINARY))
+        if closing is not None:
+            self._close(*closing)
             self._client_left()
-            return
-        for msg in messages:
-            if msg.opcode == ws.OP_PING:
-                self.client.write(ws.encode_frame(ws.OP_PONG, msg.payload))
-            elif msg.opcode == ws.OP_CLOSE:
-                self._close(1000)
-                self._client_left()
-                return
-            elif msg.opcode in (ws.OP_TEXT, ws.OP_BINARY) and msg.payload:
-                self._message(msg.payload)
 
     def _message(self, payload: bytes) -> None:
         if self.binary:
@@ -216,26 +229,15 @@ class SpdyMux(Mux):
             self.client.write(data)
 
     def feed(self, data: bytes) -> None:
-        if self._ws is not None:
-            try:
-                messages = self._ws.feed(data)
-            except ws.ProtocolError as exc:
-                self._ws_close(1002, str(exc))
-                self._client_left()
-                return
-            chunks: list[bytes] = []
-            for msg in messages:
-                if msg.opcode == ws.OP_PING:
-                    self.client.write(ws.encode_frame(ws.OP_PONG, msg.payload))
-                elif msg.opcode == ws.OP_CLOSE:
-                    self._feed_spdy(b"".join(chunks))
-                    self._ws_close(1000)
-                    self._client_left()
-                    return
-                elif msg.opcode == ws.OP_BINARY:
-                    chunks.append(msg.payload)
-            data = b"".join(chunks)
-        self._feed_spdy(data)
+        if self._ws is None:
+            self._feed_spdy(data)
+            return
+        chunks: list[bytes] = []
+        closing = self._read_ws(self._ws, data, chunks.append, (ws.OP_BINARY,))
+        self._feed_spdy(b"".join(chunks))  # what came before a close frame still counts
+        if closing is not None:
+            self._ws_close(*closing)
+            self._client_left()
 
     def _feed_spdy(self, data: bytes) -> None:
         if not data:
