@@ -22,12 +22,14 @@ from urllib3.exceptions import HTTPError
 from skymagic.core.client import ContextClient
 from skymagic.errors import NotFoundError, SkymagicError
 
-__all__ = ["FollowOutcome", "follow_pod", "pod_exit"]
+__all__ = ["FollowOutcome", "PodObserver", "follow_pod", "pod_exit"]
 
 _TERMINAL = ("Succeeded", "Failed")
 
 
-class _Observer(Protocol):
+class PodObserver(Protocol):
+    """What following a pod reports (runner.LaunchObserver is one; rerun.py reports the same)."""
+
     def on_progress(self, context: str, phase: str, elapsed: float) -> None: ...
     def on_log(self, line: str) -> None: ...
     def on_message(self, text: str) -> None: ...
@@ -55,7 +57,7 @@ class _Cursor:
         # Whole seconds: the server returns a superset; lines already shown are skipped.
         return None if self.text is None else self.text[:19] + "Z"
 
-    def take(self, raw: bytes, obs: _Observer, skip: dict[tuple[str, int], int]) -> None:
+    def take(self, raw: bytes, obs: PodObserver, skip: dict[tuple[str, int], int]) -> None:
         line = raw.decode("utf-8", "replace")
         stamp, sep, rest = line.partition(" ")
         key = _ts_key(stamp) if sep else None
@@ -101,7 +103,7 @@ def follow_pod(
     client: ContextClient,
     ns: str,
     name: str,
-    obs: _Observer,
+    obs: PodObserver,
     started: float,
     *,
     read_timeout: float,
@@ -157,7 +159,7 @@ def follow_pod(
         time.sleep(0.1)
 
 
-def _drain(client: ContextClient, path: str, cursor: _Cursor, obs: _Observer) -> None:
+def _drain(client: ContextClient, path: str, cursor: _Cursor, obs: PodObserver) -> None:
     """The lines written after the stream broke and before the container ended."""
     query: dict[str, Any] = {"timestamps": "true"}
     since = cursor.since()

@@ -16,22 +16,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from skymagic.errors import ConfigError, LaunchError
 from skymagic.launches.agent import RUN_DONE, exec_wrapper
 from skymagic.launches.exec import fits_running_pod, run_in_pod
 from skymagic.launches.files import FileSet, send_files
+from skymagic.launches.follow import PodObserver
 from skymagic.launches.pods import LivePod
 from skymagic.launches.task import Task
 
 __all__ = ["Outcome", "follow_run", "rerun_on_pod", "send_launch_files"]
-
-
-class _Observer(Protocol):
-    def on_progress(self, context: str, phase: str, elapsed: float) -> None: ...
-    def on_log(self, line: str) -> None: ...
-    def on_message(self, text: str) -> None: ...
 
 
 @dataclass
@@ -42,7 +36,7 @@ class Outcome:
     hints: list[str] = field(default_factory=list)
 
 
-def _lines(obs: _Observer) -> tuple[Callable[[str], None], Callable[[], None]]:
+def _lines(obs: PodObserver) -> tuple[Callable[[str], None], Callable[[], None]]:
     """An output sink handing whole lines to obs.on_log, and its flush."""
     buf = [""]
 
@@ -60,7 +54,7 @@ def _lines(obs: _Observer) -> tuple[Callable[[str], None], Callable[[], None]]:
     return sink, flush
 
 
-def send_launch_files(live: LivePod, files: FileSet | None, obs: _Observer) -> None:
+def send_launch_files(live: LivePod, files: FileSet | None, obs: PodObserver) -> None:
     """Send what changed of the launch's files (then the waiting entrypoint goes on)."""
     if files is None or not files.uploads:
         return
@@ -80,7 +74,7 @@ def send_launch_files(live: LivePod, files: FileSet | None, obs: _Observer) -> N
 
 
 def rerun_on_pod(
-    task: Task, live: LivePod, files: FileSet | None, obs: _Observer, *, detach: bool = False
+    task: Task, live: LivePod, files: FileSet | None, obs: PodObserver, *, detach: bool = False
 ) -> Outcome:
     """Run `task` in its already running pod (see the module docstring)."""
     why = fits_running_pod(task, live.pod)
@@ -121,7 +115,7 @@ def rerun_on_pod(
     return out
 
 
-def follow_run(live: LivePod, obs: _Observer, timeout_s: float = 7 * 24 * 3600) -> int:
+def follow_run(live: LivePod, obs: PodObserver, timeout_s: float = 7 * 24 * 3600) -> int:
     """Stream the pod's log up to the entrypoint's RUN_DONE line; the run's exit code."""
     path = f"/api/v1/namespaces/{live.namespace}/pods/{live.name}/log"
     deadline = time.monotonic() + timeout_s
