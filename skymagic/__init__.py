@@ -144,16 +144,9 @@ def exec(name: str, script: str, *, settings: Settings | None = None, check: boo
     """
     import sys
 
-    from skymagic.launches.exec import exec_command
+    from skymagic.launches.exec import exec_command, print_to
 
-    def out(text: str) -> None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-    def err(text: str) -> None:
-        sys.stderr.write(text)
-        sys.stderr.flush()
-
+    out, err = print_to(sys.stdout), print_to(sys.stderr)
     return exec_command(name, script, settings, on_stdout=out, on_stderr=err, check=check)
 
 

@@ -12,7 +12,7 @@ import codecs
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from skymagic.core.podstreams import exec_stream
 from skymagic.core.targets import Settings
@@ -29,6 +29,7 @@ __all__ = [
     "exec_command",
     "fits_running_pod",
     "open_shell",
+    "print_to",
     "run_in_pod",
     "shell_line",
 ]
@@ -59,6 +60,16 @@ class ExecResult:
 
     def __repr__(self) -> str:
         return str(self)
+
+
+def print_to(stream: TextIO) -> Output:
+    """An output sink that writes to `stream` at once (a notebook or a terminal shows it live)."""
+
+    def write(text: str) -> None:
+        stream.write(text)
+        stream.flush()
+
+    return write
 
 
 def _decoder(sink: Output | None) -> Callable[[bytes], None]:

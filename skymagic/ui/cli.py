@@ -176,7 +176,7 @@ def launch_exit_code(result: LaunchResult) -> int:
 
 
 def _exec(args: argparse.Namespace) -> int:
-    from skymagic.launches.exec import exec_command
+    from skymagic.launches.exec import exec_command, print_to
 
     command = list(args.command)
     if command and command[0] == "--":
@@ -186,15 +186,7 @@ def _exec(args: argparse.Namespace) -> int:
         return 2
     # One argument is a script as written; several are one command line, quoted as given.
     script = command[0] if len(command) == 1 else shlex.join(command)
-
-    def out(text: str) -> None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-    def err(text: str) -> None:
-        sys.stderr.write(text)
-        sys.stderr.flush()
-
+    out, err = print_to(sys.stdout), print_to(sys.stderr)
     result = exec_command(args.name, script, _settings(args), on_stdout=out, on_stderr=err)
     if result.message:
         print(f"error: {result.message}", file=sys.stderr)

@@ -15,17 +15,7 @@ from typing import Any
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-__all__ = ["PodMagics", "after_launch", "print_output"]
-
-
-def print_output(stream: Any) -> Any:
-    """An exec output sink writing to `stream` at once (a notebook shows it live)."""
-
-    def write(text: str) -> None:
-        stream.write(text)
-        stream.flush()
-
-    return write
+__all__ = ["PodMagics", "after_launch"]
 
 
 @magics_class
@@ -53,7 +43,7 @@ class PodMagics(Magics):
         command line. Each run counts as activity for autostop. Returns nothing on success;
         the ExecResult is kept in `_sky_exec`.
         """
-        from skymagic.launches.exec import exec_command
+        from skymagic.launches.exec import exec_command, print_to
 
         args = parse_argstring(self.sky_exec, line)
         script = cell if cell is not None else " ".join(args.command)
@@ -65,8 +55,8 @@ class PodMagics(Magics):
             args.name,
             script,
             self._settings(),
-            on_stdout=print_output(sys.stdout),
-            on_stderr=print_output(sys.stderr),
+            on_stdout=print_to(sys.stdout),
+            on_stderr=print_to(sys.stderr),
             check=False,
         )
         assert self.shell is not None
