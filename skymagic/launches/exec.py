@@ -61,6 +61,16 @@ class ExecResult:
     def __repr__(self) -> str:
         return str(self)
 
+    def raise_for_exit(self, what: str = "command") -> None:
+        """CommandFailedError (what fails a notebook cell) unless the exit code is 0."""
+        if self.exit_code != 0:
+            detail = f": {self.message}" if self.message else ""
+            raise CommandFailedError(
+                f"the {what} in '{self.name}' exited with code {self.exit_code}{detail}",
+                exit_code=self.exit_code,
+                context=self.context,
+            )
+
 
 def print_to(stream: TextIO) -> Output:
     """An output sink that writes to `stream` at once (a notebook or a terminal shows it live)."""
@@ -111,13 +121,8 @@ def run_in_pod(
         time.monotonic() - started,
         outcome.message,
     )
-    if check and result.exit_code != 0:
-        detail = f": {outcome.message}" if outcome.message else ""
-        raise CommandFailedError(
-            f"the {what} in '{name}' exited with code {result.exit_code}{detail}",
-            exit_code=result.exit_code,
-            context=live.context,
-        )
+    if check:
+        result.raise_for_exit(what)
     return result
 
 

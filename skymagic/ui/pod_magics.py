@@ -61,15 +61,7 @@ class PodMagics(Magics):
         )
         assert self.shell is not None
         self.shell.user_ns["_sky_exec"] = result
-        if result.exit_code != 0:
-            from skymagic.errors import CommandFailedError
-
-            detail = f": {result.message}" if result.message else ""
-            raise CommandFailedError(
-                f"the command in '{result.name}' exited with code {result.exit_code}{detail}",
-                exit_code=result.exit_code,
-                context=result.context,
-            )
+        result.raise_for_exit()
         return None
 
     @magic_arguments()
