@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from skymagic.errors import SkymagicError
-from skymagic.ui.flags import port_spec, positive_seconds, task_options
+from skymagic.ui.flags import port_spec, positive_seconds, read_task_file, task_options
 from skymagic.ui.jobs_cli import add_jobs_commands
 
 if TYPE_CHECKING:
@@ -135,14 +135,9 @@ def _launch(args: argparse.Namespace) -> int:
     from skymagic.launches import Plan, launch_task, parse_task
     from skymagic.ui.progress import TextProgress
 
-    body = ""
-    if args.file:
-        try:
-            with open(args.file, encoding="utf-8") as fh:
-                body = fh.read()
-        except OSError as exc:
-            print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-            return 2
+    body = read_task_file(args.file)
+    if body is None:
+        return 2
     result = launch_task(
         parse_task(body, task_options(args)),
         _settings(args),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "check_seconds",
     "port_spec",
     "positive_seconds",
+    "read_task_file",
     "task_options",
 ]
 
@@ -65,6 +67,19 @@ def task_options(args: argparse.Namespace, **overrides: Any) -> TaskOptions:
         for f in fields(TaskOptions)
     }
     return TaskOptions(**{**values, **overrides})
+
+
+def read_task_file(path: str | None) -> str | None:
+    """The text of the task file a command names ("" without one), or None after saying on
+    stderr why it cannot be read (the command then exits with 2, as for a bad flag)."""
+    if not path:
+        return ""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return None
 
 
 # Task options only `%%sky_launch` / `skymagic launch` take: a pod's autostop means nothing for a

@@ -10,7 +10,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from skymagic.ui.flags import TASK_FLAGS, positive_seconds, task_options
+from skymagic.ui.flags import TASK_FLAGS, positive_seconds, read_task_file, task_options
 
 if TYPE_CHECKING:
     from skymagic.core.targets import Settings
@@ -28,14 +28,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _launch(args: argparse.Namespace) -> int:
     from skymagic import jobs
 
-    body = ""
-    if args.file:
-        try:
-            with open(args.file, encoding="utf-8") as fh:
-                body = fh.read()
-        except OSError as exc:
-            print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-            return 2
+    body = read_task_file(args.file)
+    if body is None:
+        return 2
     job = jobs.launch(
         body,
         task_options(args),

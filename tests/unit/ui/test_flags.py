@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 import pytest
 from IPython.core.magic_arguments import parse_argstring
 
 from skymagic.launches.task import TaskOptions
 from skymagic.ui.cli import build_parser, main
-from skymagic.ui.flags import check_seconds, positive_seconds, task_options
+from skymagic.ui.flags import check_seconds, positive_seconds, read_task_file, task_options
 from skymagic.ui.magics import SkyMagics
 
 
@@ -106,3 +107,19 @@ def test_no_flags_are_no_options() -> None:
     assert task_options(parse_argstring(SkyMagics.sky_launch, "")) == TaskOptions(
         env=[], secret=[], ports=[]
     )
+
+
+@pytest.mark.parametrize("command", [["launch"], ["jobs", "launch"]])
+def test_a_task_file_that_cannot_be_read_is_exit_2_naming_it(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.yaml"
+    assert main([*command, str(missing)]) == 2
+    assert capsys.readouterr().err == f"error: cannot read {missing}: No such file or directory\n"
+
+
+def test_read_task_file(tmp_path: Path) -> None:
+    task = tmp_path / "task.yaml"
+    task.write_text("run: echo hi\n", encoding="utf-8")
+    assert read_task_file(str(task)) == "run: echo hi\n"
+    assert read_task_file(None) == "" and read_task_file("") == ""
