@@ -25,7 +25,7 @@ import orjson
 
 from skymagic.sim.mux import Mux
 from skymagic.sim.podexec import ExecFailed, LocalProcess, PodRuntime, SimulatedProcess
-from skymagic.sim.streamio import HIGH_WATER, FdEnd, Reactor
+from skymagic.sim.streamio import HIGH_WATER, FdEnd
 
 __all__ = ["AttachSession", "ExecSession", "StreamOptions", "status_bytes"]
 
@@ -87,11 +87,9 @@ def _internal_error(message: str) -> dict[str, Any]:
 class _Session:
     """What exec and attach share: stream bookkeeping and the ending."""
 
-    def __init__(
-        self, reactor: Reactor, mux: Mux, opts: StreamOptions, version: int, websocket: bool
-    ) -> None:
-        self.reactor = reactor
+    def __init__(self, mux: Mux, opts: StreamOptions, version: int, websocket: bool) -> None:
         self.mux = mux
+        self.reactor = mux.reactor  # the connection's loop: timers and the process's ends
         self.opts = opts
         self.version = version
         self.websocket = websocket
@@ -201,7 +199,6 @@ class ExecSession(_Session):
 
     def __init__(
         self,
-        reactor: Reactor,
         mux: Mux,
         opts: StreamOptions,
         version: int,
@@ -210,7 +207,7 @@ class ExecSession(_Session):
         key: str,
         pod: dict[str, Any],
     ) -> None:
-        super().__init__(reactor, mux, opts, version, websocket)
+        super().__init__(mux, opts, version, websocket)
         self.runtime = runtime
         self.key = key
         self.pod = pod
@@ -353,15 +350,9 @@ class AttachSession(_Session):
     """Follow the container's output from now on until it exits (the pod log is its stdout)."""
 
     def __init__(
-        self,
-        reactor: Reactor,
-        mux: Mux,
-        opts: StreamOptions,
-        version: int,
-        websocket: bool,
-        log: Any,
+        self, mux: Mux, opts: StreamOptions, version: int, websocket: bool, log: Any
     ) -> None:
-        super().__init__(reactor, mux, opts, version, websocket)
+        super().__init__(mux, opts, version, websocket)
         self.log = log
         self._seen = len(log.lines) if log is not None else 0
 

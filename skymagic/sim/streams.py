@@ -270,10 +270,10 @@ def _upgrade(
                 reactor, mux, cluster.runtime, key, pod, opts.ports
             )
         elif sub == "attach":
-            session = remotecommand.AttachSession(reactor, mux, opts, version, websocket, log)
+            session = remotecommand.AttachSession(mux, opts, version, websocket, log)
         else:
             session = remotecommand.ExecSession(
-                reactor, mux, opts, version, websocket, cluster.runtime, key, pod
+                mux, opts, version, websocket, cluster.runtime, key, pod
             )
         mux.handler = session
         unwatch = cluster.runtime.watch(key, lambda: reactor.call_soon_threadsafe(session.pod_gone))
