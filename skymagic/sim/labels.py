@@ -30,11 +30,11 @@ An unknown ``gpu`` never fails: it gets a plausible value in the scheme's own sp
 (``NVIDIA-<GPU>``, ``nvidia-<gpu>``, lower case for Karpenter...), which detection normalises
 back to the same name.
 
-The names come from this module's own catalogue (``gpu_name``), never from the product's
-detection: the simulator is the yardstick the product's GPU naming is measured against, so it
-must not share that code. Each profile also says which GPU the node offers (``NodeProfile.gpu``,
-e.g. "H100", "A100-80GB (MIG 1g.10gb)", "T4 (shared)", "tpu-v5-lite-podslice"): the fleet
-places a spec's pods by that name.
+The names come from the simulator's own catalogue (cards.yaml: each card as every provider
+names and packages it; ``gpu_name``), never from the product's detection: the simulator is the
+yardstick the product's GPU naming is measured against, so it must not share that code. Each
+profile also says which GPU the node offers (``NodeProfile.gpu``, e.g. "H100", "A100-80GB (MIG
+1g.10gb)", "T4 (shared)", "tpu-v5-lite-podslice"): the fleet places a spec's pods by that name.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from importlib import resources
+
+import yaml
 
 __all__ = ["SCHEMES", "NodeProfile", "gpu_name", "gpu_node_profile"]
 
@@ -80,7 +83,7 @@ class NodeProfile:
 
 @dataclass(frozen=True)
 class _Card:
-    """One GPU model as each provider names and packages it."""
+    """One GPU model as each provider names and packages it (an entry of cards.yaml)."""
 
     canonical: str
     vendor: str  # "nvidia" | "amd"
@@ -99,125 +102,24 @@ class _Card:
     amd_device_id: str | None = None
 
 
-_NVIDIA_CARDS: tuple[_Card, ...] = (
-    _Card(
-        "H100", "nvidia", 80, 81559, "hopper", (9, 0),
-        gfd="NVIDIA-H100-80GB-HBM3",
-        gke="nvidia-h100-80gb",
-        gke_machines=((1, "a3-highgpu-1g"), (2, "a3-highgpu-2g"), (4, "a3-highgpu-4g"),
-                      (8, "a3-highgpu-8g")),
-        karpenter="h100",
-        aws_instances=((1, "p5.4xlarge"), (8, "p5.48xlarge")),
-        coreweave="H100_NVLINK_80GB",
-        nebius="H100",
-    ),
-    _Card(
-        "H100-MEGA", "nvidia", 80, 81559, "hopper", (9, 0),
-        gke="nvidia-h100-mega-80gb",
-        gke_machines=((8, "a3-megagpu-8g"),),
-    ),
-    _Card(
-        "H200", "nvidia", 141, 143771, "hopper", (9, 0),
-        gfd="NVIDIA-H200",
-        gke="nvidia-h200-141gb",
-        gke_machines=((8, "a3-ultragpu-8g"),),
-        karpenter="h200",
-        aws_instances=((8, "p5e.48xlarge"),),
-        nebius="H200",
-    ),
-    _Card(
-        "B200", "nvidia", 180, 183359, "blackwell", (10, 0),
-        gfd="NVIDIA-B200",
-        gke="nvidia-b200",
-        gke_machines=((8, "a4-highgpu-8g"),),
-        karpenter="b200",
-        aws_instances=((8, "p6-b200.48xlarge"),),
-        nebius="B200",
-    ),
-    _Card(
-        "A100", "nvidia", 40, 40960, "ampere", (8, 0),
-        gfd="NVIDIA-A100-SXM4-40GB",
-        gke="nvidia-tesla-a100",
-        gke_machines=((1, "a2-highgpu-1g"), (2, "a2-highgpu-2g"), (4, "a2-highgpu-4g"),
-                      (8, "a2-highgpu-8g"), (16, "a2-megagpu-16g")),
-        karpenter="a100",
-        aws_instances=((8, "p4d.24xlarge"),),
-        coreweave="A100_NVLINK",
-    ),
-    _Card(
-        "A100-80GB", "nvidia", 80, 81920, "ampere", (8, 0),
-        gfd="NVIDIA-A100-SXM4-80GB",
-        gke="nvidia-a100-80gb",
-        gke_machines=((1, "a2-ultragpu-1g"), (2, "a2-ultragpu-2g"), (4, "a2-ultragpu-4g"),
-                      (8, "a2-ultragpu-8g")),
-        karpenter="a100",
-        aws_instances=((8, "p4de.24xlarge"),),
-        coreweave="A100_NVLINK_80GB",
-    ),
-    _Card(
-        "L4", "nvidia", 24, 23034, "ada-lovelace", (8, 9),
-        gfd="NVIDIA-L4",
-        gke="nvidia-l4",
-        gke_machines=((1, "g2-standard-4"), (2, "g2-standard-24"), (4, "g2-standard-48"),
-                      (8, "g2-standard-96")),
-        karpenter="l4",
-        aws_instances=((1, "g6.xlarge"), (4, "g6.12xlarge"), (8, "g6.48xlarge")),
-    ),
-    _Card(
-        "L40S", "nvidia", 48, 46068, "ada-lovelace", (8, 9),
-        gfd="NVIDIA-L40S",
-        karpenter="l40s",
-        aws_instances=((1, "g6e.xlarge"), (4, "g6e.12xlarge"), (8, "g6e.48xlarge")),
-        coreweave="L40S",
-        nebius="L40S",
-    ),
-    _Card(
-        "T4", "nvidia", 16, 15360, "turing", (7, 5),
-        gfd="Tesla-T4",
-        gke="nvidia-tesla-t4",
-        gke_machines=((1, "n1-standard-8"), (4, "n1-standard-32")),
-        karpenter="t4",
-        aws_instances=((1, "g4dn.xlarge"), (4, "g4dn.12xlarge"), (8, "g4dn.metal")),
-    ),
-    _Card(
-        "A10G", "nvidia", 24, 23028, "ampere", (8, 6),
-        gfd="NVIDIA-A10G",
-        karpenter="a10g",
-        aws_instances=((1, "g5.xlarge"), (4, "g5.12xlarge"), (8, "g5.48xlarge")),
-    ),
-    _Card(
-        "V100", "nvidia", 16, 16384, "volta", (7, 0),
-        gfd="Tesla-V100-SXM2-16GB",
-        gke="nvidia-tesla-v100",
-        gke_machines=((1, "n1-standard-8"), (8, "n1-standard-96")),
-        karpenter="v100",
-        aws_instances=((1, "p3.2xlarge"), (4, "p3.8xlarge"), (8, "p3.16xlarge")),
-        coreweave="Tesla_V100_NVLINK",
-    ),
-    _Card(
-        "V100-32GB", "nvidia", 32, 32768, "volta", (7, 0),
-        gfd="Tesla-V100-SXM2-32GB",
-        karpenter="v100",
-        aws_instances=((8, "p3dn.24xlarge"),),
-    ),
-    _Card(
-        "RTX4090", "nvidia", 24, 24564, "ada-lovelace", (8, 9),
-        gfd="NVIDIA-GeForce-RTX-4090",
-    ),
-)  # fmt: skip
+def _load_cards() -> dict[str, _Card]:
+    """The catalogue in cards.yaml (vendor -> card -> fields), by canonical name."""
+    text = resources.files("skymagic.sim").joinpath("cards.yaml").read_text(encoding="utf-8")
+    cards: dict[str, _Card] = {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when built with it
+    for vendor, models in yaml.load(text, Loader=loader).items():
+        for name, spec in models.items():
+            fields = dict(spec)
+            if "compute" in fields:
+                fields["compute"] = tuple(fields["compute"])
+            for machines in ("gke_machines", "aws_instances"):
+                if machines in fields:
+                    fields[machines] = tuple(sorted(fields[machines].items()))
+            cards[name] = _Card(canonical=name, vendor=vendor, **fields)
+    return cards
 
-_AMD_CARDS: tuple[_Card, ...] = (
-    _Card("MI300X", "amd", 192, 196608, "AI", amd_product="AMD_Instinct_MI300X_OAM",
-          amd_device_id="74a1"),
-    _Card("MI325X", "amd", 256, 262144, "AI", amd_product="AMD_Instinct_MI325_OAM",
-          amd_device_id="74a5"),
-    _Card("MI250X", "amd", 128, 131072, "AI", amd_product="AMD_Instinct_MI250X_MI250",
-          amd_device_id="740c"),
-    _Card("MI210", "amd", 64, 65536, "AI", amd_product="AMD_Instinct_MI210",
-          amd_device_id="740f"),
-)  # fmt: skip
 
-_CARDS: dict[str, _Card] = {card.canonical: card for card in _NVIDIA_CARDS + _AMD_CARDS}
+_CARDS = _load_cards()
 
 # GKE TPU accelerators: (machine types by chips per node, topology dimensions).
 _TPUS: dict[str, tuple[tuple[tuple[int, str], ...], int]] = {
