@@ -487,11 +487,13 @@ def load(ipython: Any) -> None:
 
     magics = SkyMagics(shell=ipython)
     ipython.register_magics(magics)
+    _drop_rst_marker(PodMagics)
     pod_magics = PodMagics(ipython, magics.settings)
     ipython.register_magics(pod_magics)
     _registered.extend([magics, pod_magics])
     from skymagic.ui.jobs_magics import JobsMagics  # managed jobs: %%sky_jobs_launch, ...
 
+    _drop_rst_marker(JobsMagics)
     jobs_magics = JobsMagics(shell=ipython)
     ipython.register_magics(jobs_magics)
     _registered.append(jobs_magics)
