@@ -20,11 +20,11 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from skymagic.jobs.model import ACTIVE, TERMINAL, JobStatus
 
@@ -321,39 +321,37 @@ class JobStore:
             )
 
 
+_Record = TypeVar("_Record")
+
+
+def _record(cls: type[_Record], r: sqlite3.Row, casts: dict[str, Callable[[Any], Any]]) -> _Record:
+    """A record from a row whose columns are named as the dataclass's fields (SQLite keeps
+    ints, floats and NULLs; `casts` restores the rest: enums, booleans, non-null numbers)."""
+    return cls(**{f.name: casts.get(f.name, _same)(r[f.name]) for f in fields(cls)})  # type: ignore[arg-type]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
 def _job(r: sqlite3.Row) -> JobRecord:
-    return JobRecord(
-        id=int(r["id"]),
-        name=r["name"],
-        launch_name=r["launch_name"],
-        status=JobStatus(r["status"]),
-        task=r["task"],
-        settings=r["settings"],
-        recovery=r["recovery"],
-        task_id=r["task_id"],
-        resources=r["resources"],
-        submitted_at=float(r["submitted_at"]),
-        started_at=r["started_at"],
-        ended_at=r["ended_at"],
-        recoveries=int(r["recoveries"]),
-        restarts_on_errors=int(r["restarts_on_errors"]),
-        last_failure=r["last_failure"],
-        cancel_requested=bool(r["cancel_requested"]),
+    return _record(
+        JobRecord,
+        r,
+        {
+            "id": int,
+            "status": JobStatus,
+            "submitted_at": float,
+            "recoveries": int,
+            "restarts_on_errors": int,
+            "cancel_requested": bool,
+        },
     )
 
 
 def _attempt(r: sqlite3.Row) -> AttemptRecord:
-    return AttemptRecord(
-        job_id=int(r["job_id"]),
-        attempt=int(r["attempt"]),
-        context=r["context"],
-        namespace=r["namespace"],
-        pod=r["pod"],
-        pod_uid=r["pod_uid"],
-        node=r["node"],
-        started_at=float(r["started_at"]),
-        ended_at=r["ended_at"],
-        outcome=r["outcome"],
-        reason=r["reason"],
-        log_complete=bool(r["log_complete"]),
+    return _record(
+        AttemptRecord,
+        r,
+        {"job_id": int, "attempt": int, "started_at": float, "log_complete": bool},
     )
