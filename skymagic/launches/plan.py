@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from skymagic.gpus.accelerators import GPU_TAINT_KEYS, gpu_names_match
+from skymagic.launches.fit import Fit, advice_text, context_advice, requested, what_fits
 from skymagic.launches.task import Task
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ PLAN_COLUMNS = [
     "CHOSEN",
     "FREE",
     "REASON",
+    "WOULD_FIT",
 ]
 
 
@@ -56,6 +58,7 @@ class PlanRow:
     reason: str = ""
     chosen: bool = False
     task: Task | None = None  # the candidate this row weighs (None: the plan's task)
+    would_fit: str = ""  # a skipped context: what it could take now instead (fit.py)
 
 
 @dataclass
@@ -66,6 +69,9 @@ class Plan:
     # Allowed contexts the kubeconfig lacks, skipped entries: shown under the table, so a
     # plan never looks complete when a context was left out.
     warnings: list[str] = field(default_factory=list)
+    # What would fit now, across the contexts that could be tried (fit.py): the advice shown
+    # when nothing fits.
+    fits: list[Fit] = field(default_factory=list)
 
     @property
     def chosen(self) -> str | None:
@@ -73,6 +79,12 @@ class Plan:
 
     def reasons(self) -> list[tuple[str, str]]:
         return [(r.context, r.reason) for r in self.rows if not r.fits]
+
+    def advice(self) -> str:
+        """When nothing fits: one line saying what would fit now, and where ("" otherwise)."""
+        if self.candidates:
+            return ""
+        return advice_text(self.task, self.fits)
 
     def to_frame(self) -> pd.DataFrame:
         import pandas as pd
@@ -87,7 +99,8 @@ class Plan:
 
     def title(self) -> str:
         t = self.task
-        text = "Considered resources (1 node"
+        n = t.num_nodes
+        text = f"Considered resources ({n} node{'s' if n != 1 else ''}"
         if len(t.all_choices()) > 1:
             rule = (
                 "ordered: each candidate in your order across the contexts before the next"
@@ -115,6 +128,7 @@ class Plan:
                     "✔" if r.chosen else "",
                     "-" if r.free is None else str(r.free),
                     r.reason,
+                    r.would_fit,
                 ]
             )
         return out
@@ -128,6 +142,8 @@ class Plan:
                 "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
             )
         lines.extend(f"Note: {n}" for n in self.task.notes)
+        if self.advice():
+            lines.append(self.advice())
         lines.extend(f"Warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
@@ -145,9 +161,11 @@ class Plan:
             f'<div style="color:#9a6700">Warning: {html.escape(w)}</div>' for w in self.warnings
         )
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.task.notes)
+        advice = f"<div>{html.escape(self.advice())}</div>" if self.advice() else ""
         return (
             f"<div><b>{html.escape(self.title())}</b><table>"
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            + advice
             + (f"<ul>{notes}</ul>" if notes else "")
             + warn
             + "</div>"
@@ -216,6 +234,13 @@ def make_plan(
         row.task = t
         if t.use_spot and row.fits:
             row.reason = (row.reason + "; " if row.reason else "") + "spot nodes only"
+        if not row.fits and nodes:
+            own = requested(t)
+            row.would_fit = ", ".join(
+                f"{f.request()} ({f.where[0][1]} node{'s' if f.where[0][1] != 1 else ''})"
+                for f in context_advice(t, nodes)
+                if f.request() != own
+            )
         rows.append(row)
         if cand is not None:
             cand.task = t
@@ -226,7 +251,14 @@ def make_plan(
             if r.context == first.context and (not several or r.task is first.task):
                 r.chosen = True
                 break
-    return Plan(task, rows, candidates, warnings=list(getattr(inventory, "warnings", [])))
+    triable = [c for c in contexts if c not in excluded]
+    return Plan(
+        task,
+        rows,
+        candidates,
+        warnings=list(getattr(inventory, "warnings", [])),
+        fits=what_fits(task, triable, nodes_by_ctx),
+    )
 
 
 def _fit(
@@ -262,6 +294,15 @@ def _fit(
                 and (mem_free is None or mem_free >= mem)
             ):
                 fitting.append((free, n))
+        if fitting and len(fitting) < task.num_nodes:
+            # A gang is all or nothing in one context: N nodes must each have room now.
+            return PlanRow(
+                ctx,
+                False,
+                max(f for f, _ in fitting),
+                f"not enough nodes free now: {len(fitting)} of {task.num_nodes} nodes have "
+                f"{task.gpu_count} {task.gpu} free",
+            ), None
         if not fitting:
             why = (
                 f"none free now: best node has {best_free} {task.gpu} free, needs {task.gpu_count}"
@@ -290,6 +331,14 @@ def _fit(
         mem_free = _value(n.get("memory_gb_free"))
         if (cpu_free is None or cpu_free >= cpu) and (mem_free is None or mem_free >= mem):
             fitting_cpu.append((cpu_free or 0.0, name))
+    if fitting_cpu and len(fitting_cpu) < task.num_nodes:
+        return PlanRow(
+            ctx,
+            False,
+            None,
+            f"not enough nodes free now: {len(fitting_cpu)} of {task.num_nodes} untainted nodes "
+            f"have {_num(cpu)} vCPU and {_num(mem)} GB free",
+        ), None
     if not fitting_cpu:
         return PlanRow(
             ctx,

@@ -64,6 +64,7 @@ class Task:
     file_mounts: tuple[tuple[str, str], ...] = ()  # (remote path, local source)
     idle_minutes: float | None = None  # autostop after this many idle minutes
     down: bool = False  # remove the pod's objects once it has ended (autostop or run done)
+    num_nodes: int = 1  # > 1: a gang of pods in one context, all or nothing (gang.py)
 
     @property
     def has_files(self) -> bool:
@@ -137,6 +138,7 @@ class TaskOptions:
         workdir: a local folder copied to ~/sky_workdir in the pod before setup and run.
         idle_minutes_to_autostop: stop the pod after this many idle minutes.
         down: remove the pod's objects once it has ended (with autostop, or after its run).
+        num_nodes: nodes (pods) the task runs on, all in one context (SkyPilot's num_nodes).
     """
 
     name: str | None = None
@@ -151,6 +153,7 @@ class TaskOptions:
     workdir: str | None = None
     idle_minutes_to_autostop: float | None = None
     down: bool = False
+    num_nodes: int | None = None
 
     @classmethod
     def build(cls, options: TaskOptions | None = None, **flags: Any) -> TaskOptions:
@@ -260,7 +263,20 @@ def _apply_flags(task: Task, opts: TaskOptions) -> Task:
         task = replace(task, idle_minutes=values.idle_minutes(opts.idle_minutes_to_autostop, "-i"))
     if opts.down:
         task = replace(task, down=True)
+    if opts.num_nodes is not None:
+        task = replace(task, num_nodes=_num_nodes(opts.num_nodes))
     return task
+
+
+def _num_nodes(value: Any) -> int:
+    """--num-nodes: a whole number from 1 (SkyPilot's num_nodes)."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"--num-nodes {value!r} is not a whole number; write e.g. 2") from None
+    if number < 1 or isinstance(value, bool):
+        raise ConfigError(f"--num-nodes must be at least 1, got {value!r}")
+    return number
 
 
 def _required(

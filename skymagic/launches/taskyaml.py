@@ -175,6 +175,7 @@ class TaskSpec:
     file_mounts: tuple[tuple[str, str], ...] = ()
     idle_minutes: float | None = None
     down: bool = False
+    num_nodes: int = 1
     notes: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     honoured: list[str] = field(default_factory=list)
@@ -260,10 +261,8 @@ def _top(spec: TaskSpec, key: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             if value is not None:
                 raise ConfigError(f"num_nodes: {value!r} must be a whole number of nodes")
-        elif value > 1:
-            raise ConfigError(
-                f"num_nodes: {value}: multi-node launches are not supported yet; use num_nodes: 1"
-            )
+        else:
+            spec.num_nodes = value  # > 1: a gang in one context (gang.py)
         spec.honoured.append(key)
     elif key == "workdir":
         spec.workdir = values.workdir(value)

@@ -101,7 +101,9 @@ def test_a_generated_name_is_valid_and_names_are_cleaned_to_dns_labels() -> None
 @pytest.mark.parametrize(
     ("body", "flags", "expected"),
     [
-        ("run: x\nnum_nodes: 2\n", {}, "num_nodes: 2: multi-node launches are not supported yet"),
+        ("run: x\nnum_nodes: 0\n", {}, "num_nodes: 0 must be a whole number of nodes"),
+        ("true", {"num_nodes": "two"}, "--num-nodes 'two' is not a whole number"),
+        ("true", {"num_nodes": 0}, "--num-nodes must be at least 1"),
         ("run: x\nresources: [1]\n", {}, "resources: must be a mapping"),
         ("run: x\nenvs: [A]\n", {}, "envs: must be a mapping"),
         ("run: x\nresources: {accelerators: {H100: 0.5}}\n", {}, "fractional GPUs"),

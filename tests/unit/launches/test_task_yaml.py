@@ -36,7 +36,6 @@ def test_several_documents_are_refused() -> None:
 def test_one_error_lists_every_refused_key_with_what_to_do() -> None:
     body = """\
 name: big
-num_nodes: 2
 file_mounts: {/data: s3://bucket/data}
 service: {replicas: 2}
 resources:
@@ -49,9 +48,8 @@ run: echo hi
     with pytest.raises(ConfigError) as info:
         parse_task(body)
     text = info.value.message
-    assert text.startswith("this task YAML has 6 things skymagic cannot do")
+    assert text.startswith("this task YAML has 5 things skymagic cannot do")
     for part in (
-        "num_nodes: 2: multi-node launches are not supported yet",
         "file_mounts./data: bucket source 's3://bucket/data' is not supported",
         "service: SkyServe services are not supported",
         "resources.cloud: aws: skymagic launches on Kubernetes only",
