@@ -29,6 +29,7 @@ from typing import Any
 
 from skymagic.sim import objects
 from skymagic.sim.labels import gpu_name
+from skymagic.sim.netnames import NameTable, local_pod_ip
 from skymagic.sim.nodelife import NodeLifecycle
 from skymagic.sim.podexec import PodRuntime
 from skymagic.sim.rbac import Authorizer
@@ -94,6 +95,8 @@ class SimCluster:
         self.store.listeners.append(self._on_change)
         # Preemption, lost nodes, taint eviction and pod GC (nodelife.py).
         self.nodelife = NodeLifecycle(self)
+        if spec.runtime == "local":  # headless-Service names for local pods (netnames.py)
+            self.store.listeners.append(NameTable(workdir).on_change)
 
     # -- start-up ------------------------------------------------------------------------
     def load(self) -> None:
@@ -432,7 +435,10 @@ class SimCluster:
         container = pod["spec"]["containers"][0]
         node = self.store.get("nodes", None, pod["spec"]["nodeName"])
         host_ip = node.obj["status"]["addresses"][0]["address"] if node else "10.0.0.1"
-        ip = f"10.{100 + self.index % 100}.250.{next(self._ips) % 250 + 1}"
+        if self.spec.runtime == "local":  # a loopback address of its own (netnames.py)
+            ip = local_pod_ip(self.index, next(self._ips))
+        else:
+            ip = f"10.{100 + self.index % 100}.250.{next(self._ips) % 250 + 1}"
         started = now_rfc3339()
         image = container.get("image", "")
         self._event(

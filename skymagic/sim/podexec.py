@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skymagic.sim.netnames import names_env
 from skymagic.sim.spec import ClusterSpec, ExecRule
 from skymagic.sim.streamio import FdEnd, Reactor
 
@@ -291,6 +292,8 @@ class PodRuntime:
                 env[item["name"]] = str(item["value"])
         for port, local in self.ports(key, pod).items():
             env[f"PORT_{port}"] = str(local)
+        # headless-Service names (netnames.py)
+        env.update(names_env(self.workdir, env.get("PATH", ""), env.get("PYTHONPATH", "")))
         return env
 
     def spawn(
