@@ -126,7 +126,8 @@ def launch(body: str = "", **options: Any) -> LaunchResult | Plan:
     """Launch a script or SkyPilot task YAML like `%%sky_launch`, printing progress as it goes.
 
     The keywords are `skymagic.launches.launch`'s (name, gpus, cpus, memory, infra, image, env,
-    ports, detach, dry_run, provision_timeout, settings, observer). Progress goes to stdout as
+    ports, num_nodes, detach, dry_run, provision_timeout, retry_until_up, timeout_minutes,
+    settings, observer). Progress goes to stdout as
     plain lines unless an `observer` is given. Returns the LaunchResult, or the Plan with dry_run.
     """
     from skymagic.launches import launch as launch_operation

@@ -72,9 +72,12 @@ class InventoryWatcher:
         watch_timeout_s: int = 60,
         retry_s: float = 2.0,
         wait: float | None = None,
+        targets: Targets | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        self.targets: Targets = resolve_targets(self.settings, infra, operation="gpus")
+        # `targets`: an operation's own resolution (a launch waiting for capacity follows
+        # exactly the contexts it may launch in, as its admin policy left them).
+        self.targets: Targets = targets or resolve_targets(self.settings, infra, operation="gpus")
         self.contexts: list[str] = list(self.targets.contexts)
         self.watch_timeout_s = watch_timeout_s
         self.retry_s = retry_s

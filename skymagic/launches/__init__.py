@@ -44,14 +44,16 @@ def launch(
     provision_timeout: float | None = None,
     settings: Settings | None = None,
     observer: LaunchObserver | None = None,
+    retry_until_up: bool | None = None,
+    timeout_minutes: float | None = None,
     **flags: Any,
 ) -> LaunchResult | Plan:
     """Launch a script or SkyPilot task YAML, like `%%sky_launch` (same flags as keywords).
 
     `flags` are the TaskOptions fields (name, gpus, cpus, memory, infra, image, env, secret,
-    ports),
-    set over `options`. Progress goes to `observer` (default: none; `skymagic.launch` prints
-    plain lines). Returns the LaunchResult, or the Plan with `dry_run`.
+    ports, num_nodes), set over `options`. `retry_until_up` waits for capacity when nothing
+    fits now (at most `timeout_minutes`). Progress goes to `observer` (default: none;
+    `skymagic.launch` prints plain lines). Returns the LaunchResult, or the Plan with `dry_run`.
     """
     return launch_task(
         parse_task(body, options, **flags),
@@ -60,4 +62,6 @@ def launch(
         dry_run=dry_run,
         observer=observer,
         provision_timeout=provision_timeout,
+        retry_until_up=retry_until_up,
+        timeout_minutes=timeout_minutes,
     )

@@ -29,6 +29,7 @@ from skymagic.launches.podspec import (
     selector_for,
 )
 from skymagic.launches.ports import active_forwards
+from skymagic.launches.ranks import launch_rows, rank_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,6 +41,7 @@ STATUS_COLUMNS = [
     "context",
     "namespace",
     "status",
+    "nodes",
     "gpus",
     "node",
     "age",
@@ -132,14 +134,21 @@ def _gpus(pod: dict[str, Any]) -> str:
     return ""
 
 
+RANK_COLUMNS = ["name", "rank", *STATUS_COLUMNS[1:]]
+
+
 def status(
     settings: Settings | None = None,
     *,
     infra: str | None = None,
     all_users: bool = True,
     hint_style: str = "magic",
+    ranks: bool = False,
 ) -> Status:
-    """List skymagic-launched pods (and their Services) in every allowed context.
+    """List skymagic launches (and their Services) in every allowed context.
+
+    One row per launch; a multi-node launch's `nodes` says how many ranks run (`2/2
+    running`). With `ranks`, one row per pod, with its rank.
 
     A labelled Service or Secret whose pod is gone (deleted by hand, a cleanup cut short by
     an outage) is listed too, as "Orphaned (service)" / "Orphaned (secret)", so `down` is not
@@ -211,9 +220,13 @@ def status(
                     f"kubectl --context '{res.context}' -n {ns} exec -it {meta['name']} "
                     "-- /bin/bash"
                 )
+            rank, num_nodes = rank_of(meta.get("labels") or {})
             rows.append(
                 {
                     "name": _launch_of(pod),
+                    "rank": rank,
+                    "num_nodes": num_nodes,
+                    "nodes": f"rank {rank} of {num_nodes}",
                     "context": res.context,
                     "namespace": ns,
                     "status": _pod_status(pod),
@@ -249,7 +262,10 @@ def status(
                     f"{kind} {meta['namespace']}/{meta['name']} in {res.context} has no pod; "
                     f"remove it with {down_cmd} {name}"
                 )
-    out.frame = pd.DataFrame(rows, columns=STATUS_COLUMNS)
+    if ranks:
+        out.frame = pd.DataFrame(rows, columns=RANK_COLUMNS)
+    else:
+        out.frame = pd.DataFrame(launch_rows(rows), columns=STATUS_COLUMNS)
     return out
 
 
@@ -299,8 +315,13 @@ def _idle(client: ContextClient, pod: dict[str, Any]) -> str:
     return note if minutes is not None else (f"off ({note})" if note else "off")
 
 
-def _locate(name: str, settings: Settings) -> tuple[ContextClient, str, str]:
-    """Find this user's launch `name` (or any user's, if unique) in the allowed contexts."""
+def _locate(
+    name: str, settings: Settings, rank: int | None = None
+) -> tuple[ContextClient, str, str]:
+    """Find this user's launch `name` (or any user's, if unique) in the allowed contexts.
+
+    A multi-node launch's pod of `rank` (default 0).
+    """
     from skymagic.core.client import client_for
 
     targets = resolve_targets(settings, None, operation="status")
@@ -317,17 +338,34 @@ def _locate(name: str, settings: Settings) -> tuple[ContextClient, str, str]:
             f"no skymagic launch named '{name}' in the allowed contexts; see %sky_status"
         )
     mine = [h for h in hits if h[1]["metadata"].get("labels", {}).get(LABEL_USER) == current_user()]
-    ctx, pod = (mine or hits)[0]
+    hits = mine or hits
+    want = rank or 0
+    ranked = [h for h in hits if rank_of(h[1]["metadata"].get("labels") or {})[0] == want]
+    if not ranked:
+        n = rank_of(hits[0][1]["metadata"].get("labels") or {})[1]
+        raise ConfigError(
+            f"launch '{name}' has no rank {want}: it runs on {n} node{'s' if n != 1 else ''} "
+            f"(ranks 0-{n - 1}); pick one with --rank"
+        )
+    ctx, pod = ranked[0]
     client = client_for(targets.kubeconfig.resolve(ctx), settings.client)
     return client, pod["metadata"]["namespace"], pod["metadata"]["name"]
 
 
 def logs(
-    name: str, settings: Settings | None = None, *, follow: bool = False, tail: int | None = None
+    name: str,
+    settings: Settings | None = None,
+    *,
+    follow: bool = False,
+    tail: int | None = None,
+    rank: int | None = None,
 ) -> Iterator[str]:
-    """The log lines of launch `name` (following until it ends with `follow`)."""
+    """The log lines of launch `name` (following until it ends with `follow`).
+
+    A multi-node launch: rank 0's, or `rank`'s.
+    """
     settings = settings or Settings()
-    client, ns, pod = _locate(name, settings)
+    client, ns, pod = _locate(name, settings, rank)
     path = f"/api/v1/namespaces/{ns}/pods/{pod}/log"
     query: dict[str, Any] = {}
     if tail is not None:

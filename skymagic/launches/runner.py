@@ -23,8 +23,8 @@ import contextlib
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 from skymagic.core.client import ContextClient, client_for
 from skymagic.core.fanout import fan_out
@@ -41,6 +41,8 @@ from skymagic.errors import (
 )
 from skymagic.launches.files import FileSet, collect_files
 from skymagic.launches.follow import follow_pod, pod_exit
+from skymagic.launches.gang import gang_attempt
+from skymagic.launches.outcome import Attempt, LaunchObserver, LaunchResult, Silent, command
 from skymagic.launches.plan import Candidate, Plan, make_plan
 from skymagic.launches.pods import LivePod, reap_ended
 from skymagic.launches.podspec import (
@@ -53,92 +55,13 @@ from skymagic.launches.podspec import (
 from skymagic.launches.rerun import follow_run, rerun_on_pod, send_launch_files
 from skymagic.launches.starting import wait_for_start
 from skymagic.launches.task import Task
+from skymagic.launches.wait import CapacityWaiter, retry_from_config
 
 __all__ = ["Attempt", "LaunchObserver", "LaunchResult", "launch_task"]
 
 SERVICE_ACCOUNT_NAME = "skymagic-service-account"
 FOLLOW_READ_TIMEOUT_S = 30.0  # longest silence on the log stream before the pod is re-read
 RECONNECT_FOR_S = 60.0  # how long a started pod's unreachable context is retried
-
-
-@dataclass
-class Attempt:
-    """One context tried (or skipped) by a launch."""
-
-    context: str
-    outcome: str  # skipped | running | finished | unschedulable | timeout | error | interrupted
-    reason: str = ""
-    seconds: float = 0.0
-    pod_created: bool = False
-
-
-@dataclass
-class LaunchResult:
-    """What a launch did: where it runs, how it ended, what was tried."""
-
-    name: str
-    context: str | None
-    namespace: str | None
-    status: str  # Running | Succeeded | Failed | Detached | Reused | Unreachable | Deleted
-    plan: Plan | None = None
-    attempts: list[Attempt] = field(default_factory=list)
-    node: str | None = None
-    exit_code: int | None = None
-    seconds: float = 0.0
-    hints: list[str] = field(default_factory=list)
-    interrupted: bool = False  # Ctrl-C while following (the CLI exits 130)
-
-    def __str__(self) -> str:
-        where = f"{self.context}/{self.namespace}" if self.context else "nowhere"
-        lines = [
-            f"Launch '{self.name}': {self.status} on {where}"
-            + (f" (node {self.node})" if self.node else "")
-        ]
-        if self.exit_code is not None:
-            lines[0] += f", exit code {self.exit_code}"
-        lines[0] += f" after {self.seconds:.1f} s."
-        for a in self.attempts:
-            lines.append(
-                f"  {a.context}: {a.outcome}"
-                f"{' - ' + a.reason if a.reason else ''} ({a.seconds:.1f} s)"
-            )
-        lines.extend(self.hints)
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_html_(self) -> str:
-        import html
-
-        return "<pre>" + html.escape(str(self)) + "</pre>"
-
-
-class LaunchObserver(Protocol):
-    """Where a launch reports progress (presentation implements it)."""
-
-    def on_plan(self, plan: Plan) -> None: ...
-    def on_progress(self, context: str, phase: str, elapsed: float) -> None: ...
-    def on_attempt(self, attempt: Attempt) -> None: ...
-    def on_log(self, line: str) -> None: ...
-    def on_message(self, text: str) -> None: ...
-
-
-class _Silent:
-    def on_plan(self, plan: Plan) -> None:
-        pass
-
-    def on_progress(self, context: str, phase: str, elapsed: float) -> None:
-        pass
-
-    def on_attempt(self, attempt: Attempt) -> None:
-        pass
-
-    def on_log(self, line: str) -> None:
-        pass
-
-    def on_message(self, text: str) -> None:
-        pass
 
 
 def _pods_path(ns: str) -> str:
@@ -161,14 +84,6 @@ def _existing(targets: Targets, task: Task, settings: Settings) -> list[tuple[st
     return found
 
 
-def command(style: str, verb: str, name: str = "") -> str:
-    """A hint's command in the caller's syntax: magic (%sky_down X) or CLI (skymagic down X)."""
-    tail = f" {name}" if name else ""
-    if style == "cli":
-        return f"skymagic {verb}{tail}"
-    return f"%sky_{verb}{tail}"
-
-
 def launch_task(
     task: Task,
     settings: Settings | None = None,
@@ -183,6 +98,8 @@ def launch_task(
     reconnect_for: float = RECONNECT_FOR_S,
     prefer_context: str | None = None,
     avoid_context: str | None = None,
+    retry_until_up: bool | None = None,
+    timeout_minutes: float | None = None,
 ) -> LaunchResult | Plan:
     """Plan and run `task`; returns the Plan for `dry_run`, else a LaunchResult.
 
@@ -192,9 +109,12 @@ def launch_task(
     `prefer_context` is tried first when it can take the task now, `avoid_context` last (a
     managed job's recovery: the same context first, or SkyPilot's EAGER_NEXT_REGION); the
     other candidates keep their order.
+    `retry_until_up` (default: the config's `retry_until_up`, else off): when no context can
+    take the task now, wait for one (wait.py) instead of failing, for at most
+    `timeout_minutes` (default: no bound).
     """
     settings = settings or Settings()
-    obs: LaunchObserver = observer or _Silent()
+    obs: LaunchObserver = observer or Silent()
     started = time.monotonic()
     # One resolution (one admin-policy run, one kubeconfig read) serves the whole launch: the
     # search for an existing launch (every allowed context), the inventory and the attempts.
@@ -234,45 +154,80 @@ def launch_task(
         timeout = task.provision_timeout
     else:
         timeout = targets.config.provision_timeout
-    for cand in plan.candidates:
-        attempt, start = _try_context(
-            cand.task or task, cand, targets, settings, timeout, obs, hint_style, files
-        )
-        attempts.append(attempt)
-        if start is None:
-            obs.on_attempt(attempt)
-            continue
-        # The pod started: failover is over, whatever happens to the log stream from here.
-        result = start.result
-        result.plan = plan
-        result.attempts = attempts
-        phase = start.pod.get("status", {}).get("phase")
-        ran = cand.task or task
-        if phase in ("Succeeded", "Failed"):
-            # Finished before the follow began (a very short task): show its whole log.
-            _finish_follow(start, obs, started, result, hint_style, 0.0, follow_timeout)
-        elif not (detach or ran.is_dev_pod or phase != "Running") and ran.idle_minutes is not None:
-            # The pod outlives its run (autostop): follow the log to the run's end only.
-            live = LivePod(start.client, start.client.name, start.ns, ran.name, start.pod)
-            result.exit_code = follow_run(live, obs)
-            result.status = "Succeeded" if result.exit_code == 0 else "Failed"
-        elif not (detach or ran.is_dev_pod or phase != "Running"):
-            _finish_follow(start, obs, started, result, hint_style, reconnect_for, follow_timeout)
-            if ran.down and result.status in ("Succeeded", "Failed"):
-                _remove_ended(start, result)
-        else:
-            result.status = "Running" if phase == "Running" else str(phase)
-        if result.status in ("Succeeded", "Failed"):
-            attempt.outcome = "finished"
-            attempt.reason = f"exit code {result.exit_code}" if result.exit_code else ""
-        attempt.seconds = time.monotonic() - started - sum(a.seconds for a in attempts[:-1])
-        obs.on_attempt(attempt)
-        result.seconds = time.monotonic() - started
-        return result
+    retry = retry_until_up
+    if retry is None:
+        retry = retry_from_config(targets.config.raw, targets.config.path)
+    waiter: CapacityWaiter | None = None
+    try:
+        while True:
+            for cand in plan.candidates:
+                ran = cand.task or task
+                if ran.num_nodes > 1:
+                    attempt, result = gang_attempt(
+                        ran,
+                        cand,
+                        targets,
+                        settings,
+                        timeout,
+                        detach,
+                        obs,
+                        service_account=lambda c, ns, who: _service_account(c, ns, who, obs),
+                        command=lambda verb, name: command(hint_style, verb, name),
+                    )
+                    attempts.append(attempt)
+                    obs.on_attempt(attempt)
+                    if result is None:
+                        continue
+                else:
+                    attempt, start = _try_context(
+                        ran, cand, targets, settings, timeout, obs, hint_style, files
+                    )
+                    attempts.append(attempt)
+                    if start is None:
+                        obs.on_attempt(attempt)
+                        continue
+                    # The pod started: failover is over, whatever happens to its log stream.
+                    result = _after_start(
+                        start, ran, detach, obs, started, hint_style, reconnect_for, follow_timeout
+                    )
+                    if result.status in ("Succeeded", "Failed"):
+                        attempt.outcome = "finished"
+                        attempt.reason = f"exit code {result.exit_code}" if result.exit_code else ""
+                    attempt.seconds = (
+                        time.monotonic() - started - sum(a.seconds for a in attempts[:-1])
+                    )
+                    obs.on_attempt(attempt)
+                result.plan = plan
+                result.attempts = attempts
+                result.seconds = time.monotonic() - started
+                return result
+            if not retry:
+                break
+            if waiter is None:
+                if detach:
+                    obs.on_message(
+                        "--retry-until-up waits here, in the foreground, until a context can "
+                        "take the task (Ctrl-C cancels; nothing is created meanwhile); "
+                        "--detach applies once the pod runs."
+                    )
+                waiter = CapacityWaiter(
+                    task,
+                    targets,
+                    settings,
+                    [c for c in shown if c not in targets.excluded],
+                    timeout_minutes=timeout_minutes,
+                )
+            # The watches stay open through the attempts: a lost race waits again at once.
+            plan = waiter.next_plan(plan, obs)
+            obs.on_plan(plan)
+    finally:
+        if waiter is not None:
+            waiter.close()
     tried = list(attempts)
     lines = "\n".join(f"  {a.context}: {a.reason or a.outcome}" for a in tried)
+    advice = f"\n{plan.advice()}" if plan.advice() else ""
     raise ProvisionFailedError(
-        f"Provision failures (tried {len(tried)} infra) for '{task.name}':\n{lines}",
+        f"Provision failures (tried {len(tried)} infra) for '{task.name}':\n{lines}{advice}",
         failures=[(a.context, a.reason or a.outcome) for a in tried],
     )
 
@@ -293,6 +248,36 @@ def _reorder(plan: Plan, prefer: str | None, avoid: str | None) -> None:
         if row.context == first.context and (first.task is None or row.task is first.task):
             row.chosen = True
             break
+
+
+def _after_start(
+    start: _Started,
+    ran: Task,
+    detach: bool,
+    obs: LaunchObserver,
+    started: float,
+    hint_style: str,
+    reconnect_for: float,
+    follow_timeout: float,
+) -> LaunchResult:
+    """A started pod: follow it to its end (or its run's end with autostop), or return."""
+    result = start.result
+    phase = start.pod.get("status", {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        # Finished before the follow began (a very short task): show its whole log.
+        _finish_follow(start, obs, started, result, hint_style, 0.0, follow_timeout)
+    elif not (detach or ran.is_dev_pod or phase != "Running") and ran.idle_minutes is not None:
+        # The pod outlives its run (autostop): follow the log to the run's end only.
+        live = LivePod(start.client, start.client.name, start.ns, ran.name, start.pod)
+        result.exit_code = follow_run(live, obs)
+        result.status = "Succeeded" if result.exit_code == 0 else "Failed"
+    elif not (detach or ran.is_dev_pod or phase != "Running"):
+        _finish_follow(start, obs, started, result, hint_style, reconnect_for, follow_timeout)
+        if ran.down and result.status in ("Succeeded", "Failed"):
+            _remove_ended(start, result)
+    else:
+        result.status = "Running" if phase == "Running" else str(phase)
+    return result
 
 
 def _settle_existing(

@@ -146,6 +146,8 @@ def _launch(args: argparse.Namespace) -> int:
         observer=TextProgress(),
         provision_timeout=args.provision_timeout,
         hint_style="cli",
+        retry_until_up=args.retry_until_up,
+        timeout_minutes=args.timeout_minutes,
     )
     if isinstance(result, Plan):
         return 0
@@ -254,7 +256,13 @@ def _ssh(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from skymagic.launches import status
 
-    st = status(_settings(args), infra=args.infra, all_users=not args.mine, hint_style="cli")
+    st = status(
+        _settings(args),
+        infra=args.infra,
+        all_users=not args.mine,
+        hint_style="cli",
+        ranks=args.ranks,
+    )
     if args.output == "json":
         print(st.frame.to_json(orient="records", indent=2))
         for warning in st.warnings:  # stdout stays a JSON list; the warning still shows
@@ -267,7 +275,9 @@ def _status(args: argparse.Namespace) -> int:
 def _logs(args: argparse.Namespace) -> int:
     from skymagic.launches import logs
 
-    for line in logs(args.name, _settings(args), follow=args.follow, tail=args.tail):
+    for line in logs(
+        args.name, _settings(args), follow=args.follow, tail=args.tail, rank=args.rank
+    ):
         print(line, flush=True)
     return 0
 
@@ -381,6 +391,23 @@ def build_parser() -> argparse.ArgumentParser:
     lau.add_argument(
         "--down", action="store_true", help="remove the pod's objects once it has ended"
     )
+    lau.add_argument(
+        "--num-nodes", type=int, default=None, metavar="N", help="a gang of N pods in one context"
+    )
+    lau.add_argument(
+        "-r",
+        "--retry-until-up",
+        action="store_true",
+        default=None,
+        help="wait for capacity when nothing fits now (Ctrl-C cancels)",
+    )
+    lau.add_argument(
+        "--timeout-minutes",
+        type=float,
+        default=None,
+        metavar="N",
+        help="with -r: give up after N minutes",
+    )
     lau.add_argument("--detach", action="store_true", help="return once Running")
     lau.add_argument("--dry-run", action="store_true", help="show the plan only")
     lau.add_argument(
@@ -422,12 +449,14 @@ def build_parser() -> argparse.ArgumentParser:
     sts = sub.add_parser("status", help="skymagic workloads across all allowed contexts")
     _common(sts)
     sts.add_argument("--mine", action="store_true", help="only my launches")
+    sts.add_argument("--ranks", action="store_true", help="one row per pod (every rank)")
     sts.set_defaults(func=_status)
 
     lgs = sub.add_parser("logs", help="print a launch's log")
     lgs.add_argument("name")
     lgs.add_argument("--follow", "-f", action="store_true")
     lgs.add_argument("--tail", type=int, default=None)
+    lgs.add_argument("--rank", type=int, default=None, help="a multi-node launch's rank N")
     _timeout(lgs)
     lgs.set_defaults(func=_logs)
 

@@ -83,8 +83,9 @@ def read_task_file(path: str | None) -> str | None:
 
 
 # Task options only `%%sky_launch` / `skymagic launch` take: a pod's autostop means nothing for a
-# managed job (its pod ends with its run), so the jobs commands do not declare them.
-LAUNCH_ONLY = frozenset({"idle_minutes_to_autostop", "down"})
+# managed job (its pod ends with its run), so the jobs commands do not declare them; a managed
+# job's controller follows one pod, so multi-node (num_nodes) is launch-only for now.
+LAUNCH_ONLY = frozenset({"idle_minutes_to_autostop", "down", "num_nodes"})
 
 
 # The flags that shape a task, as (names, keyword arguments) for argparse's `add_argument`

@@ -214,6 +214,34 @@ class SkyMagics(Magics):
         help="Also remove the pod's objects once it has ended (after autostop, or after its run).",
     )
     @argument(
+        "--num-nodes",
+        dest="num_nodes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Run on N nodes at once (a gang in one context, all or nothing); every rank gets "
+        "SKYPILOT_NODE_RANK, SKYPILOT_NODE_IPS, MASTER_ADDR, ... (default: the YAML's "
+        "num_nodes, else 1).",
+    )
+    @argument(
+        "-r",
+        "--retry-until-up",
+        dest="retry_until_up",
+        action="store_true",
+        default=None,
+        help="When no context can take the task now, wait (watching every allowed context, "
+        "creating nothing) and launch the moment one can; Ctrl-C cancels. Default: the "
+        "config's retry_until_up.",
+    )
+    @argument(
+        "--timeout-minutes",
+        dest="timeout_minutes",
+        type=float,
+        default=None,
+        metavar="N",
+        help="With --retry-until-up: give up after N minutes of waiting (default: no bound).",
+    )
+    @argument(
         "--detach",
         action="store_true",
         help="Return once the pod is Running instead of streaming its log.",
@@ -276,6 +304,8 @@ class SkyMagics(Magics):
                 dry_run=args.dry_run,
                 observer=observer,
                 provision_timeout=args.timeout,
+                retry_until_up=args.retry_until_up,
+                timeout_minutes=args.timeout_minutes,
             )
             if not args.dry_run:
                 from skymagic.ui.pod_magics import after_launch
@@ -300,18 +330,32 @@ class SkyMagics(Magics):
     @magic_arguments()
     @argument("--infra", default=None, help="'k8s' (all allowed contexts) or 'k8s/CONTEXT'.")
     @argument("--mine", action="store_true", help="Only my launches (default: everyone's).")
+    @argument(
+        "--ranks", action="store_true", help="One row per pod (each rank of multi-node launches)."
+    )
     @line_magic
     def sky_status(self, line: str) -> Any:
-        """skymagic workloads across all allowed contexts (a DataFrame in `.frame`)."""
+        """skymagic workloads across all allowed contexts (a DataFrame in `.frame`).
+
+        One row per launch; `nodes` says how many of its ranks run (e.g. 2/2 running).
+        """
         from skymagic.launches import status
 
         args = parse_argstring(self.sky_status, line)
-        return status(self.settings(), infra=_unquote(args.infra), all_users=not args.mine)
+        return status(
+            self.settings(),
+            infra=_unquote(args.infra),
+            all_users=not args.mine,
+            ranks=args.ranks,
+        )
 
     @magic_arguments()
     @argument("name", help="The launch name.")
     @argument("--follow", "-f", action="store_true", help="Keep streaming until the task ends.")
     @argument("--tail", type=int, default=None, help="Only the last N lines.")
+    @argument(
+        "--rank", type=int, default=None, help="A multi-node launch: rank N's log (default 0)."
+    )
     @line_magic
     def sky_logs(self, line: str) -> None:
         """Print a launch's log (found in whichever allowed context runs it)."""
@@ -319,7 +363,10 @@ class SkyMagics(Magics):
 
         args = parse_argstring(self.sky_logs, line)
         try:
-            for text in logs(args.name, self.settings(), follow=args.follow, tail=args.tail):
+            lines = logs(
+                args.name, self.settings(), follow=args.follow, tail=args.tail, rank=args.rank
+            )
+            for text in lines:
                 print(text, flush=True)
         except KeyboardInterrupt:
             print(f"(stopped following; the task keeps running: %sky_down {args.name} stops it)")

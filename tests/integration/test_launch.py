@@ -465,11 +465,12 @@ def test_status_logs_and_down_across_contexts(
 
     st = shell.run_line_magic("sky_status", "")
     frame = st.frame
-    assert list(frame.columns)[:8] == [
+    assert list(frame.columns)[:9] == [
         "name",
         "context",
         "namespace",
         "status",
+        "nodes",
         "gpus",
         "node",
         "age",
@@ -478,6 +479,7 @@ def test_status_logs_and_down_across_contexts(
     rows = {r["name"]: r for r in frame.to_dict("records")}
     assert rows["one"]["context"] == FREE and rows["two"]["context"] == FREE2
     assert rows["one"]["status"] == "Running" and rows["one"]["gpus"] == "1 (nvidia.com/gpu)"
+    assert rows["one"]["nodes"] == "1/1 running"
     assert rows["one"]["node"] == "h100" and rows["two"]["node"] == "cpu"
     assert {rows["one"]["launched_by"], rows["two"]["launched_by"]} == {USER}
     svc = get(fleet, FREE2, "/api/v1/namespaces/default/services/two")

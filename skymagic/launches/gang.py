@@ -1,0 +1,497 @@
+"""Multi-node tasks: a gang of `num_nodes` pods in ONE context, all or nothing.
+
+The plan counts a context as fitting only when N nodes each have room now (plan.py). An
+attempt then creates the headless Service and N pods (rendezvous.py) and watches them, all
+labelled with the attempt's id:
+
+- every rank Running (or already finished): started, failover is over;
+- a rank the scheduler cannot place (PodScheduled False, Unschedulable: another user took
+  the room since the inventory was read) and still unbound after a short grace for a cluster
+  autoscaler, or not every rank bound within provision_timeout: a race. Everything the
+  attempt made is deleted (by its attempt label) and the launch waits until no pod of it is
+  left, then tries the next context. Part of a gang is never left behind.
+
+Following: every rank's log streams at once, each line prefixed `(rank=N)`; the task's exit
+code is rank 0's, and any rank that fails fails the launch, naming the rank and its code.
+This module never prints: progress goes to the launch's observer, on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from skymagic.core.client import ContextClient, client_for
+from skymagic.core.flatten import flatten_for_contexts
+from skymagic.core.targets import Settings, Targets
+from skymagic.core.watch import Changed, DriverEvent, Failed, Listed, WatchDriver
+from skymagic.errors import LaunchError, NotFoundError, SkymagicError
+from skymagic.launches.outcome import Attempt, LaunchResult
+from skymagic.launches.plan import Candidate
+from skymagic.launches.podspec import (
+    kubeconfig_secret,
+    pod_manifest,
+    secrets_manifest,
+    service_manifest,
+)
+from skymagic.launches.rendezvous import (
+    LABEL_ATTEMPT,
+    LABEL_RANK,
+    gang_pod,
+    headless_service,
+    task_id,
+)
+from skymagic.launches.task import Task
+
+__all__ = [
+    "GangAttempt",
+    "GangFollow",
+    "GangRun",
+    "cleanup_attempt",
+    "follow_gang",
+    "gang_attempt",
+    "run_gang",
+    "try_gang",
+]
+
+FAILED_SCHEDULING_GRACE_S = 1.5  # as for one pod: time for an autoscaler to answer
+_FINAL_PHASES = ("Succeeded", "Failed")
+_STARTED_PHASES = ("Running", *_FINAL_PHASES)
+
+
+class _Observer(Protocol):
+    def on_progress(self, context: str, phase: str, elapsed: float) -> None: ...
+    def on_log(self, line: str) -> None: ...
+    def on_message(self, text: str) -> None: ...
+
+
+@dataclass
+class GangAttempt:
+    """One context tried for a gang: how it ended, and the started pods by rank."""
+
+    context: str
+    outcome: str  # running | unschedulable | timeout | error | interrupted
+    reason: str = ""
+    seconds: float = 0.0
+    pod_created: bool = False
+    client: ContextClient | None = None
+    namespace: str = ""
+    pods: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def _rank(pod: dict[str, Any]) -> int:
+    return int((pod.get("metadata", {}).get("labels") or {}).get(LABEL_RANK, -1))
+
+
+def _unschedulable(pod: dict[str, Any]) -> str | None:
+    if pod.get("spec", {}).get("nodeName"):
+        return None
+    for cond in pod.get("status", {}).get("conditions") or []:
+        if (cond.get("type"), cond.get("status"), cond.get("reason")) == (
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+        ):
+            return str(cond.get("message") or "Unschedulable")
+    return None
+
+
+def try_gang(
+    task: Task,
+    cand: Candidate,
+    targets: Targets,
+    settings: Settings,
+    provision_timeout: float,
+    obs: _Observer,
+    *,
+    service_account: Callable[[ContextClient, str, str], str | None],
+) -> GangAttempt:
+    """Create the gang in `cand.context` and wait until every rank runs (or clean up).
+
+    `service_account(client, namespace, identity)` is the launch's service-account rule.
+    KeyboardInterrupt deletes what was made and propagates.
+    """
+    ctx = cand.context
+    t0 = time.monotonic()
+    attempt_id = secrets.token_hex(3)
+    out = GangAttempt(ctx, "error")
+    try:
+        client = client_for(targets.kubeconfig.resolve(ctx), settings.client)
+        ns = targets.namespace or client.namespace
+        out.client, out.namespace = client, ns
+        identity = targets.config.remote_identity_for(ctx)
+        obs.on_progress(ctx, f"creating {task.num_nodes} pods", 0.0)
+        sa = service_account(client, ns, identity)
+        secret_name = None
+        if identity == "LOCAL_CREDENTIALS":
+            flat = flatten_for_contexts(targets.kubeconfig, list(targets.allowed.names))
+            secret = kubeconfig_secret(
+                task, context=ctx, namespace=ns, attempt=attempt_id, kubeconfig=flat
+            )
+            secret_name = str(secret["metadata"]["name"])
+            out.pod_created = True  # from here on, cleanup runs
+            client.post_json(f"/api/v1/namespaces/{ns}/secrets", secret)
+        if task.secrets:
+            out.pod_created = True
+            client.post_json(
+                f"/api/v1/namespaces/{ns}/secrets",
+                secrets_manifest(task, context=ctx, namespace=ns, attempt=attempt_id),
+            )
+        base = pod_manifest(
+            task,
+            context=ctx,
+            namespace=ns,
+            attempt=attempt_id,
+            gpu_resource=cand.resource,
+            nodes=cand.nodes,
+            service_account=sa,
+            kubeconfig_secret_name=secret_name,
+        )
+        out.pod_created = True
+        client.post_json(
+            f"/api/v1/namespaces/{ns}/services", headless_service(task, base["metadata"]["labels"])
+        )
+        if task.ports:  # the task's ports are rank 0's
+            ports = service_manifest(task, context=ctx, namespace=ns, attempt=attempt_id)
+            ports["spec"]["selector"][LABEL_RANK] = "0"
+            client.post_json(f"/api/v1/namespaces/{ns}/services", ports)
+        tid = task_id(task.name, attempt_id)
+        for rank in range(task.num_nodes):
+            client.post_json(f"/api/v1/namespaces/{ns}/pods", gang_pod(base, task, rank, tid))
+        outcome, reason, pods = _wait_all(client, ns, task, attempt_id, provision_timeout, obs, t0)
+        out.outcome, out.reason, out.pods = outcome, reason, pods
+        if outcome != "running":
+            out.reason += cleanup_attempt(client, ns, attempt_id)
+    except KeyboardInterrupt:
+        if out.client is not None and out.pod_created:
+            cleanup_attempt(out.client, out.namespace, attempt_id)
+        raise
+    except SkymagicError as exc:
+        out.outcome, out.reason = "error", exc.message
+        if out.client is not None and out.pod_created:
+            out.reason += cleanup_attempt(out.client, out.namespace, attempt_id)
+    out.seconds = time.monotonic() - t0
+    return out
+
+
+def _list_ranks(client: ContextClient, ns: str, attempt: str) -> tuple[dict[int, Any], str]:
+    items, rv = client.list_items(
+        f"/api/v1/namespaces/{ns}/pods", {"labelSelector": f"{LABEL_ATTEMPT}={attempt}"}
+    )
+    return {_rank(p): p for p in items}, rv
+
+
+def _wait_all(
+    client: ContextClient,
+    ns: str,
+    task: Task,
+    attempt: str,
+    provision_timeout: float,
+    obs: _Observer,
+    t0: float,
+) -> tuple[str, str, dict[int, dict[str, Any]]]:
+    """Watch the attempt's pods: ('running', '', pods) or (outcome, reason, {})."""
+    events: queue.Queue[DriverEvent[dict[int, Any]]] = queue.Queue()
+    driver: WatchDriver[dict[int, Any]] = WatchDriver(
+        client,
+        f"/api/v1/namespaces/{ns}/pods",
+        lister=lambda c: _list_ranks(c, ns, attempt),
+        sink=events.put,
+        query={"labelSelector": f"{LABEL_ATTEMPT}={attempt}"},
+        watch_timeout_s=5,
+    )
+    thread = threading.Thread(target=driver.run, name="skymagic-gang-watch", daemon=True)
+    thread.start()
+    n = task.num_nodes
+    ranks: dict[int, dict[str, Any]] = {}
+    deadline = t0 + provision_timeout
+    failed_at: float | None = None
+    failed_msg = ""
+    try:
+        while True:
+            try:
+                event = events.get(timeout=0.1)
+            except queue.Empty:
+                event = None
+            if isinstance(event, Listed):
+                ranks = dict(event.items)
+            elif isinstance(event, Changed):
+                if event.type == "DELETED":
+                    return "error", f"rank {_rank(event.object)} was deleted while starting", {}
+                ranks[_rank(event.object)] = event.object
+            elif isinstance(event, Failed):
+                return "error", event.error.message, {}
+            now = time.monotonic()
+            phases = [(ranks.get(r) or {}).get("status", {}).get("phase") for r in range(n)]
+            if all(p in _STARTED_PHASES for p in phases):
+                return "running", "", ranks
+            bound = sum(1 for p in ranks.values() if p.get("spec", {}).get("nodeName"))
+            if bound == n:
+                failed_at = None
+            elif failed_at is None:
+                for r in sorted(ranks):
+                    why = _unschedulable(ranks[r])
+                    if why is not None:
+                        failed_msg = f"rank {r}: {why}"
+                        failed_at = now + min(FAILED_SCHEDULING_GRACE_S, provision_timeout)
+                        break
+            if failed_at is not None and now >= failed_at:
+                return "unschedulable", failed_msg, {}
+            if bound < n and now >= deadline:
+                return (
+                    "timeout",
+                    f"only {bound} of {n} pods scheduled within provision_timeout "
+                    f"({provision_timeout:g} s)",
+                    {},
+                )
+            running = sum(1 for p in phases if p in _STARTED_PHASES)
+            phase = (
+                f"{bound}/{n} pods scheduled"
+                if bound < n
+                else f"{running}/{n} pods running, starting the containers"
+            )
+            obs.on_progress(client.name, phase, now - t0)
+    finally:
+        driver.stop()
+
+
+def cleanup_attempt(client: ContextClient, ns: str, attempt: str, wait_s: float = 30.0) -> str:
+    """Delete every object of one attempt (by its label) and wait until its pods are gone.
+
+    Returns "" when nothing is left, else a note naming what may be (the context stopped
+    answering mid-cleanup), for the attempt's reason.
+    """
+    selector = {"labelSelector": f"{LABEL_ATTEMPT}={attempt}"}
+    try:
+        for kind in ("pods", "services", "secrets"):
+            items, _ = client.list_items(f"/api/v1/namespaces/{ns}/{kind}", selector)
+            for obj in items:
+                with contextlib.suppress(NotFoundError):
+                    client.request(
+                        "DELETE",
+                        f"/api/v1/namespaces/{ns}/{kind}/{obj['metadata']['name']}",
+                        body={"gracePeriodSeconds": 0},
+                    )
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            items, _ = client.list_items(f"/api/v1/namespaces/{ns}/pods", selector)
+            if not items:
+                return ""
+            time.sleep(0.05)
+        return f" ({len(items)} pod(s) of the gang still terminating after {wait_s:g} s)"
+    except SkymagicError as exc:
+        return f" (cleanup failed: {exc.message}; check with %sky_status)"
+
+
+@dataclass
+class GangFollow:
+    """How a followed gang ended: rank 0's exit code, and every rank that failed."""
+
+    status: str  # Succeeded | Failed | Running | Detached
+    exit_code: int | None = None
+    failed: list[tuple[int, int | None]] = field(default_factory=list)  # (rank, exit code)
+
+    def reason(self) -> str:
+        return "; ".join(f"rank {r} exited with code {c}" for r, c in self.failed)
+
+
+def _exit_code(pod: dict[str, Any]) -> int | None:
+    for cs in pod.get("status", {}).get("containerStatuses") or []:
+        term = (cs.get("state") or {}).get("terminated")
+        if term:
+            return int(term.get("exitCode", 0))
+    return None
+
+
+def _stream(
+    client: ContextClient, path: str, rank: int, q: queue.Queue[tuple[int, str | None]]
+) -> None:
+    try:
+        for line in client.stream_lines(path, {"follow": "true"}):
+            q.put((rank, line.decode("utf-8", "replace")))
+    except SkymagicError as exc:
+        q.put((rank, f"(log stream ended: {exc.message})"))
+    finally:
+        q.put((rank, None))
+
+
+def follow_gang(
+    client: ContextClient, ns: str, task: Task, pods: dict[int, dict[str, Any]], obs: _Observer
+) -> GangFollow:
+    """Stream every rank's log, prefixed `(rank=N)`, until the gang ends or a rank fails.
+
+    A rank whose log ends is read again: Failed ends the follow at once (the launch fails,
+    naming the rank); Ctrl-C detaches (the pods keep running).
+    """
+    q: queue.Queue[tuple[int, str | None]] = queue.Queue()
+    names = {r: str(p["metadata"]["name"]) for r, p in pods.items()}
+    for rank, name in sorted(names.items()):
+        path = f"/api/v1/namespaces/{ns}/pods/{name}/log"
+        threading.Thread(
+            target=_stream, args=(client, path, rank, q), name=f"skymagic-rank-{rank}", daemon=True
+        ).start()
+    result = GangFollow("Running")
+    finals: dict[int, dict[str, Any]] = {}
+    try:
+        while len(finals) < len(names):
+            rank, line = q.get()
+            if line is not None:
+                obs.on_log(f"(rank={rank}) {line}")
+                continue
+            finals[rank] = _final(client, ns, names[rank])
+            if finals[rank].get("status", {}).get("phase") == "Failed":
+                break
+    except KeyboardInterrupt:
+        result.status = "Detached"
+        return result
+    for rank in sorted(finals):
+        pod = finals[rank]
+        phase = pod.get("status", {}).get("phase")
+        code = _exit_code(pod)
+        if rank == 0:
+            result.exit_code = code
+        if phase == "Failed":
+            result.failed.append((rank, code))
+    if result.failed:
+        result.status = "Failed"
+        if result.exit_code is None or len(finals) < len(names):
+            result.exit_code = result.failed[0][1]
+    elif len(finals) == len(names):
+        result.status = "Succeeded"
+    return result
+
+
+def _final(client: ContextClient, ns: str, name: str, wait_s: float = 30.0) -> dict[str, Any]:
+    """The pod once its phase is final (its log ended), or as it is after `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    pod: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            pod = client.get_json(f"/api/v1/namespaces/{ns}/pods/{name}")
+        except NotFoundError:
+            return {"status": {"phase": "Failed"}, "metadata": {"name": name}}
+        if pod.get("status", {}).get("phase") in _FINAL_PHASES:
+            return pod
+        time.sleep(0.05)
+    return pod
+
+
+def rank_nodes(pods: dict[int, dict[str, Any]]) -> list[str]:
+    """The Kubernetes node each rank runs on, in rank order."""
+    return [str(pods[r].get("spec", {}).get("nodeName") or "") for r in sorted(pods)]
+
+
+@dataclass
+class GangRun:
+    """A gang launch in one context, from creation to its end (or detaching)."""
+
+    attempt: GangAttempt
+    status: str | None = None  # None: not started here (fail over); else Running, Succeeded...
+    node: str | None = None  # rank 0's
+    exit_code: int | None = None
+    hints: list[str] = field(default_factory=list)
+
+
+def run_gang(
+    task: Task,
+    cand: Candidate,
+    targets: Targets,
+    settings: Settings,
+    provision_timeout: float,
+    detach: bool,
+    obs: _Observer,
+    *,
+    service_account: Callable[[ContextClient, str, str], str | None],
+    command: Callable[[str, str], str],
+) -> GangRun:
+    """Start the gang in `cand.context`, then follow every rank unless `detach`.
+
+    `command(verb, name)` words a hint's command in the caller's syntax. Ctrl-C before every
+    rank runs deletes what was made and raises LaunchError (interrupted); after, it detaches.
+    """
+    try:
+        gang = try_gang(
+            task, cand, targets, settings, provision_timeout, obs, service_account=service_account
+        )
+    except KeyboardInterrupt:
+        error = LaunchError(
+            f"launch '{task.name}' interrupted while starting in {cand.context}; deleted its "
+            "pods, Services and Secrets there"
+        )
+        error.interrupted = True
+        raise error from None
+    run = GangRun(gang)
+    if gang.outcome != "running" or gang.client is None:
+        return run
+    name, ctx, ns = task.name, gang.context, gang.namespace
+    nodes = rank_nodes(gang.pods)
+    run.status, run.node = "Running", nodes[0]
+    kubectl = f"kubectl --context '{ctx}' -n {ns}"
+    run.hints = [
+        "Ranks: "
+        + ", ".join(f"{r} on {n}" for r, n in enumerate(nodes))
+        + f". One rank's log: {command('logs', name)} --rank N"
+    ]
+    if task.is_dev_pod:
+        run.hints.append(f"Dev pods running; enter rank 0 with: {kubectl} exec -it {name} -- sh")
+    for port in task.ports:
+        run.hints.append(f"Port {port} (rank 0): {kubectl} port-forward svc/{name} {port}:{port}")
+    stop = f"Stop them with {command('down', name)}."
+    if detach or task.is_dev_pod:
+        run.hints.append(stop)
+        return run
+    follow = follow_gang(gang.client, ns, task, gang.pods, obs)
+    run.status, run.exit_code = follow.status, follow.exit_code
+    if follow.status == "Detached":
+        run.hints.insert(0, f"Detached; the {task.num_nodes} pods keep running. {stop}")
+    elif follow.status in ("Succeeded", "Failed"):
+        gang.outcome, gang.reason = "finished", follow.reason()
+        if follow.failed:
+            run.hints.insert(0, f"The launch failed: {follow.reason()}.")
+        run.hints.append(
+            f"The pods are kept for {command('logs', name)} [--rank N]; remove them with "
+            f"{command('down', name)}."
+        )
+    else:
+        run.hints.append(stop)
+    return run
+
+
+def gang_attempt(
+    task: Task,
+    cand: Candidate,
+    targets: Targets,
+    settings: Settings,
+    provision_timeout: float,
+    detach: bool,
+    obs: _Observer,
+    *,
+    service_account: Callable[[ContextClient, str, str], str | None],
+    command: Callable[[str, str], str],
+) -> tuple[Attempt, LaunchResult | None]:
+    """One context for a multi-node task, as the runner records attempts and results."""
+    run = run_gang(
+        task,
+        cand,
+        targets,
+        settings,
+        provision_timeout,
+        detach,
+        obs,
+        service_account=service_account,
+        command=command,
+    )
+    g = run.attempt
+    attempt = Attempt(g.context, g.outcome, g.reason, g.seconds, g.pod_created)
+    if run.status is None:
+        return attempt, None
+    result = LaunchResult(task.name, g.context, g.namespace, run.status, node=run.node)
+    result.exit_code, result.hints = run.exit_code, run.hints
+    result.interrupted = run.status == "Detached"
+    return attempt, result

@@ -1,0 +1,225 @@
+"""Multi-node launches against a simulated fleet over real HTTPS: gangs, rendezvous, failures.
+
+Two clusters of two 8-H100 nodes each (`runtime: local`: every rank is a real process with a
+loopback pod IP, and the fleet answers the headless Service's names, see skymagic/sim/netnames).
+After each scenario the fleet is asked which skymagic pods exist anywhere: a gang is all or
+nothing, so a context the launch left holds none.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from checkkit import fresh_clients, wait_for
+from launchkit import USER, Recorder, admin, settings, writes
+
+from skymagic.errors import ProvisionFailedError
+from skymagic.gpus.inventory import show_gpus
+from skymagic.launches import LaunchResult, down, launch_task, logs, parse_task, status
+from skymagic.launches.podspec import LABEL_MANAGED
+from skymagic.sim import Fleet
+
+ONE, TWO = "one", "two"
+_H100 = {"name": "h100", "count": 2, "gpu": "H100", "gpus": 8, "cpu": 64, "memory_gb": 512}
+GANG_SPEC: dict[str, Any] = {
+    "clusters": [
+        {"name": name, "runtime": "local", "pod_start_s": 0.05, "nodes": [_H100]}
+        for name in (ONE, TWO)
+    ]
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> Iterator[None]:
+    fresh_clients()
+    yield
+    fresh_clients()
+
+
+@pytest.fixture
+def fleet(
+    make_fleet: Callable[..., Fleet], isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> Fleet:
+    f = make_fleet(json.loads(json.dumps(GANG_SPEC)))
+    monkeypatch.setenv("KUBECONFIG", f.kubeconfig)
+    monkeypatch.setenv("SKYMAGIC_USER", USER)
+    return f
+
+
+def gang(
+    body: str, *contexts: str, rec: Recorder | None = None, **kw: Any
+) -> tuple[LaunchResult, Recorder]:
+    rec = rec or Recorder()
+    inventory_fn = kw.pop("inventory_fn", None)
+    detach = kw.pop("detach", False)
+    result = launch_task(
+        parse_task(body, gpus="H100:8", num_nodes=2, **kw),
+        settings(*contexts),
+        observer=rec,
+        detach=detach,
+        provision_timeout=5.0,
+        inventory_fn=inventory_fn,
+    )
+    assert isinstance(result, LaunchResult)
+    return result, rec
+
+
+def skymagic_pods(fleet: Fleet) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for cluster in (ONE, TWO):
+        client = admin(fleet, cluster)
+        try:
+            items, _ = client.list_items("/api/v1/pods", {"labelSelector": f"{LABEL_MANAGED}=true"})
+        finally:
+            client.close()
+        if items:
+            out[cluster] = sorted(i["metadata"]["name"] for i in items)
+    return out
+
+
+ENV_SCRIPT = """\
+echo "rank=$SKYPILOT_NODE_RANK of $SKYPILOT_NUM_NODES gpus=$SKYPILOT_NUM_GPUS_PER_NODE"
+echo "task=$SKYPILOT_TASK_ID master=$MASTER_ADDR:$MASTER_PORT"
+echo "ips=$(echo "$SKYPILOT_NODE_IPS" | tr '\\n' ',')"
+"""
+
+
+def test_a_gang_that_fits_only_in_the_second_context_creates_nothing_in_the_first(
+    fleet: Fleet,
+) -> None:
+    fleet.add_pods(ONE, count=1, gpu="H100", gpus=8, namespace="team-x")  # one node left
+    fleet.clear_requests()
+    result, rec = gang(ENV_SCRIPT, ONE, TWO, name="envs")
+
+    assert rec.plan is not None and rec.plan.chosen == TWO
+    assert dict(rec.plan.reasons())[ONE] == (
+        "not enough nodes free now: 1 of 2 nodes have 8 H100 free"
+    )
+    assert writes(fleet, ONE) == 0 and writes(fleet, ONE, what="/services") == 0
+    assert result.context == TWO and result.status == "Succeeded" and result.exit_code == 0
+    by_rank: dict[str, list[str]] = {"0": [], "1": []}
+    for line in rec.log:
+        m = re.match(r"\(rank=(\d)\) (.*)", line)
+        assert m, f"an unprefixed line: {line!r}"
+        by_rank[m.group(1)].append(m.group(2))
+    ips: set[str] = set()
+    task_ids = set()
+    for rank in ("0", "1"):
+        first, second, third = by_rank[rank]
+        assert first == f"rank={rank} of 2 gpus=8"
+        task, master = second.split(" ")
+        task_ids.add(task)
+        assert master == "master=envs.envs-nodes:29500"
+        rank_ips = third.removeprefix("ips=").rstrip(",").split(",")
+        assert len(rank_ips) == 2 and all(ip.startswith("127.") for ip in rank_ips)
+        ips.add(",".join(rank_ips))
+    assert len(ips) == 1 and len(task_ids) == 1  # every rank sees the same IPs and task id
+    [ip_list] = ips
+    client = admin(fleet, TWO)
+    pods = {
+        p["metadata"]["name"]: p for p in client.list_items("/api/v1/namespaces/default/pods")[0]
+    }
+    assert ip_list == f"{pods['envs']['status']['podIP']},{pods['envs-1']['status']['podIP']}"
+    svc = client.get_json("/api/v1/namespaces/default/services/envs-nodes")
+    assert svc["spec"]["clusterIP"] == "None"
+    assert skymagic_pods(fleet) == {TWO: ["envs", "envs-1"]}
+
+    frame = status(settings(ONE, TWO)).frame
+    [row] = frame.to_dict("records")
+    assert (row["name"], row["nodes"], row["status"]) == ("envs", "0/2 running", "Succeeded")
+    assert row["gpus"] == "2x 8 (nvidia.com/gpu)" and row["node"] == "h100-0, h100-1"
+    per_rank = status(settings(ONE, TWO), ranks=True).frame
+    assert list(per_rank["rank"]) == [0, 1]
+    assert next(iter(logs("envs", settings(ONE, TWO), rank=1))) == "rank=1 of 2 gpus=8"
+    assert next(iter(logs("envs", settings(ONE, TWO)))) == "rank=0 of 2 gpus=8"
+    down(["envs"], settings(ONE, TWO))
+    wait_for(lambda: skymagic_pods(fleet) == {}, 10, "the gang deleted")
+
+
+RENDEZVOUS = """\
+python3 - <<'EOF'
+import os, socket, time
+addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+if os.environ["SKYPILOT_NODE_RANK"] == "0":
+    server = socket.create_server((socket.gethostbyname(addr), port))
+    conn, _ = server.accept()
+    print("rank 0 got:", conn.recv(100).decode(), flush=True)
+else:
+    for _ in range(100):
+        try:
+            sock = socket.create_connection((addr, port), timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    sock.sendall(b"hello from rank 1")
+    print("rank 1 connected to", addr, flush=True)
+EOF
+"""
+
+
+def test_rank_1_reaches_rank_0_at_master_addr_over_tcp(fleet: Fleet) -> None:
+    result, rec = gang(RENDEZVOUS, TWO, name="rdv")
+    assert result.status == "Succeeded", rec.log
+    assert "(rank=0) rank 0 got: hello from rank 1" in rec.log
+    assert "(rank=1) rank 1 connected to rdv.rdv-nodes" in rec.log
+
+
+def test_a_gang_race_deletes_every_pod_and_uses_the_next_context(fleet: Fleet) -> None:
+    snapshot = show_gpus(settings(ONE, TWO))  # both nodes of ONE free here ...
+    fleet.add_pods(ONE, count=1, gpu="H100", gpus=8, namespace="team-x")  # ... one taken now
+    fleet.clear_requests()
+    result, _rec = gang(
+        "echo ran", ONE, TWO, name="race", inventory_fn=lambda _s, _i: snapshot, detach=True
+    )
+    first, second = result.attempts
+    assert (first.context, first.outcome) == (ONE, "unschedulable")
+    assert first.reason.startswith("rank ") and "Insufficient nvidia.com/gpu" in first.reason
+    assert first.seconds < 5.0 + 2.0  # provision timeout + 2 s at most
+    assert (second.context, second.outcome) == (TWO, "running")
+    assert writes(fleet, ONE) == 2  # both ranks were created in ONE ...
+    assert skymagic_pods(fleet) == {TWO: ["race", "race-1"]}  # ... and none is left there
+    client = admin(fleet, ONE)
+    for kind in ("services", "secrets"):
+        items, _ = client.list_items(f"/api/v1/{kind}", {"labelSelector": f"{LABEL_MANAGED}=true"})
+        assert items == []
+
+
+def test_one_rank_failing_fails_the_launch_naming_the_rank(fleet: Fleet) -> None:
+    script = 'echo "up"; if [ "$SKYPILOT_NODE_RANK" = 1 ]; then exit 3; fi; sleep 60'
+    result, rec = gang(script, TWO, name="fails")
+    assert result.status == "Failed" and result.exit_code == 3
+    assert result.attempts[-1].reason == "rank 1 exited with code 3"
+    assert "The launch failed: rank 1 exited with code 3." in str(result)
+    assert sorted(rec.log) == ["(rank=0) up", "(rank=1) up"]
+    down(["fails"], settings(TWO))
+    wait_for(lambda: skymagic_pods(fleet) == {}, 10, "the gang deleted")
+
+
+def test_a_gang_that_fits_nowhere_says_what_would_fit(fleet: Fleet) -> None:
+    fleet.add_pods(ONE, count=1, gpu="H100", gpus=8, namespace="team-x")
+    fleet.add_pods(TWO, count=2, gpu="H100", gpus=6, namespace="team-x")  # 2 free per node
+    with pytest.raises(ProvisionFailedError) as info:
+        gang("true", ONE, TWO, name="nowhere")
+    text = str(info.value)
+    assert text.splitlines()[-1] == (
+        "H100:8 x2 nodes fits nowhere now; H100:2 x2 nodes fits in two (2 nodes); "
+        "H100:8 fits in one (1 node)"
+    )
+    assert skymagic_pods(fleet) == {}
+
+
+def test_detached_gang_returns_once_every_rank_runs(fleet: Fleet) -> None:
+    done = threading.Event()
+    result, _ = gang("sleep 60", TWO, name="bg", detach=True)
+    done.set()
+    assert result.status == "Running" and result.node == "h100-0"
+    assert "Ranks: 0 on h100-0, 1 on h100-1" in str(result) or "Ranks: 0 on h100-1" in str(result)
+    [row] = status(settings(TWO)).frame.to_dict("records")
+    assert row["nodes"] == "2/2 running" and row["status"] == "Running"
+    down(["bg"], settings(TWO))
