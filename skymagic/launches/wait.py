@@ -180,9 +180,9 @@ class CapacityWaiter:
                 snap = watcher.wait_for(fits, timeout=max(slice_s, 0.0))
                 if found and found[0].candidates:
                     return found[0]
-                ctx, best = best_now(self.task, snap, self.contexts)
+                _ctx, best = best_now(self.task, snap, self.contexts)
                 obs.on_progress(
-                    ctx,
+                    "",  # the line names the contexts itself
                     f"waiting for {_what(self.task)}: best now {best}; "
                     f"{_clock(time.monotonic() - self.started)}",
                     time.monotonic() - self.started,

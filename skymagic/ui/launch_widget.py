@@ -259,7 +259,11 @@ class LaunchProgressWidget:
     def _draw_phase(self) -> None:
         assert self._phase is not None
         context, phase, elapsed, at = self._phase
-        self.current = f"{context}: {phase}, {elapsed + time.monotonic() - at:.1f} s"
+        # No context: a line that stands alone (waiting for capacity names its contexts and
+        # carries its own clock).
+        self.current = (
+            f"{context}: {phase}, {elapsed + time.monotonic() - at:.1f} s" if context else phase
+        )
         self.phase.value = f"<span class='sky-phase'>{html.escape(self.current)}</span>"
 
     def _title(self) -> str:

@@ -65,6 +65,18 @@ LAUNCH_SPEC: dict[str, Any] = {
 }
 CLUSTERS = [c["name"] for c in LAUNCH_SPEC["clusters"]]
 
+# Multi-node launches: two clusters of two 8-H100 nodes each, both `runtime: local` (every
+# rank is a real process with a loopback pod IP; the fleet answers the headless Service's
+# names, skymagic/sim/netnames.py).
+ONE, TWO = "one", "two"
+_H100_PAIR = {"name": "h100", "count": 2, "gpu": "H100", "gpus": 8, "cpu": 64, "memory_gb": 512}
+GANG_SPEC: dict[str, Any] = {
+    "clusters": [
+        {"name": name, "runtime": "local", "pod_start_s": 0.05, "nodes": [_H100_PAIR]}
+        for name in (ONE, TWO)
+    ]
+}
+
 
 def settings(*contexts: str, timeout: float = 2.0) -> Settings:
     """Settings allowing `contexts` in this failover order (the config file is read too)."""
@@ -204,3 +216,16 @@ def jobs_spec() -> dict[str, Any]:
         }  # fmt: skip
 
     return {"clusters": [cluster(JOB_A), cluster(JOB_B)]}
+
+
+def skymagic_pods(fleet: Fleet) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for cluster in (ONE, TWO):
+        client = admin(fleet, cluster)
+        try:
+            items, _ = client.list_items("/api/v1/pods", {"labelSelector": f"{LABEL_MANAGED}=true"})
+        finally:
+            client.close()
+        if items:
+            out[cluster] = sorted(i["metadata"]["name"] for i in items)
+    return out
