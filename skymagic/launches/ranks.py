@@ -38,9 +38,11 @@ def _gang_status(statuses: list[str], expected: int) -> str:
 
 def launch_rows(pod_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Fold per-pod rows (with `rank` and `num_nodes`) into one row per launch, in order."""
-    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
-    for row in pod_rows:
-        key = (row["context"], row["namespace"], row["name"], row["launched_by"])
+    groups: dict[tuple[str, str, str, str, int], list[dict[str, Any]]] = {}
+    for i, row in enumerate(pod_rows):
+        # A Service or Secret left without its pod keeps a row of its own.
+        alone = i if str(row["status"]).startswith("Orphaned") else -1
+        key = (row["context"], row["namespace"], row["name"], row["launched_by"], alone)
         groups.setdefault(key, []).append(row)
     out = []
     for rows in groups.values():
