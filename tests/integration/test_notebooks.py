@@ -67,6 +67,10 @@ def test_notebook_runs_without_errors(name: str, clean_env: dict[str, str]) -> N
         assert "none free now" in text
         assert "Hello World from gke_my-project_us-central2-b_my-tpu-cluster" in text
         assert "TPU job running in pod tpu-job" in text
+        # A two-node launch: what would fit instead, then a gang whose ranks both report.
+        assert "H100:8 x2 nodes fits nowhere now" in text and "L4:1 x2 nodes" in text
+        assert "(rank=1) rank 1 of 2, master ddp.ddp-nodes:29500" in text
+        assert "(rank=0) rank 0 of 2, master ddp.ddp-nodes:29500" in text
     elif name == "inventory-analysis.ipynb":
         assert "Cordoned" in text and "delta_free" in text
         assert any("image/png" in o.get("data", {}) for o in outputs(nb))
