@@ -50,6 +50,10 @@ Runtimes: `simulate` runs a pod for `default_duration_s` (or the pod annotation
 `sim.skymagic.dev/duration`; a command containing `sleep infinity` runs until deleted) and
 logs the annotation `sim.skymagic.dev/logs`; `local` runs the container's command as a local
 subprocess whose output is the pod log and whose exit code decides Succeeded or Failed.
+A local pod's IP is a loopback address of its own (127.<100 + cluster index>.x.y), and the
+names cluster DNS would answer for a headless Service (`HOSTNAME.SUBDOMAIN[.NS.svc...]`) are
+kept in an /etc/hosts-format file, `$SKYMAGIC_SIM_HOSTS`, that the pod's `getent hosts` and
+Python's resolver honour (see skymagic/sim/netnames.py).
 
 Exec, attach and port-forward (the pods/exec, pods/attach, pods/portforward subresources, over
 WebSocket or SPDY as kubectl and the official client speak them): with `local`, an exec runs
