@@ -43,8 +43,10 @@ from skymagic.launches.podspec import (
 from skymagic.launches.rendezvous import (
     LABEL_ATTEMPT,
     LABEL_RANK,
+    MARKER,
     gang_pod,
     headless_service,
+    service_name,
     task_id,
 )
 from skymagic.launches.task import Task
@@ -165,6 +167,9 @@ def try_gang(
         for rank in range(task.num_nodes):
             client.post_json(f"/api/v1/namespaces/{ns}/pods", gang_pod(base, task, rank, tid))
         outcome, reason, pods = _wait_all(client, ns, task, attempt_id, provision_timeout, obs, t0)
+        if outcome == "running":
+            labels = base["metadata"]["labels"]
+            outcome, reason = _release(client, ns, task, pods, labels, provision_timeout, obs, t0)
         out.outcome, out.reason, out.pods = outcome, reason, pods
         if outcome != "running":
             out.reason += cleanup_attempt(client, ns, attempt_id)
@@ -261,13 +266,63 @@ def _wait_all(
         driver.stop()
 
 
+def _release(
+    client: ContextClient,
+    ns: str,
+    task: Task,
+    pods: dict[int, dict[str, Any]],
+    labels: dict[str, str],
+    wait_s: float,
+    obs: _Observer,
+    t0: float,
+) -> tuple[str, str]:
+    """Wait until every rank printed that it has every address, then let them all start.
+
+    The ranks wait for the go Service's name (rendezvous.py): created only now, so no rank
+    runs its task (and may finish, leaving DNS) before every rank has resolved every rank.
+    """
+    names = {r: str(p["metadata"]["name"]) for r, p in pods.items()}
+    pending = set(names)
+    deadline = time.monotonic() + max(wait_s, 30.0)
+    while True:
+        for rank in sorted(pending):
+            resp = client.request(
+                "GET",
+                f"/api/v1/namespaces/{ns}/pods/{names[rank]}/log",
+                query={"limitBytes": 65536},
+            )
+            if f"{MARKER}{rank} has the addresses" in resp.data.decode("utf-8", "replace"):
+                pending.discard(rank)
+        if not pending:
+            break
+        if time.monotonic() >= deadline:
+            return "error", (
+                f"rank {min(pending)} did not get every rank's address within "
+                f"{max(wait_s, 30.0):g} s (cluster DNS of the headless Service "
+                f"{service_name(task.name)})"
+            )
+        obs.on_progress(
+            client.name,
+            f"{len(names) - len(pending)}/{len(names)} ranks have every rank's address",
+            time.monotonic() - t0,
+        )
+        time.sleep(0.05)
+    client.post_json(f"/api/v1/namespaces/{ns}/services", headless_service(task, labels, go=True))
+    return "running", ""
+
+
 def cleanup_attempt(client: ContextClient, ns: str, attempt: str, wait_s: float = 30.0) -> str:
     """Delete every object of one attempt (by its label) and wait until its pods are gone.
 
     Returns "" when nothing is left, else a note naming what may be (the context stopped
     answering mid-cleanup), for the attempt's reason.
     """
-    selector = {"labelSelector": f"{LABEL_ATTEMPT}={attempt}"}
+    return cleanup_labelled(client, ns, f"{LABEL_ATTEMPT}={attempt}", wait_s)
+
+
+def cleanup_labelled(client: ContextClient, ns: str, label_selector: str, wait_s: float) -> str:
+    """Delete the pods, Services and Secrets matching `label_selector`; wait for the pods."""
+    selector = {"labelSelector": label_selector}
     try:
         for kind in ("pods", "services", "secrets"):
             items, _ = client.list_items(f"/api/v1/namespaces/{ns}/{kind}", selector)
@@ -342,7 +397,8 @@ def follow_gang(
         while len(finals) < len(names):
             rank, line = q.get()
             if line is not None:
-                obs.on_log(f"(rank={rank}) {line}")
+                if not line.startswith(MARKER):  # the rendezvous prologue's own line
+                    obs.on_log(f"(rank={rank}) {line}")
                 continue
             finals[rank] = _final(client, ns, names[rank])
             if finals[rank].get("status", {}).get("phase") == "Failed":

@@ -14,6 +14,13 @@ created, so each pod's command starts with a short POSIX-shell prologue that res
 rank's hostname (getent, else python3) until all answer, then exports SKYPILOT_NODE_IPS and
 runs the task: no rank runs user code until every rank has an address, and rank 0 starts once
 every rank is up.
+
+Why a second barrier: cluster DNS drops a pod that has finished, so a rank whose task ends at
+once could vanish before a slower rank (still pulling its image) resolved it, and that rank
+would wait forever. So each rank, once it has every address, prints a marker line and waits
+for the name of a second headless Service, `NAME-go`; the launcher creates it only after it
+has seen the marker in every rank's log. No rank runs its task before every rank has every
+address.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from skymagic.launches.podspec import LABEL_LAUNCH, LABEL_USER
 from skymagic.launches.task import Task
 
 __all__ = [
+    "MARKER",
+    "go_name",
     "LABEL_NUM_NODES",
     "LABEL_RANK",
     "MASTER_PORT",
@@ -60,13 +69,23 @@ for _sky_h in $SKYMAGIC_RANK_HOSTS; do
 }$_sky_i"
 done
 export SKYPILOT_NODE_IPS
+echo "skymagic: rank $SKYPILOT_NODE_RANK has the addresses of all $SKYPILOT_NUM_NODES ranks"
+until [ -n "$(_sky_ip "$SKYMAGIC_GO")" ]; do sleep 0.1; done
 unset _sky_h _sky_i _sky_a
 """
+# The line each rank prints once it has every rank's address (the launcher waits for it on
+# every rank, then creates the go Service whose name the ranks wait to resolve).
+MARKER = "skymagic: rank "
 
 
 def service_name(name: str) -> str:
     """The headless Service (and DNS subdomain) of launch `name`."""
     return f"{name}-nodes"
+
+
+def go_name(name: str) -> str:
+    """The headless Service the launcher creates once every rank has every address."""
+    return f"{name}-go"
 
 
 def rank_pod_name(name: str, rank: int) -> str:
@@ -94,6 +113,7 @@ def rank_env(task: Task, rank: int, attempt_task_id: str) -> list[dict[str, str]
         "MASTER_ADDR": hosts[0],
         "MASTER_PORT": str(MASTER_PORT),
         "SKYMAGIC_RANK_HOSTS": " ".join(hosts),
+        "SKYMAGIC_GO": go_name(task.name),
     }
     return [{"name": k, "value": v} for k, v in values.items()]
 
@@ -120,12 +140,18 @@ def gang_pod(base: dict[str, Any], task: Task, rank: int, attempt_task_id: str) 
     return pod
 
 
-def headless_service(task: Task, base_labels: dict[str, str]) -> dict[str, Any]:
-    """The gang's headless Service: DNS names for the attempt's pods, no virtual IP."""
+def headless_service(
+    task: Task, base_labels: dict[str, str], *, go: bool = False
+) -> dict[str, Any]:
+    """The gang's headless Service: DNS names for the attempt's pods, no virtual IP.
+
+    `go`: the second one, whose name resolving tells the ranks to start their task.
+    """
+    name = go_name(task.name) if go else service_name(task.name)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": service_name(task.name), "labels": dict(base_labels)},
+        "metadata": {"name": name, "labels": dict(base_labels)},
         "spec": {
             "clusterIP": "None",
             "publishNotReadyAddresses": True,

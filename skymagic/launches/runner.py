@@ -41,7 +41,7 @@ from skymagic.errors import (
 )
 from skymagic.launches.files import FileSet, collect_files
 from skymagic.launches.follow import follow_pod, pod_exit
-from skymagic.launches.gang import gang_attempt
+from skymagic.launches.gang import cleanup_labelled, gang_attempt
 from skymagic.launches.outcome import Attempt, LaunchObserver, LaunchResult, Silent, command
 from skymagic.launches.plan import Candidate, Plan, make_plan
 from skymagic.launches.pods import LivePod, reap_ended
@@ -337,6 +337,8 @@ def _settle_existing(
         client = client_for(targets.kubeconfig.resolve(ctx), settings.client)
         made = {"pod": task.name, "service": task.name, "secret": f"{task.name}-kubeconfig"}
         note = _cleanup(client, ns, made, extra_secrets=(f"{task.name}-secrets",))
+        if not note:  # a multi-node launch's other ranks and headless Service too
+            note = cleanup_labelled(client, ns, selector_for(task.name, task.user), 30.0)
         if note:
             raise ConfigError(
                 f"could not replace the finished launch '{task.name}'{note}", context=ctx

@@ -6,7 +6,9 @@ of a multi-node launch can listen on its IP while another connects to it.
 
 Cluster DNS answers `HOSTNAME.SUBDOMAIN[.NAMESPACE.svc[.cluster.local]]` with the IP of a pod
 whose spec sets that hostname and subdomain, when a headless Service (clusterIP None) named
-SUBDOMAIN exists in its namespace. The local runtime has no DNS server, so the cluster keeps
+SUBDOMAIN exists in its namespace, and a headless Service's own name with the IPs of the pods
+it selects (here: of the pods that set a subdomain). A pod that has finished is dropped, as
+the EndpointSlice controller drops it. The local runtime has no DNS server, so the cluster keeps
 those answers in an /etc/hosts-format file, `<cluster dir>/net/hosts`, rewritten (atomically)
 whenever such a pod gets or loses its IP or such a Service comes or goes, and every local
 pod's processes honour it:
@@ -117,9 +119,10 @@ class NameTable:
         getent.chmod(0o755)
         (self.net / "py" / "sitecustomize.py").write_text(SITECUSTOMIZE)
         self.path = self.net / "hosts"
-        # pod key -> (namespace, hostname, subdomain, ip); headless Services as (namespace, name)
-        self.pods: dict[str, tuple[str, str, str, str]] = {}
-        self.headless: set[tuple[str, str]] = set()
+        # pod key -> (namespace, hostname, subdomain, ip, labels); headless Services by
+        # (namespace, name) -> their selector
+        self.pods: dict[str, tuple[str, str, str, str, dict[str, str]]] = {}
+        self.headless: dict[tuple[str, str], dict[str, str]] = {}
         self._text: str | None = None
         self._write()
 
@@ -127,10 +130,11 @@ class NameTable:
         meta = obj.get("metadata") or {}
         ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
         if resource == "services":
-            if etype != "DELETED" and (obj.get("spec") or {}).get("clusterIP") == "None":
-                self.headless.add((ns, name))
+            spec = obj.get("spec") or {}
+            if etype != "DELETED" and spec.get("clusterIP") == "None":
+                self.headless[(ns, name)] = dict(spec.get("selector") or {})
             else:
-                self.headless.discard((ns, name))
+                self.headless.pop((ns, name), None)
         elif resource == "pods":
             spec, status = obj.get("spec") or {}, obj.get("status") or {}
             key = f"{ns}/{name}"
@@ -138,7 +142,8 @@ class NameTable:
             live = status.get("phase") not in ("Succeeded", "Failed")
             if etype != "DELETED" and spec.get("subdomain") and ip and live:
                 hostname = str(spec.get("hostname") or name)
-                self.pods[key] = (ns, hostname, str(spec["subdomain"]), str(ip))
+                labels = dict(meta.get("labels") or {})
+                self.pods[key] = (ns, hostname, str(spec["subdomain"]), str(ip), labels)
             elif self.pods.pop(key, None) is None:
                 return
         else:
@@ -147,10 +152,15 @@ class NameTable:
 
     def lines(self) -> list[str]:
         out = []
-        for ns, hostname, sub, ip in sorted(self.pods.values()):
+        pods = sorted(self.pods.values(), key=lambda p: p[:4])
+        for ns, hostname, sub, ip, _labels in pods:
             if (ns, sub) in self.headless:
                 short = f"{hostname}.{sub}"
                 out.append(f"{ip} {short} {short}.{ns}.svc {short}.{ns}.svc.cluster.local")
+        for (ns, name), selector in sorted(self.headless.items()):
+            for pod_ns, _h, _s, ip, labels in pods:
+                if selector and pod_ns == ns and selector.items() <= labels.items():
+                    out.append(f"{ip} {name} {name}.{ns}.svc {name}.{ns}.svc.cluster.local")
         return out
 
     def _write(self) -> None:

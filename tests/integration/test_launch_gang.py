@@ -103,8 +103,11 @@ def test_a_gang_that_fits_only_in_the_second_context_creates_nothing_in_the_firs
         p["metadata"]["name"]: p for p in client.list_items("/api/v1/namespaces/default/pods")[0]
     }
     assert ip_list == f"{pods['envs']['status']['podIP']},{pods['envs-1']['status']['podIP']}"
-    svc = client.get_json("/api/v1/namespaces/default/services/envs-nodes")
-    assert svc["spec"]["clusterIP"] == "None"
+    for svc in ("envs-nodes", "envs-go"):  # rank names; the go-ahead once all resolved
+        assert (
+            client.get_json(f"/api/v1/namespaces/default/services/{svc}")["spec"]["clusterIP"]
+            == "None"
+        )
     assert skymagic_pods(fleet) == {TWO: ["envs", "envs-1"]}
 
     frame = status(settings(ONE, TWO)).frame
@@ -113,8 +116,10 @@ def test_a_gang_that_fits_only_in_the_second_context_creates_nothing_in_the_firs
     assert row["gpus"] == "2x 8 (nvidia.com/gpu)" and row["node"] == "h100-0, h100-1"
     per_rank = status(settings(ONE, TWO), ranks=True).frame
     assert list(per_rank["rank"]) == [0, 1]
-    assert next(iter(logs("envs", settings(ONE, TWO), rank=1))) == "rank=1 of 2 gpus=8"
-    assert next(iter(logs("envs", settings(ONE, TWO)))) == "rank=0 of 2 gpus=8"
+    # Each rank's log: the rendezvous prologue's line, then the task's.
+    rank1 = list(logs("envs", settings(ONE, TWO), rank=1))
+    assert rank1[:2] == ["skymagic: rank 1 has the addresses of all 2 ranks", "rank=1 of 2 gpus=8"]
+    assert list(logs("envs", settings(ONE, TWO)))[1] == "rank=0 of 2 gpus=8"
     down(["envs"], settings(ONE, TWO))
     wait_for(lambda: skymagic_pods(fleet) == {}, 10, "the gang deleted")
 
@@ -198,3 +203,39 @@ def test_detached_gang_returns_once_every_rank_runs(fleet: Fleet) -> None:
     [row] = status(settings(TWO)).frame.to_dict("records")
     assert row["nodes"] == "2/2 running" and row["status"] == "Running"
     down(["bg"], settings(TWO))
+
+
+def test_rerunning_a_finished_gang_replaces_every_rank(fleet: Fleet) -> None:
+    first, _ = gang("echo first", TWO, name="again")
+    assert first.status == "Succeeded"
+    second, rec = gang("echo second", TWO, name="again")
+    assert second.status == "Succeeded", second
+    assert sorted(rec.log) == ["(rank=0) second", "(rank=1) second"]
+    assert skymagic_pods(fleet) == {TWO: ["again", "again-1"]}
+
+
+def test_the_magics_launch_a_gang_and_show_its_ranks(fleet: Fleet, ipshell: Any) -> None:
+    from IPython.utils.capture import capture_output
+
+    ipshell.run_line_magic("load_ext", "skymagic")
+    ipshell.run_line_magic("config", f"SkyMagics.allowed_contexts = {[ONE, TWO]!r}")
+    try:
+        with capture_output() as out:
+            result = ipshell.run_cell_magic(
+                "sky_launch",
+                "magic --gpus H100:8 --num-nodes 2 -r --timeout-minutes 1",
+                'echo "I am $SKYPILOT_NODE_RANK"',
+            )
+        assert result.status == "Succeeded", out.stdout
+        assert "(rank=0) I am 0" in out.stdout and "(rank=1) I am 1" in out.stdout
+        launches = ipshell.run_line_magic("sky_status", "").frame
+        assert list(launches["nodes"]) == ["0/2 running"]
+        ranks = ipshell.run_line_magic("sky_status", "--ranks").frame
+        assert list(ranks["rank"]) == [0, 1]
+        with capture_output() as out:
+            ipshell.run_line_magic("sky_logs", "magic --rank 1")
+        assert out.stdout.splitlines()[-1] == "I am 1"
+        with capture_output():
+            ipshell.run_line_magic("sky_down", "magic")
+    finally:
+        ipshell.run_line_magic("config", "SkyMagics.allowed_contexts = None")
