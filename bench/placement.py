@@ -1,7 +1,8 @@
 """Placement measurements for bench/failover.py: gangs past a half-full context, waiting, races.
 
-Two more contexts of the same fleet, `gang-half` and `gang-free`, each with two 8-H100 nodes
-(pods start after the simulator's default 0.2 s); `gang-half` has one node taken.
+Two more contexts of the same fleet, `gang-half` and `gang-free`, each with two 8-H100 nodes,
+`runtime: local` (every rank is a real process that resolves its peers before its task runs;
+pods start after the simulator's default 0.2 s); `gang-half` has one node taken.
 
 - Gang: a 2 x H100:8 launch allowed [gang-half, gang-free]. The plan sees that only one node
   of gang-half has room, so nothing is created there. Measured: call to both ranks Running
@@ -31,9 +32,9 @@ from skymagic.sim import Fleet
 
 HALF, FREE = "gang-half", "gang-free"
 _NODE = {"name": "h100", "count": 2, "gpu": "H100", "gpus": 8, "cpu": 192, "memory_gb": 1800}
+# `runtime: local`: each rank is a real process that resolves its peers (the rendezvous).
 CLUSTERS: list[dict[str, Any]] = [
-    {"name": HALF, "nodes": [_NODE]},
-    {"name": FREE, "nodes": [_NODE]},
+    {"name": name, "runtime": "local", "nodes": [_NODE]} for name in (HALF, FREE)
 ]
 PROVISION_TIMEOUT_S = 10.0
 
