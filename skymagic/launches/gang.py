@@ -402,6 +402,7 @@ def follow_gang(
                 continue
             finals[rank] = _final(client, ns, names[rank])
             if finals[rank].get("status", {}).get("phase") == "Failed":
+                _drain(q, obs)  # what the other ranks printed up to now still shows
                 break
     except KeyboardInterrupt:
         result.status = "Detached"
@@ -421,6 +422,17 @@ def follow_gang(
     elif len(finals) == len(names):
         result.status = "Succeeded"
     return result
+
+
+def _drain(q: queue.Queue[tuple[int, str | None]], obs: _Observer, wait_s: float = 0.3) -> None:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            rank, line = q.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return
+        if line is not None and not line.startswith(MARKER):
+            obs.on_log(f"(rank={rank}) {line}")
 
 
 def _final(client: ContextClient, ns: str, name: str, wait_s: float = 30.0) -> dict[str, Any]:

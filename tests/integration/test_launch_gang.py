@@ -178,7 +178,7 @@ def test_one_rank_failing_fails_the_launch_naming_the_rank(fleet: Fleet) -> None
     assert result.status == "Failed" and result.exit_code == 3
     assert result.attempts[-1].reason == "rank 1 exited with code 3"
     assert "The launch failed: rank 1 exited with code 3." in str(result)
-    assert sorted(rec.log) == ["(rank=0) up", "(rank=1) up"]
+    assert "(rank=1) up" in rec.log  # (rank 0's line too, unless the failure came first)
     down(["fails"], settings(TWO))
     wait_for(lambda: skymagic_pods(fleet) == {}, 10, "the gang deleted")
 
