@@ -205,10 +205,13 @@ def launch_task(
                 break
             if waiter is None:
                 if detach:
+                    # Managed jobs fail at once with no capacity (FAILED_NO_RESOURCE): no
+                    # controller waits on our behalf yet, so the wait is held here.
                     obs.on_message(
                         "--retry-until-up waits here, in the foreground, until a context can "
                         "take the task (Ctrl-C cancels; nothing is created meanwhile); "
-                        "--detach applies once the pod runs."
+                        "--detach applies once the pod runs. The managed-jobs controller does "
+                        "not wait for capacity yet."
                     )
                 waiter = CapacityWaiter(
                     task,
