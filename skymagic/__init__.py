@@ -137,18 +137,27 @@ def launch(body: str = "", **options: Any) -> LaunchResult | Plan:
     return launch_operation(body, **options)
 
 
-def exec(name: str, script: str, *, settings: Settings | None = None, check: bool = True) -> Any:
+def exec(
+    name: str,
+    script: str,
+    *,
+    settings: Settings | None = None,
+    check: bool = True,
+    rank: int | str = 0,
+) -> Any:
     """Run `script` in launch `name`'s running pod like `%%sky_exec`, output printed live.
 
+    A multi-node launch runs it on `rank` (default 0), or on every rank with `rank="all"`.
     Returns the ExecResult (`.exit_code`); with `check` (the default) a non-zero exit code
-    raises CommandFailedError instead.
+    raises CommandFailedError instead, naming the rank.
     """
     import sys
 
-    from skymagic.launches.exec import exec_command, print_to
+    from skymagic.launches.exec import print_to
+    from skymagic.launches.rankexec import exec_ranks
 
     out, err = print_to(sys.stdout), print_to(sys.stderr)
-    return exec_command(name, script, settings, on_stdout=out, on_stderr=err, check=check)
+    return exec_ranks(name, script, settings, rank=rank, on_stdout=out, on_stderr=err, check=check)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -22,6 +22,7 @@ from skymagic.gpus.quantity import parse_quantity
 from skymagic.launches.agent import exec_wrapper
 from skymagic.launches.pods import LivePod, find_pod
 from skymagic.launches.podspec import ANNOTATION_GPU, ANNOTATION_IMAGE
+from skymagic.launches.ranks import rank_of
 from skymagic.launches.task import Task
 
 __all__ = [
@@ -48,10 +49,13 @@ class ExecResult:
     seconds: float
     message: str = ""
     hints: list[str] = field(default_factory=list)
+    rank: int | None = None  # a multi-node launch's rank (the failing one, for `--rank all`)
+    ranks: list[ExecResult] = field(default_factory=list)  # `--rank all`: each rank's, in order
 
     def __str__(self) -> str:
+        which = "" if self.rank is None else f" rank {self.rank}"
         text = (
-            f"'{self.name}' ({self.context}/{self.namespace}): exit code {self.exit_code} "
+            f"'{self.name}'{which} ({self.context}/{self.namespace}): exit code {self.exit_code} "
             f"after {self.seconds:.1f} s"
         )
         if self.message:
@@ -65,8 +69,9 @@ class ExecResult:
         """CommandFailedError (what fails a notebook cell) unless the exit code is 0."""
         if self.exit_code != 0:
             detail = f": {self.message}" if self.message else ""
+            which = "" if self.rank is None else f" (rank {self.rank})"
             raise CommandFailedError(
-                f"the {what} in '{self.name}' exited with code {self.exit_code}{detail}",
+                f"the {what} in '{self.name}'{which} exited with code {self.exit_code}{detail}",
                 exit_code=self.exit_code,
                 context=self.context,
             )
@@ -112,14 +117,16 @@ def run_in_pod(
         on_stdout=_decoder(on_stdout),
         on_stderr=_decoder(on_stderr),
     )
-    name = live.pod["metadata"].get("labels", {}).get("skymagic.dev/launch", live.name)
+    labels = live.pod["metadata"].get("labels") or {}
+    rank, num_nodes = rank_of(labels)
     result = ExecResult(
-        name,
+        labels.get("skymagic.dev/launch", live.name),
         live.context,
         live.namespace,
         outcome.exit_code,
         time.monotonic() - started,
         outcome.message,
+        rank=rank if num_nodes > 1 else None,
     )
     if check:
         result.raise_for_exit(what)
@@ -135,11 +142,16 @@ def exec_command(
     on_stderr: Output | None = None,
     check: bool = False,
     envs: dict[str, str] | None = None,
+    rank: int = 0,
 ) -> ExecResult:
-    """Run `script` (a shell script) in launch `name`'s pod, from ~/sky_workdir."""
+    """Run `script` (a shell script) in launch `name`'s pod, from ~/sky_workdir.
+
+    A multi-node launch runs it on rank `rank` (rank 0, the pod named NAME, by default);
+    rankexec.exec_ranks runs it on every rank.
+    """
     if not script.strip():
         raise ConfigError("nothing to run: give a command (or a cell body) to exec")
-    live = find_pod(name, settings)
+    live = find_pod(name, settings, rank=rank)
     return run_in_pod(
         live,
         exec_wrapper(script, envs=envs),

@@ -173,9 +173,16 @@ def launch_exit_code(result: LaunchResult) -> int:
 
 
 def _exec(args: argparse.Namespace) -> int:
-    from skymagic.launches.exec import exec_command, print_to
+    from skymagic.launches.exec import print_to
+    from skymagic.launches.rankexec import exec_ranks
 
     command = list(args.command)
+    # `exec NAME --rank N -- CMD`: argparse leaves an option after NAME in the command.
+    while command and (command[0] == "--rank" or command[0].startswith("--rank=")):
+        if command[0] == "--rank" and len(command) > 1:
+            args.rank, command = command[1], command[2:]
+        else:
+            args.rank, command = command[0].partition("=")[2], command[1:]
     if command and command[0] == "--":
         command = command[1:]
     if not command:
@@ -184,7 +191,11 @@ def _exec(args: argparse.Namespace) -> int:
     # One argument is a script as written; several are one command line, quoted as given.
     script = command[0] if len(command) == 1 else shlex.join(command)
     out, err = print_to(sys.stdout), print_to(sys.stderr)
-    result = exec_command(args.name, script, _settings(args), on_stdout=out, on_stderr=err)
+    result = exec_ranks(
+        args.name, script, _settings(args), rank=args.rank, on_stdout=out, on_stderr=err
+    )
+    if result.exit_code != 0 and result.rank is not None:
+        print(f"error: rank {result.rank} exited with code {result.exit_code}", file=sys.stderr)
     if result.message:
         print(f"error: {result.message}", file=sys.stderr)
     code = result.exit_code
@@ -426,6 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
         "exits with the command's code",
     )
     exe.add_argument("name", help="the launch")
+    exe.add_argument(
+        "--rank",
+        default="0",
+        help="a multi-node launch's rank (default 0), or 'all': every rank at once, lines "
+        "prefixed (rank=N), exiting with the first failing rank's code",
+    )
     exe.add_argument(
         "command", nargs=argparse.REMAINDER, help="the command ([--] CMD ARGS..., or one script)"
     )

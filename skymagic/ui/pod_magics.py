@@ -1,8 +1,9 @@
 """Magics that work on a launched pod: `%%sky_exec`, `%sky_port_forward` (presentation only).
 
-`%%sky_exec NAME` runs the cell in the pod (from ~/sky_workdir), printing stdout and stderr as
-they arrive, and fails the cell with CommandFailedError when the exit code is not 0 (the code
-is in the error and in `_sky_exec`). `%sky_port_forward NAME PORT` serves
+`%%sky_exec NAME [--rank N|all]` runs the cell in the pod (from ~/sky_workdir; a multi-node
+launch's rank 0, another rank, or every rank), printing stdout and stderr as they arrive, and
+fails the cell with CommandFailedError when the exit code is not 0 (the code is in the error
+and in `_sky_exec`). `%sky_port_forward NAME PORT` serves
 http://127.0.0.1:PORT from the kernel (background threads) until the pod goes away.
 `after_launch` starts the forwards of a launch's `--ports` (called by `%%sky_launch`).
 """
@@ -29,6 +30,12 @@ class PodMagics(Magics):
     @magic_arguments(name="%sky_exec")
     @argument("name", help="The launch whose pod runs the command (found in any allowed context).")
     @argument(
+        "--rank",
+        default="0",
+        help="A multi-node launch's rank to run on (default 0), or 'all': every rank at once, "
+        "each line prefixed (rank=N); the first rank to fail fails the cell.",
+    )
+    @argument(
         "command",
         nargs="*",
         help="As a line magic: the command to run. As a cell magic, the cell is the script.",
@@ -40,10 +47,12 @@ class PodMagics(Magics):
 
         `%%sky_exec NAME` runs the cell (a shell script, bash when the image has it) in the
         pod from ~/sky_workdir, with the task's environment. `%sky_exec NAME CMD...` runs one
-        command line. Each run counts as activity for autostop. Returns nothing on success;
-        the ExecResult is kept in `_sky_exec`.
+        command line. Each run counts as activity for autostop. A multi-node launch runs it
+        on rank 0 unless `--rank N`, or on every rank with `--rank all`. Returns nothing on
+        success; the ExecResult is kept in `_sky_exec`.
         """
-        from skymagic.launches.exec import exec_command, print_to
+        from skymagic.launches.exec import print_to
+        from skymagic.launches.rankexec import exec_ranks
 
         args = parse_argstring(self.sky_exec, line)
         script = cell if cell is not None else " ".join(args.command)
@@ -51,10 +60,11 @@ class PodMagics(Magics):
             from IPython.core.error import UsageError
 
             raise UsageError("give a command: %sky_exec NAME CMD..., or use %%sky_exec NAME")
-        result = exec_command(
+        result = exec_ranks(
             args.name,
             script,
             self._settings(),
+            rank=args.rank,
             on_stdout=print_to(sys.stdout),
             on_stderr=print_to(sys.stderr),
             check=False,
