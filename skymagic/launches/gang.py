@@ -11,6 +11,9 @@ labelled with the attempt's id:
   attempt made is deleted (by its attempt label) and the launch waits until no pod of it is
   left, then tries the next context. Part of a gang is never left behind.
 
+Once every rank runs, the launch's files go to every rank in parallel (gangfiles.py), then
+the ranks are let go (each entrypoint waits for its files before setup and run).
+
 Following: every rank's log streams at once, each line prefixed `(rank=N)`; the task's exit
 code is rank 0's, and any rank that fails fails the launch, naming the rank and its code.
 This module never prints: progress goes to the launch's observer, on the caller's thread.
@@ -32,6 +35,8 @@ from skymagic.core.flatten import flatten_for_contexts
 from skymagic.core.targets import Settings, Targets
 from skymagic.core.watch import Changed, DriverEvent, Failed, Listed, WatchDriver
 from skymagic.errors import LaunchError, NotFoundError, SkymagicError
+from skymagic.launches.files import FileSet
+from skymagic.launches.gangfiles import send_to_ranks
 from skymagic.launches.outcome import Attempt, LaunchResult
 from skymagic.launches.plan import Candidate
 from skymagic.launches.podspec import (
@@ -113,10 +118,12 @@ def try_gang(
     obs: _Observer,
     *,
     service_account: Callable[[ContextClient, str, str], str | None],
+    files: FileSet | None = None,
 ) -> GangAttempt:
     """Create the gang in `cand.context` and wait until every rank runs (or clean up).
 
     `service_account(client, namespace, identity)` is the launch's service-account rule.
+    `files` (workdir, file_mounts) go to every rank, in parallel, before any rank starts.
     KeyboardInterrupt deletes what was made and propagates.
     """
     ctx = cand.context
@@ -168,6 +175,7 @@ def try_gang(
             client.post_json(f"/api/v1/namespaces/{ns}/pods", gang_pod(base, task, rank, tid))
         outcome, reason, pods = _wait_all(client, ns, task, attempt_id, provision_timeout, obs, t0)
         if outcome == "running":
+            send_to_ranks(client, ns, pods, files, obs, t0)  # every rank waits for them
             labels = base["metadata"]["labels"]
             outcome, reason = _release(client, ns, task, pods, labels, provision_timeout, obs, t0)
         out.outcome, out.reason, out.pods = outcome, reason, pods
@@ -477,6 +485,7 @@ def run_gang(
     *,
     service_account: Callable[[ContextClient, str, str], str | None],
     command: Callable[[str, str], str],
+    files: FileSet | None = None,
 ) -> GangRun:
     """Start the gang in `cand.context`, then follow every rank unless `detach`.
 
@@ -485,7 +494,14 @@ def run_gang(
     """
     try:
         gang = try_gang(
-            task, cand, targets, settings, provision_timeout, obs, service_account=service_account
+            task,
+            cand,
+            targets,
+            settings,
+            provision_timeout,
+            obs,
+            service_account=service_account,
+            files=files,
         )
     except KeyboardInterrupt:
         error = LaunchError(
@@ -542,6 +558,7 @@ def gang_attempt(
     *,
     service_account: Callable[[ContextClient, str, str], str | None],
     command: Callable[[str, str], str],
+    files: FileSet | None = None,
 ) -> tuple[Attempt, LaunchResult | None]:
     """One context for a multi-node task, as the runner records attempts and results."""
     run = run_gang(
@@ -554,6 +571,7 @@ def gang_attempt(
         obs,
         service_account=service_account,
         command=command,
+        files=files,
     )
     g = run.attempt
     attempt = Attempt(g.context, g.outcome, g.reason, g.seconds, g.pod_created)

@@ -173,6 +173,7 @@ def launch_task(
                         obs,
                         service_account=lambda c, ns, who: _service_account(c, ns, who, obs),
                         command=lambda verb, name: command(hint_style, verb, name),
+                        files=files,
                     )
                     attempts.append(attempt)
                     obs.on_attempt(attempt)
