@@ -1,0 +1,205 @@
+"""Working on a multi-node launch against the simulated fleet (runtime: local, real HTTPS, exec).
+
+A gang's workdir and file_mounts reach every rank before its run; `%%sky_exec NAME` runs on
+rank 0, `--rank N` on another, `--rank all` on every rank at once with `(rank=N)` lines, and a
+failing rank fails the cell with its exit code (the magic, the function and the CLI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from checkkit import fresh_clients
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+from launchkit import GANG_SPEC, ONE, USER, Recorder, settings
+
+from skymagic.errors import CommandFailedError, ConfigError
+from skymagic.launches import LaunchResult, launch_task, parse_task
+from skymagic.launches.rankexec import exec_ranks
+from skymagic.sim import Fleet
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> Iterator[None]:
+    fresh_clients()
+    yield
+    fresh_clients()
+
+
+@pytest.fixture
+def fleet(
+    make_fleet: Callable[..., Fleet], isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> Fleet:
+    f = make_fleet(json.loads(json.dumps(GANG_SPEC)))
+    monkeypatch.setenv("KUBECONFIG", f.kubeconfig)
+    monkeypatch.setenv("SKYMAGIC_USER", USER)
+    return f
+
+
+def pod_dir(fleet: Fleet, name: str) -> Path:
+    return Path(fleet.state_dir) / "clusters" / "0" / "pods" / f"default_{name}"
+
+
+def gang_launch(body: str, name: str, **kw: Any) -> tuple[LaunchResult, Recorder]:
+    rec = Recorder()
+    result = launch_task(
+        parse_task(body, gpus="H100:8", num_nodes=2, name=name),
+        settings(ONE),
+        observer=rec,
+        provision_timeout=5.0,
+        **kw,
+    )
+    assert isinstance(result, LaunchResult)
+    return result, rec
+
+
+def by_rank(lines: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in lines:
+        m = re.match(r"\(rank=(\d)\) (.*)", line)
+        assert m, f"an unprefixed line: {line!r}"
+        out.setdefault(m.group(1), []).append(m.group(2))
+    return out
+
+
+def test_a_gangs_workdir_and_file_mounts_reach_every_rank_before_its_run(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    src = tmp_path / "proj"
+    (src / "sub").mkdir(parents=True)
+    (src / "data.txt").write_text("payload-42\n")
+    (src / "sub" / "setup.sh").write_text("echo set-up\n")
+    mount = tmp_path / "cfg.yaml"
+    mount.write_text("lr: 0.5\n")
+    body = f"""
+workdir: {src}
+file_mounts:
+  ~/cfg/cfg.yaml: {mount}
+setup: sh sub/setup.sh > ~/setup-ran
+run: |
+  echo "data=$(cat data.txt) cfg=$(cat ~/cfg/cfg.yaml) setup=$(cat ~/setup-ran)"
+"""
+    result, rec = gang_launch(body, "wd")
+
+    assert result.status == "Succeeded", rec.text.getvalue()
+    lines = by_rank(rec.log)
+    expected = "data=payload-42 cfg=lr: 0.5 setup=set-up"
+    assert lines == {"0": [expected], "1": [expected]}
+    assert any("sent the files to 2 ranks" in m for m in rec.messages), rec.messages
+    for pod in ("wd", "wd-1"):  # each rank's own home holds the files, byte for byte
+        assert (pod_dir(fleet, pod) / "sky_workdir" / "data.txt").read_text() == "payload-42\n"
+        assert (pod_dir(fleet, pod) / "cfg" / "cfg.yaml").read_text() == "lr: 0.5\n"
+
+
+DEV_GANG = "envs:\n  GREETING: hi\n"  # no run: both ranks stay up for exec
+
+
+def test_exec_runs_on_rank_0_by_default_on_one_rank_or_on_all(fleet: Fleet) -> None:
+    result, rec = gang_launch(DEV_GANG, "dev")
+    assert result.status == "Running", rec.text.getvalue()
+    s = settings(ONE)
+    out: list[str] = []
+    first = exec_ranks("dev", 'echo "rank $SKYPILOT_NODE_RANK"', s, on_stdout=out.append)
+    assert (first.exit_code, first.rank, "".join(out)) == (0, 0, "rank 0\n")
+    out.clear()
+    one = exec_ranks("dev", 'echo "rank $SKYPILOT_NODE_RANK"', s, rank=1, on_stdout=out.append)
+    assert (one.exit_code, one.rank, "".join(out)) == (0, 1, "rank 1\n")
+
+    out.clear()
+    both = exec_ranks(
+        "dev",
+        'echo "a $SKYPILOT_NODE_RANK"; echo "b $(basename "$HOME")"; printf tail',
+        s,
+        rank="all",
+        on_stdout=out.append,
+        check=True,
+    )
+    assert both.exit_code == 0 and [r.rank for r in both.ranks] == [0, 1]
+    lines = by_rank("".join(out).splitlines())
+    assert lines == {
+        "0": ["a 0", "b default_dev", "tail"],  # each rank's own pod (its own home)
+        "1": ["a 1", "b default_dev-1", "tail"],
+    }
+
+    with pytest.raises(CommandFailedError, match=r"'dev' \(rank 1\) exited with code 5") as info:
+        exec_ranks(
+            "dev",
+            'echo "r$SKYPILOT_NODE_RANK"; exit $((SKYPILOT_NODE_RANK * 5))',
+            s,
+            rank="all",
+            check=True,
+        )
+    assert info.value.exit_code == 5
+    with pytest.raises(ConfigError, match="launch 'dev' has no rank 2: it has 2 nodes"):
+        exec_ranks("dev", "true", s, rank=2)
+    with pytest.raises(ConfigError, match="--rank 'x': give a rank number"):
+        exec_ranks("dev", "true", s, rank="x")
+
+
+def test_sky_exec_rank_all_prints_every_rank_and_a_failing_rank_fails_the_cell(
+    fleet: Fleet, ipshell: InteractiveShell
+) -> None:
+    result, rec = gang_launch(DEV_GANG, "cells")
+    assert result.status == "Running", rec.text.getvalue()
+    ipshell.run_line_magic("load_ext", "skymagic")
+    ipshell.run_line_magic("config", f"SkyMagics.allowed_contexts = ['{ONE}']")
+    try:
+        with capture_output() as cap:
+            ipshell.run_cell_magic(
+                "sky_exec", "cells --rank all", 'echo "$GREETING from $SKYPILOT_NODE_RANK"\n'
+            )
+        assert sorted(cap.stdout.splitlines()) == ["(rank=0) hi from 0", "(rank=1) hi from 1"]
+        with capture_output() as cap:
+            ipshell.run_cell_magic("sky_exec", "cells", "echo only $SKYPILOT_NODE_RANK\n")
+        assert cap.stdout == "only 0\n"
+        with capture_output() as cap:
+            cell = ipshell.run_cell(
+                "%%sky_exec cells --rank all\n"
+                'echo "before $SKYPILOT_NODE_RANK"\n'
+                '[ "$SKYPILOT_NODE_RANK" = 1 ] && exit 3\n'
+                "exit 0\n"
+            )
+        assert "(rank=0) before 0" in cap.stdout and "(rank=1) before 1" in cap.stdout
+        assert isinstance(cell.error_in_exec, CommandFailedError)
+        assert cell.error_in_exec.exit_code == 3
+        assert "(rank 1) exited with code 3" in str(cell.error_in_exec)
+        assert ipshell.user_ns["_sky_exec"].rank == 1
+    finally:
+        ipshell.run_line_magic("config", "SkyMagics.allowed_contexts = None")
+
+
+def test_cli_exec_rank_all_exits_with_the_failing_ranks_code(fleet: Fleet) -> None:
+    result, rec = gang_launch(DEV_GANG, "clig")
+    assert result.status == "Running", rec.text.getvalue()
+    home = Path(os.environ["HOME"])
+    (home / ".sky").mkdir(exist_ok=True)
+    (home / ".sky" / "config.yaml").write_text(f"kubernetes:\n  allowed_contexts: [{ONE}]\n")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "skymagic.ui.cli", *args],
+            capture_output=True,
+            check=False,
+            text=True,
+            env={**os.environ, "SKYMAGIC_USER": USER, "KUBECONFIG": fleet.kubeconfig},
+            timeout=60,
+        )
+
+    script = 'echo "r$SKYPILOT_NODE_RANK"; exit $((SKYPILOT_NODE_RANK * 7))'
+    proc = cli("exec", "clig", "--rank", "all", "--", "sh", "-c", script)
+    assert proc.returncode == 7, proc.stderr
+    assert sorted(proc.stdout.splitlines()) == ["(rank=0) r0", "(rank=1) r1"]
+    assert "rank 1 exited with code 7" in proc.stderr
+    proc = cli("exec", "clig", "--rank=1", "echo on $SKYPILOT_NODE_RANK")
+    assert (proc.returncode, proc.stdout) == (0, "on 1\n")
+    proc = cli("exec", "clig", "echo on $SKYPILOT_NODE_RANK")
+    assert (proc.returncode, proc.stdout) == (0, "on 0\n")
