@@ -59,11 +59,9 @@ from skymagic.launches.task import Task
 __all__ = [
     "GangAttempt",
     "GangFollow",
-    "GangRun",
     "cleanup_attempt",
     "follow_gang",
     "gang_attempt",
-    "run_gang",
     "try_gang",
 ]
 
@@ -463,18 +461,7 @@ def rank_nodes(pods: dict[int, dict[str, Any]]) -> list[str]:
     return [str(pods[r].get("spec", {}).get("nodeName") or "") for r in sorted(pods)]
 
 
-@dataclass
-class GangRun:
-    """A gang launch in one context, from creation to its end (or detaching)."""
-
-    attempt: GangAttempt
-    status: str | None = None  # None: not started here (fail over); else Running, Succeeded...
-    node: str | None = None  # rank 0's
-    exit_code: int | None = None
-    hints: list[str] = field(default_factory=list)
-
-
-def run_gang(
+def gang_attempt(
     task: Task,
     cand: Candidate,
     targets: Targets,
@@ -486,11 +473,13 @@ def run_gang(
     service_account: Callable[[ContextClient, str, str], str | None],
     command: Callable[[str, str], str],
     files: FileSet | None = None,
-) -> GangRun:
+) -> tuple[Attempt, LaunchResult | None]:
     """Start the gang in `cand.context`, then follow every rank unless `detach`.
 
-    `command(verb, name)` words a hint's command in the caller's syntax. Ctrl-C before every
-    rank runs deletes what was made and raises LaunchError (interrupted); after, it detaches.
+    Returns the attempt as the runner records it, and the launch's result (None: not started
+    here, fail over). `command(verb, name)` words a hint's command in the caller's syntax;
+    `files` go to every rank before any starts (try_gang). Ctrl-C before every rank runs
+    deletes what was made and raises LaunchError (interrupted); after, it detaches.
     """
     try:
         gang = try_gang(
@@ -510,74 +499,44 @@ def run_gang(
         )
         error.interrupted = True
         raise error from None
-    run = GangRun(gang)
     if gang.outcome != "running" or gang.client is None:
-        return run
+        return _recorded(gang), None
     name, ctx, ns = task.name, gang.context, gang.namespace
     nodes = rank_nodes(gang.pods)
-    run.status, run.node = "Running", nodes[0]
+    result = LaunchResult(name, ctx, ns, "Running", node=nodes[0])
     kubectl = f"kubectl --context '{ctx}' -n {ns}"
-    run.hints = [
+    result.hints = [
         "Ranks: "
         + ", ".join(f"{r} on {n}" for r, n in enumerate(nodes))
         + f". One rank's log: {command('logs', name)} --rank N"
     ]
     if task.is_dev_pod:
-        run.hints.append(f"Dev pods running; enter rank 0 with: {kubectl} exec -it {name} -- sh")
+        result.hints.append(f"Dev pods running; enter rank 0 with: {kubectl} exec -it {name} -- sh")
     for port in task.ports:
-        run.hints.append(f"Port {port} (rank 0): {kubectl} port-forward svc/{name} {port}:{port}")
+        result.hints.append(
+            f"Port {port} (rank 0): {kubectl} port-forward svc/{name} {port}:{port}"
+        )
     stop = f"Stop them with {command('down', name)}."
     if detach or task.is_dev_pod:
-        run.hints.append(stop)
-        return run
+        result.hints.append(stop)
+        return _recorded(gang), result
     follow = follow_gang(gang.client, ns, task, gang.pods, obs)
-    run.status, run.exit_code = follow.status, follow.exit_code
+    result.status, result.exit_code = follow.status, follow.exit_code
     if follow.status == "Detached":
-        run.hints.insert(0, f"Detached; the {task.num_nodes} pods keep running. {stop}")
+        result.interrupted = True
+        result.hints.insert(0, f"Detached; the {task.num_nodes} pods keep running. {stop}")
     elif follow.status in ("Succeeded", "Failed"):
         gang.outcome, gang.reason = "finished", follow.reason()
         if follow.failed:
-            run.hints.insert(0, f"The launch failed: {follow.reason()}.")
-        run.hints.append(
+            result.hints.insert(0, f"The launch failed: {follow.reason()}.")
+        result.hints.append(
             f"The pods are kept for {command('logs', name)} [--rank N]; remove them with "
             f"{command('down', name)}."
         )
     else:
-        run.hints.append(stop)
-    return run
+        result.hints.append(stop)
+    return _recorded(gang), result
 
 
-def gang_attempt(
-    task: Task,
-    cand: Candidate,
-    targets: Targets,
-    settings: Settings,
-    provision_timeout: float,
-    detach: bool,
-    obs: _Observer,
-    *,
-    service_account: Callable[[ContextClient, str, str], str | None],
-    command: Callable[[str, str], str],
-    files: FileSet | None = None,
-) -> tuple[Attempt, LaunchResult | None]:
-    """One context for a multi-node task, as the runner records attempts and results."""
-    run = run_gang(
-        task,
-        cand,
-        targets,
-        settings,
-        provision_timeout,
-        detach,
-        obs,
-        service_account=service_account,
-        command=command,
-        files=files,
-    )
-    g = run.attempt
-    attempt = Attempt(g.context, g.outcome, g.reason, g.seconds, g.pod_created)
-    if run.status is None:
-        return attempt, None
-    result = LaunchResult(task.name, g.context, g.namespace, run.status, node=run.node)
-    result.exit_code, result.hints = run.exit_code, run.hints
-    result.interrupted = run.status == "Detached"
-    return attempt, result
+def _recorded(gang: GangAttempt) -> Attempt:
+    return Attempt(gang.context, gang.outcome, gang.reason, gang.seconds, gang.pod_created)
