@@ -37,13 +37,7 @@ class Fit:
 
     def request(self) -> str:
         """The request as a user writes it: H100:4, H100:8 x2 nodes, 6 vCPU 20 GB."""
-        if self.gpu is None:
-            text = f"{_num(self.cpus)} vCPU, {_num(self.memory_gb)} GB"
-        else:
-            text = f"{self.gpu}:{self.count}"
-        if self.num_nodes > 1:
-            text += f" x{self.num_nodes} nodes"
-        return text
+        return _request_text(self.gpu, self.count, self.cpus, self.memory_gb, self.num_nodes)
 
     def places(self) -> str:
         parts = [f"{ctx} ({n} node{'s' if n != 1 else ''})" for ctx, n in self.where]
@@ -179,12 +173,22 @@ def what_fits(
 
 def requested(task: Task) -> str:
     """The task's own request, worded like a Fit's."""
-    if task.gpu_count:
-        text = f"{task.gpu}:{task.gpu_count}"
-    else:
-        text = f"{_num(task.cpu_request)} vCPU, {_num(task.memory_request_gb)} GB"
-    if task.num_nodes > 1:
-        text += f" x{task.num_nodes} nodes"
+    return _request_text(
+        str(task.gpu) if task.gpu_count else None,
+        task.gpu_count,
+        task.cpu_request,
+        task.memory_request_gb,
+        task.num_nodes,
+    )
+
+
+def _request_text(
+    gpu: str | None, count: int, cpus: float, memory_gb: float, num_nodes: int
+) -> str:
+    """A request as a user writes it (GPUs, or vCPUs and GB without one; nodes past one)."""
+    text = f"{_num(cpus)} vCPU, {_num(memory_gb)} GB" if gpu is None else f"{gpu}:{count}"
+    if num_nodes > 1:
+        text += f" x{num_nodes} nodes"
     return text
 
 
