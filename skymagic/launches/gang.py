@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from skymagic.core.client import ContextClient, client_for
-from skymagic.core.flatten import flatten_for_contexts
 from skymagic.core.targets import Settings, Targets
 from skymagic.core.watch import Changed, DriverEvent, Failed, Listed, WatchDriver
 from skymagic.errors import LaunchError, NotFoundError, SkymagicError
@@ -39,12 +38,7 @@ from skymagic.launches.files import FileSet
 from skymagic.launches.gangfiles import send_to_ranks
 from skymagic.launches.outcome import Attempt, LaunchResult
 from skymagic.launches.plan import Candidate
-from skymagic.launches.podspec import (
-    kubeconfig_secret,
-    pod_manifest,
-    secrets_manifest,
-    service_manifest,
-)
+from skymagic.launches.podspec import attempt_manifests, service_manifest
 from skymagic.launches.rendezvous import (
     LABEL_ATTEMPT,
     LABEL_RANK,
@@ -135,31 +129,19 @@ def try_gang(
         identity = targets.config.remote_identity_for(ctx)
         obs.on_progress(ctx, f"creating {task.num_nodes} pods", 0.0)
         sa = service_account(client, ns, identity)
-        secret_name = None
-        if identity == "LOCAL_CREDENTIALS":
-            flat = flatten_for_contexts(targets.kubeconfig, list(targets.allowed.names))
-            secret = kubeconfig_secret(
-                task, context=ctx, namespace=ns, attempt=attempt_id, kubeconfig=flat
-            )
-            secret_name = str(secret["metadata"]["name"])
-            out.pod_created = True  # from here on, cleanup runs
-            client.post_json(f"/api/v1/namespaces/{ns}/secrets", secret)
-        if task.secrets:
-            out.pod_created = True
-            client.post_json(
-                f"/api/v1/namespaces/{ns}/secrets",
-                secrets_manifest(task, context=ctx, namespace=ns, attempt=attempt_id),
-            )
-        base = pod_manifest(
+        made = attempt_manifests(
             task,
-            context=ctx,
+            cand,
+            targets,
+            identity=identity,
+            service_account=sa,
             namespace=ns,
             attempt=attempt_id,
-            gpu_resource=cand.resource,
-            nodes=cand.nodes,
-            service_account=sa,
-            kubeconfig_secret_name=secret_name,
         )
+        for _kind, secret in made.secrets:
+            out.pod_created = True  # from here on, cleanup runs
+            client.post_json(f"/api/v1/namespaces/{ns}/secrets", secret)
+        base = made.pod
         out.pod_created = True
         client.post_json(
             f"/api/v1/namespaces/{ns}/services", headless_service(task, base["metadata"]["labels"])
