@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from skymagic.errors import SkymagicError
-from skymagic.ui.flags import port_spec, positive_seconds, read_task_file, task_options
+from skymagic.ui.flags import (
+    names_missing,
+    port_spec,
+    positive_seconds,
+    read_task_file,
+    task_options,
+)
 from skymagic.ui.jobs_cli import add_jobs_commands
 
 if TYPE_CHECKING:
@@ -296,8 +302,9 @@ def _logs(args: argparse.Namespace) -> int:
 def _down(args: argparse.Namespace) -> int:
     from skymagic.launches import down
 
-    if not args.names and not args.all:
-        print("error: name the launches to stop, or use --all", file=sys.stderr)
+    problem = names_missing(args, "the launches to stop")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     deleted = down(list(args.names), _settings(args), all_mine=args.all)
     for ctx, kind, what in deleted:

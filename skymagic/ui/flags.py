@@ -22,6 +22,7 @@ __all__ = [
     "LAUNCH_ONLY",
     "TASK_FLAGS",
     "check_seconds",
+    "names_missing",
     "port_spec",
     "positive_seconds",
     "read_task_file",
@@ -67,6 +68,16 @@ def task_options(args: argparse.Namespace, **overrides: Any) -> TaskOptions:
         for f in fields(TaskOptions)
     }
     return TaskOptions(**{**values, **overrides})
+
+
+def names_missing(args: argparse.Namespace, what: str) -> str | None:
+    """The usage error of a command that acts on names or on --all but got neither, else None.
+
+    `what` says what to name, e.g. "the launches to stop".
+    """
+    if not args.names and not args.all:
+        return f"name {what}, or use --all"
+    return None
 
 
 def read_task_file(path: str | None) -> str | None:

@@ -10,7 +10,13 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from skymagic.ui.flags import TASK_FLAGS, positive_seconds, read_task_file, task_options
+from skymagic.ui.flags import (
+    TASK_FLAGS,
+    names_missing,
+    positive_seconds,
+    read_task_file,
+    task_options,
+)
 
 if TYPE_CHECKING:
     from skymagic.core.targets import Settings
@@ -97,8 +103,9 @@ def _logs(args: argparse.Namespace) -> int:
 def _cancel(args: argparse.Namespace) -> int:
     from skymagic import jobs
 
-    if not args.names and not args.all:
-        print("error: name the jobs to cancel (names or ids), or use --all", file=sys.stderr)
+    problem = names_missing(args, "the jobs to cancel (names or ids)")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     cancelled = jobs.cancel(args.names, all=args.all, wait_s=args.wait)
     for job in cancelled:

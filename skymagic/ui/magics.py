@@ -18,6 +18,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Float, Int, List, TraitError, Unicode, Union, validate
 
 from skymagic.ui.flags import check_seconds, port_spec, positive_seconds, task_options
+from skymagic.ui.magic_args import require_names, stream, unquote
 
 if TYPE_CHECKING:
     from skymagic.core.targets import Settings
@@ -128,7 +129,7 @@ class SkyMagics(Magics):
         from skymagic.health import check
 
         args = parse_argstring(self.sky_check, line)
-        return check(self.settings(args.timeout), infra=_unquote(args.infra))
+        return check(self.settings(args.timeout), infra=unquote(args.infra))
 
     # -- launch and lifecycle ----------------------------------------------------------------
     def _observer(self, name: str | None = None) -> Any:
@@ -292,7 +293,7 @@ class SkyMagics(Magics):
                 body = cell.format(**self.shell.user_ns)
             except (KeyError, IndexError, ValueError) as exc:
                 raise UsageError(f"--format: cannot expand the cell: {exc}") from None
-        task = parse_task(body, task_options(args, infra=_unquote(args.infra)))
+        task = parse_task(body, task_options(args, infra=unquote(args.infra)))
         observer = self._observer(task.name) if not args.dry_run else None
         result: Any = None
         error: BaseException | None = None
@@ -344,7 +345,7 @@ class SkyMagics(Magics):
         args = parse_argstring(self.sky_status, line)
         return status(
             self.settings(),
-            infra=_unquote(args.infra),
+            infra=unquote(args.infra),
             all_users=not args.mine,
             ranks=args.ranks,
         )
@@ -362,14 +363,10 @@ class SkyMagics(Magics):
         from skymagic.launches import logs
 
         args = parse_argstring(self.sky_logs, line)
-        try:
-            lines = logs(
-                args.name, self.settings(), follow=args.follow, tail=args.tail, rank=args.rank
-            )
-            for text in lines:
-                print(text, flush=True)
-        except KeyboardInterrupt:
-            print(f"(stopped following; the task keeps running: %sky_down {args.name} stops it)")
+        stream(
+            logs(args.name, self.settings(), follow=args.follow, tail=args.tail, rank=args.rank),
+            f"(stopped following; the task keeps running: %sky_down {args.name} stops it)",
+        )
 
     @magic_arguments()
     @argument("names", nargs="*", help="Launch names to stop.")
@@ -380,8 +377,7 @@ class SkyMagics(Magics):
         from skymagic.launches import down
 
         args = parse_argstring(self.sky_down, line)
-        if not args.names and not args.all:
-            raise UsageError("name the launches to stop, or use --all")
+        require_names(args, "the launches to stop")
         deleted = down(list(args.names), self.settings(), all_mine=args.all)
         for ctx, kind, what in deleted:
             print(f"deleted {kind} {what} in {ctx}")
@@ -439,7 +435,7 @@ class SkyMagics(Magics):
         args = parse_argstring(self.sky_show_gpus, line)
         return show_gpus(
             self.settings(args.timeout),
-            infra=_unquote(args.infra),
+            infra=unquote(args.infra),
             gpu=args.gpu,
             all_nodes=args.all_nodes,
             cache_ttl=args.cache,
@@ -479,7 +475,7 @@ class SkyMagics(Magics):
         args = parse_argstring(self.sky_dashboard, line)
         dash = dashboard(
             self.settings(args.timeout),
-            infra=_unquote(args.infra),
+            infra=unquote(args.infra),
             interval=args.interval,
             auto_refresh=not args.no_auto,
             watch=not args.no_watch,
@@ -512,17 +508,6 @@ def _drop_rst_marker(cls: type) -> None:
 
 
 _drop_rst_marker(SkyMagics)
-
-
-def _unquote(value: str | None) -> str | None:
-    """Drop one pair of surrounding quotes from a flag value.
-
-    IPython splits magic lines non-POSIX style, which keeps quotes: `--infra "k8s/my ctx"` (the
-    way to pass a context name with spaces) would otherwise arrive with its quotes on.
-    """
-    if value and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
 
 
 _registered: list[Any] = []
