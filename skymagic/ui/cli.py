@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from skymagic.errors import SkymagicError
 from skymagic.ui.flags import (
+    LAUNCH_FLAGS,
+    TASK_FLAGS,
     names_missing,
-    port_spec,
     positive_seconds,
     read_task_file,
     task_options,
@@ -371,47 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     lau = sub.add_parser("launch", help="launch a script or task YAML with ordered failover")
     lau.add_argument("file", nargs="?", help="a shell script or SkyPilot task YAML")
     lau.add_argument("--name", help="launch name (unique per user)")
-    lau.add_argument("--gpus", help="GPU[:N], e.g. H100:8")
-    lau.add_argument("--cpus", help="vCPUs, e.g. 4 or 4+")
-    lau.add_argument("--memory", help="memory in GB, e.g. 16 or 16+")
-    lau.add_argument("--image", help="container image")
-    lau.add_argument(
-        "--env",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="an env var (repeatable); K alone takes K's value from your environment",
-    )
-    lau.add_argument(
-        "--secret",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="like --env, stored in a Kubernetes Secret and never printed (repeatable)",
-    )
-    lau.add_argument(
-        "--ports",
-        type=port_spec,
-        nargs="+",
-        default=[],
-        metavar="PORT",
-        help="ports or ranges, e.g. 8000-8010",
-    )
-    lau.add_argument("--workdir", help="local folder copied to ~/sky_workdir in the pod")
-    lau.add_argument(
-        "-i",
-        "--idle-minutes-to-autostop",
-        type=float,
-        default=None,
-        metavar="N",
-        help="the pod stops itself after N idle minutes",
-    )
-    lau.add_argument(
-        "--down", action="store_true", help="remove the pod's objects once it has ended"
-    )
-    lau.add_argument(
-        "--num-nodes", type=int, default=None, metavar="N", help="a gang of N pods in one context"
-    )
+    for names, kwargs in TASK_FLAGS + LAUNCH_FLAGS:
+        lau.add_argument(*names, **kwargs)
     lau.add_argument(
         "-r",
         "--retry-until-up",
@@ -434,7 +396,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="seconds per context to schedule",
     )
-    lau.add_argument("--infra", help="'k8s' (failover over allowed contexts) or 'k8s/CONTEXT'")
     _timeout(lau)
     lau.set_defaults(func=_launch)
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # imported when used: `%load_ext skymagic` stays light
     from skymagic.launches.task import TaskOptions
 
 __all__ = [
+    "LAUNCH_FLAGS",
     "LAUNCH_ONLY",
     "TASK_FLAGS",
     "check_seconds",
@@ -105,7 +106,13 @@ LAUNCH_ONLY = frozenset({"idle_minutes_to_autostop", "down", "num_nodes"})
 # positional NAME in magics and --name on the command line). Help texts carry no '%': argparse
 # formats them.
 TASK_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-    (("--gpus",), {"default": None, "help": "GPU and count, e.g. H100 or H100:8."}),
+    (
+        ("--gpus",),
+        {
+            "default": None,
+            "help": "GPU and count, e.g. H100 or H100:8 (names as the GPU inventory shows them).",
+        },
+    ),
     (("--cpus",), {"default": None, "help": "vCPUs, e.g. 4 or 4+ (default: 4 per GPU, or 2)."}),
     (
         ("--memory",),
@@ -119,7 +126,14 @@ TASK_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
             "only CONTEXT.",
         },
     ),
-    (("--image",), {"default": None, "help": "Container image."}),
+    (
+        ("--image",),
+        {
+            "default": None,
+            "help": "Container image (default: a CUDA PyTorch image for GPU tasks, "
+            "python:3.11-slim otherwise).",
+        },
+    ),
     (
         ("--env",),
         {
@@ -154,7 +168,42 @@ TASK_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         ("--workdir",),
         {
             "default": None,
-            "help": "A local folder copied to ~/sky_workdir in the pod before setup and run.",
+            "help": "A local folder copied to ~/sky_workdir in the pod before setup and run "
+            "(.skyignore, else .gitignore, leaves files out; a re-run sends only what changed).",
+        },
+    ),
+]
+
+# The LAUNCH_ONLY flags, declared after TASK_FLAGS by `%%sky_launch` and `skymagic launch`.
+LAUNCH_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (
+        ("-i", "--idle-minutes-to-autostop"),
+        {
+            "type": float,
+            "default": None,
+            "metavar": "N",
+            "help": "Autostop: the pod stops itself (freeing its GPUs) after N minutes with no "
+            "exec or launch command running.",
+        },
+    ),
+    (
+        ("--down",),
+        {
+            "action": "store_true",
+            "help": "Also remove the pod's objects once it has ended (after autostop, or after "
+            "its run).",
+        },
+    ),
+    (
+        ("--num-nodes",),
+        {
+            "dest": "num_nodes",
+            "type": int,
+            "default": None,
+            "metavar": "N",
+            "help": "Run on N nodes at once (a gang in one context, all or nothing); every rank "
+            "gets SKYPILOT_NODE_RANK, SKYPILOT_NODE_IPS, MASTER_ADDR, ... (default: the YAML's "
+            "num_nodes, else 1).",
         },
     ),
 ]

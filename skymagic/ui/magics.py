@@ -17,8 +17,14 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Float, Int, List, TraitError, Unicode, Union, validate
 
-from skymagic.ui.flags import check_seconds, port_spec, positive_seconds, task_options
-from skymagic.ui.magic_args import require_names, stream, unquote
+from skymagic.ui.flags import (
+    LAUNCH_FLAGS,
+    TASK_FLAGS,
+    check_seconds,
+    positive_seconds,
+    task_options,
+)
+from skymagic.ui.magic_args import declare_flags, require_names, stream, unquote
 
 if TYPE_CHECKING:
     from skymagic.core.targets import Settings
@@ -149,81 +155,7 @@ class SkyMagics(Magics):
         default=None,
         help="Launch name (default: sky-XXXX-USER); unique per user.",
     )
-    @argument(
-        "--gpus",
-        default=None,
-        help="GPU and count, e.g. H100 or H100:8 (names as %%sky_show_gpus shows them).",
-    )
-    @argument("--cpus", default=None, help="vCPUs, e.g. 4 or 4+ (default: 4 per GPU, or 2).")
-    @argument(
-        "--memory", default=None, help="Memory in GB, e.g. 16 or 16+ (default: 16 per GPU, or 2)."
-    )
-    @argument(
-        "--infra",
-        default=None,
-        help="'k8s': try the allowed contexts in failover order (default); 'k8s/CONTEXT': "
-        "only CONTEXT (it must be allowed).",
-    )
-    @argument(
-        "--image",
-        default=None,
-        help="Container image (default: a CUDA PyTorch image for GPU tasks, "
-        "python:3.11-slim otherwise).",
-    )
-    @argument(
-        "--env",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="An environment variable for the task (K alone: its value from your "
-        "environment); repeatable.",
-    )
-    @argument(
-        "--secret",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="A secret for the task (K alone: its value from your environment); stored in a "
-        "Kubernetes Secret, never printed; repeatable.",
-    )
-    @argument(
-        "--ports",
-        type=port_spec,
-        nargs="+",
-        default=[],
-        metavar="PORT",
-        help="Expose these ports (or ranges, e.g. 8000-8010) through a Kubernetes Service.",
-    )
-    @argument(
-        "--workdir",
-        default=None,
-        help="A local folder copied to ~/sky_workdir in the pod before setup and run "
-        "(.skyignore, else .gitignore, leaves files out; a re-run sends only what changed).",
-    )
-    @argument(
-        "-i",
-        "--idle-minutes-to-autostop",
-        type=float,
-        default=None,
-        metavar="N",
-        help="Autostop: the pod stops itself (freeing its GPUs) after N minutes with no "
-        "%%sky_exec or launch command running.",
-    )
-    @argument(
-        "--down",
-        action="store_true",
-        help="Also remove the pod's objects once it has ended (after autostop, or after its run).",
-    )
-    @argument(
-        "--num-nodes",
-        dest="num_nodes",
-        type=int,
-        default=None,
-        metavar="N",
-        help="Run on N nodes at once (a gang in one context, all or nothing); every rank gets "
-        "SKYPILOT_NODE_RANK, SKYPILOT_NODE_IPS, MASTER_ADDR, ... (default: the YAML's "
-        "num_nodes, else 1).",
-    )
+    @declare_flags(TASK_FLAGS, LAUNCH_FLAGS)
     @argument(
         "-r",
         "--retry-until-up",
