@@ -18,9 +18,9 @@ from skymagic.errors import SkymagicError
 from skymagic.ui.flags import (
     LAUNCH_FLAGS,
     TASK_FLAGS,
-    names_missing,
     positive_seconds,
     read_task_file,
+    refuse_without_names,
     task_options,
 )
 from skymagic.ui.jobs_cli import add_jobs_commands
@@ -303,9 +303,7 @@ def _logs(args: argparse.Namespace) -> int:
 def _down(args: argparse.Namespace) -> int:
     from skymagic.launches import down
 
-    problem = names_missing(args, "the launches to stop")
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
+    if refuse_without_names(args, "the launches to stop"):
         return 2
     deleted = down(list(args.names), _settings(args), all_mine=args.all)
     for ctx, kind, what in deleted:

@@ -27,6 +27,7 @@ __all__ = [
     "port_spec",
     "positive_seconds",
     "read_task_file",
+    "refuse_without_names",
     "task_options",
 ]
 
@@ -79,6 +80,15 @@ def names_missing(args: argparse.Namespace, what: str) -> str | None:
     if not args.names and not args.all:
         return f"name {what}, or use --all"
     return None
+
+
+def refuse_without_names(args: argparse.Namespace, what: str) -> bool:
+    """True after saying on stderr that a command needs names or --all (it then exits with
+    2, as for a bad flag); False when it got either."""
+    problem = names_missing(args, what)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+    return problem is not None
 
 
 def read_task_file(path: str | None) -> str | None:

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from skymagic.ui.flags import (
     TASK_FLAGS,
-    names_missing,
     positive_seconds,
     read_task_file,
+    refuse_without_names,
     task_options,
 )
 
@@ -103,9 +103,7 @@ def _logs(args: argparse.Namespace) -> int:
 def _cancel(args: argparse.Namespace) -> int:
     from skymagic import jobs
 
-    problem = names_missing(args, "the jobs to cancel (names or ids)")
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
+    if refuse_without_names(args, "the jobs to cancel (names or ids)"):
         return 2
     cancelled = jobs.cancel(args.names, all=args.all, wait_s=args.wait)
     for job in cancelled:

@@ -152,3 +152,30 @@ def test_every_launch_command_declares_the_task_flags_alike() -> None:
     jobs = {k: v for k, v in cli.items() if k not in launch_only}
     assert _task_actions(_subparser(build_parser(), "jobs", "launch")) == jobs
     assert _task_actions(JobsMagics.sky_jobs_launch.parser) == jobs
+
+
+@pytest.mark.parametrize(
+    ("command", "what"),
+    [(["down"], "the launches to stop"), (["jobs", "cancel"], "the jobs to cancel (names or ids)")],
+)
+def test_a_command_on_names_without_names_or_all_is_exit_2(
+    command: list[str], what: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(command) == 2
+    assert capsys.readouterr().err == f"error: name {what}, or use --all\n"
+
+
+@pytest.mark.parametrize("magic", ["sky_down", "sky_jobs_cancel"])
+def test_a_magic_on_names_without_names_or_all_is_a_usage_error(magic: str) -> None:
+    from IPython.core.error import UsageError
+    from IPython.testing.globalipapp import get_ipython
+
+    from skymagic.ui import magics
+
+    shell = get_ipython()
+    magics.load(shell)
+    try:
+        with pytest.raises(UsageError, match=r"^name the .*, or use --all$"):
+            shell.run_line_magic(magic, "")
+    finally:
+        magics.unload(shell)
