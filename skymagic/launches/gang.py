@@ -129,15 +129,7 @@ def try_gang(
         identity = targets.config.remote_identity_for(ctx)
         obs.on_progress(ctx, f"creating {task.num_nodes} pods", 0.0)
         sa = service_account(client, ns, identity)
-        made = attempt_manifests(
-            task,
-            cand,
-            targets,
-            identity=identity,
-            service_account=sa,
-            namespace=ns,
-            attempt=attempt_id,
-        )
+        made = attempt_manifests(task, cand, targets, identity, sa, ns, attempt_id)
         for _kind, secret in made.secrets:
             out.pod_created = True  # from here on, cleanup runs
             client.post_json(f"/api/v1/namespaces/{ns}/secrets", secret)

@@ -350,7 +350,6 @@ def attempt_manifests(
     task: Task,
     cand: Candidate,
     targets: Targets,
-    *,
     identity: str,
     service_account: str | None,
     namespace: str,

@@ -413,15 +413,7 @@ def _try_context(
         identity = targets.config.remote_identity_for(ctx)
         obs.on_progress(ctx, "creating pod", 0.0)
         sa = _service_account(client, ns, identity, obs)
-        objects = attempt_manifests(
-            task,
-            cand,
-            targets,
-            identity=identity,
-            service_account=sa,
-            namespace=ns,
-            attempt=attempt_id,
-        )
+        objects = attempt_manifests(task, cand, targets, identity, sa, ns, attempt_id)
         for kind, secret in objects.secrets:
             name = str(secret["metadata"]["name"])
             _create(client, f"/api/v1/namespaces/{ns}/secrets", secret, created, kind, name)
