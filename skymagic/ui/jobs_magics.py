@@ -15,7 +15,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from skymagic.ui.flags import TASK_FLAGS, task_options
-from skymagic.ui.magic_args import declare_flags, require_names, stream, unquote
+from skymagic.ui.magic_args import cell_body, declare_flags, require_names, stream, unquote
 
 if TYPE_CHECKING:
     from skymagic.core.targets import Settings
@@ -86,13 +86,7 @@ class JobsMagics(Magics):
         from skymagic import jobs
 
         args = parse_argstring(self.sky_jobs_launch, line)
-        body = cell
-        if args.format:
-            assert self.shell is not None
-            try:
-                body = cell.format(**self.shell.user_ns)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise UsageError(f"--format: cannot expand the cell: {exc}") from None
+        body = cell_body(self.shell, cell, args.format)
         if args.timeout is not None and not args.timeout > 0:
             raise UsageError("--timeout must be a positive number of seconds")
         options = task_options(args, infra=unquote(args.infra))

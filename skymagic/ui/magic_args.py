@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Iterable
 
-__all__ = ["declare_flags", "require_names", "stream", "unquote"]
+__all__ = ["cell_body", "declare_flags", "require_names", "stream", "unquote"]
 
 Flags = list[tuple[tuple[str, ...], dict[str, Any]]]
 
@@ -60,3 +60,17 @@ def require_names(args: argparse.Namespace, what: str) -> None:
     problem = names_missing(args, what)
     if problem:
         raise UsageError(problem)
+
+
+def cell_body(shell: Any, cell: str, expand: bool) -> str:
+    """The cell, with {var} expanded from the notebook's variables when `expand` (--format).
+
+    Off by default so a task YAML's braces survive; a name the notebook lacks is a UsageError.
+    """
+    if not expand:
+        return cell
+    assert shell is not None
+    try:
+        return cell.format(**shell.user_ns)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise UsageError(f"--format: cannot expand the cell: {exc}") from None

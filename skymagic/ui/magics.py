@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Literal
 
-from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Float, Int, List, TraitError, Unicode, Union, validate
@@ -24,7 +23,7 @@ from skymagic.ui.flags import (
     positive_seconds,
     task_options,
 )
-from skymagic.ui.magic_args import declare_flags, require_names, stream, unquote
+from skymagic.ui.magic_args import cell_body, declare_flags, require_names, stream, unquote
 
 if TYPE_CHECKING:
     from skymagic.core.targets import Settings
@@ -218,13 +217,7 @@ class SkyMagics(Magics):
         from skymagic.launches import Plan, launch_task, parse_task
 
         args = parse_argstring(self.sky_launch, line)
-        body = cell
-        if args.format:
-            assert self.shell is not None
-            try:
-                body = cell.format(**self.shell.user_ns)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise UsageError(f"--format: cannot expand the cell: {exc}") from None
+        body = cell_body(self.shell, cell, args.format)
         task = parse_task(body, task_options(args, infra=unquote(args.infra)))
         observer = self._observer(task.name) if not args.dry_run else None
         result: Any = None
