@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from skymagic.ui.flags import TASK_FLAGS, task_options
+from skymagic.ui.flags import TASK_FLAGS, positive_seconds, task_options
 from skymagic.ui.magic_args import cell_body, declare_flags, require_names, stream, unquote
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ class JobsMagics(Magics):
     )
     @argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=None,
         help="Seconds each context gets to schedule the pod before failover, on every launch "
         "and recovery (default: kubernetes.provision_timeout).",
@@ -87,8 +86,6 @@ class JobsMagics(Magics):
 
         args = parse_argstring(self.sky_jobs_launch, line)
         body = cell_body(self.shell, cell, args.format)
-        if args.timeout is not None and not args.timeout > 0:
-            raise UsageError("--timeout must be a positive number of seconds")
         options = task_options(args, infra=unquote(args.infra))
         if args.dry_run:
             return self._plan(body, options)
