@@ -28,13 +28,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from skymagic.core.client import ContextClient, client_for
 from skymagic.core.targets import Settings, Targets
 from skymagic.core.watch import Changed, DriverEvent, Failed, Listed, WatchDriver
 from skymagic.errors import LaunchError, NotFoundError, SkymagicError
 from skymagic.launches.files import FileSet
+from skymagic.launches.follow import PodObserver
 from skymagic.launches.gangfiles import send_to_ranks
 from skymagic.launches.outcome import Attempt, LaunchResult
 from skymagic.launches.plan import Candidate
@@ -62,12 +63,6 @@ __all__ = [
 FAILED_SCHEDULING_GRACE_S = 1.5  # as for one pod: time for an autoscaler to answer
 _FINAL_PHASES = ("Succeeded", "Failed")
 _STARTED_PHASES = ("Running", *_FINAL_PHASES)
-
-
-class _Observer(Protocol):
-    def on_progress(self, context: str, phase: str, elapsed: float) -> None: ...
-    def on_log(self, line: str) -> None: ...
-    def on_message(self, text: str) -> None: ...
 
 
 @dataclass
@@ -107,7 +102,7 @@ def try_gang(
     targets: Targets,
     settings: Settings,
     provision_timeout: float,
-    obs: _Observer,
+    obs: PodObserver,
     *,
     service_account: Callable[[ContextClient, str, str], str | None],
     files: FileSet | None = None,
@@ -178,7 +173,7 @@ def _wait_all(
     task: Task,
     attempt: str,
     provision_timeout: float,
-    obs: _Observer,
+    obs: PodObserver,
     t0: float,
 ) -> tuple[str, str, dict[int, dict[str, Any]]]:
     """Watch the attempt's pods: ('running', '', pods) or (outcome, reason, {})."""
@@ -253,7 +248,7 @@ def _release(
     pods: dict[int, dict[str, Any]],
     labels: dict[str, str],
     wait_s: float,
-    obs: _Observer,
+    obs: PodObserver,
     t0: float,
 ) -> tuple[str, str]:
     """Wait until every rank printed that it has every address, then let them all start.
@@ -357,7 +352,7 @@ def _stream(
 
 
 def follow_gang(
-    client: ContextClient, ns: str, task: Task, pods: dict[int, dict[str, Any]], obs: _Observer
+    client: ContextClient, ns: str, task: Task, pods: dict[int, dict[str, Any]], obs: PodObserver
 ) -> GangFollow:
     """Stream every rank's log, prefixed `(rank=N)`, until the gang ends or a rank fails.
 
@@ -404,7 +399,7 @@ def follow_gang(
     return result
 
 
-def _drain(q: queue.Queue[tuple[int, str | None]], obs: _Observer, wait_s: float = 0.3) -> None:
+def _drain(q: queue.Queue[tuple[int, str | None]], obs: PodObserver, wait_s: float = 0.3) -> None:
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -442,7 +437,7 @@ def gang_attempt(
     settings: Settings,
     provision_timeout: float,
     detach: bool,
-    obs: _Observer,
+    obs: PodObserver,
     *,
     service_account: Callable[[ContextClient, str, str], str | None],
     command: Callable[[str, str], str],
