@@ -18,6 +18,7 @@ from skymagic.errors import SkymagicError
 from skymagic.ui.flags import (
     LAUNCH_FLAGS,
     TASK_FLAGS,
+    cli_settings,
     positive_seconds,
     read_task_file,
     refuse_without_names,
@@ -26,7 +27,6 @@ from skymagic.ui.flags import (
 from skymagic.ui.jobs_cli import add_jobs_commands
 
 if TYPE_CHECKING:
-    from skymagic.core.targets import Settings
     from skymagic.launches import LaunchResult
     from skymagic.sim import Fleet
 
@@ -120,17 +120,10 @@ def _sim_down(args: argparse.Namespace) -> int:
     return 0
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    from skymagic.core.client import ClientSettings
-    from skymagic.core.targets import Settings
-
-    return Settings(client=ClientSettings(request_timeout=args.timeout))
-
-
 def _check(args: argparse.Namespace) -> int:
     from skymagic.health import check
 
-    report = check(_settings(args), infra=args.infra)
+    report = check(cli_settings(args), infra=args.infra)
     if args.output == "json":
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -147,7 +140,7 @@ def _launch(args: argparse.Namespace) -> int:
         return 2
     result = launch_task(
         parse_task(body, task_options(args)),
-        _settings(args),
+        cli_settings(args),
         detach=args.detach,
         dry_run=args.dry_run,
         observer=TextProgress(),
@@ -199,7 +192,7 @@ def _exec(args: argparse.Namespace) -> int:
     script = command[0] if len(command) == 1 else shlex.join(command)
     out, err = print_to(sys.stdout), print_to(sys.stderr)
     result = exec_ranks(
-        args.name, script, _settings(args), rank=args.rank, on_stdout=out, on_stderr=err
+        args.name, script, cli_settings(args), rank=args.rank, on_stdout=out, on_stderr=err
     )
     if result.exit_code != 0 and result.rank is not None:
         print(f"error: rank {result.rank} exited with code {result.exit_code}", file=sys.stderr)
@@ -212,7 +205,7 @@ def _exec(args: argparse.Namespace) -> int:
 def _port_forward(args: argparse.Namespace) -> int:
     from skymagic.launches.ports import forward_port
 
-    fwd = forward_port(args.name, args.port, _settings(args), local_port=args.local_port)
+    fwd = forward_port(args.name, args.port, cli_settings(args), local_port=args.local_port)
     print(f"Forwarding {fwd.url} -> {args.name}:{args.port} (Ctrl-C to stop)", flush=True)
     try:
         fwd.wait()
@@ -257,7 +250,7 @@ def _ssh(args: argparse.Namespace) -> int:
     try:
         code = open_shell(
             args.name,
-            _settings(args),
+            cli_settings(args),
             read_input=read_input,
             write_output=write_output,
             size=size,
@@ -275,7 +268,7 @@ def _status(args: argparse.Namespace) -> int:
     from skymagic.launches import status
 
     st = status(
-        _settings(args),
+        cli_settings(args),
         infra=args.infra,
         all_users=not args.mine,
         hint_style="cli",
@@ -294,7 +287,7 @@ def _logs(args: argparse.Namespace) -> int:
     from skymagic.launches import logs
 
     for line in logs(
-        args.name, _settings(args), follow=args.follow, tail=args.tail, rank=args.rank
+        args.name, cli_settings(args), follow=args.follow, tail=args.tail, rank=args.rank
     ):
         print(line, flush=True)
     return 0
@@ -305,7 +298,7 @@ def _down(args: argparse.Namespace) -> int:
 
     if refuse_without_names(args, "the launches to stop"):
         return 2
-    deleted = down(list(args.names), _settings(args), all_mine=args.all)
+    deleted = down(list(args.names), cli_settings(args), all_mine=args.all)
     for ctx, kind, what in deleted:
         print(f"deleted {kind} {what} in {ctx}")
     for ctx, message in deleted.errors:
@@ -316,7 +309,7 @@ def _down(args: argparse.Namespace) -> int:
 def _gpus_list(args: argparse.Namespace) -> int:
     from skymagic.gpus.inventory import show_gpus
 
-    inv = show_gpus(_settings(args), infra=args.infra, gpu=args.gpu, all_nodes=args.all_nodes)
+    inv = show_gpus(cli_settings(args), infra=args.infra, gpu=args.gpu, all_nodes=args.all_nodes)
     if args.output == "json":
         print(json.dumps(inv.to_dict(), indent=2))
     elif args.output == "csv":

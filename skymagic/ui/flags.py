@@ -16,6 +16,7 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported when used: `%load_ext skymagic` stays light
+    from skymagic.core.targets import Settings
     from skymagic.launches.task import TaskOptions
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "LAUNCH_ONLY",
     "TASK_FLAGS",
     "check_seconds",
+    "cli_settings",
     "names_missing",
     "port_spec",
     "positive_seconds",
@@ -59,6 +61,14 @@ def port_spec(text: str) -> int | str:
     if low.isdigit() and (not sep or high.isdigit()):
         return text if sep else int(low)
     raise argparse.ArgumentTypeError(f"must be a port or a range like 8000-8010, got {text!r}")
+
+
+def cli_settings(args: argparse.Namespace) -> Settings:
+    """The Settings of one `skymagic` command: its --timeout is every request's timeout."""
+    from skymagic.core.client import ClientSettings
+    from skymagic.core.targets import Settings
+
+    return Settings(client=ClientSettings(request_timeout=args.timeout))
 
 
 def task_options(args: argparse.Namespace, **overrides: Any) -> TaskOptions:
