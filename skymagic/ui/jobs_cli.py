@@ -121,6 +121,7 @@ def add_jobs_commands(sub: Any) -> None:
         "jobs", help="managed jobs: recovered on another context when their pod goes away"
     )
     jsub = jobs.add_subparsers(dest="jobs_command", required=True)
+    seconds = flags.positive_seconds
 
     lau = jsub.add_parser("launch", help="submit a script or task YAML as a managed job")
     lau.add_argument("file", nargs="?", help="a shell script or SkyPilot task YAML")
@@ -138,13 +139,11 @@ def add_jobs_commands(sub: Any) -> None:
     lau.add_argument("--detach", action="store_true", help="return once submitted")
     lau.add_argument(
         "--provision-timeout",
-        type=flags.positive_seconds,
+        type=seconds,
         default=None,
         help="seconds per context to schedule the pod, on every launch and recovery",
     )
-    lau.add_argument(
-        "--timeout", type=flags.positive_seconds, default=5.0, help="seconds per request"
-    )
+    lau.add_argument("--timeout", type=seconds, default=5.0, help="seconds per request")
     lau.set_defaults(func=_launch)
 
     que = jsub.add_parser("queue", help="every managed job and its state")
@@ -159,13 +158,7 @@ def add_jobs_commands(sub: Any) -> None:
     can = jsub.add_parser("cancel", help="cancel managed jobs")
     can.add_argument("names", nargs="*", help="job names or ids")
     can.add_argument("--all", action="store_true", help="every active job")
-    can.add_argument(
-        "--wait",
-        type=flags.positive_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="wait until done",
-    )
+    can.add_argument("--wait", type=seconds, metavar="SECONDS", help="wait until done")
     can.set_defaults(func=_cancel)
 
     ctl = jsub.add_parser("controller", help="the local jobs controller process")
