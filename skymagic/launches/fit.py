@@ -21,7 +21,16 @@ from typing import Any
 from skymagic.gpus.accelerators import GPU_TAINT_KEYS, gpu_names_match
 from skymagic.launches.task import Task
 
-__all__ = ["Fit", "advice_text", "context_advice", "what_fits"]
+__all__ = [
+    "Fit",
+    "advice_text",
+    "context_advice",
+    "gpu_tainted",
+    "healthy",
+    "num_text",
+    "number",
+    "what_fits",
+]
 
 
 @dataclass(frozen=True)
@@ -37,13 +46,7 @@ class Fit:
 
     def request(self) -> str:
         """The request as a user writes it: H100:4, H100:8 x2 nodes, 6 vCPU 20 GB."""
-        if self.gpu is None:
-            text = f"{_num(self.cpus)} vCPU, {_num(self.memory_gb)} GB"
-        else:
-            text = f"{self.gpu}:{self.count}"
-        if self.num_nodes > 1:
-            text += f" x{self.num_nodes} nodes"
-        return text
+        return _request_text(self.gpu, self.count, self.cpus, self.memory_gb, self.num_nodes)
 
     def places(self) -> str:
         parts = [f"{ctx} ({n} node{'s' if n != 1 else ''})" for ctx, n in self.where]
@@ -55,11 +58,17 @@ class Fit:
         return f"{self.request()} fits in {self.places()}"
 
 
-def _num(x: float) -> str:
+# The node rule's reading of an inventory record, shared with plan.py so the plan and the
+# advice never disagree on which node has room.
+
+
+def num_text(x: float) -> str:
+    """A count of vCPUs or GB as a user writes it: 4, not 4.0; 0.5 stays 0.5."""
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def _value(x: Any) -> float | None:
+def number(x: Any) -> float | None:
+    """A record's numeric field, or None when it is missing or not a number (unknown)."""
     try:
         f = float(x)
     except (TypeError, ValueError):
@@ -67,12 +76,18 @@ def _value(x: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
-def _healthy(rec: Mapping[str, Any]) -> bool:
+def healthy(rec: Mapping[str, Any]) -> bool:
+    """Whether a node record may take a pod (a record without a status counts as Healthy)."""
     return str(rec.get("status", "Healthy")) == "Healthy"
 
 
+def gpu_tainted(taints: Any) -> bool:
+    """Whether a node's taints keep a CPU-only pod off it (any GPU taint key, any effect)."""
+    return any(key in str(taints or "") for key in GPU_TAINT_KEYS)
+
+
 def _room(rec: Mapping[str, Any], cpus: float, memory_gb: float) -> bool:
-    cpu_free, mem_free = _value(rec.get("cpu_free")), _value(rec.get("memory_gb_free"))
+    cpu_free, mem_free = number(rec.get("cpu_free")), number(rec.get("memory_gb_free"))
     return (cpu_free is None or cpu_free >= cpus) and (mem_free is None or mem_free >= memory_gb)
 
 
@@ -92,7 +107,7 @@ def _nodes_with_room(task: Task, gpu: str, count: int, recs: Sequence[Mapping[st
     return sum(
         1
         for r in recs
-        if _healthy(r) and int(_value(r.get("gpu_free")) or 0) >= count and _room(r, cpus, mem)
+        if healthy(r) and int(number(r.get("gpu_free")) or 0) >= count and _room(r, cpus, mem)
     )
 
 
@@ -131,21 +146,21 @@ def _cpu_advice(task: Task, ctx: str, recs: Sequence[Mapping[str, Any]]) -> list
     usable = []
     for r in recs:
         name = str(r.get("node"))
-        if name in seen or not _healthy(r):
+        if name in seen or not healthy(r):
             continue
         seen.add(name)
-        if any(key in str(r.get("taints") or "") for key in GPU_TAINT_KEYS):
+        if gpu_tainted(r.get("taints")):
             continue
         usable.append(r)
     room = sum(1 for r in usable if _room(r, task.cpu_request, task.memory_request_gb))
     if room >= task.num_nodes:
         fit = Fit(None, 0, task.num_nodes, ((ctx, room),), task.cpu_request, task.memory_request_gb)
         return [fit]
-    best = max(usable, key=lambda r: _value(r.get("cpu_free")) or 0.0, default=None)
+    best = max(usable, key=lambda r: number(r.get("cpu_free")) or 0.0, default=None)
     if best is None:
         return []
-    cpus = math.floor(_value(best.get("cpu_free")) or 0.0)
-    mem = math.floor(_value(best.get("memory_gb_free")) or 0.0)
+    cpus = math.floor(number(best.get("cpu_free")) or 0.0)
+    mem = math.floor(number(best.get("memory_gb_free")) or 0.0)
     if cpus <= 0 or mem <= 0:
         return []
     return [Fit(None, 0, 1, ((ctx, 1),), float(cpus), float(mem))]
@@ -179,12 +194,22 @@ def what_fits(
 
 def requested(task: Task) -> str:
     """The task's own request, worded like a Fit's."""
-    if task.gpu_count:
-        text = f"{task.gpu}:{task.gpu_count}"
-    else:
-        text = f"{_num(task.cpu_request)} vCPU, {_num(task.memory_request_gb)} GB"
-    if task.num_nodes > 1:
-        text += f" x{task.num_nodes} nodes"
+    return _request_text(
+        str(task.gpu) if task.gpu_count else None,
+        task.gpu_count,
+        task.cpu_request,
+        task.memory_request_gb,
+        task.num_nodes,
+    )
+
+
+def _request_text(
+    gpu: str | None, count: int, cpus: float, memory_gb: float, num_nodes: int
+) -> str:
+    """A request as a user writes it (GPUs, or vCPUs and GB without one; nodes past one)."""
+    text = f"{num_text(cpus)} vCPU, {num_text(memory_gb)} GB" if gpu is None else f"{gpu}:{count}"
+    if num_nodes > 1:
+        text += f" x{num_nodes} nodes"
     return text
 
 

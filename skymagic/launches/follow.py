@@ -28,7 +28,8 @@ _TERMINAL = ("Succeeded", "Failed")
 
 
 class PodObserver(Protocol):
-    """What following a pod reports (runner.LaunchObserver is one; rerun.py reports the same)."""
+    """What following a pod reports (runner.LaunchObserver is one; rerun.py and gang.py report
+    the same)."""
 
     def on_progress(self, context: str, phase: str, elapsed: float) -> None: ...
     def on_log(self, line: str) -> None: ...

@@ -28,23 +28,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from skymagic.core.client import ContextClient, client_for
-from skymagic.core.flatten import flatten_for_contexts
 from skymagic.core.targets import Settings, Targets
 from skymagic.core.watch import Changed, DriverEvent, Failed, Listed, WatchDriver
 from skymagic.errors import LaunchError, NotFoundError, SkymagicError
 from skymagic.launches.files import FileSet
+from skymagic.launches.follow import PodObserver
 from skymagic.launches.gangfiles import send_to_ranks
 from skymagic.launches.outcome import Attempt, LaunchResult
 from skymagic.launches.plan import Candidate
-from skymagic.launches.podspec import (
-    kubeconfig_secret,
-    pod_manifest,
-    secrets_manifest,
-    service_manifest,
-)
+from skymagic.launches.podspec import attempt_manifests, service_manifest
 from skymagic.launches.rendezvous import (
     LABEL_ATTEMPT,
     LABEL_RANK,
@@ -59,23 +54,15 @@ from skymagic.launches.task import Task
 __all__ = [
     "GangAttempt",
     "GangFollow",
-    "GangRun",
     "cleanup_attempt",
     "follow_gang",
     "gang_attempt",
-    "run_gang",
     "try_gang",
 ]
 
 FAILED_SCHEDULING_GRACE_S = 1.5  # as for one pod: time for an autoscaler to answer
 _FINAL_PHASES = ("Succeeded", "Failed")
 _STARTED_PHASES = ("Running", *_FINAL_PHASES)
-
-
-class _Observer(Protocol):
-    def on_progress(self, context: str, phase: str, elapsed: float) -> None: ...
-    def on_log(self, line: str) -> None: ...
-    def on_message(self, text: str) -> None: ...
 
 
 @dataclass
@@ -115,7 +102,7 @@ def try_gang(
     targets: Targets,
     settings: Settings,
     provision_timeout: float,
-    obs: _Observer,
+    obs: PodObserver,
     *,
     service_account: Callable[[ContextClient, str, str], str | None],
     files: FileSet | None = None,
@@ -137,31 +124,11 @@ def try_gang(
         identity = targets.config.remote_identity_for(ctx)
         obs.on_progress(ctx, f"creating {task.num_nodes} pods", 0.0)
         sa = service_account(client, ns, identity)
-        secret_name = None
-        if identity == "LOCAL_CREDENTIALS":
-            flat = flatten_for_contexts(targets.kubeconfig, list(targets.allowed.names))
-            secret = kubeconfig_secret(
-                task, context=ctx, namespace=ns, attempt=attempt_id, kubeconfig=flat
-            )
-            secret_name = str(secret["metadata"]["name"])
+        made = attempt_manifests(task, cand, targets, identity, sa, ns, attempt_id)
+        for _kind, secret in made.secrets:
             out.pod_created = True  # from here on, cleanup runs
             client.post_json(f"/api/v1/namespaces/{ns}/secrets", secret)
-        if task.secrets:
-            out.pod_created = True
-            client.post_json(
-                f"/api/v1/namespaces/{ns}/secrets",
-                secrets_manifest(task, context=ctx, namespace=ns, attempt=attempt_id),
-            )
-        base = pod_manifest(
-            task,
-            context=ctx,
-            namespace=ns,
-            attempt=attempt_id,
-            gpu_resource=cand.resource,
-            nodes=cand.nodes,
-            service_account=sa,
-            kubeconfig_secret_name=secret_name,
-        )
+        base = made.pod
         out.pod_created = True
         client.post_json(
             f"/api/v1/namespaces/{ns}/services", headless_service(task, base["metadata"]["labels"])
@@ -206,7 +173,7 @@ def _wait_all(
     task: Task,
     attempt: str,
     provision_timeout: float,
-    obs: _Observer,
+    obs: PodObserver,
     t0: float,
 ) -> tuple[str, str, dict[int, dict[str, Any]]]:
     """Watch the attempt's pods: ('running', '', pods) or (outcome, reason, {})."""
@@ -281,7 +248,7 @@ def _release(
     pods: dict[int, dict[str, Any]],
     labels: dict[str, str],
     wait_s: float,
-    obs: _Observer,
+    obs: PodObserver,
     t0: float,
 ) -> tuple[str, str]:
     """Wait until every rank printed that it has every address, then let them all start.
@@ -385,7 +352,7 @@ def _stream(
 
 
 def follow_gang(
-    client: ContextClient, ns: str, task: Task, pods: dict[int, dict[str, Any]], obs: _Observer
+    client: ContextClient, ns: str, task: Task, pods: dict[int, dict[str, Any]], obs: PodObserver
 ) -> GangFollow:
     """Stream every rank's log, prefixed `(rank=N)`, until the gang ends or a rank fails.
 
@@ -432,7 +399,7 @@ def follow_gang(
     return result
 
 
-def _drain(q: queue.Queue[tuple[int, str | None]], obs: _Observer, wait_s: float = 0.3) -> None:
+def _drain(q: queue.Queue[tuple[int, str | None]], obs: PodObserver, wait_s: float = 0.3) -> None:
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -463,34 +430,25 @@ def rank_nodes(pods: dict[int, dict[str, Any]]) -> list[str]:
     return [str(pods[r].get("spec", {}).get("nodeName") or "") for r in sorted(pods)]
 
 
-@dataclass
-class GangRun:
-    """A gang launch in one context, from creation to its end (or detaching)."""
-
-    attempt: GangAttempt
-    status: str | None = None  # None: not started here (fail over); else Running, Succeeded...
-    node: str | None = None  # rank 0's
-    exit_code: int | None = None
-    hints: list[str] = field(default_factory=list)
-
-
-def run_gang(
+def gang_attempt(
     task: Task,
     cand: Candidate,
     targets: Targets,
     settings: Settings,
     provision_timeout: float,
     detach: bool,
-    obs: _Observer,
+    obs: PodObserver,
     *,
     service_account: Callable[[ContextClient, str, str], str | None],
     command: Callable[[str, str], str],
     files: FileSet | None = None,
-) -> GangRun:
+) -> tuple[Attempt, LaunchResult | None]:
     """Start the gang in `cand.context`, then follow every rank unless `detach`.
 
-    `command(verb, name)` words a hint's command in the caller's syntax. Ctrl-C before every
-    rank runs deletes what was made and raises LaunchError (interrupted); after, it detaches.
+    Returns the attempt as the runner records it, and the launch's result (None: not started
+    here, fail over). `command(verb, name)` words a hint's command in the caller's syntax;
+    `files` go to every rank before any starts (try_gang). Ctrl-C before every rank runs
+    deletes what was made and raises LaunchError (interrupted); after, it detaches.
     """
     try:
         gang = try_gang(
@@ -510,74 +468,44 @@ def run_gang(
         )
         error.interrupted = True
         raise error from None
-    run = GangRun(gang)
     if gang.outcome != "running" or gang.client is None:
-        return run
+        return _recorded(gang), None
     name, ctx, ns = task.name, gang.context, gang.namespace
     nodes = rank_nodes(gang.pods)
-    run.status, run.node = "Running", nodes[0]
+    result = LaunchResult(name, ctx, ns, "Running", node=nodes[0])
     kubectl = f"kubectl --context '{ctx}' -n {ns}"
-    run.hints = [
+    result.hints = [
         "Ranks: "
         + ", ".join(f"{r} on {n}" for r, n in enumerate(nodes))
         + f". One rank's log: {command('logs', name)} --rank N"
     ]
     if task.is_dev_pod:
-        run.hints.append(f"Dev pods running; enter rank 0 with: {kubectl} exec -it {name} -- sh")
+        result.hints.append(f"Dev pods running; enter rank 0 with: {kubectl} exec -it {name} -- sh")
     for port in task.ports:
-        run.hints.append(f"Port {port} (rank 0): {kubectl} port-forward svc/{name} {port}:{port}")
+        result.hints.append(
+            f"Port {port} (rank 0): {kubectl} port-forward svc/{name} {port}:{port}"
+        )
     stop = f"Stop them with {command('down', name)}."
     if detach or task.is_dev_pod:
-        run.hints.append(stop)
-        return run
+        result.hints.append(stop)
+        return _recorded(gang), result
     follow = follow_gang(gang.client, ns, task, gang.pods, obs)
-    run.status, run.exit_code = follow.status, follow.exit_code
+    result.status, result.exit_code = follow.status, follow.exit_code
     if follow.status == "Detached":
-        run.hints.insert(0, f"Detached; the {task.num_nodes} pods keep running. {stop}")
+        result.interrupted = True
+        result.hints.insert(0, f"Detached; the {task.num_nodes} pods keep running. {stop}")
     elif follow.status in ("Succeeded", "Failed"):
         gang.outcome, gang.reason = "finished", follow.reason()
         if follow.failed:
-            run.hints.insert(0, f"The launch failed: {follow.reason()}.")
-        run.hints.append(
+            result.hints.insert(0, f"The launch failed: {follow.reason()}.")
+        result.hints.append(
             f"The pods are kept for {command('logs', name)} [--rank N]; remove them with "
             f"{command('down', name)}."
         )
     else:
-        run.hints.append(stop)
-    return run
+        result.hints.append(stop)
+    return _recorded(gang), result
 
 
-def gang_attempt(
-    task: Task,
-    cand: Candidate,
-    targets: Targets,
-    settings: Settings,
-    provision_timeout: float,
-    detach: bool,
-    obs: _Observer,
-    *,
-    service_account: Callable[[ContextClient, str, str], str | None],
-    command: Callable[[str, str], str],
-    files: FileSet | None = None,
-) -> tuple[Attempt, LaunchResult | None]:
-    """One context for a multi-node task, as the runner records attempts and results."""
-    run = run_gang(
-        task,
-        cand,
-        targets,
-        settings,
-        provision_timeout,
-        detach,
-        obs,
-        service_account=service_account,
-        command=command,
-        files=files,
-    )
-    g = run.attempt
-    attempt = Attempt(g.context, g.outcome, g.reason, g.seconds, g.pod_created)
-    if run.status is None:
-        return attempt, None
-    result = LaunchResult(task.name, g.context, g.namespace, run.status, node=run.node)
-    result.exit_code, result.hints = run.exit_code, run.hints
-    result.interrupted = run.status == "Detached"
-    return attempt, result
+def _recorded(gang: GangAttempt) -> Attempt:
+    return Attempt(gang.context, gang.outcome, gang.reason, gang.seconds, gang.pod_created)

@@ -10,12 +10,21 @@ none free now, so failover normally creates no pod in a full context at all.
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from skymagic.gpus.accelerators import GPU_TAINT_KEYS, gpu_names_match
-from skymagic.launches.fit import Fit, advice_text, context_advice, requested, what_fits
+from skymagic.gpus.accelerators import gpu_names_match
+from skymagic.launches.fit import (
+    Fit,
+    advice_text,
+    context_advice,
+    gpu_tainted,
+    healthy,
+    num_text,
+    number,
+    requested,
+    what_fits,
+)
 from skymagic.launches.task import Task
 
 if TYPE_CHECKING:
@@ -121,8 +130,8 @@ class Plan:
                 [
                     f"Kubernetes ({r.context})",
                     t.instance(),
-                    _num(t.cpu_request),
-                    _num(t.memory_request_gb),
+                    num_text(t.cpu_request),
+                    num_text(t.memory_request_gb),
                     gpus,
                     "0.00",
                     "✔" if r.chosen else "",
@@ -170,27 +179,6 @@ class Plan:
             + warn
             + "</div>"
         )
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
-
-
-def _has_gpu_taint(taints: Any) -> bool:
-    text = str(taints or "")
-    return any(key in text for key in GPU_TAINT_KEYS)
-
-
-def _usable(row: Any) -> bool:
-    return str(row.get("status", "Healthy")) == "Healthy"
-
-
-def _value(x: Any) -> float | None:
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
 
 
 def make_plan(
@@ -272,22 +260,22 @@ def _fit(
             have = sorted({str(n["gpu"]) for n in nodes if n.get("gpu")})
             detail = f" (has {', '.join(have)})" if have else " (no GPU nodes)"
             return PlanRow(ctx, False, None, f"no such GPU: {task.gpu}{detail}"), None
-        most = max(int(_value(n.get("gpu_total")) or 0) for n in matching)
+        most = max(int(number(n.get("gpu_total")) or 0) for n in matching)
         if most < task.gpu_count:
             return PlanRow(
                 ctx, False, 0, f"not enough per node: at most {most} {task.gpu} per node"
             ), None
         if free_unknown:
-            names = [str(n["node"]) for n in matching if _usable(n)]
+            names = [str(n["node"]) for n in matching if healthy(n)]
             cand = Candidate(ctx, str(matching[0]["resource"]), names, -1)
             return PlanRow(ctx, True, None, "free GPUs unknown (may not list pods); trying"), cand
         fitting = []
         best_free = 0
         for n in matching:
-            free = int(_value(n.get("gpu_free")) or 0) if _usable(n) else 0
+            free = int(number(n.get("gpu_free")) or 0) if healthy(n) else 0
             best_free = max(best_free, free)
-            cpu_free = _value(n.get("cpu_free"))
-            mem_free = _value(n.get("memory_gb_free"))
+            cpu_free = number(n.get("cpu_free"))
+            mem_free = number(n.get("memory_gb_free"))
             if (
                 free >= task.gpu_count
                 and (cpu_free is None or cpu_free >= cpu)
@@ -310,7 +298,7 @@ def _fit(
             if best_free >= task.gpu_count:
                 why = (
                     f"none free now: no node with {task.gpu_count} {task.gpu} also has "
-                    f"{_num(cpu)} vCPU and {_num(mem)} GB free"
+                    f"{num_text(cpu)} vCPU and {num_text(mem)} GB free"
                 )
             return PlanRow(ctx, False, best_free, why), None
         fitting.sort(key=lambda fn: -fn[0])
@@ -325,10 +313,10 @@ def _fit(
         if name in seen:
             continue
         seen.add(name)
-        if not _usable(n) or _has_gpu_taint(n.get("taints")):
+        if not healthy(n) or gpu_tainted(n.get("taints")):
             continue
-        cpu_free = _value(n.get("cpu_free"))
-        mem_free = _value(n.get("memory_gb_free"))
+        cpu_free = number(n.get("cpu_free"))
+        mem_free = number(n.get("memory_gb_free"))
         if (cpu_free is None or cpu_free >= cpu) and (mem_free is None or mem_free >= mem):
             fitting_cpu.append((cpu_free or 0.0, name))
     if fitting_cpu and len(fitting_cpu) < task.num_nodes:
@@ -337,14 +325,15 @@ def _fit(
             False,
             None,
             f"not enough nodes free now: {len(fitting_cpu)} of {task.num_nodes} untainted nodes "
-            f"have {_num(cpu)} vCPU and {_num(mem)} GB free",
+            f"have {num_text(cpu)} vCPU and {num_text(mem)} GB free",
         ), None
     if not fitting_cpu:
         return PlanRow(
             ctx,
             False,
             None,
-            f"none free now: no untainted node has {_num(cpu)} vCPU and {_num(mem)} GB free",
+            f"none free now: no untainted node has {num_text(cpu)} vCPU and "
+            f"{num_text(mem)} GB free",
         ), None
     fitting_cpu.sort(key=lambda fn: -fn[0])
     return PlanRow(ctx, True, None), Candidate(ctx, None, [n for _, n in fitting_cpu], 0)

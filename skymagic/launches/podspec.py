@@ -14,20 +14,28 @@ from __future__ import annotations
 import copy
 import shlex
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from skymagic.core.flatten import flatten_for_contexts
 from skymagic.gpus.accelerators import GPU_TAINT_KEYS, matching_label_values, split_canonical
 from skymagic.gpus.quantity import format_cpu, format_memory
 from skymagic.launches.agent import entrypoint, setup_hash
 from skymagic.launches.task import Task
+
+if TYPE_CHECKING:
+    from skymagic.core.targets import Targets
+    from skymagic.launches.plan import Candidate
 
 __all__ = [
     "LABEL_LAUNCH",
     "LABEL_MANAGED",
     "LABEL_USER",
     "SPOT_LABELS",
+    "AttemptManifests",
+    "attempt_manifests",
     "kubeconfig_secret",
     "merge_pod_config",
     "pod_manifest",
@@ -328,3 +336,56 @@ def service_manifest(task: Task, *, context: str, namespace: str, attempt: str) 
             ],
         },
     }
+
+
+@dataclass
+class AttemptManifests:
+    """What one attempt creates for its pod: the Secrets first (in order), then the pod."""
+
+    secrets: list[tuple[str, dict[str, Any]]]  # (kind: "secret" | "task_secret", manifest)
+    pod: dict[str, Any]
+
+
+def attempt_manifests(
+    task: Task,
+    cand: Candidate,
+    targets: Targets,
+    identity: str,
+    service_account: str | None,
+    namespace: str,
+    attempt: str,
+) -> AttemptManifests:
+    """The Secrets and the pod one attempt creates in `cand.context`.
+
+    One place for a single pod and a gang's base pod alike: the kubeconfig Secret (with
+    remote_identity LOCAL_CREDENTIALS, holding only the allowed contexts), the task's secrets,
+    and the pod that mounts and reads them.
+    """
+    ctx = cand.context
+    made: list[tuple[str, dict[str, Any]]] = []
+    secret_name = None
+    if identity == "LOCAL_CREDENTIALS":
+        flat = flatten_for_contexts(targets.kubeconfig, list(targets.allowed.names))
+        secret = kubeconfig_secret(
+            task, context=ctx, namespace=namespace, attempt=attempt, kubeconfig=flat
+        )
+        secret_name = str(secret["metadata"]["name"])
+        made.append(("secret", secret))
+    if task.secrets:
+        made.append(
+            (
+                "task_secret",
+                secrets_manifest(task, context=ctx, namespace=namespace, attempt=attempt),
+            )
+        )
+    pod = pod_manifest(
+        task,
+        context=ctx,
+        namespace=namespace,
+        attempt=attempt,
+        gpu_resource=cand.resource,
+        nodes=cand.nodes,
+        service_account=service_account,
+        kubeconfig_secret_name=secret_name,
+    )
+    return AttemptManifests(made, pod)

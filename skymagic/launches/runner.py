@@ -28,7 +28,6 @@ from typing import Any
 
 from skymagic.core.client import ContextClient, client_for
 from skymagic.core.fanout import fan_out
-from skymagic.core.flatten import flatten_for_contexts
 from skymagic.core.targets import Settings, Targets, pin_targets, resolve_targets
 from skymagic.errors import (
     ConfigError,
@@ -45,13 +44,7 @@ from skymagic.launches.gang import cleanup_labelled, gang_attempt
 from skymagic.launches.outcome import Attempt, LaunchObserver, LaunchResult, Silent, command
 from skymagic.launches.plan import Candidate, Plan, make_plan
 from skymagic.launches.pods import LivePod, reap_ended
-from skymagic.launches.podspec import (
-    kubeconfig_secret,
-    pod_manifest,
-    secrets_manifest,
-    selector_for,
-    service_manifest,
-)
+from skymagic.launches.podspec import attempt_manifests, selector_for, service_manifest
 from skymagic.launches.rerun import follow_run, rerun_on_pod, send_launch_files
 from skymagic.launches.starting import wait_for_start
 from skymagic.launches.task import Task
@@ -420,36 +413,11 @@ def _try_context(
         identity = targets.config.remote_identity_for(ctx)
         obs.on_progress(ctx, "creating pod", 0.0)
         sa = _service_account(client, ns, identity, obs)
-        secret_name = None
-        if identity == "LOCAL_CREDENTIALS":
-            flat = flatten_for_contexts(targets.kubeconfig, list(targets.allowed.names))
-            secret = kubeconfig_secret(
-                task, context=ctx, namespace=ns, attempt=attempt_id, kubeconfig=flat
-            )
-            secret_name = str(secret["metadata"]["name"])
-            _create(
-                client, f"/api/v1/namespaces/{ns}/secrets", secret, created, "secret", secret_name
-            )
-        if task.secrets:
-            values = secrets_manifest(task, context=ctx, namespace=ns, attempt=attempt_id)
-            _create(
-                client,
-                f"/api/v1/namespaces/{ns}/secrets",
-                values,
-                created,
-                "task_secret",
-                str(values["metadata"]["name"]),
-            )
-        pod = pod_manifest(
-            task,
-            context=ctx,
-            namespace=ns,
-            attempt=attempt_id,
-            gpu_resource=cand.resource,
-            nodes=cand.nodes,
-            service_account=sa,
-            kubeconfig_secret_name=secret_name,
-        )
+        objects = attempt_manifests(task, cand, targets, identity, sa, ns, attempt_id)
+        for kind, secret in objects.secrets:
+            name = str(secret["metadata"]["name"])
+            _create(client, f"/api/v1/namespaces/{ns}/secrets", secret, created, kind, name)
+        pod = objects.pod
         made = _create(client, f"/api/v1/namespaces/{ns}/pods", pod, created, "pod", task.name)
         if task.ports:
             _create(

@@ -15,11 +15,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from skymagic.errors import SkymagicError
-from skymagic.ui.flags import port_spec, positive_seconds, read_task_file, task_options
+from skymagic.ui.flags import (
+    LAUNCH_FLAGS,
+    TASK_FLAGS,
+    cli_settings,
+    positive_seconds,
+    read_task_file,
+    refuse_without_names,
+    task_options,
+)
 from skymagic.ui.jobs_cli import add_jobs_commands
 
 if TYPE_CHECKING:
-    from skymagic.core.targets import Settings
     from skymagic.launches import LaunchResult
     from skymagic.sim import Fleet
 
@@ -113,17 +120,10 @@ def _sim_down(args: argparse.Namespace) -> int:
     return 0
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    from skymagic.core.client import ClientSettings
-    from skymagic.core.targets import Settings
-
-    return Settings(client=ClientSettings(request_timeout=args.timeout))
-
-
 def _check(args: argparse.Namespace) -> int:
     from skymagic.health import check
 
-    report = check(_settings(args), infra=args.infra)
+    report = check(cli_settings(args), infra=args.infra)
     if args.output == "json":
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -140,7 +140,7 @@ def _launch(args: argparse.Namespace) -> int:
         return 2
     result = launch_task(
         parse_task(body, task_options(args)),
-        _settings(args),
+        cli_settings(args),
         detach=args.detach,
         dry_run=args.dry_run,
         observer=TextProgress(),
@@ -192,7 +192,7 @@ def _exec(args: argparse.Namespace) -> int:
     script = command[0] if len(command) == 1 else shlex.join(command)
     out, err = print_to(sys.stdout), print_to(sys.stderr)
     result = exec_ranks(
-        args.name, script, _settings(args), rank=args.rank, on_stdout=out, on_stderr=err
+        args.name, script, cli_settings(args), rank=args.rank, on_stdout=out, on_stderr=err
     )
     if result.exit_code != 0 and result.rank is not None:
         print(f"error: rank {result.rank} exited with code {result.exit_code}", file=sys.stderr)
@@ -205,7 +205,7 @@ def _exec(args: argparse.Namespace) -> int:
 def _port_forward(args: argparse.Namespace) -> int:
     from skymagic.launches.ports import forward_port
 
-    fwd = forward_port(args.name, args.port, _settings(args), local_port=args.local_port)
+    fwd = forward_port(args.name, args.port, cli_settings(args), local_port=args.local_port)
     print(f"Forwarding {fwd.url} -> {args.name}:{args.port} (Ctrl-C to stop)", flush=True)
     try:
         fwd.wait()
@@ -250,7 +250,7 @@ def _ssh(args: argparse.Namespace) -> int:
     try:
         code = open_shell(
             args.name,
-            _settings(args),
+            cli_settings(args),
             read_input=read_input,
             write_output=write_output,
             size=size,
@@ -268,7 +268,7 @@ def _status(args: argparse.Namespace) -> int:
     from skymagic.launches import status
 
     st = status(
-        _settings(args),
+        cli_settings(args),
         infra=args.infra,
         all_users=not args.mine,
         hint_style="cli",
@@ -287,7 +287,7 @@ def _logs(args: argparse.Namespace) -> int:
     from skymagic.launches import logs
 
     for line in logs(
-        args.name, _settings(args), follow=args.follow, tail=args.tail, rank=args.rank
+        args.name, cli_settings(args), follow=args.follow, tail=args.tail, rank=args.rank
     ):
         print(line, flush=True)
     return 0
@@ -296,10 +296,9 @@ def _logs(args: argparse.Namespace) -> int:
 def _down(args: argparse.Namespace) -> int:
     from skymagic.launches import down
 
-    if not args.names and not args.all:
-        print("error: name the launches to stop, or use --all", file=sys.stderr)
+    if refuse_without_names(args, "the launches to stop"):
         return 2
-    deleted = down(list(args.names), _settings(args), all_mine=args.all)
+    deleted = down(list(args.names), cli_settings(args), all_mine=args.all)
     for ctx, kind, what in deleted:
         print(f"deleted {kind} {what} in {ctx}")
     for ctx, message in deleted.errors:
@@ -310,7 +309,7 @@ def _down(args: argparse.Namespace) -> int:
 def _gpus_list(args: argparse.Namespace) -> int:
     from skymagic.gpus.inventory import show_gpus
 
-    inv = show_gpus(_settings(args), infra=args.infra, gpu=args.gpu, all_nodes=args.all_nodes)
+    inv = show_gpus(cli_settings(args), infra=args.infra, gpu=args.gpu, all_nodes=args.all_nodes)
     if args.output == "json":
         print(json.dumps(inv.to_dict(), indent=2))
     elif args.output == "csv":
@@ -364,47 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     lau = sub.add_parser("launch", help="launch a script or task YAML with ordered failover")
     lau.add_argument("file", nargs="?", help="a shell script or SkyPilot task YAML")
     lau.add_argument("--name", help="launch name (unique per user)")
-    lau.add_argument("--gpus", help="GPU[:N], e.g. H100:8")
-    lau.add_argument("--cpus", help="vCPUs, e.g. 4 or 4+")
-    lau.add_argument("--memory", help="memory in GB, e.g. 16 or 16+")
-    lau.add_argument("--image", help="container image")
-    lau.add_argument(
-        "--env",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="an env var (repeatable); K alone takes K's value from your environment",
-    )
-    lau.add_argument(
-        "--secret",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="like --env, stored in a Kubernetes Secret and never printed (repeatable)",
-    )
-    lau.add_argument(
-        "--ports",
-        type=port_spec,
-        nargs="+",
-        default=[],
-        metavar="PORT",
-        help="ports or ranges, e.g. 8000-8010",
-    )
-    lau.add_argument("--workdir", help="local folder copied to ~/sky_workdir in the pod")
-    lau.add_argument(
-        "-i",
-        "--idle-minutes-to-autostop",
-        type=float,
-        default=None,
-        metavar="N",
-        help="the pod stops itself after N idle minutes",
-    )
-    lau.add_argument(
-        "--down", action="store_true", help="remove the pod's objects once it has ended"
-    )
-    lau.add_argument(
-        "--num-nodes", type=int, default=None, metavar="N", help="a gang of N pods in one context"
-    )
+    for names, kwargs in TASK_FLAGS + LAUNCH_FLAGS:
+        lau.add_argument(*names, **kwargs)
     lau.add_argument(
         "-r",
         "--retry-until-up",
@@ -427,7 +387,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="seconds per context to schedule",
     )
-    lau.add_argument("--infra", help="'k8s' (failover over allowed contexts) or 'k8s/CONTEXT'")
     _timeout(lau)
     lau.set_defaults(func=_launch)
 

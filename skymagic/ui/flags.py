@@ -16,15 +16,20 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported when used: `%load_ext skymagic` stays light
+    from skymagic.core.targets import Settings
     from skymagic.launches.task import TaskOptions
 
 __all__ = [
+    "LAUNCH_FLAGS",
     "LAUNCH_ONLY",
     "TASK_FLAGS",
     "check_seconds",
+    "cli_settings",
+    "names_missing",
     "port_spec",
     "positive_seconds",
     "read_task_file",
+    "refuse_without_names",
     "task_options",
 ]
 
@@ -58,6 +63,14 @@ def port_spec(text: str) -> int | str:
     raise argparse.ArgumentTypeError(f"must be a port or a range like 8000-8010, got {text!r}")
 
 
+def cli_settings(args: argparse.Namespace) -> Settings:
+    """The Settings of one `skymagic` command: its --timeout is every request's timeout."""
+    from skymagic.core.client import ClientSettings
+    from skymagic.core.targets import Settings
+
+    return Settings(client=ClientSettings(request_timeout=args.timeout))
+
+
 def task_options(args: argparse.Namespace, **overrides: Any) -> TaskOptions:
     """The TaskOptions from parsed launch flags (their dests are the field names)."""
     from skymagic.launches.task import TaskOptions
@@ -67,6 +80,25 @@ def task_options(args: argparse.Namespace, **overrides: Any) -> TaskOptions:
         for f in fields(TaskOptions)
     }
     return TaskOptions(**{**values, **overrides})
+
+
+def names_missing(args: argparse.Namespace, what: str) -> str | None:
+    """The usage error of a command that acts on names or on --all but got neither, else None.
+
+    `what` says what to name, e.g. "the launches to stop".
+    """
+    if not args.names and not args.all:
+        return f"name {what}, or use --all"
+    return None
+
+
+def refuse_without_names(args: argparse.Namespace, what: str) -> bool:
+    """True after saying on stderr that a command needs names or --all (it then exits with
+    2, as for a bad flag); False when it got either."""
+    problem = names_missing(args, what)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+    return problem is not None
 
 
 def read_task_file(path: str | None) -> str | None:
@@ -94,7 +126,13 @@ LAUNCH_ONLY = frozenset({"idle_minutes_to_autostop", "down", "num_nodes"})
 # positional NAME in magics and --name on the command line). Help texts carry no '%': argparse
 # formats them.
 TASK_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-    (("--gpus",), {"default": None, "help": "GPU and count, e.g. H100 or H100:8."}),
+    (
+        ("--gpus",),
+        {
+            "default": None,
+            "help": "GPU and count, e.g. H100 or H100:8 (names as the GPU inventory shows them).",
+        },
+    ),
     (("--cpus",), {"default": None, "help": "vCPUs, e.g. 4 or 4+ (default: 4 per GPU, or 2)."}),
     (
         ("--memory",),
@@ -108,7 +146,14 @@ TASK_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
             "only CONTEXT.",
         },
     ),
-    (("--image",), {"default": None, "help": "Container image."}),
+    (
+        ("--image",),
+        {
+            "default": None,
+            "help": "Container image (default: a CUDA PyTorch image for GPU tasks, "
+            "python:3.11-slim otherwise).",
+        },
+    ),
     (
         ("--env",),
         {
@@ -143,7 +188,42 @@ TASK_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         ("--workdir",),
         {
             "default": None,
-            "help": "A local folder copied to ~/sky_workdir in the pod before setup and run.",
+            "help": "A local folder copied to ~/sky_workdir in the pod before setup and run "
+            "(.skyignore, else .gitignore, leaves files out; a re-run sends only what changed).",
+        },
+    ),
+]
+
+# The LAUNCH_ONLY flags, declared after TASK_FLAGS by `%%sky_launch` and `skymagic launch`.
+LAUNCH_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (
+        ("-i", "--idle-minutes-to-autostop"),
+        {
+            "type": float,
+            "default": None,
+            "metavar": "N",
+            "help": "Autostop: the pod stops itself (freeing its GPUs) after N minutes with no "
+            "exec or launch command running.",
+        },
+    ),
+    (
+        ("--down",),
+        {
+            "action": "store_true",
+            "help": "Also remove the pod's objects once it has ended (after autostop, or after "
+            "its run).",
+        },
+    ),
+    (
+        ("--num-nodes",),
+        {
+            "dest": "num_nodes",
+            "type": int,
+            "default": None,
+            "metavar": "N",
+            "help": "Run on N nodes at once (a gang in one context, all or nothing); every rank "
+            "gets SKYPILOT_NODE_RANK, SKYPILOT_NODE_IPS, MASTER_ADDR, ... (default: the YAML's "
+            "num_nodes, else 1).",
         },
     ),
 ]

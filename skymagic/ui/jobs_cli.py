@@ -8,33 +8,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from skymagic.ui.flags import TASK_FLAGS, positive_seconds, read_task_file, task_options
-
-if TYPE_CHECKING:
-    from skymagic.core.targets import Settings
+from skymagic.ui import flags
 
 __all__ = ["add_jobs_commands"]
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    from skymagic.core.client import ClientSettings
-    from skymagic.core.targets import Settings
-
-    return Settings(client=ClientSettings(request_timeout=args.timeout))
 
 
 def _launch(args: argparse.Namespace) -> int:
     from skymagic import jobs
 
-    body = read_task_file(args.file)
+    body = flags.read_task_file(args.file)
     if body is None:
         return 2
     job = jobs.launch(
         body,
-        task_options(args),
-        settings=_settings(args),
+        flags.task_options(args),
+        settings=flags.cli_settings(args),
         max_restarts_on_errors=args.max_restarts_on_errors,
         provision_timeout=args.provision_timeout,
     )
@@ -97,8 +87,7 @@ def _logs(args: argparse.Namespace) -> int:
 def _cancel(args: argparse.Namespace) -> int:
     from skymagic import jobs
 
-    if not args.names and not args.all:
-        print("error: name the jobs to cancel (names or ids), or use --all", file=sys.stderr)
+    if flags.refuse_without_names(args, "the jobs to cancel (names or ids)"):
         return 2
     cancelled = jobs.cancel(args.names, all=args.all, wait_s=args.wait)
     for job in cancelled:
@@ -132,11 +121,12 @@ def add_jobs_commands(sub: Any) -> None:
         "jobs", help="managed jobs: recovered on another context when their pod goes away"
     )
     jsub = jobs.add_subparsers(dest="jobs_command", required=True)
+    seconds = flags.positive_seconds
 
     lau = jsub.add_parser("launch", help="submit a script or task YAML as a managed job")
     lau.add_argument("file", nargs="?", help="a shell script or SkyPilot task YAML")
     lau.add_argument("--name", help="job name")
-    for names, kwargs in TASK_FLAGS:
+    for names, kwargs in flags.TASK_FLAGS:
         lau.add_argument(*names, **kwargs)
     lau.add_argument(
         "--max-restarts-on-errors",
@@ -149,11 +139,11 @@ def add_jobs_commands(sub: Any) -> None:
     lau.add_argument("--detach", action="store_true", help="return once submitted")
     lau.add_argument(
         "--provision-timeout",
-        type=positive_seconds,
+        type=seconds,
         default=None,
         help="seconds per context to schedule the pod, on every launch and recovery",
     )
-    lau.add_argument("--timeout", type=positive_seconds, default=5.0, help="seconds per request")
+    lau.add_argument("--timeout", type=seconds, default=5.0, help="seconds per request")
     lau.set_defaults(func=_launch)
 
     que = jsub.add_parser("queue", help="every managed job and its state")
@@ -168,9 +158,7 @@ def add_jobs_commands(sub: Any) -> None:
     can = jsub.add_parser("cancel", help="cancel managed jobs")
     can.add_argument("names", nargs="*", help="job names or ids")
     can.add_argument("--all", action="store_true", help="every active job")
-    can.add_argument(
-        "--wait", type=positive_seconds, default=None, metavar="SECONDS", help="wait until done"
-    )
+    can.add_argument("--wait", type=seconds, metavar="SECONDS", help="wait until done")
     can.set_defaults(func=_cancel)
 
     ctl = jsub.add_parser("controller", help="the local jobs controller process")

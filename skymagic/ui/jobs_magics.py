@@ -10,42 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from skymagic.ui.flags import TASK_FLAGS, task_options
+from skymagic.ui.flags import TASK_FLAGS, positive_seconds, task_options
+from skymagic.ui.magic_args import cell_body, declare_flags, require_names, stream, unquote
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
-
     from skymagic.core.targets import Settings
 
 __all__ = ["JobsMagics"]
-
-
-def _task_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Declare the shared launch flags (ui/flags.py) on a magic, in their order."""
-    for names, kwargs in reversed(TASK_FLAGS):
-        fn = argument(*names, **kwargs)(fn)
-    return fn
-
-
-def _unquote(value: str | None) -> str | None:
-    if value and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
-
-
-def _stream(lines: Iterable[str], on_interrupt: str) -> bool:
-    """Print lines as they come; False (after saying `on_interrupt`) if the user interrupts."""
-    try:
-        for line in lines:
-            print(line, flush=True)
-    except KeyboardInterrupt:
-        print(on_interrupt, flush=True)
-        return False
-    return True
 
 
 @magics_class
@@ -64,7 +38,7 @@ class JobsMagics(Magics):
 
     @magic_arguments(name="%sky_jobs_launch")  # usage line shows the cell magic
     @argument("name", nargs="?", default=None, help="Job name (default: sky-XXXX-USER).")
-    @_task_flags
+    @declare_flags(TASK_FLAGS)
     @argument(
         "--max-restarts-on-errors",
         type=int,
@@ -85,7 +59,7 @@ class JobsMagics(Magics):
     )
     @argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=None,
         help="Seconds each context gets to schedule the pod before failover, on every launch "
         "and recovery (default: kubernetes.provision_timeout).",
@@ -111,16 +85,8 @@ class JobsMagics(Magics):
         from skymagic import jobs
 
         args = parse_argstring(self.sky_jobs_launch, line)
-        body = cell
-        if args.format:
-            assert self.shell is not None
-            try:
-                body = cell.format(**self.shell.user_ns)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise UsageError(f"--format: cannot expand the cell: {exc}") from None
-        if args.timeout is not None and not args.timeout > 0:
-            raise UsageError("--timeout must be a positive number of seconds")
-        options = task_options(args, infra=_unquote(args.infra))
+        body = cell_body(self.shell, cell, args.format)
+        options = task_options(args, infra=unquote(args.infra))
         if args.dry_run:
             return self._plan(body, options)
         job = jobs.launch(
@@ -138,7 +104,7 @@ class JobsMagics(Magics):
             flush=True,
         )
         if not args.detach:
-            _stream(
+            stream(
                 job.logs(follow=True),
                 f"(stopped streaming; job {job.id} keeps running: %sky_jobs_logs {job.name} "
                 f"--follow resumes, %sky_jobs_cancel {job.name} cancels it)",
@@ -173,7 +139,7 @@ class JobsMagics(Magics):
         from skymagic import jobs
 
         args = parse_argstring(self.sky_jobs_logs, line)
-        _stream(
+        stream(
             jobs.logs(args.name, follow=args.follow),
             f"(stopped following; the job keeps running: %sky_jobs_cancel {args.name} cancels it)",
         )
@@ -187,8 +153,7 @@ class JobsMagics(Magics):
         from skymagic import jobs
 
         args = parse_argstring(self.sky_jobs_cancel, line)
-        if not args.names and not args.all:
-            raise UsageError("name the jobs to cancel (names or ids), or use --all")
+        require_names(args, "the jobs to cancel (names or ids)")
         cancelled = jobs.cancel(args.names, all=args.all)
         for job in cancelled:
             print(f"cancelling job {job.id} ({job.name})")

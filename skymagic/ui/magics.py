@@ -12,12 +12,18 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Literal
 
-from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Float, Int, List, TraitError, Unicode, Union, validate
 
-from skymagic.ui.flags import check_seconds, port_spec, positive_seconds, task_options
+from skymagic.ui.flags import (
+    LAUNCH_FLAGS,
+    TASK_FLAGS,
+    check_seconds,
+    positive_seconds,
+    task_options,
+)
+from skymagic.ui.magic_args import cell_body, declare_flags, require_names, stream, unquote
 
 if TYPE_CHECKING:
     from skymagic.core.targets import Settings
@@ -128,7 +134,7 @@ class SkyMagics(Magics):
         from skymagic.health import check
 
         args = parse_argstring(self.sky_check, line)
-        return check(self.settings(args.timeout), infra=_unquote(args.infra))
+        return check(self.settings(args.timeout), infra=unquote(args.infra))
 
     # -- launch and lifecycle ----------------------------------------------------------------
     def _observer(self, name: str | None = None) -> Any:
@@ -148,81 +154,7 @@ class SkyMagics(Magics):
         default=None,
         help="Launch name (default: sky-XXXX-USER); unique per user.",
     )
-    @argument(
-        "--gpus",
-        default=None,
-        help="GPU and count, e.g. H100 or H100:8 (names as %%sky_show_gpus shows them).",
-    )
-    @argument("--cpus", default=None, help="vCPUs, e.g. 4 or 4+ (default: 4 per GPU, or 2).")
-    @argument(
-        "--memory", default=None, help="Memory in GB, e.g. 16 or 16+ (default: 16 per GPU, or 2)."
-    )
-    @argument(
-        "--infra",
-        default=None,
-        help="'k8s': try the allowed contexts in failover order (default); 'k8s/CONTEXT': "
-        "only CONTEXT (it must be allowed).",
-    )
-    @argument(
-        "--image",
-        default=None,
-        help="Container image (default: a CUDA PyTorch image for GPU tasks, "
-        "python:3.11-slim otherwise).",
-    )
-    @argument(
-        "--env",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="An environment variable for the task (K alone: its value from your "
-        "environment); repeatable.",
-    )
-    @argument(
-        "--secret",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="A secret for the task (K alone: its value from your environment); stored in a "
-        "Kubernetes Secret, never printed; repeatable.",
-    )
-    @argument(
-        "--ports",
-        type=port_spec,
-        nargs="+",
-        default=[],
-        metavar="PORT",
-        help="Expose these ports (or ranges, e.g. 8000-8010) through a Kubernetes Service.",
-    )
-    @argument(
-        "--workdir",
-        default=None,
-        help="A local folder copied to ~/sky_workdir in the pod before setup and run "
-        "(.skyignore, else .gitignore, leaves files out; a re-run sends only what changed).",
-    )
-    @argument(
-        "-i",
-        "--idle-minutes-to-autostop",
-        type=float,
-        default=None,
-        metavar="N",
-        help="Autostop: the pod stops itself (freeing its GPUs) after N minutes with no "
-        "%%sky_exec or launch command running.",
-    )
-    @argument(
-        "--down",
-        action="store_true",
-        help="Also remove the pod's objects once it has ended (after autostop, or after its run).",
-    )
-    @argument(
-        "--num-nodes",
-        dest="num_nodes",
-        type=int,
-        default=None,
-        metavar="N",
-        help="Run on N nodes at once (a gang in one context, all or nothing); every rank gets "
-        "SKYPILOT_NODE_RANK, SKYPILOT_NODE_IPS, MASTER_ADDR, ... (default: the YAML's "
-        "num_nodes, else 1).",
-    )
+    @declare_flags(TASK_FLAGS, LAUNCH_FLAGS)
     @argument(
         "-r",
         "--retry-until-up",
@@ -285,14 +217,8 @@ class SkyMagics(Magics):
         from skymagic.launches import Plan, launch_task, parse_task
 
         args = parse_argstring(self.sky_launch, line)
-        body = cell
-        if args.format:
-            assert self.shell is not None
-            try:
-                body = cell.format(**self.shell.user_ns)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise UsageError(f"--format: cannot expand the cell: {exc}") from None
-        task = parse_task(body, task_options(args, infra=_unquote(args.infra)))
+        body = cell_body(self.shell, cell, args.format)
+        task = parse_task(body, task_options(args, infra=unquote(args.infra)))
         observer = self._observer(task.name) if not args.dry_run else None
         result: Any = None
         error: BaseException | None = None
@@ -344,7 +270,7 @@ class SkyMagics(Magics):
         args = parse_argstring(self.sky_status, line)
         return status(
             self.settings(),
-            infra=_unquote(args.infra),
+            infra=unquote(args.infra),
             all_users=not args.mine,
             ranks=args.ranks,
         )
@@ -362,14 +288,10 @@ class SkyMagics(Magics):
         from skymagic.launches import logs
 
         args = parse_argstring(self.sky_logs, line)
-        try:
-            lines = logs(
-                args.name, self.settings(), follow=args.follow, tail=args.tail, rank=args.rank
-            )
-            for text in lines:
-                print(text, flush=True)
-        except KeyboardInterrupt:
-            print(f"(stopped following; the task keeps running: %sky_down {args.name} stops it)")
+        stream(
+            logs(args.name, self.settings(), follow=args.follow, tail=args.tail, rank=args.rank),
+            f"(stopped following; the task keeps running: %sky_down {args.name} stops it)",
+        )
 
     @magic_arguments()
     @argument("names", nargs="*", help="Launch names to stop.")
@@ -380,8 +302,7 @@ class SkyMagics(Magics):
         from skymagic.launches import down
 
         args = parse_argstring(self.sky_down, line)
-        if not args.names and not args.all:
-            raise UsageError("name the launches to stop, or use --all")
+        require_names(args, "the launches to stop")
         deleted = down(list(args.names), self.settings(), all_mine=args.all)
         for ctx, kind, what in deleted:
             print(f"deleted {kind} {what} in {ctx}")
@@ -439,7 +360,7 @@ class SkyMagics(Magics):
         args = parse_argstring(self.sky_show_gpus, line)
         return show_gpus(
             self.settings(args.timeout),
-            infra=_unquote(args.infra),
+            infra=unquote(args.infra),
             gpu=args.gpu,
             all_nodes=args.all_nodes,
             cache_ttl=args.cache,
@@ -479,7 +400,7 @@ class SkyMagics(Magics):
         args = parse_argstring(self.sky_dashboard, line)
         dash = dashboard(
             self.settings(args.timeout),
-            infra=_unquote(args.infra),
+            infra=unquote(args.infra),
             interval=args.interval,
             auto_refresh=not args.no_auto,
             watch=not args.no_watch,
@@ -512,17 +433,6 @@ def _drop_rst_marker(cls: type) -> None:
 
 
 _drop_rst_marker(SkyMagics)
-
-
-def _unquote(value: str | None) -> str | None:
-    """Drop one pair of surrounding quotes from a flag value.
-
-    IPython splits magic lines non-POSIX style, which keeps quotes: `--infra "k8s/my ctx"` (the
-    way to pass a context name with spaces) would otherwise arrive with its quotes on.
-    """
-    if value and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
 
 
 _registered: list[Any] = []

@@ -27,6 +27,7 @@ SECONDS_FLAGS = [
     ("sky_dashboard", "--timeout"),
     ("sky_dashboard", "--interval"),
     ("sky_launch", "--timeout"),
+    ("sky_jobs_launch", "--timeout"),
 ]
 
 
@@ -43,7 +44,7 @@ def magics(shell: InteractiveShell) -> Any:
 
 
 def run(shell: InteractiveShell, magic: str, line: str) -> Any:
-    if magic == "sky_launch":
+    if magic in ("sky_launch", "sky_jobs_launch"):
         return shell.run_cell_magic(magic, line, "echo hi\n")
     return shell.run_line_magic(magic, line)
 

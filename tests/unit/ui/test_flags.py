@@ -123,3 +123,59 @@ def test_read_task_file(tmp_path: Path) -> None:
     task.write_text("run: echo hi\n", encoding="utf-8")
     assert read_task_file(str(task)) == "run: echo hi\n"
     assert read_task_file(None) == "" and read_task_file("") == ""
+
+
+def _task_actions(parser: argparse.ArgumentParser) -> dict[str, tuple[object, ...]]:
+    """The parser's flags that set a TaskOptions field, by dest: how each is declared."""
+    fields = set(TaskOptions.__dataclass_fields__) - {"name"}
+    return {
+        a.dest: (tuple(a.option_strings), a.type, a.default, a.nargs, a.metavar, a.help)
+        for a in parser._actions
+        if a.dest in fields
+    }
+
+
+def _subparser(parser: argparse.ArgumentParser, *path: str) -> argparse.ArgumentParser:
+    for name in path:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    return parser
+
+
+def test_every_launch_command_declares_the_task_flags_alike() -> None:
+    from skymagic.ui.jobs_magics import JobsMagics
+
+    cli = _task_actions(_subparser(build_parser(), "launch"))
+    launch_only = {"idle_minutes_to_autostop", "down", "num_nodes"}
+    assert set(cli) == set(TaskOptions.__dataclass_fields__) - {"name"}
+    assert _task_actions(SkyMagics.sky_launch.parser) == cli
+    jobs = {k: v for k, v in cli.items() if k not in launch_only}
+    assert _task_actions(_subparser(build_parser(), "jobs", "launch")) == jobs
+    assert _task_actions(JobsMagics.sky_jobs_launch.parser) == jobs
+
+
+@pytest.mark.parametrize(
+    ("command", "what"),
+    [(["down"], "the launches to stop"), (["jobs", "cancel"], "the jobs to cancel (names or ids)")],
+)
+def test_a_command_on_names_without_names_or_all_is_exit_2(
+    command: list[str], what: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(command) == 2
+    assert capsys.readouterr().err == f"error: name {what}, or use --all\n"
+
+
+@pytest.mark.parametrize("magic", ["sky_down", "sky_jobs_cancel"])
+def test_a_magic_on_names_without_names_or_all_is_a_usage_error(magic: str) -> None:
+    from IPython.core.error import UsageError
+    from IPython.testing.globalipapp import get_ipython
+
+    from skymagic.ui import magics
+
+    shell = get_ipython()
+    magics.load(shell)
+    try:
+        with pytest.raises(UsageError, match=r"^name the .*, or use --all$"):
+            shell.run_line_magic(magic, "")
+    finally:
+        magics.unload(shell)
