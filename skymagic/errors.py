@@ -14,6 +14,7 @@ SkymagicError                     base; `message`, `context` (may be None), `kin
 │   └── GoneError                 410 (expired continue token / resourceVersion)
 ├── TransportError                kind=unreachable: the request got no answer
 │   └── RequestTimeoutError       kind=timeout: connect or read timed out
+├── MalformedResponseError        kind=malformed: an answer that is not what the API promises
 ├── LaunchError                   a launch could not be placed or run
 │   └── ProvisionFailedError      every candidate context failed (`failures`)
 ├── PolicyError                   an admin policy refused or broke (kind=config)
@@ -45,6 +46,7 @@ __all__ = [
     "GoneError",
     "KubeconfigError",
     "LaunchError",
+    "MalformedResponseError",
     "NotFoundError",
     "PolicyError",
     "ProvisionFailedError",
@@ -199,6 +201,13 @@ class RequestTimeoutError(TransportError):
     """Connect or read timed out."""
 
     kind = "timeout"
+
+
+class MalformedResponseError(SkymagicError):
+    """The server answered 200 with a body that does not decode: truncated, a field of the
+    wrong type, a string longer than the API allows. Says which list and where."""
+
+    kind = "malformed"
 
 
 class LaunchError(SkymagicError):

@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "skymagic.gpus.counting": 0,
     "skymagic.gpus.render": 0,
     "skymagic.gpus.live": 0,
+    "skymagic.gpus.wire": 0,
     "skymagic.core": 0,  # package docstring only; re-exporting from it would raise its layer
     "skymagic.gpus": 0,  # package docstring only, as above
     # 1: credentials and config

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
+import msgspec
 import urllib3
 from urllib3._collections import HTTPHeaderDict
 from urllib3.exceptions import (
@@ -59,6 +59,7 @@ from skymagic.errors import (
     ApiError,
     ConfigError,
     GoneError,
+    MalformedResponseError,
     RequestTimeoutError,
     SkymagicError,
     TransportError,
@@ -76,6 +77,10 @@ __all__ = [
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 _RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder()
+_encode = _ENCODER.encode
+_decode = _DECODER.decode
 _CONTINUE_RE = re.compile(rb'"continue"\s*:\s*"([^"]*)"')
 _RV_RE = re.compile(rb'"resourceVersion"\s*:\s*"([^"]*)"')
 
@@ -232,7 +237,7 @@ class ContextClient:
         url = self.server + path
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
-        data = orjson.dumps(body) if body is not None and not isinstance(body, bytes) else body
+        data = _encode(body) if body is not None and not isinstance(body, bytes) else body
         hdrs = {"Accept": "application/json", "User-Agent": "skymagic"}
         if data is not None:
             hdrs["Content-Type"] = "application/json"
@@ -367,7 +372,7 @@ class ContextClient:
         body: dict[str, Any] = {}
         message = ""
         with contextlib.suppress(Exception):
-            parsed = orjson.loads(payload) if payload else {}
+            parsed = _decode(payload) if payload else {}
             if isinstance(parsed, dict):
                 body = parsed
                 message = str(parsed.get("message", ""))
@@ -392,15 +397,28 @@ class ContextClient:
         return api_error_for_status(status, message, context=self.name, body=body)
 
     # -- JSON helpers ------------------------------------------------------------------------
+    def decode_json(self, body: bytes, path: str) -> dict[str, Any]:
+        """A JSON object answer from `path`; MalformedResponseError when it is not one."""
+        try:
+            data = _decode(body)
+        except msgspec.DecodeError as exc:
+            data = exc
+        if not isinstance(data, dict):
+            detail = str(data)[:200] if isinstance(data, Exception) else "not a JSON object"
+            raise MalformedResponseError(
+                f"the answer to {path} from {self.server} is malformed ({detail}); is the "
+                "server address a Kubernetes API server?",
+                context=self.name,
+            )
+        return data
+
     def get_json(self, path: str, query: Mapping[str, Any] | None = None) -> dict[str, Any]:
         resp = self.request("GET", path, query=query)
-        data: dict[str, Any] = orjson.loads(resp.data)
-        return data
+        return self.decode_json(resp.data, path)
 
     def post_json(self, path: str, body: Any, *, idempotent: bool = False) -> dict[str, Any]:
         resp = self.request("POST", path, body=body, idempotent=idempotent)
-        data: dict[str, Any] = orjson.loads(resp.data)
-        return data
+        return self.decode_json(resp.data, path)
 
     def version(self) -> dict[str, Any]:
         return self.get_json("/version")
@@ -493,7 +511,7 @@ class ContextClient:
             if not page.body:
                 items.clear()
                 continue
-            doc = orjson.loads(page.body)
+            doc = self.decode_json(page.body, path)
             rv = doc.get("metadata", {}).get("resourceVersion", rv)
             raw = doc.get("items") or []
             items.extend(raw if pick is None else (pick(x) for x in raw))
@@ -506,11 +524,13 @@ class ContextClient:
         query: Mapping[str, Any] | None = None,
         *,
         timeout_seconds: int = 300,
+        decode_object: Callable[[msgspec.Raw], Any] | None = None,
     ) -> WatchStream:
         """Start a watch (`query` carries resourceVersion, selectors, allowWatchBookmarks).
 
         The server ends it after `timeout_seconds`; the read timeout is a little longer, so a
-        server that goes silent cannot hold the caller for ever. See `WatchStream`.
+        server that goes silent cannot hold the caller for ever. `decode_object` reads each
+        event's object (default: a plain dict). See `WatchStream`.
         """
         q = {**(query or {}), "watch": "true", "timeoutSeconds": timeout_seconds}
         read_timeout = float(timeout_seconds + 5)
@@ -520,6 +540,8 @@ class ContextClient:
             context=self.name,
             server=self.server,
             classify=lambda exc: self._classify(exc, read_timeout)[0],
+            decode_object=decode_object,
+            path=path,
         )
 
     def watch(

@@ -7,22 +7,23 @@ Every way a stream can end is decided here, once:
   answer the next request with the rest of this body);
 * a read that stalls past the read timeout, or a connection that breaks off, becomes a
   SkymagicError through the client's one error classification (`classify`), never a urllib3
-  exception. Only a watch treats a cut connection as its end (see `WatchStream`).
+  exception. Only a watch treats a cut connection as its end (see `WatchStream`);
+* a watch line that does not decode is a `MalformedResponseError` (kind `malformed`).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
-import orjson
+import msgspec
 import urllib3
 from urllib3.exceptions import HTTPError, ProtocolError
 
-from skymagic.errors import SkymagicError, TransportError, api_error_for_status
+from skymagic.errors import MalformedResponseError, SkymagicError, api_error_for_status
 
-__all__ = ["Classify", "WatchStream", "discard", "iter_lines", "read_lines"]
+__all__ = ["Classify", "WatchEvent", "WatchStream", "discard", "iter_lines", "read_lines"]
 
 Classify = Callable[[BaseException], SkymagicError]
 """Turns a urllib3/OS failure while reading into the client's error for it."""
@@ -75,12 +76,51 @@ def read_lines(resp: urllib3.BaseHTTPResponse, classify: Classify) -> Iterator[b
             discard(resp)
 
 
+class _Envelope(msgspec.Struct, gc=False):
+    """A watch line: the object stays undecoded until its type says how to read it."""
+
+    type: str = ""
+    object: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _Meta(msgspec.Struct, gc=False):
+    resourceVersion: str = ""
+
+
+class _Versioned(msgspec.Struct, gc=False):
+    metadata: _Meta | None = None
+
+
+class _Status(msgspec.Struct, gc=False):
+    code: int | None = None
+    message: str | None = None
+    reason: str | None = None
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+_VERSIONED = msgspec.json.Decoder(_Versioned)
+_STATUS = msgspec.json.Decoder(_Status)
+_ANY = msgspec.json.Decoder()
+
+
+class WatchEvent(NamedTuple):
+    """One watch event: its type, its object (as `decode_object` made it) and the object's
+    resourceVersion ("" when none)."""
+
+    type: str
+    object: Any
+    resource_version: str
+
+
 class WatchStream:
     """One open watch: iterate it for events ({type, object}); `close()` ends it from any thread.
 
-    The one parser of watch streams. An ERROR event raises the ApiError for its status (410:
-    GoneError, so the caller re-lists); a stream that stays silent past its read timeout
-    raises RequestTimeoutError. A connection that breaks off ends the iteration like the server
+    The one parser of watch streams. `events()` yields `WatchEvent`s whose objects are decoded
+    by `decode_object` (typed structs for the live inventory; plain dicts by default);
+    iterating the stream itself yields {type, object} dicts. An ERROR event raises the ApiError
+    for its status (410: GoneError, so the caller re-lists); a line that does not decode raises
+    MalformedResponseError; a stream that stays silent past its read timeout raises
+    RequestTimeoutError. A connection that breaks off ends the iteration like the server
     ending the watch does: either way the caller watches again from the last resourceVersion
     it saw, and a server that is really gone fails that request.
     """
@@ -88,12 +128,21 @@ class WatchStream:
     _closed = False  # set once the body was read to the end or the stream was closed
 
     def __init__(
-        self, resp: urllib3.BaseHTTPResponse, *, context: str, server: str, classify: Classify
+        self,
+        resp: urllib3.BaseHTTPResponse,
+        *,
+        context: str,
+        server: str,
+        classify: Classify,
+        decode_object: Callable[[msgspec.Raw], Any] | None = None,
+        path: str = "",
     ) -> None:
         self.context = context
         self.server = server
+        self.path = path
         self._resp = resp
         self._classify = classify
+        self._decode_object = decode_object or _ANY.decode
 
     def __enter__(self) -> WatchStream:
         return self
@@ -102,6 +151,11 @@ class WatchStream:
         self.close()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        for event in self.events():
+            yield {"type": event.type, "object": event.object}
+
+    def events(self) -> Iterator[WatchEvent]:
+        """The stream's events as `WatchEvent`s (see the class docstring for how it ends)."""
         complete = False
         try:
             for line in iter_lines(self._resp):
@@ -120,24 +174,26 @@ class WatchStream:
             else:
                 self.close()
 
-    def _event(self, line: bytes) -> dict[str, Any]:
+    def _event(self, line: bytes) -> WatchEvent:
         try:
-            event: dict[str, Any] = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            raise TransportError(
-                f"a watch on {self.server} sent a line that is not JSON; is the server "
-                "address a Kubernetes API server?",
+            envelope = _ENVELOPE.decode(line)
+            if envelope.type == "ERROR":
+                status = _STATUS.decode(envelope.object)
+                raise api_error_for_status(
+                    int(status.code or 500),
+                    str(status.message or "watch error"),
+                    context=self.context,
+                    body=_ANY.decode(envelope.object),
+                )
+            meta = _VERSIONED.decode(envelope.object).metadata or _Meta()
+            obj = self._decode_object(envelope.object)
+        except msgspec.DecodeError as exc:
+            raise MalformedResponseError(
+                f"a watch on {self.path or 'a list'} from {self.server} sent a line that does not "
+                f"decode ({str(exc)[:200]}); is the server address a Kubernetes API server?",
                 context=self.context,
             ) from None
-        if event.get("type") == "ERROR":
-            status = event.get("object") or {}
-            raise api_error_for_status(
-                int(status.get("code") or 500),
-                str(status.get("message", "watch error")),
-                context=self.context,
-                body=status,
-            )
-        return event
+        return WatchEvent(envelope.type, obj, meta.resourceVersion)
 
     def close(self) -> None:
         """End the watch; a thread blocked reading it returns at once. Idempotent."""

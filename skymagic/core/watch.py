@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import msgspec
+
 from skymagic.core.client import ContextClient
 from skymagic.core.streams import WatchStream
 from skymagic.errors import GoneError, SkymagicError
@@ -50,10 +52,11 @@ class Listed(Generic[T]):
 
 @dataclass(frozen=True)
 class Changed:
-    """One watch event: type ADDED, MODIFIED or DELETED, and the object as decoded JSON."""
+    """One watch event: type ADDED, MODIFIED or DELETED, and the object as the driver's
+    `decode_object` read it (a plain dict by default)."""
 
     type: str
-    object: dict[str, Any]
+    object: Any
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,8 @@ class WatchDriver(Generic[T]):
     """Lists and watches `path` on one context, feeding `sink` until stopped.
 
     `lister(client)` performs the list and returns (what it kept, the list's resourceVersion);
-    `query` holds the selectors the watch shares with the list (e.g. a fieldSelector). Run it
+    `query` holds the selectors the watch shares with the list (e.g. a fieldSelector);
+    `decode_object` reads each event's object from its JSON (default: a plain dict). Run it
     on a thread of its own: `run()` returns only after `stop()`.
     """
 
@@ -82,6 +86,7 @@ class WatchDriver(Generic[T]):
         lister: Callable[[ContextClient], tuple[T, str]],
         sink: Callable[[DriverEvent[T]], None],
         query: Mapping[str, str] | None = None,
+        decode_object: Callable[[msgspec.Raw], Any] | None = None,
         watch_timeout_s: int = 60,
         retry_s: float = 2.0,
         max_retry_s: float = 30.0,
@@ -90,6 +95,7 @@ class WatchDriver(Generic[T]):
         self.client = client
         self.path = path
         self.query = dict(query or {})
+        self.decode_object = decode_object
         self.watch_timeout_s = watch_timeout_s
         self.retry_s = retry_s
         self.max_retry_s = max_retry_s
@@ -153,22 +159,21 @@ class WatchDriver(Generic[T]):
     def _watch_once(self, rv: str) -> tuple[str, int]:
         """One watch request from `rv`: (the last resourceVersion seen, changes passed on)."""
         query = {**self.query, "resourceVersion": rv, "allowWatchBookmarks": "true"}
-        stream = self.client.open_watch(self.path, query, timeout_seconds=self.watch_timeout_s)
+        stream = self.client.open_watch(
+            self.path, query, timeout_seconds=self.watch_timeout_s, decode_object=self.decode_object
+        )
         with self._lock:
             self._stream = stream
         changes = 0
         try:
             if self._stop.is_set():  # stop() ran before the stream was registered
                 return rv, changes
-            for event in stream:
-                obj = event.get("object") or {}
-                new_rv = (obj.get("metadata") or {}).get("resourceVersion")
-                if new_rv:
-                    rv = str(new_rv)
-                etype = str(event.get("type", ""))
-                if etype in CHANGE_TYPES:  # BOOKMARK only moves the resourceVersion on
+            for event in stream.events():
+                if event.resource_version:
+                    rv = event.resource_version
+                if event.type in CHANGE_TYPES:  # BOOKMARK only moves the resourceVersion on
                     changes += 1
-                    self._sink(Changed(etype, obj))
+                    self._sink(Changed(event.type, event.object))
                 if self._stop.is_set():
                     break
         finally:

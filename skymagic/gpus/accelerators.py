@@ -490,7 +490,7 @@ def _resource_order(resource: str) -> tuple[int, str]:
     return 4, resource
 
 
-def _count(value: str) -> float:
+def _count(value: str | float) -> float:
     try:
         return parse_quantity(value)
     except ValueError:
@@ -573,7 +573,7 @@ def _named_canonical(
 
 
 def detect_node_gpus(
-    labels: Mapping[str, str], allocatable: Mapping[str, str]
+    labels: Mapping[str, str], allocatable: Mapping[str, str | float]
 ) -> list[GpuIdentity]:
     """One GpuIdentity per accelerator resource the node can actually offer (allocatable > 0).
 

@@ -1,7 +1,8 @@
 """Counting free GPUs, CPU and memory on nodes: pure functions over decoded API objects.
 
-No I/O and no pandas here, so the rules are unit-tested on plain dicts and shared by the
-one-shot inventory and the watch-based one:
+The objects are the typed structs `skymagic.gpus.wire` decodes list pages and watch events
+into (plain dicts are converted, for small callers and tests). No I/O and no pandas here, so
+the rules are unit-tested on their own and shared by the one-shot inventory and the live one:
 
 * total = node `status.allocatable[resource]`;
 * requested = sum over non-terminal pods bound to the node (`spec.nodeName` set, phase not
@@ -11,9 +12,9 @@ one-shot inventory and the watch-based one:
 * free = total - requested, and zero on a node nobody can schedule to (NotReady, cordoned, or a
   NoSchedule/NoExecute taint that GPU pods do not tolerate); the row's `status` says why.
 
-Only the resources the inventory shows are kept per pod (cpu, memory, accelerators), and parsed
-quantities are memoised by their text: on a cluster with 50,000 pods a handful of distinct
-quantity strings repeat, and parsing them once is most of the speed of the pod pass.
+Only the resources the inventory shows are kept per pod (cpu, memory, accelerators); each
+distinct container `resources` text is decoded and parsed once (on a cluster with 50,000 pods a
+handful of them repeat), so the pod pass is a lookup per pod.
 """
 
 from __future__ import annotations
@@ -32,7 +33,18 @@ from skymagic.gpus.accelerators import (
     is_gpu_resource,
     requestable_quantities,
 )
-from skymagic.gpus.quantity import effective_requests, parse_quantity
+from skymagic.gpus.quantity import effective_requests, parse_quantity, resource_requests
+from skymagic.gpus.wire import (
+    Container,
+    Node,
+    NodeSpec,
+    NodeStatus,
+    ObjectMeta,
+    Pod,
+    PodSpec,
+    to_node,
+    to_pod,
+)
 
 __all__ = [
     "NODE_COLUMNS",
@@ -113,84 +125,87 @@ def _wanted(resource: str) -> bool:
 
 # --- pods ---------------------------------------------------------------------------------
 
-Binding = tuple[str, dict[str, float]]
-"""(node name, effective requests) of a pod that holds resources on that node."""
+Binding = tuple[str, Mapping[str, float]]
+"""(node name, effective requests) of a pod that holds resources on that node (read-only)."""
+
+_CONTAINER_CACHE: dict[bytes, dict[str, float]] = {}
+_CONTAINER_CACHE_MAX = 10_000
 
 
-def pod_requests(spec: Mapping[str, Any]) -> dict[str, float]:
+def _container_requests(container: Container) -> dict[str, float]:
+    """A container's counted requests, memoised by its `resources` text (shared, read-only).
+
+    Thousands of pods share a handful of `resources` texts: each distinct one is decoded and
+    parsed once, so a pod costs a byte-string lookup.
+    """
+    key = bytes(container.resources)
+    req = _CONTAINER_CACHE.get(key)
+    if req is None:
+        req = resource_requests(key, _wanted, _qty)
+        if len(_CONTAINER_CACHE) >= _CONTAINER_CACHE_MAX:
+            _CONTAINER_CACHE.clear()
+        _CONTAINER_CACHE[key] = req
+    return req
+
+
+def pod_requests(spec: PodSpec | Mapping[str, Any]) -> dict[str, float]:
     """The pod's effective request for cpu, memory and accelerator resources.
 
     `skymagic.gpus.quantity.effective_requests` (the one rule: sidecars, init containers,
     overhead), restricted to the resources the inventory counts, with memoised parsing.
     """
-    return effective_requests(spec, keep=_wanted, parse=_qty)
+    return effective_requests(
+        spec, keep=_wanted, parse=_qty, container_requests=_container_requests
+    )
 
 
-def _bound_spec(pod: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
+def _bound_spec(pod: Pod) -> tuple[str, PodSpec] | None:
     """(node, spec) of a pod that holds resources: bound (spec.nodeName) and not terminal."""
-    spec = pod.get("spec")
-    if not spec:
+    spec = pod.spec
+    if spec is None or not spec.nodeName:
         return None
-    node = spec.get("nodeName")
-    if not node:
+    status = pod.status
+    if status is not None and status.phase in TERMINAL_PHASES:
         return None
-    status = pod.get("status")
-    if status and status.get("phase") in TERMINAL_PHASES:
-        return None
-    return node, spec
+    return spec.nodeName, spec
 
 
-def pod_binding(pod: Mapping[str, Any]) -> Binding | None:
+def pod_binding(pod: Pod | Mapping[str, Any]) -> Binding | None:
     """(node name, effective requests) of a pod that holds resources, else None.
 
     A pod holds resources from the moment it is bound (spec.nodeName) until it is terminal.
+    Takes the decoded `wire.Pod` or a plain dict (converted).
     """
-    bound = _bound_spec(pod)
+    bound = _bound_spec(to_pod(pod))
     return None if bound is None else (bound[0], pod_requests(bound[1]))
 
 
-_REQUESTS_CACHE: dict[tuple[tuple[Any, ...], tuple[Any, ...]], dict[str, float]] = {}
-_REQUESTS_CACHE_MAX = 10_000
+def pod_binding_cached(pod: Pod) -> Binding | None:
+    """`pod_binding` on the hot path: a one-container pod's requests are its container's.
 
-
-def pod_binding_cached(pod: Mapping[str, Any]) -> Binding | None:
-    """`pod_binding`, with the parsed requests of simple pods cached and SHARED (read-only).
-
-    The hot path of every inventory (100,000 pods per call on big fleets): most pods have one
-    container and no init containers or overhead, and thousands share the same `resources`,
-    so their parsed requests are cached by the raw request/limit items.
+    Every inventory reads 100,000 pods per call on big fleets, and most have one container
+    and no init containers or overhead: for them the rule reduces to that container's
+    requests, which are cached by text and SHARED (read-only). Other pods take the rule.
     """
-    bound = _bound_spec(pod)
-    if bound is None:
+    spec = pod.spec
+    if spec is None or not spec.nodeName:
         return None
-    node, spec = bound
-    containers = spec.get("containers")
-    if not (
-        containers
-        and len(containers) == 1
-        and "initContainers" not in spec
-        and "overhead" not in spec
-    ):
-        return node, pod_requests(spec)
-    res = containers[0].get("resources") or {}
-    requests = res.get("requests")
-    limits = res.get("limits")
-    key = (
-        tuple(requests.items()) if requests else (),
-        tuple(limits.items()) if limits else (),
-    )
-    req = _REQUESTS_CACHE.get(key)
-    if req is None:
-        if len(_REQUESTS_CACHE) >= _REQUESTS_CACHE_MAX:
-            _REQUESTS_CACHE.clear()
-        req = _REQUESTS_CACHE[key] = pod_requests(spec)
-    return node, req
+    status = pod.status
+    if status is not None and status.phase in TERMINAL_PHASES:
+        return None
+    containers = spec.containers
+    if containers and len(containers) == 1 and not spec.initContainers and not spec.overhead:
+        return spec.nodeName, _container_requests(containers[0])
+    return spec.nodeName, pod_requests(spec)
 
 
-def pod_key(pod: Mapping[str, Any]) -> str:
+def pod_key(pod: Pod | Mapping[str, Any]) -> str:
     """A pod's identity across list and watch events: its uid (namespace/name without one)."""
-    meta = pod.get("metadata") or {}
-    return str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
+    if isinstance(pod, Pod):
+        meta = pod.metadata or ObjectMeta()
+        return meta.uid or f"{meta.namespace}/{meta.name}"
+    m = pod.get("metadata") or {}
+    return str(m.get("uid") or f"{m.get('namespace')}/{m.get('name')}")
 
 
 class Usage:
@@ -208,19 +223,33 @@ class Usage:
         for res, qty in requests.items():
             acc[res] = acc.get(res, 0.0) + sign * qty
 
-    def add_pods(self, pods: Iterable[Mapping[str, Any]]) -> None:
-        """Add every resource-holding pod of a decoded list page (the inventory's hot loop)."""
-        by_node = self.by_node
+    def add_pods(self, pods: Iterable[Pod]) -> None:
+        """Add every resource-holding pod of a decoded list page (the inventory's hot loop).
+
+        Pods are counted per (node, shared requests) first and multiplied out once per page:
+        most pods share their requests object with thousands of others.
+        """
+        counts: dict[tuple[str, int], int] = {}
+        shared: dict[int, Mapping[str, float]] = {}
         for pod in pods:
             bound = pod_binding_cached(pod)
             if bound is None:
                 continue
             node, req = bound
+            key = (node, id(req))
+            n = counts.get(key)
+            if n is None:
+                shared[id(req)] = req  # keeps `req` alive, so its id stays unique this page
+                counts[key] = 1
+            else:
+                counts[key] = n + 1
+        by_node = self.by_node
+        for (node, rid), n in counts.items():
             acc = by_node.get(node)
             if acc is None:
                 acc = by_node[node] = {}
-            for name, qty in req.items():
-                acc[name] = acc.get(name, 0.0) + qty
+            for name, qty in shared[rid].items():
+                acc[name] = acc.get(name, 0.0) + n * qty
 
     def get(self, node: str) -> Mapping[str, float]:
         return self.by_node.get(node, {})
@@ -241,28 +270,26 @@ class NodeInfo:
     taints: list[tuple[str, str, str]] = field(default_factory=list)  # (key, value, effect)
 
 
-def parse_node(obj: Mapping[str, Any]) -> NodeInfo:
-    """NodeInfo from a decoded Node object (as the API server sends it)."""
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    raw_alloc: Mapping[str, Any] = status.get("allocatable") or {}
+def parse_node(obj: Node | Mapping[str, Any]) -> NodeInfo:
+    """NodeInfo from a decoded Node (`wire.Node`, or a plain dict, converted)."""
+    node = to_node(obj)
+    meta = node.metadata or ObjectMeta()
+    spec = node.spec or NodeSpec()
+    status = node.status or NodeStatus()
+    raw_alloc = status.allocatable or {}
     allocatable = {res: _qty(q) for res, q in raw_alloc.items() if _wanted(res)}
     ready = False
-    for cond in status.get("conditions") or ():
-        if cond.get("type") == "Ready":
-            ready = cond.get("status") == "True"
+    for cond in status.conditions or ():
+        if cond.type == "Ready":
+            ready = cond.status == "True"
             break
-    taints = [
-        (str(t.get("key", "")), str(t.get("value") or ""), str(t.get("effect", "")))
-        for t in spec.get("taints") or ()
-    ]
+    taints = [(t.key, t.value or "", t.effect) for t in spec.taints or ()]
     return NodeInfo(
-        name=str(meta.get("name", "")),
-        gpus=detect_node_gpus(meta.get("labels") or {}, raw_alloc),
+        name=meta.name,
+        gpus=detect_node_gpus(meta.labels or {}, raw_alloc),
         allocatable=allocatable,
         ready=ready,
-        unschedulable=bool(spec.get("unschedulable")),
+        unschedulable=bool(spec.unschedulable),
         taints=taints,
     )
 

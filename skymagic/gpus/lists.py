@@ -8,25 +8,29 @@ inventory issues before each watch:
         &fieldSelector=status.phase!=Succeeded,status.phase!=Failed
 
 `resourceVersion=0` lets the API server answer from its watch cache; the field selector keeps
-finished pods (often most of a busy cluster's pods) off the wire. Each page is decoded with
-orjson and folded at once into what is kept (NodeInfo, per-node request sums, or per-pod
-bindings), then dropped, so memory stays at about one page whatever the cluster size.
+finished pods (often most of a busy cluster's pods) off the wire. Each page is decoded into the
+typed structs of `skymagic.gpus.wire` (only the fields the counting reads) and folded at once
+into what is kept (NodeInfo, per-node request sums, or per-pod bindings), then dropped. While
+a page decodes, the client is already downloading the next one (`ContextClient.list_pages`;
+reading TLS releases the GIL, decoding holds it), so per list one page is in flight and one is
+being decoded, whatever the cluster size, and every context's lists run at once.
+
+A page that does not decode (truncated, a field of the wrong type, an oversized string) is a
+`MalformedResponseError` naming the context and the list: for pods the context degrades to
+"free unknown" with an error row, for nodes the context is an error row; other contexts are
+untouched.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
-
-import orjson
+from typing import TypeVar
 
 from skymagic.core.client import ContextClient
-from skymagic.errors import SkymagicError
+from skymagic.errors import MalformedResponseError, SkymagicError
 from skymagic.gpus.counting import (
     Binding,
     ContextData,
@@ -36,6 +40,7 @@ from skymagic.gpus.counting import (
     pod_binding_cached,
     pod_key,
 )
+from skymagic.gpus.wire import Node, Pod, WireError, decode_node_list, decode_pod_list
 
 __all__ = [
     "NODES_PATH",
@@ -45,6 +50,7 @@ __all__ = [
     "fetch_context",
     "list_nodes",
     "list_pod_bindings",
+    "malformed",
     "tally_pods",
 ]
 
@@ -54,60 +60,45 @@ POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
 
 _NODE_QUERY: Mapping[str, str] = {"resourceVersion": "0"}
 _POD_QUERY: Mapping[str, str] = {"resourceVersion": "0", "fieldSelector": POD_FIELD_SELECTOR}
+_WHAT = {NODES_PATH: "node", PODS_PATH: "pod"}
 
-_gc_users = 0
-_gc_lock = threading.Lock()
-
-# Decoding and tallying a page hold the GIL, so contexts gain nothing by decoding at the same
-# time; taking turns keeps at most ONE decoded page alive (a decoded 5,000-pod page is ~100 MB
-# of Python objects), while every context's next page still downloads in the background.
-_DECODE_LOCK = threading.Lock()
+T = TypeVar("T", Node, Pod)
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while big list pages are decoded (shared by concurrent threads).
-
-    A decoded page is millions of small acyclic containers, freed by reference counting as
-    soon as the page is tallied; each generation-2 pass the allocations trigger would rescan
-    all of them (a 260 MB pod list decodes in ~1 s with the GC paused, ~4 s without).
-    """
-    global _gc_users
-    with _gc_lock:
-        _gc_users += 1
-        if _gc_users == 1:
-            gc.disable()
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_users -= 1
-            if _gc_users == 0:
-                gc.enable()
+def malformed(
+    client: ContextClient, path: str, exc: Exception, part: str = "list"
+) -> SkymagicError:
+    """The error for a body from `path` that did not decode: names the list and the place."""
+    detail = str(exc)[:200]
+    return MalformedResponseError(
+        f"the {_WHAT.get(path, path)} list from {client.server} is malformed ({detail}); "
+        "the API server, or a proxy in front of it, sent something that is not Kubernetes JSON",
+        context=client.name,
+    )
 
 
 def _fold_list(
     client: ContextClient,
     path: str,
     query: Mapping[str, str],
-    fold: Callable[[Sequence[dict[str, Any]]], None],
+    decode: Callable[[bytes], list[T]],
+    fold: Callable[[Sequence[T]], None],
     restart: Callable[[], None],
 ) -> str:
-    """Hand each page's items to `fold` (one decoded page alive at a time); the list's RV.
+    """Decode each page and hand its items to `fold`, then drop them; the list's RV.
 
     `restart` forgets what was folded when the list starts over (an expired continue token).
     """
     rv = ""
-    with _gc_paused():
-        for page in client.list_pages(path, query):
-            if not page.body:
-                restart()
-                continue
-            with _DECODE_LOCK:
-                items = orjson.loads(page.body).get("items") or ()
-                fold(items)
-                del items
-            rv = page.resource_version or rv
+    for page in client.list_pages(path, query):
+        if not page.body:
+            restart()
+            continue
+        try:
+            fold(decode(page.body))
+        except WireError as exc:
+            raise malformed(client, path, exc) from None
+        rv = page.resource_version or rv
     return rv
 
 
@@ -118,6 +109,7 @@ def list_nodes(client: ContextClient) -> tuple[list[NodeInfo], str]:
         client,
         NODES_PATH,
         _NODE_QUERY,
+        decode_node_list,
         lambda items: nodes.extend(parse_node(item) for item in items),
         nodes.clear,
     )
@@ -127,7 +119,7 @@ def list_nodes(client: ContextClient) -> tuple[list[NodeInfo], str]:
 def tally_pods(client: ContextClient) -> Usage:
     """Requests per node, summed over the pods that hold resources (the one-shot inventory)."""
     usage = Usage()
-    _fold_list(client, PODS_PATH, _POD_QUERY, usage.add_pods, usage.by_node.clear)
+    _fold_list(client, PODS_PATH, _POD_QUERY, decode_pod_list, usage.add_pods, usage.by_node.clear)
     return usage
 
 
@@ -135,13 +127,13 @@ def list_pod_bindings(client: ContextClient) -> tuple[dict[str, Binding], str]:
     """Each resource-holding pod's binding by pod key (what a watch then updates); the RV."""
     pods: dict[str, Binding] = {}
 
-    def fold(items: Sequence[dict[str, Any]]) -> None:
+    def fold(items: Sequence[Pod]) -> None:
         for item in items:
             binding = pod_binding_cached(item)
             if binding is not None:
                 pods[pod_key(item)] = binding
 
-    rv = _fold_list(client, PODS_PATH, _POD_QUERY, fold, pods.clear)
+    rv = _fold_list(client, PODS_PATH, _POD_QUERY, decode_pod_list, fold, pods.clear)
     return pods, rv
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["effective_requests", "format_cpu", "format_memory", "parse_quantity"]
+from skymagic.gpus.wire import Container, PodSpec, decode_resources, to_pod_spec
+
+__all__ = [
+    "effective_requests",
+    "format_cpu",
+    "format_memory",
+    "parse_quantity",
+    "resource_requests",
+]
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {
@@ -75,16 +83,17 @@ def format_memory(num_bytes: float) -> str:
 
 
 def effective_requests(
-    pod_spec: Mapping[str, Any],
+    pod_spec: PodSpec | Mapping[str, Any],
     *,
     keep: Callable[[str], bool] | None = None,
     parse: Callable[[Any], float] = parse_quantity,
+    container_requests: Callable[[Container], Mapping[str, float]] | None = None,
 ) -> dict[str, float]:
     """A pod's effective resource request per resource, as kube-scheduler counts it.
 
     The one rule of the product (the inventory's `counting.pod_requests` is this rule with a
-    faster `parse` and only the resources it shows), after k8s.io/component-helpers
-    `resource.PodRequests` and KEP-753 (sidecar containers):
+    faster `parse`, only the resources it shows, and each container's requests memoised),
+    after k8s.io/component-helpers `resource.PodRequests` and KEP-753 (sidecar containers):
 
     * the app containers' requests are summed;
     * an init container with `restartPolicy: Always` (a native sidecar, Kubernetes 1.29+)
@@ -95,18 +104,22 @@ def effective_requests(
     * the pod overhead (RuntimeClass) is added last.
 
     A limit stands in for a missing request, as the API server's defaulting fills it in (GPUs
-    are often given as limits only). `keep` restricts the result to some resources; `parse`
-    turns quantity text into a number (default: `parse_quantity`, which raises on bad text).
+    are often given as limits only). `pod_spec` is the typed spec the inventory decodes
+    (`skymagic.gpus.wire.PodSpec`) or a plain dict (converted). `keep` restricts the result to
+    some resources; `parse` turns quantity text into a number (default: `parse_quantity`,
+    which raises on bad text); `container_requests` replaces the per-container step (a cache).
     """
+    spec = to_pod_spec(pod_spec)
+    requests_of = container_requests or (lambda c: resource_requests(c.resources, keep, parse))
     totals: dict[str, float] = {}
-    for c in _containers(pod_spec, "containers"):
-        for res, qty in _container_requests(c, keep, parse).items():
+    for c in spec.containers or ():
+        for res, qty in requests_of(c).items():
             totals[res] = totals.get(res, 0.0) + qty
     sidecars: dict[str, float] = {}
     init_peak: dict[str, float] = {}
-    for c in _containers(pod_spec, "initContainers"):
-        req = _container_requests(c, keep, parse)
-        if c.get("restartPolicy") == "Always":
+    for c in spec.initContainers or ():
+        req = requests_of(c)
+        if c.restartPolicy == "Always":
             for res, qty in req.items():
                 sidecars[res] = sidecars.get(res, 0.0) + qty
                 totals[res] = totals.get(res, 0.0) + qty
@@ -121,30 +134,25 @@ def effective_requests(
     for res, qty in init_peak.items():
         if qty > totals.get(res, 0.0):
             totals[res] = qty
-    overhead = pod_spec.get("overhead")
-    if isinstance(overhead, dict):
-        for res, qty in overhead.items():
-            if keep is None or keep(res):
-                totals[res] = totals.get(res, 0.0) + parse(qty)
+    for res, text in (spec.overhead or {}).items():
+        if keep is None or keep(res):
+            totals[res] = totals.get(res, 0.0) + parse(text)
     return totals
 
 
-def _containers(pod_spec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
-    value = pod_spec.get(key)
-    return [c for c in value if isinstance(c, dict)] if isinstance(value, list) else []
-
-
-def _container_requests(
-    container: Mapping[str, Any],
-    keep: Callable[[str], bool] | None,
-    parse: Callable[[Any], float],
+def resource_requests(
+    raw: bytes | memoryview,
+    keep: Callable[[str], bool] | None = None,
+    parse: Callable[[Any], float] = parse_quantity,
 ) -> dict[str, float]:
-    resources = container.get("resources")
-    if not isinstance(resources, dict):
-        return {}
+    """One container's requests from its undecoded `resources` (limits fill missing requests).
+
+    Raises `skymagic.gpus.wire.WireError` when the text is not a resources object.
+    """
+    resources = decode_resources(raw)
     out: dict[str, float] = {}
-    for source in (resources.get("limits"), resources.get("requests")):  # requests win
-        if isinstance(source, dict):
+    for source in (resources.limits, resources.requests):  # requests win
+        if source:
             for res, qty in source.items():
                 if keep is None or keep(res):
                     out[res] = parse(qty)

@@ -45,6 +45,7 @@ from skymagic.gpus.live import (
     PodSet,
     PodsListed,
 )
+from skymagic.gpus.wire import Node, Pod, decode_node, decode_pod
 
 __all__ = ["InventoryWatcher"]
 
@@ -121,15 +122,17 @@ class InventoryWatcher:
             if isinstance(event, Listed):
                 self._emit(NodesListed(ctx, event.items, event.took_s))
             elif isinstance(event, Changed):
+                node: Node = event.object
                 if event.type == "DELETED":
-                    name = str((event.object.get("metadata") or {}).get("name", ""))
-                    self._emit(NodeDeleted(ctx, name))
+                    self._emit(NodeDeleted(ctx, node.metadata.name if node.metadata else ""))
                 else:
-                    self._emit(NodeSet(ctx, parse_node(event.object)))
+                    self._emit(NodeSet(ctx, parse_node(node)))
             else:
                 self._emit(ListFailed(ctx, "nodes", event.error))
 
-        return self._new_driver(client, NODES_PATH, lister=_nodes_by_name, sink=sink)
+        return self._new_driver(
+            client, NODES_PATH, lister=_nodes_by_name, sink=sink, decode_object=decode_node
+        )
 
     def _pods_driver(self, client: ContextClient) -> WatchDriver[dict[str, Binding]]:
         ctx = client.name
@@ -138,13 +141,21 @@ class InventoryWatcher:
             if isinstance(event, Listed):
                 self._emit(PodsListed(ctx, event.items))
             elif isinstance(event, Changed):
-                binding = None if event.type == "DELETED" else pod_binding_cached(event.object)
-                self._emit(PodSet(ctx, pod_key(event.object), binding))
+                pod: Pod = event.object
+                binding = None if event.type == "DELETED" else pod_binding_cached(pod)
+                self._emit(PodSet(ctx, pod_key(pod), binding))
             else:
                 self._emit(ListFailed(ctx, "pods", event.error))
 
         query = {"fieldSelector": POD_FIELD_SELECTOR}
-        return self._new_driver(client, PODS_PATH, lister=list_pod_bindings, sink=sink, query=query)
+        return self._new_driver(
+            client,
+            PODS_PATH,
+            lister=list_pod_bindings,
+            sink=sink,
+            query=query,
+            decode_object=decode_pod,
+        )
 
     def _emit(self, event: LiveEvent) -> None:
         self._queue.append(event)

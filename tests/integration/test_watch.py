@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import orjson
+import msgspec
 import pytest
 
 from skymagic.core.client import ClientSettings, ContextClient
@@ -77,7 +77,7 @@ def test_a_stream_cut_off_half_way_is_a_transport_error(
     lines = client.stream_lines(
         PODS, {"watch": "true", "resourceVersion": rv, "timeoutSeconds": 30}, read_timeout=20
     )
-    first = orjson.loads(next(lines))
+    first = msgspec.json.decode(next(lines))
     assert first["type"] == "ADDED"
     fleet.set_faults("alpha", down=True)  # drops open connections mid-stream
     with pytest.raises(TransportError) as err:

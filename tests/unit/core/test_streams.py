@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import io
 
-import orjson
+import msgspec
 import pytest
 import urllib3
 
 from skymagic.core.streams import WatchStream, iter_lines
-from skymagic.errors import GoneError, SkymagicError, TransportError
+from skymagic.errors import GoneError, MalformedResponseError, SkymagicError
 
 
 def response(body: bytes) -> urllib3.HTTPResponse:
@@ -32,7 +32,7 @@ def test_lines_across_chunk_boundaries() -> None:
 
 
 def event(kind: str, obj: dict[str, object]) -> bytes:
-    return orjson.dumps({"type": kind, "object": obj}) + b"\n"
+    return msgspec.json.encode({"type": kind, "object": obj}) + b"\n"
 
 
 def test_watch_events_and_a_410() -> None:
@@ -52,7 +52,45 @@ def test_watch_events_and_a_410() -> None:
 
 def test_a_watch_that_is_not_json_names_the_server() -> None:
     stream = WatchStream(
-        response(b"<html>proxy login</html>\n"), context="c", server="https://x", classify=never
+        response(b"<html>proxy login</html>\n"),
+        context="c",
+        server="https://x",
+        classify=never,
+        path="/api/v1/pods",
     )
-    with pytest.raises(TransportError, match="https://x sent a line that is not JSON"):
+    with pytest.raises(MalformedResponseError, match="/api/v1/pods from https://x sent a line"):
         list(stream)
+
+
+def test_a_watch_event_object_of_the_wrong_type_is_malformed_not_a_crash() -> None:
+    class Named(msgspec.Struct):
+        name: str = ""
+
+    line = msgspec.json.encode({"type": "ADDED", "object": {"name": 5}}) + b"\n"
+    stream = WatchStream(
+        response(line),
+        context="c",
+        server="https://x",
+        classify=never,
+        decode_object=msgspec.json.Decoder(Named).decode,
+    )
+    with pytest.raises(MalformedResponseError, match=r"Expected `str`, got `int`"):
+        list(stream.events())
+
+
+def test_typed_events_carry_the_resource_version() -> None:
+    class Named(msgspec.Struct):
+        name: str = ""
+
+    obj = {"name": "p", "metadata": {"resourceVersion": "42"}}
+    stream = WatchStream(
+        response(
+            event("MODIFIED", obj) + event("BOOKMARK", {"metadata": {"resourceVersion": "50"}})
+        ),
+        context="c",
+        server="https://x",
+        classify=never,
+        decode_object=msgspec.json.Decoder(Named).decode,
+    )
+    got = [(e.type, e.object, e.resource_version) for e in stream.events()]
+    assert got == [("MODIFIED", Named("p"), "42"), ("BOOKMARK", Named(""), "50")]

@@ -1,10 +1,17 @@
-"""Counting free GPUs/CPU/memory on plain dicts, no server involved."""
+"""Counting free GPUs/CPU/memory, no server involved.
+
+The cases are written as plain dicts, as the API server sends them, and every one reaches the
+rules through the inventory's decoder: pods as a list page (`wire.decode_pod_list` on the
+page's JSON), nodes and single pods through `wire.to_node` / `wire.to_pod` (the same typed
+structs, from the dict's JSON).
+"""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
+import msgspec
 import pytest
 
 from skymagic.gpus.counting import (
@@ -20,6 +27,7 @@ from skymagic.gpus.counting import (
     summary_rows,
 )
 from skymagic.gpus.quantity import effective_requests
+from skymagic.gpus.wire import Pod, decode_pod_list
 
 GIB = 2**30
 
@@ -244,9 +252,15 @@ def test_node_status(kwargs: dict[str, Any], schedulable: bool, status: str) -> 
     assert node_status(parse_node(node(**kwargs))) == (schedulable, status)
 
 
+def _page(*pods: dict[str, Any]) -> list[Pod]:
+    """The pods as the inventory gets them: one PodList page, decoded by the typed decoder."""
+    body = msgspec.json.encode({"kind": "PodList", "metadata": {}, "items": list(pods)})
+    return decode_pod_list(body)
+
+
 def _usage(*pods: dict[str, Any]) -> Usage:
     usage = Usage()
-    usage.add_pods(pods)
+    usage.add_pods(_page(*pods))
     return usage
 
 
