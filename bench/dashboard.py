@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
 import comm  # noqa: E402
-import orjson  # noqa: E402
+import msgspec  # noqa: E402
 from inventory import large_spec, small_spec  # noqa: E402
 
 from skymagic.core.client import ClientSettings, clear_clients  # noqa: E402
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2))
+    RESULTS.write_bytes(msgspec.json.format(msgspec.json.encode(out), indent=2))
     w, r = results["watch"], results["relist"]
     print()
     print(

@@ -52,7 +52,7 @@ PUBLIC = [
     "status",
     "unload_ipython_extension",
 ]
-HEAVY = ("kubernetes", "pandas", "ipywidgets", "anywidget", "IPython", "urllib3", "yaml", "orjson")
+HEAVY = ("kubernetes", "pandas", "ipywidgets", "anywidget", "IPython", "urllib3", "yaml", "msgspec")
 
 
 def test_all_is_locked() -> None:

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import orjson
+import msgspec
 
 from skymagic.sim import protobuf, streams, tables
 from skymagic.sim.certs import identity_from_peercert
@@ -107,6 +107,8 @@ class ApiServer:
             if acting is not ident:
                 impersonator, user = ident.user, acting.user
             resp = await self._route(req, acting)
+            if faults.corrupt and req.path == faults.corrupt_path:
+                resp = corrupt_body(resp, req, faults.corrupt)
         except HTTPStatus as st:
             resp = json_response(st.code, st.body)
         except SelectorError as exc:
@@ -473,7 +475,7 @@ class ApiServer:
                 initial = store.events_since(resource, rv, watcher.namespace, matches)
             except ExpiredError as exc:
                 gone = status_body(410, "Expired", str(exc))
-                initial = [b'{"type":"ERROR","object":' + orjson.dumps(gone) + b"}\n"]
+                initial = [b'{"type":"ERROR","object":' + msgspec.json.encode(gone) + b"}\n"]
                 return Response(200, content_type="application/json", stream=_once(initial))
         store.watchers.append(watcher)
         return Response(
@@ -627,7 +629,7 @@ class ApiServer:
                     "UnsupportedMediaType",
                     "json-patch is not supported by the simulator; use a merge patch",
                 )
-            merged = _merge_patch(orjson.loads(entry.raw), patch)
+            merged = _merge_patch(msgspec.json.decode(entry.raw), patch)
         if resource == "nodes":
             from skymagic.sim.objects import set_node_unschedulable
 
@@ -714,9 +716,11 @@ class ApiServer:
         ctype = req.headers.get("content-type", "")
         try:
             review = (
-                protobuf.decode_ssar(req.body) if "protobuf" in ctype else orjson.loads(req.body)
+                protobuf.decode_ssar(req.body)
+                if "protobuf" in ctype
+                else msgspec.json.decode(req.body)
             )
-        except (ValueError, orjson.JSONDecodeError) as exc:
+        except (ValueError, msgspec.DecodeError) as exc:
             raise HTTPStatus(
                 400, "BadRequest", f"cannot decode SelfSubjectAccessReview: {exc}"
             ) from None
@@ -753,6 +757,37 @@ class ApiServer:
                 "status": status,
             },
         )
+
+
+_HUGE = 16 << 20
+
+
+def corrupt_body(resp: Response, req: Request, mode: str) -> Response:
+    """The `corrupt` fault: a 200 GET answer whose JSON is not what the API promises.
+
+    "truncate" cuts the body in half (a proxy that gave up, a server that crashed mid-write;
+    Content-Length matches, so only the JSON is broken); "wrong-type" turns the first
+    `nodeName` (else the first `name`) into a number, keeping the JSON valid; "huge-string"
+    makes that field 16 MB long, far past any name the API server accepts. Watches and
+    errors pass untouched.
+    """
+    if req.method != "GET" or resp.status != 200 or resp.stream is not None:
+        return resp
+    data = resp.body + resp.tail
+    if mode == "truncate":
+        return Response(resp.status, data[: len(data) // 2], resp.content_type, resp.headers)
+    if mode not in ("wrong-type", "huge-string"):
+        raise HTTPStatus(500, "InternalError", f"unknown corrupt mode {mode!r} (a sim fault)")
+    for key in (b'"nodeName":"', b'"name":"'):
+        at = data.find(key)
+        if at >= 0:
+            end = at + len(key)
+            if mode == "wrong-type":
+                data = data[:at] + key[:-1] + b'12,"was":"' + data[end:]
+            else:
+                data = data[:end] + b"x" * _HUGE + data[end:]
+            break
+    return Response(resp.status, data, resp.content_type, resp.headers)
 
 
 async def _once(chunks: list[bytes]) -> AsyncIterator[bytes]:
@@ -839,8 +874,8 @@ def _json_body(req: Request, optional: bool = False) -> dict[str, Any]:
             return {}
         raise HTTPStatus(400, "BadRequest", "the request body is empty")
     try:
-        data = orjson.loads(req.body)
-    except orjson.JSONDecodeError as exc:
+        data = msgspec.json.decode(req.body)
+    except msgspec.DecodeError as exc:
         raise HTTPStatus(400, "BadRequest", f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise HTTPStatus(400, "BadRequest", "the body must be a JSON object")

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import orjson
+import msgspec
 
 from skymagic.errors import SimError
 from skymagic.sim.spec import FleetSpec, load_fleet_spec
@@ -86,7 +86,7 @@ class Fleet:
             ready_path.unlink()
         data = _spec_to_dict(self.spec)
         data["_options"] = {"kubeconfig": self._kubeconfig_opt, "ports": self._ports}
-        (self.state_dir / "spec.json").write_bytes(orjson.dumps(data))
+        (self.state_dir / "spec.json").write_bytes(msgspec.json.encode(data))
         log_path = self.state_dir / "fleet.log"
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
@@ -112,7 +112,7 @@ class Fleet:
                     f"(log: {log_path})"
                 )
             time.sleep(0.02)
-        self.ready = orjson.loads(ready_path.read_bytes())
+        self.ready = msgspec.json.decode(ready_path.read_bytes())
         return self
 
     @classmethod
@@ -124,8 +124,8 @@ class Fleet:
             raise SimError(
                 f"no simulated fleet is running in {d}; start one with `skymagic sim up`"
             )
-        ready = orjson.loads(ready_path.read_bytes())
-        spec = orjson.loads((d / "spec.json").read_bytes())
+        ready = msgspec.json.decode(ready_path.read_bytes())
+        spec = msgspec.json.decode((d / "spec.json").read_bytes())
         spec.pop("_options", None)
         fleet = cls(spec, state_dir=d)
         fleet._own_dir = False
@@ -202,15 +202,15 @@ class Fleet:
             raise SimError("the simulated fleet is not running")
         req = urllib.request.Request(
             f"http://127.0.0.1:{self.ready['control_port']}/{op}",
-            data=orjson.dumps(args),
+            data=msgspec.json.encode(args),
             headers={"X-Sim-Key": self.ready["control_key"], "Content-Type": "application/json"},
             method="POST",
         )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return orjson.loads(resp.read())["result"]
+                return msgspec.json.decode(resp.read())["result"]
         except urllib.error.HTTPError as exc:
-            detail = orjson.loads(exc.read() or b"{}").get("error", str(exc))
+            detail = msgspec.json.decode(exc.read() or b"{}").get("error", str(exc))
             raise SimError(f"simulated fleet: {op}: {detail}") from None
         except OSError as exc:
             raise SimError(f"simulated fleet control channel unreachable: {exc}") from None
@@ -227,7 +227,8 @@ class Fleet:
             self._call("clear_requests", {"cluster": name})
 
     def set_faults(self, cluster: str, **faults: Any) -> dict[str, Any]:
-        """Change faults at run time: down, blackhole, latency_ms, error_rate, token_ttl_s."""
+        """Change faults at run time: down, blackhole, latency_ms, error_rate, token_ttl_s,
+        corrupt + corrupt_path (a malformed 200 body for GETs of that path; see spec.Faults)."""
         return dict(self._call("faults", {"cluster": cluster, "faults": faults}))
 
     def cordon(self, cluster: str, node: str) -> None:

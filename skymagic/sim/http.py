@@ -22,7 +22,7 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import orjson
+import msgspec
 
 __all__ = ["HTTPServer", "Request", "Response", "json_response"]
 
@@ -82,7 +82,7 @@ class Response:
 
 
 def json_response(status: int, obj: Any) -> Response:
-    return Response(status=status, body=orjson.dumps(obj))
+    return Response(status=status, body=msgspec.json.encode(obj))
 
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]

@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any
 
-import orjson
+import msgspec
 
 from skymagic.sim.labels import NodeProfile, gpu_node_profile
 from skymagic.sim.quantity import format_cpu, format_memory
@@ -411,12 +411,12 @@ class PodStamper:
         self, group: PodGroup, gpu_resource: str | None, node: dict[str, Any] | None
     ) -> None:
         self.group = group
-        self.template = orjson.dumps(
+        self.template = msgspec.json.encode(
             build_pod(group, 0, node=node, gpu_resource=gpu_resource, pod_ip="0.0.0.0")
         )
 
     def make(self, index: int, node: dict[str, Any] | None, pod_ip: str) -> dict[str, Any]:
-        pod: dict[str, Any] = orjson.loads(self.template)
+        pod: dict[str, Any] = msgspec.json.decode(self.template)
         digest = hashlib.sha1(f"{self.group.name}{index}".encode()).hexdigest()
         meta = pod["metadata"]
         meta["name"] = f"{self.group.name}-{digest[:10]}-{digest[10:15]}"

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+import msgspec
 
 from skymagic.sim.mux import Mux
 from skymagic.sim.podexec import ExecFailed, LocalProcess, PodRuntime, SimulatedProcess
@@ -51,7 +51,7 @@ class StreamOptions:
 def status_bytes(status: dict[str, Any], version: int) -> bytes:
     """The error stream's last words for protocol `version` (empty: nothing to write)."""
     if version >= 4:
-        return orjson.dumps(status)
+        return msgspec.json.encode(status)
     if status.get("status") == "Success":
         return b""
     return str(status.get("message", "")).encode()

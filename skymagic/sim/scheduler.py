@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import orjson
+import msgspec
 
 from skymagic.sim.quantity import effective_requests, parse_quantity
 
@@ -45,7 +45,7 @@ class NodeUsage:
             node = spec.get("nodeName")
             if not node or pod.get("status", {}).get("phase") in TERMINAL:
                 continue
-            sig = orjson.dumps(
+            sig = msgspec.json.encode(
                 [spec.get("containers"), spec.get("initContainers"), spec.get("overhead")]
             )
             req = cache.get(sig)

@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import orjson
+import msgspec
 import yaml
 
 from skymagic.sim.apiserver import ApiServer
@@ -58,7 +58,7 @@ class FleetProcess:
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
-        spec_data = orjson.loads((state_dir / "spec.json").read_bytes())
+        spec_data = msgspec.json.decode((state_dir / "spec.json").read_bytes())
         self.options = spec_data.pop("_options", {})
         self.spec: FleetSpec = load_fleet_spec(spec_data)
         self.secret = secrets.token_bytes(32)
@@ -106,7 +106,7 @@ class FleetProcess:
             "clusters": {n: s.port for n, s in self.servers.items()},
             "contexts": self.context_names(),
         }
-        _atomic_write(self.state_dir / "ready.json", orjson.dumps(ready))
+        _atomic_write(self.state_dir / "ready.json", msgspec.json.encode(ready))
 
     def _port_getter(self, name: str) -> Callable[[], int]:
         return lambda: self.servers[name].port
@@ -204,7 +204,7 @@ class FleetProcess:
         if req.headers.get("x-sim-key") != self.control_key:
             return json_response(403, {"error": "bad control key"})
         op = req.path.strip("/")
-        args: dict[str, Any] = orjson.loads(req.body) if req.body else {}
+        args: dict[str, Any] = msgspec.json.decode(req.body) if req.body else {}
         try:
             result = await self._apply(op, args)
         except (KeyError, ValueError, TypeError) as exc:

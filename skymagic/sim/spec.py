@@ -107,6 +107,12 @@ class Faults:
     latency_ms: float = 0.0
     error_rate: float = 0.0
     token_ttl_s: float = 3600.0
+    # A 200 answer with a body that is not what the API promises, for GETs of `corrupt_path`
+    # (e.g. "/api/v1/pods"): "truncate" (the JSON cut in half, Content-Length to match),
+    # "wrong-type" (the first nodeName, or else name, becomes a number), "huge-string" (the
+    # first nodeName, or else name, becomes a 16 MB string). See apiserver.corrupt_body.
+    corrupt: str = ""
+    corrupt_path: str = ""
 
 
 # How each provider labels spot (preemptible) capacity.

@@ -1,7 +1,7 @@
 """One simulated cluster's object store: what etcd plus the API server's watch cache do.
 
 Why it looks like this: list throughput must be limited by bytes, not per-object Python work,
-so every object keeps its JSON encoding (orjson) next to the dict, and a list response is a
+so every object keeps its JSON encoding (msgspec) next to the dict, and a list response is a
 join of ready-made bytes. resourceVersion is one monotonic counter per cluster; a bounded
 history of changes serves watches from a resourceVersion and decides when a continue token or
 a watch resourceVersion is too old (410 Gone), like etcd compaction.
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
+import msgspec
 
 __all__ = [
     "KINDS",
@@ -129,7 +129,7 @@ class Change:
     def current(self) -> dict[str, Any]:
         if self.obj is not None:
             return self.obj
-        decoded: dict[str, Any] = orjson.loads(self.raw)
+        decoded: dict[str, Any] = msgspec.json.decode(self.raw)
         return decoded
 
     def event_for(self, matches: Matcher | None) -> bytes | None:
@@ -139,14 +139,14 @@ class Change:
         if self.etype == "DELETED":
             return self.event if matches(self.current()) else None
         now = matches(self.current())
-        before = self.prev_raw is not None and matches(orjson.loads(self.prev_raw))
+        before = self.prev_raw is not None and matches(msgspec.json.decode(self.prev_raw))
         if now:
             return self.event if before or self.etype == "ADDED" else _event("ADDED", self.raw)
         if before:
             assert self.prev_raw is not None
-            prev = orjson.loads(self.prev_raw)
+            prev = msgspec.json.decode(self.prev_raw)
             prev["metadata"]["resourceVersion"] = str(self.rv)
-            return _event("DELETED", orjson.dumps(prev))
+            return _event("DELETED", msgspec.json.encode(prev))
         return None
 
 
@@ -160,13 +160,13 @@ def _key(namespace: str | None, name: str) -> str:
 
 
 def encode_continue(rv: int, last_key: str) -> str:
-    payload = orjson.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": last_key + "\x00"})
+    payload = msgspec.json.encode({"v": "meta.k8s.io/v1", "rv": rv, "start": last_key + "\x00"})
     return base64.urlsafe_b64encode(payload).decode()
 
 
 def decode_continue(token: str) -> tuple[int, str]:
     try:
-        data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        data = msgspec.json.decode(base64.urlsafe_b64decode(token.encode()))
         return int(data["rv"]), str(data["start"])
     except Exception:
         raise ValueError("continue key is not valid") from None
@@ -335,7 +335,7 @@ class Store:
         rv = self._bump()
         self.generation[resource] += 1
         meta["resourceVersion"] = str(rv)
-        raw = orjson.dumps(obj)
+        raw = msgspec.json.encode(obj)
         prev_raw = None
         if old is not None:
             prev_raw = old.raw
@@ -372,7 +372,7 @@ class Store:
         rv = self._bump()
         entry.obj["metadata"]["resourceVersion"] = str(rv)
         prev_raw = entry.raw
-        entry = Entry(entry.obj, orjson.dumps(entry.obj))
+        entry = Entry(entry.obj, msgspec.json.encode(entry.obj))
         self._record(rv, resource, "DELETED", key, entry, prev_raw)
         return entry
 

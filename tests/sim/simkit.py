@@ -106,7 +106,7 @@ def raw(
 ) -> tuple[int, Any, dict[str, str]]:
     """One request through the official client's pool: (status, decoded JSON or bytes, headers).
 
-    `decode=False` returns the body as bytes (for big lists decoded with orjson)."""
+    `decode=False` returns the body as bytes (for big lists decoded with msgspec)."""
     params = list(query.items()) if isinstance(query, Mapping) else list(query or [])
     hdrs = {"Accept": "application/json", **(headers or {})}
     if body is not None:

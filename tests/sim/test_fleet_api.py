@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import orjson
+import msgspec
 import pytest
 from kubernetes import client, watch
 from simkit import ApiException, api_client, pod_manifest, raw, stream_lines, wait_for
@@ -464,7 +464,7 @@ def _collect(lines: Iterator[bytes], until: Callable[[list[dict[str, Any]]], boo
     events: list[dict[str, Any]] = []
     for line in lines:
         if line.strip():
-            events.append(orjson.loads(line))
+            events.append(msgspec.json.decode(line))
             if until(events):
                 break
     return events
@@ -605,7 +605,7 @@ def test_object_leaving_a_field_selector_arrives_as_deleted(
 def test_status_errors(api: client.ApiClient, v1: client.CoreV1Api, ns: str) -> None:
     with pytest.raises(ApiException) as err:
         v1.read_namespaced_pod("nope", ns)
-    body = orjson.loads(err.value.body)
+    body = msgspec.json.decode(err.value.body)
     assert err.value.status == 404
     assert body == {
         "kind": "Status",
@@ -621,7 +621,7 @@ def test_status_errors(api: client.ApiClient, v1: client.CoreV1Api, ns: str) -> 
     v1.create_namespaced_pod(ns, _unschedulable_pod("twice"))
     with pytest.raises(ApiException) as err:
         v1.create_namespaced_pod(ns, _unschedulable_pod("twice"))
-    body = orjson.loads(err.value.body)
+    body = msgspec.json.decode(err.value.body)
     assert err.value.status == 409 and body["reason"] == "AlreadyExists"
     assert body["message"] == 'pods "twice" already exists'
 

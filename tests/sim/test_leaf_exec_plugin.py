@@ -134,5 +134,5 @@ def test_imports_nothing_heavy(secret_file: Path) -> None:
         "-m", "skymagic.sim.exec_plugin", "--secret-file", str(secret_file), "--user", "x"
     )
     added = {m.split(".")[0] for m in run - base}
-    heavy = {"kubernetes", "pandas", "cryptography", "orjson", "yaml", "IPython", "asyncio", "ssl"}
+    heavy = {"kubernetes", "pandas", "cryptography", "msgspec", "yaml", "IPython", "asyncio", "ssl"}
     assert not heavy & added, heavy & added

@@ -23,11 +23,13 @@ from skymagic.gpus.counting import (
     node_status,
     parse_node,
     pod_binding,
+    pod_binding_cached,
+    pod_key,
     pod_requests,
     summary_rows,
 )
 from skymagic.gpus.quantity import effective_requests
-from skymagic.gpus.wire import Pod, decode_pod_list
+from skymagic.gpus.wire import Pod, WireError, decode_pod_list
 
 GIB = 2**30
 
@@ -373,3 +375,24 @@ def test_format_utilization() -> None:
 def test_node_info_defaults() -> None:
     info = NodeInfo(name="x", gpus=[], allocatable={})
     assert node_status(info) == (True, "Healthy")
+
+
+def test_malformed_resources_fail_the_page_not_silently() -> None:
+    """Resources are decoded lazily (once per distinct text): a wrong type still fails."""
+    bad = pod(containers=[container({"nvidia.com/gpu": ["1"]})], uid="bad")  # type: ignore[dict-item]
+    with pytest.raises(WireError, match=r"Expected `float \| str`, got `array` - at `\$.requests"):
+        _usage(pod(containers=[container({"cpu": "1"})]), bad)
+
+
+def test_typed_page_and_plain_dicts_count_the_same() -> None:
+    """The page decoder and the dict path (pods.py, tests) reach the same rule."""
+    sidecar = {**container({"nvidia.com/gpu": "1"}), "restartPolicy": "Always"}
+    pods = [
+        pod(containers=[container({"nvidia.com/gpu": "2", "cpu": "1"})], uid="a"),
+        pod(containers=[container({"cpu": "1"})], init=[sidecar], uid="b"),
+        pod(containers=[container(limits={"memory": "1Gi"})], overhead={"cpu": "1"}, uid="c"),
+        pod(containers=[container({"nvidia.com/gpu": "8"})], phase="Failed", uid="d"),
+    ]
+    decoded = [pod_binding_cached(p) for p in _page(*pods)]
+    assert decoded == [pod_binding(p) for p in pods]
+    assert [pod_key(p) for p in _page(*pods)] == [pod_key(p) for p in pods] == ["a", "b", "c", "d"]
