@@ -42,6 +42,7 @@ from skymagic.gpus.wire import (
     ObjectMeta,
     Pod,
     PodSpec,
+    PodUsage,
     to_node,
     to_pod,
 )
@@ -159,7 +160,7 @@ def pod_requests(spec: PodSpec | Mapping[str, Any]) -> dict[str, float]:
     )
 
 
-def _bound_spec(pod: Pod) -> tuple[str, PodSpec] | None:
+def _bound_spec(pod: PodUsage) -> tuple[str, PodSpec] | None:
     """(node, spec) of a pod that holds resources: bound (spec.nodeName) and not terminal."""
     spec = pod.spec
     if spec is None or not spec.nodeName:
@@ -180,7 +181,7 @@ def pod_binding(pod: Pod | Mapping[str, Any]) -> Binding | None:
     return None if bound is None else (bound[0], pod_requests(bound[1]))
 
 
-def pod_binding_cached(pod: Pod) -> Binding | None:
+def pod_binding_cached(pod: PodUsage) -> Binding | None:
     """`pod_binding` on the hot path: a one-container pod's requests are its container's.
 
     Every inventory reads 100,000 pods per call on big fleets, and most have one container
@@ -223,7 +224,7 @@ class Usage:
         for res, qty in requests.items():
             acc[res] = acc.get(res, 0.0) + sign * qty
 
-    def add_pods(self, pods: Iterable[Pod]) -> None:
+    def add_pods(self, pods: Iterable[PodUsage]) -> None:
         """Add every resource-holding pod of a decoded list page (the inventory's hot loop).
 
         Pods are counted per (node, shared requests) first and multiplied out once per page:

@@ -1,7 +1,7 @@
 """Reading one context's nodes and pods: the two list requests, decoded a page at a time.
 
-Per context exactly two lists, which the one-shot inventory issues concurrently and the live
-inventory issues before each watch:
+Per context exactly two lists, which the one-shot inventory issues one after the other (every
+context at once) and the live inventory issues before each watch:
 
     GET /api/v1/nodes?resourceVersion=0&limit=N
     GET /api/v1/pods?resourceVersion=0&limit=N
@@ -26,7 +26,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from skymagic.core.client import ContextClient
@@ -40,7 +39,15 @@ from skymagic.gpus.counting import (
     pod_binding_cached,
     pod_key,
 )
-from skymagic.gpus.wire import Node, Pod, WireError, decode_node_list, decode_pod_list
+from skymagic.gpus.wire import (
+    Node,
+    Pod,
+    PodUsage,
+    WireError,
+    decode_node_list,
+    decode_pod_list,
+    decode_pod_usage_list,
+)
 
 __all__ = [
     "NODES_PATH",
@@ -62,7 +69,7 @@ _NODE_QUERY: Mapping[str, str] = {"resourceVersion": "0"}
 _POD_QUERY: Mapping[str, str] = {"resourceVersion": "0", "fieldSelector": POD_FIELD_SELECTOR}
 _WHAT = {NODES_PATH: "node", PODS_PATH: "pod"}
 
-T = TypeVar("T", Node, Pod)
+T = TypeVar("T", Node, Pod, PodUsage)
 
 
 def malformed(
@@ -81,7 +88,7 @@ def _fold_list(
     client: ContextClient,
     path: str,
     query: Mapping[str, str],
-    decode: Callable[[bytes], list[T]],
+    decode: Callable[[bytes | memoryview], list[T]],
     fold: Callable[[Sequence[T]], None],
     restart: Callable[[], None],
 ) -> str:
@@ -99,6 +106,7 @@ def _fold_list(
         except WireError as exc:
             raise malformed(client, path, exc) from None
         rv = page.resource_version or rv
+        del page  # its memory goes back while the next page downloads
     return rv
 
 
@@ -119,7 +127,9 @@ def list_nodes(client: ContextClient) -> tuple[list[NodeInfo], str]:
 def tally_pods(client: ContextClient) -> Usage:
     """Requests per node, summed over the pods that hold resources (the one-shot inventory)."""
     usage = Usage()
-    _fold_list(client, PODS_PATH, _POD_QUERY, decode_pod_list, usage.add_pods, usage.by_node.clear)
+    _fold_list(
+        client, PODS_PATH, _POD_QUERY, decode_pod_usage_list, usage.add_pods, usage.by_node.clear
+    )
     return usage
 
 
@@ -138,20 +148,21 @@ def list_pod_bindings(client: ContextClient) -> tuple[dict[str, Binding], str]:
 
 
 def fetch_context(client: ContextClient) -> ContextData:
-    """Both lists of one context, concurrently; a failed pod list degrades, never fails.
+    """Both lists of one context, one after the other; a failed pod list degrades, never fails.
 
-    No /version, no access reviews: a 403 on the pod list is an answer too (nodes shown, free
-    unknown, a `forbidden` error row), not a reason to fail the context (SkyPilot issue #5146).
+    One after the other, so a context has one page downloading (and one decoding) at a time:
+    the node list is one page, decoded in milliseconds, while every context's lists run at
+    once. No /version, no access reviews: a 403 on the pod list is an answer too (nodes shown,
+    free unknown, a `forbidden` error row), not a reason to fail the context (SkyPilot issue
+    #5146). A node-list error fails the whole context.
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"nodes-{client.name}") as pool:
-        nodes_future: Future[tuple[list[NodeInfo], str]] = pool.submit(list_nodes, client)
-        usage: Usage | None = None
-        pods_error: SkymagicError | None = None
-        try:
-            usage = tally_pods(client)
-        except SkymagicError as exc:
-            pods_error = exc
-        nodes, _rv = nodes_future.result()  # a node-list error fails the whole context
+    nodes, _rv = list_nodes(client)
+    usage: Usage | None = None
+    pods_error: SkymagicError | None = None
+    try:
+        usage = tally_pods(client)
+    except SkymagicError as exc:
+        pods_error = exc
     return ContextData(nodes=nodes, usage=usage, pods_error=pods_error)
 
 

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from skymagic.core.client import ContextClient
+from skymagic.core.client import ContextClient, client_for
 from skymagic.core.targets import Settings, Targets, resolve_targets
 from skymagic.core.watch import Changed, DriverEvent, Listed, WatchDriver
 from skymagic.errors import SkymagicError
@@ -96,7 +96,8 @@ class InventoryWatcher:
         )
         for ctx in self.contexts:
             try:
-                client = ContextClient(self.targets.kubeconfig.resolve(ctx), self.settings.client)
+                # the session's cached client: keep-alive connections shared with show_gpus
+                client = client_for(self.targets.kubeconfig.resolve(ctx), self.settings.client)
             except SkymagicError as exc:
                 self._setup_errors[ctx] = exc
                 continue

@@ -29,12 +29,14 @@ __all__ = [
     "Node",
     "Pod",
     "PodSpec",
+    "PodUsage",
     "Resources",
     "WireError",
     "decode_node",
     "decode_node_list",
     "decode_pod",
     "decode_pod_list",
+    "decode_pod_usage_list",
     "decode_resources",
     "to_node",
     "to_pod",
@@ -88,10 +90,21 @@ class ObjectMeta(msgspec.Struct, gc=False):
     labels: dict[Text, Text] | None = None
 
 
-class Pod(msgspec.Struct, gc=False):
-    metadata: ObjectMeta | None = None
+class PodUsage(msgspec.Struct, gc=False):
+    """What the counting reads of a pod: where it runs, what it requests, whether it ended.
+
+    The one-shot inventory decodes its pod pages into these: no metadata, so four objects fewer
+    per pod to build and free (~15% of the decode on 25,000 pods).
+    """
+
     spec: PodSpec | None = None
     status: PodStatus | None = None
+
+
+class Pod(PodUsage, gc=False):
+    """A pod with its identity, which the live inventory keys its pods on."""
+
+    metadata: ObjectMeta | None = None
 
 
 class Taint(msgspec.Struct, gc=False):
@@ -125,11 +138,16 @@ class _PodList(msgspec.Struct, gc=False):
     items: list[Pod] | None = None
 
 
+class _PodUsageList(msgspec.Struct, gc=False):
+    items: list[PodUsage] | None = None
+
+
 class _NodeList(msgspec.Struct, gc=False):
     items: list[Node] | None = None
 
 
 _POD_LIST = msgspec.json.Decoder(_PodList)
+_POD_USAGE_LIST = msgspec.json.Decoder(_PodUsageList)
 _NODE_LIST = msgspec.json.Decoder(_NodeList)
 _POD = msgspec.json.Decoder(Pod)
 _NODE = msgspec.json.Decoder(Node)
@@ -140,6 +158,11 @@ _ENCODER = msgspec.json.Encoder()
 def decode_pod_list(body: bytes | memoryview) -> list[Pod]:
     """The items of a PodList page (raises WireError when the page is malformed)."""
     return _POD_LIST.decode(body).items or []
+
+
+def decode_pod_usage_list(body: bytes | memoryview) -> list[PodUsage]:
+    """The items of a PodList page, without their metadata (the one-shot tally)."""
+    return _POD_USAGE_LIST.decode(body).items or []
 
 
 def decode_node_list(body: bytes | memoryview) -> list[Node]:

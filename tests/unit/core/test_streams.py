@@ -12,7 +12,7 @@ import msgspec
 import pytest
 import urllib3
 
-from skymagic.core.streams import WatchStream, iter_lines
+from skymagic.core.streams import PAGES, PagePool, WatchStream, iter_lines, read_body
 from skymagic.errors import GoneError, MalformedResponseError, SkymagicError
 
 
@@ -94,3 +94,50 @@ def test_typed_events_carry_the_resource_version() -> None:
     )
     got = [(e.type, e.object, e.resource_version) for e in stream.events()]
     assert got == [("MODIFIED", Named("p"), "42"), ("BOOKMARK", Named(""), "50")]
+
+
+def sized(body: bytes, length: int | None = None) -> urllib3.HTTPResponse:
+    headers = {} if length is None else {"content-length": str(length)}
+    return urllib3.HTTPResponse(
+        body=io.BytesIO(body), preload_content=False, status=200, headers=headers
+    )
+
+
+def fail(exc: BaseException) -> SkymagicError:
+    return SkymagicError(f"classified: {type(exc).__name__}")
+
+
+@pytest.mark.parametrize("with_length", [True, False], ids=["content-length", "chunked"])
+def test_read_body_reads_whole_bodies_into_a_page_map(with_length: bool) -> None:
+    body = bytes(range(256)) * 12_000  # 3 MB: more than the first map of a body without length
+    page = read_body(sized(body, len(body) if with_length else None), fail, fail)
+    assert bytes(page) == body
+    PAGES.recycle(page)
+
+
+def test_a_body_shorter_than_its_length_is_classified_not_returned() -> None:
+    with pytest.raises(SkymagicError, match="classified: ProtocolError"):
+        read_body(sized(b'{"items": [', 1000), fail, fail)
+
+
+def test_a_page_map_is_reused_only_once_nothing_points_into_it() -> None:
+    class Holder(msgspec.Struct):
+        r: msgspec.Raw
+
+    pool = PagePool()
+    pool.begin()
+    try:
+        first = pool.take(100)
+        data = b'{"r": {"a": 1}}'
+        first[: len(data)] = data
+        page = memoryview(first)[: len(data)]
+        held = msgspec.json.decode(page, type=Holder)  # a Raw slice of the page, still alive
+        pool.recycle(page)
+        assert pool.take(100) is not first  # not handed out while `held` points into it
+        assert bytes(held.r) == b'{"a": 1}'
+        del held
+        page2 = memoryview(first)[:10]
+        pool.recycle(page2)
+        assert pool.take(100) is first
+    finally:
+        pool.end()

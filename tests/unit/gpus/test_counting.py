@@ -1,9 +1,10 @@
 """Counting free GPUs/CPU/memory, no server involved.
 
 The cases are written as plain dicts, as the API server sends them, and every one reaches the
-rules through the inventory's decoder: pods as a list page (`wire.decode_pod_list` on the
-page's JSON), nodes and single pods through `wire.to_node` / `wire.to_pod` (the same typed
-structs, from the dict's JSON).
+rules through the inventory's decoders: pods as a list page (`wire.decode_pod_usage_list`, the
+one-shot tally's, and `wire.decode_pod_list`, the live inventory's, on the page's JSON), nodes
+and single pods through `wire.to_node` / `wire.to_pod` (the same typed structs, from the
+dict's JSON).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from skymagic.gpus.counting import (
     summary_rows,
 )
 from skymagic.gpus.quantity import effective_requests
-from skymagic.gpus.wire import Pod, WireError, decode_pod_list
+from skymagic.gpus.wire import Pod, WireError, decode_pod_list, decode_pod_usage_list
 
 GIB = 2**30
 
@@ -254,15 +255,19 @@ def test_node_status(kwargs: dict[str, Any], schedulable: bool, status: str) -> 
     assert node_status(parse_node(node(**kwargs))) == (schedulable, status)
 
 
+def _body(*pods: dict[str, Any]) -> bytes:
+    return msgspec.json.encode({"kind": "PodList", "metadata": {}, "items": list(pods)})
+
+
 def _page(*pods: dict[str, Any]) -> list[Pod]:
-    """The pods as the inventory gets them: one PodList page, decoded by the typed decoder."""
-    body = msgspec.json.encode({"kind": "PodList", "metadata": {}, "items": list(pods)})
-    return decode_pod_list(body)
+    """The pods as the live inventory gets them: one PodList page, typed, with metadata."""
+    return decode_pod_list(_body(*pods))
 
 
 def _usage(*pods: dict[str, Any]) -> Usage:
+    """The one-shot inventory's tally of one PodList page (typed, without metadata)."""
     usage = Usage()
-    usage.add_pods(_page(*pods))
+    usage.add_pods(decode_pod_usage_list(_body(*pods)))
     return usage
 
 
