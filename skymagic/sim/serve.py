@@ -283,6 +283,10 @@ class FleetProcess:
             return cluster.add_pods(PodGroup(**args["group"]))
         if op == "remove_pods":
             return cluster.remove_pods(args.get("namespace"), args.get("prefix"), args.get("count"))
+        if op == "delete_pods":
+            ns = str(args.get("namespace") or "default")
+            gone = [cluster.delete_pod(ns, str(n), 0.0) for n in args.get("names") or ()]
+            return [g["metadata"]["name"] for g in gone if g is not None]
         if op == "compact":
             cluster.store.compact()
             return cluster.store.rv
