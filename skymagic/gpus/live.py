@@ -106,8 +106,7 @@ class ContextState:
     def reset_pods(self, pods: dict[str, Binding]) -> None:
         self.pods = dict(pods)
         self.usage = Usage()
-        for node, req in self.pods.values():
-            self.usage.add(node, req)
+        self.usage.add_bindings(self.pods.values())
 
 
 class LiveState:

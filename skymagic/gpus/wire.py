@@ -27,6 +27,8 @@ __all__ = [
     "MAX_TEXT",
     "Container",
     "Node",
+    "NodeMeta",
+    "ObjectMeta",
     "Pod",
     "PodSpec",
     "PodUsage",
@@ -82,11 +84,17 @@ class PodStatus(msgspec.Struct, gc=False):
 
 
 class ObjectMeta(msgspec.Struct, gc=False):
-    """The metadata the inventory keys on (labels only for nodes)."""
+    """A pod's identity (the live inventory keys pods on it); its labels are not read."""
 
     name: Text = ""
     namespace: Text = ""
     uid: Text = ""
+
+
+class NodeMeta(msgspec.Struct, gc=False):
+    """A node's name and labels (the labels say which GPU it has)."""
+
+    name: Text = ""
     labels: dict[Text, Text] | None = None
 
 
@@ -129,7 +137,7 @@ class NodeStatus(msgspec.Struct, gc=False):
 
 
 class Node(msgspec.Struct, gc=False):
-    metadata: ObjectMeta | None = None
+    metadata: NodeMeta | None = None
     spec: NodeSpec | None = None
     status: NodeStatus | None = None
 
