@@ -1,16 +1,20 @@
-"""The floor: concurrent raw HTTPS GETs of the two lists per context plus orjson decode.
+"""The floors: concurrent raw HTTPS GETs of the two lists per context, read and thrown away
+(the byte floor) or each page decoded into dicts with orjson (the orjson floor).
 
 Executed by bench/inventory.py in its own process. Per context it lists nodes
 (resourceVersion=0) and non-terminal pods (resourceVersion=0, field selector excluding
-Succeeded and Failed), both paginated with the same large limit skymagic uses, all lists of
-all contexts at once (one thread and one keep-alive connection per list, kept across runs as
-skymagic keeps its clients), and decodes every page with orjson. Nothing else: no model objects, no
-counting beyond the number of items. The cyclic garbage collector is off during a timed call
-(its passes over millions of freshly decoded dicts cost 3-4x the decode itself on a 64 MB list
-and are not part of "GET and decode"); with "gc": true it stays on (the `floor-gc` variant).
+Succeeded and Failed), both paginated with the same limit skymagic uses, all lists of all
+contexts at once (one thread and one keep-alive connection per list, kept across runs as
+skymagic keeps its clients). With "decode": "none" each body is read whole and dropped; the
+next page's continue token is read from the first bytes of the page, as skymagic's client does
+(the API server writes `metadata` before `items`). With "decode": "orjson" every page is
+decoded with orjson; nothing else either way: no model objects, no counting beyond the number
+of items. The cyclic garbage collector is off during a timed call (its passes over millions of
+freshly decoded dicts cost 3-4x the decode itself on a 64 MB list and are not part of "GET and
+decode"); with "gc": true it stays on (the `orjson-floor-gc` variant).
 
 Usage: python _floor_runner.py '{"kubeconfig": PATH, "contexts": [...], "runs": N,
-                                 "warmup": 1, "limit": 10000, "gc": false}'
+                                 "warmup": 1, "limit": 2000, "gc": false, "decode": "orjson"}'
 Prints one JSON object on the last line of stdout.
 """
 
@@ -21,6 +25,7 @@ import gc
 import http.client
 import json
 import os
+import re
 import resource
 import ssl
 import sys
@@ -33,6 +38,7 @@ import orjson
 import yaml
 
 POD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
+CONTINUE_RE = re.compile(rb'"continue"\s*:\s*"([^"]*)"')
 
 
 def _rss_mb() -> float:
@@ -95,9 +101,13 @@ def _get(conn: http.client.HTTPSConnection, url: str, headers: dict[str, str]) -
 
 
 def _list_all(
-    target: dict[str, Any], conn: http.client.HTTPSConnection, path: str, query: dict[str, str]
+    target: dict[str, Any],
+    conn: http.client.HTTPSConnection,
+    path: str,
+    query: dict[str, str],
+    decode: bool,
 ) -> tuple[int, int]:
-    """GET every page of one list on one keep-alive connection; decode each page."""
+    """GET every page of one list on one keep-alive connection; decode each page or not."""
     items = nbytes = 0
     token = ""
     while True:
@@ -108,10 +118,15 @@ def _list_all(
         if status != 200:
             raise RuntimeError(f"GET {path}: HTTP {status}: {body[:200]!r}")
         nbytes += len(body)
-        doc = orjson.loads(body)
-        items += len(doc.get("items") or ())
-        token = (doc.get("metadata") or {}).get("continue") or ""
-        del doc, body
+        if decode:
+            doc = orjson.loads(body)
+            items += len(doc.get("items") or ())
+            token = (doc.get("metadata") or {}).get("continue") or ""
+            del doc
+        else:
+            m = CONTINUE_RE.search(body, 0, 4096)
+            token = m.group(1).decode() if m else ""
+        del body
         if not token:
             return items, nbytes
 
@@ -123,6 +138,7 @@ def main() -> int:
     warmup = int(args.get("warmup", 1))
     limit = str(int(args.get("limit", 10_000)))
     collect = bool(args.get("gc", False))
+    decode = args.get("decode", "orjson") == "orjson"
     targets = _targets(args["kubeconfig"], contexts)
     gc.collect()
     gc.freeze()
@@ -150,7 +166,7 @@ def main() -> int:
             if not collect:
                 gc.disable()
             futures = [
-                pool.submit(_list_all, targets[c], conns[j], p, q)
+                pool.submit(_list_all, targets[c], conns[j], p, q, decode)
                 for j, (c, _, p, q) in enumerate(jobs)
             ]
             results = [f.result() for f in futures]
@@ -163,13 +179,14 @@ def main() -> int:
     print(
         json.dumps(
             {
-                "tool": "floor" if not collect else "floor-gc",
+                "tool": ("orjson-floor" + ("-gc" if collect else "")) if decode else "byte-floor",
+                "decode": "orjson" if decode else "none",
                 "gc": collect,
                 "limit": int(limit),
                 "windows": windows,
                 "rss_before_mb": rss_before_mb,
                 "peak_rss_mb": _rss_mb(),
-                "items": counts,
+                "items": counts if decode else None,
             }
         )
     )

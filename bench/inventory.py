@@ -41,7 +41,15 @@ ROOT = BENCH.parent
 SKY_VENV = BENCH / ".venv-skypilot"
 SKY_VERSION = "0.14.1"
 RESULTS = BENCH / "results" / "inventory.json"
-TOOLS = ("skymagic", "skypilot", "floor", "floor-gc")
+TOOLS = ("skymagic", "watcher", "skypilot", "byte-floor", "orjson-floor", "orjson-floor-gc")
+RUNNERS = {
+    "skymagic": "_skymagic_runner.py",
+    "watcher": "_watcher_runner.py",
+    "skypilot": "_skypilot_runner.py",
+    "byte-floor": "_floor_runner.py",
+    "orjson-floor": "_floor_runner.py",
+    "orjson-floor-gc": "_floor_runner.py",
+}
 
 sys.path.insert(0, str(ROOT))
 
@@ -330,6 +338,7 @@ def run_tool(
     sky_py: Path | None,
     timeout: float,
     page_size: int | None = None,
+    churn: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     args = {
         "kubeconfig": fleet.kubeconfig,
@@ -337,7 +346,10 @@ def run_tool(
         "runs": runs,
         "warmup": 1,
         "limit": page_size or ClientSettings().page_size,
-        "gc": tool == "floor-gc",
+        "gc": tool == "orjson-floor-gc",
+        "decode": "none" if tool == "byte-floor" else "orjson",
+        "state_dir": str(fleet.state_dir),
+        "churn": churn,
     }
     home = tempfile.mkdtemp(prefix=f"bench-{tool}-home-")
     try:
@@ -346,7 +358,7 @@ def run_tool(
             cmd = [str(sky_py), str(BENCH / "_skypilot_runner.py"), json.dumps(args)]
             env = sky_env(fleet.kubeconfig, contexts, home)
         else:
-            runner = BENCH / f"_{tool.partition('-')[0]}_runner.py"
+            runner = BENCH / RUNNERS[tool]
             cmd = [sys.executable, str(runner), json.dumps(args)]
             env = dict(os.environ, HOME=home, KUBECONFIG=fleet.kubeconfig)
             env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -698,7 +710,15 @@ def report_fleet(name: str, result: dict[str, Any], goals: bool) -> None:
         print("ratios: " + ", ".join(parts))
     if goals and result.get("goals"):
         for g in result["goals"]:
-            print(f"goal  {g['goal']:<46} {g['value']}  {'PASS' if g['pass'] else 'FAIL'}")
+            print(f"goal  {g['goal']:<56} {g['value']}  {'PASS' if g['pass'] else 'FAIL'}")
+    c = (tools.get("watcher") or {}).get("churn")
+    if c:
+        print(
+            "churn: "
+            + ", ".join(
+                f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in c.items()
+            )
+        )
     for tool in TOOLS:
         res = tools.get(tool) or {}
         for ctx, v in sorted((res.get("requests") or {}).items())[:1]:
@@ -755,6 +775,7 @@ def bench_fleet(
     tools: tuple[str, ...],
     groups: list[list[str]] | None = None,
     page_size: int | None = None,
+    churn: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     _remember_init(spec)
     truth = expected_from_spec(spec)
@@ -776,7 +797,8 @@ def bench_fleet(
                 "shape": {c: shape[c] for c in contexts},
                 "tools": {},
             }
-            for tool in ("floor", "floor-gc", "skymagic", "skypilot"):
+            order = ("byte-floor", "orjson-floor", "orjson-floor-gc", "skymagic", "watcher")
+            for tool in (*order, "skypilot"):
                 if tool not in tools:
                     continue
                 if tool == "skypilot" and sky_py is None:
@@ -784,7 +806,14 @@ def bench_fleet(
                     continue
                 print(f"... {key}: {tool} (1 warm-up + {runs} runs)", flush=True)
                 res["tools"][tool] = run_tool(
-                    tool, fleet, contexts, runs, sky_py, timeout=1800, page_size=page_size
+                    tool,
+                    fleet,
+                    contexts,
+                    runs,
+                    sky_py,
+                    timeout=1800,
+                    page_size=page_size,
+                    churn=churn if tool == "watcher" else None,
                 )
                 t = timing(res["tools"][tool])
                 err = res["tools"][tool].get("error")
@@ -799,37 +828,53 @@ def bench_fleet(
     return out
 
 
+GOALS = (
+    # (goal, ratio key, limit)
+    ("large fleet: skymagic / byte floor <= 1.5x", "time skymagic/byte-floor", 1.5),
+    ("large fleet: skymagic / SkyPilot 0.14.1 <= 0.07", "time skymagic/SkyPilot", 0.07),
+    ("large fleet: peak RSS skymagic / SkyPilot <= 0.6", "peak RSS skymagic/SkyPilot", 0.6),
+    ("dashboard first view (watcher) / byte floor <= 1.5x", "time watcher/byte-floor", 1.5),
+)
+LAG_GOAL_MS = 100.0
+
+
 def _finish(res: dict[str, Any], truth: dict[str, Any]) -> None:
     tools = res["tools"]
     med = {k: (timing(v) or {}).get("median_s") for k, v in tools.items()}
     rss = {k: v.get("peak_rss_mb") for k, v in tools.items()}
     ratios: dict[str, float | None] = {}
-    if med.get("skymagic") and med.get("skypilot"):
-        ratios["time skymagic/SkyPilot"] = med["skymagic"] / med["skypilot"]
-    if med.get("skymagic") and med.get("floor"):
-        ratios["time skymagic/floor"] = med["skymagic"] / med["floor"]
-    if med.get("skymagic") and med.get("floor-gc"):
-        ratios["time skymagic/floor-gc"] = med["skymagic"] / med["floor-gc"]
+    pairs = [
+        ("skymagic", "byte-floor"),
+        ("skymagic", "orjson-floor"),
+        ("skymagic", "orjson-floor-gc"),
+        ("skymagic", "skypilot"),
+        ("watcher", "byte-floor"),
+        ("orjson-floor", "byte-floor"),
+    ]
+    for a, b in pairs:
+        if med.get(a) and med.get(b):
+            ratios[f"time {a}/{'SkyPilot' if b == 'skypilot' else b}"] = med[a] / med[b]
     if rss.get("skymagic") and rss.get("skypilot"):
         ratios["peak RSS skymagic/SkyPilot"] = rss["skymagic"] / rss["skypilot"]
-    if rss.get("skymagic") and rss.get("floor"):
-        ratios["peak RSS skymagic/floor"] = rss["skymagic"] / rss["floor"]
+    if rss.get("skymagic") and rss.get("byte-floor"):
+        ratios["peak RSS skymagic/byte-floor"] = rss["skymagic"] / rss["byte-floor"]
     res["ratios"] = ratios
     goals = []
-    if "time skymagic/SkyPilot" in ratios:
-        v = ratios["time skymagic/SkyPilot"] or 0
+    for goal, key, limit in GOALS:
+        v = ratios.get(key)
+        if v is not None:
+            goals.append({"goal": goal, "value": f"{v:.3f}", "pass": v <= limit})
+    c = (tools.get("watcher") or {}).get("churn")
+    if c and c.get("lag_p99_ms") is not None:
+        kept_up = c["achieved_rate"] >= 0.95 * c["target_rate"] and c["applied"] >= c["changes"]
         goals.append(
-            {"goal": "wall time <= 1/10 of SkyPilot's", "value": f"{v:.3f}", "pass": v <= 0.1}
-        )
-    if "time skymagic/floor" in ratios:
-        v = ratios["time skymagic/floor"] or 0
-        goals.append(
-            {"goal": "wall time <= 1.5x the floor", "value": f"{v:.2f}x", "pass": v <= 1.5}
-        )
-    if "peak RSS skymagic/SkyPilot" in ratios:
-        v = ratios["peak RSS skymagic/SkyPilot"] or 0
-        goals.append(
-            {"goal": "peak RSS <= 1/3 of SkyPilot's", "value": f"{v:.3f}", "pass": v <= 1 / 3}
+            {
+                "goal": f"{c['target_rate']:,.0f} pod changes/s over {len(res['contexts'])} "
+                f"contexts applied < {LAG_GOAL_MS:.0f} ms behind (p99)",
+                "value": f"p50 {c['lag_p50_ms']:.0f} ms, p99 {c['lag_p99_ms']:.0f} ms, max "
+                f"{c['lag_max_ms']:.0f} ms at {c['achieved_rate']:,.0f}/s",
+                "pass": kept_up and c["lag_p99_ms"] < LAG_GOAL_MS,
+            }
         )
     res["goals"] = goals
     sm, sky = tools.get("skymagic") or {}, tools.get("skypilot") or {}
@@ -837,7 +882,7 @@ def _finish(res: dict[str, Any], truth: dict[str, Any]) -> None:
         res["check"] = cross_check(sm, sky, truth, res["contexts"])
     elif sm.get("gpus") is not None:
         res["check"] = spec_check(sm, truth, res["contexts"])
-    floor = tools.get("floor") or {}
+    floor = tools.get("orjson-floor") or {}
     if floor.get("items"):
         res["floor_items"] = floor["items"]
 
@@ -863,7 +908,15 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="timed runs per tool after one warm-up (default: small 5, large 5, scaling 3)",
     )
-    ap.add_argument("--no-skypilot", action="store_true", help="skymagic and floor only")
+    ap.add_argument("--no-skypilot", action="store_true", help="skymagic and the floors only")
+    ap.add_argument(
+        "--churn-rate",
+        type=float,
+        default=1000.0,
+        help="pod changes per second across the large fleet's contexts while the watcher "
+        "follows them (0: no churn test)",
+    )
+    ap.add_argument("--churn-seconds", type=float, default=10.0)
     ap.add_argument(
         "--no-skypilot-scaling",
         action="store_true",
@@ -887,25 +940,35 @@ def main(argv: list[str] | None = None) -> int:
         if sky_error:
             print(f"!!! SkyPilot unavailable: {sky_error}\n    (continuing: skymagic vs floor)")
     all_tools = TOOLS
+    churn = {"rate": a.churn_rate, "seconds": a.churn_seconds} if a.churn_rate > 0 else None
     fleets = ["small", "large", "scaling"] if a.fleet == "all" else [a.fleet]
     ps = a.page_size
     t_all = time.perf_counter()
     results: dict[str, Any] = {}
     for f in fleets:
         if f == "small":
+            tools = tuple(t for t in all_tools if t != "watcher")
             results.update(
-                bench_fleet(
-                    "small", small_spec(), a.runs or 5, sky_py, sky_error, all_tools, None, ps
-                )
+                bench_fleet("small", small_spec(), a.runs or 5, sky_py, sky_error, tools, None, ps)
             )
         elif f == "large":
             results.update(
                 bench_fleet(
-                    "large", large_spec(), a.runs or 5, sky_py, sky_error, all_tools, None, ps
+                    "large",
+                    large_spec(),
+                    a.runs or 5,
+                    sky_py,
+                    sky_error,
+                    all_tools,
+                    None,
+                    ps,
+                    churn,
                 )
             )
         else:
-            tools = ("skymagic", "floor", "floor-gc") if a.no_skypilot_scaling else all_tools
+            tools = ("skymagic", "byte-floor", "orjson-floor")
+            if not a.no_skypilot_scaling:
+                tools = (*tools, "skypilot")
             spec = scaling_spec()
             groups = [[c["name"]] for c in spec["clusters"]]
             results.update(
@@ -929,21 +992,33 @@ def main(argv: list[str] | None = None) -> int:
     if scale:
         print("\n=== scaling: one context, 1,000 nodes, N live pods (median of the timed runs) ===")
         rows = []
+        shown = ("skymagic", "byte-floor", "orjson-floor", "skypilot")
         for k, v in scale:
             pods = next(iter(v["shape"].values()))["live_pods"]
             row = [k, f"{pods:,}"]
-            for tool in TOOLS:
+            per_k: dict[str, float] = {}
+            for tool in shown:
                 t = timing(v["tools"].get(tool) or {})
                 rss = (v["tools"].get(tool) or {}).get("peak_rss_mb")
+                if t:
+                    per_k[tool] = t["median_s"] / pods * 1000 * 1000
                 row += [
                     _fmt(t and t["median_s"], ".3f"),
-                    _fmt(t and t["median_s"] / pods * 1000 * 1000, ".1f"),
+                    _fmt(per_k.get(tool), ".1f"),
                     _fmt(rss, ".0f"),
                 ]
+            ratio = (
+                per_k["skymagic"] / per_k["byte-floor"]
+                if "skymagic" in per_k and "byte-floor" in per_k
+                else None
+            )
+            v["per_1k_pods_ms"] = per_k
+            row.append(_fmt(ratio, ".2f"))
             rows.append(row)
         hdr = ["context", "live pods"]
-        for tool in TOOLS:
+        for tool in shown:
             hdr += [f"{tool} s", f"{tool} ms/1k pods", f"{tool} RSS MB"]
+        hdr.append("skymagic/byte-floor")
         print_table(hdr, rows)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
