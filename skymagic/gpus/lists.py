@@ -1,7 +1,7 @@
 """Reading one context's nodes and pods: the two list requests, decoded a page at a time.
 
-Per context exactly two lists, which the one-shot inventory issues one after the other (every
-context at once) and the live inventory issues before each watch:
+Per context exactly two lists, which the one-shot inventory issues concurrently (every context
+at once) and the live inventory issues before each watch:
 
     GET /api/v1/nodes?resourceVersion=0&limit=N
     GET /api/v1/pods?resourceVersion=0&limit=N
@@ -13,7 +13,7 @@ typed structs of `skymagic.gpus.wire` (only the fields the counting reads) and f
 into what is kept (NodeInfo, per-node request sums, or per-pod bindings), then dropped. While
 a page decodes, the client is already downloading the next one (`ContextClient.list_pages`;
 reading TLS releases the GIL, decoding holds it), so per list one page is in flight and one is
-being decoded, whatever the cluster size, and every context's lists run at once.
+being decoded, whatever the cluster size.
 
 A page that does not decode (truncated, a field of the wrong type, an oversized string) is a
 `MalformedResponseError` naming the context and the list: for pods the context degrades to
@@ -26,6 +26,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from skymagic.core.client import ContextClient
@@ -148,21 +149,23 @@ def list_pod_bindings(client: ContextClient) -> tuple[dict[str, Binding], str]:
 
 
 def fetch_context(client: ContextClient) -> ContextData:
-    """Both lists of one context, one after the other; a failed pod list degrades, never fails.
+    """Both lists of one context, concurrently; a failed pod list degrades, never fails.
 
-    One after the other, so a context has one page downloading (and one decoding) at a time:
-    the node list is one page, decoded in milliseconds, while every context's lists run at
-    once. No /version, no access reviews: a 403 on the pod list is an answer too (nodes shown,
-    free unknown, a `forbidden` error row), not a reason to fail the context (SkyPilot issue
-    #5146). A node-list error fails the whole context.
+    The node list is one page on most clusters (decoded in milliseconds), so a context has its
+    first pod page and its node list downloading at once, then one pod page at a time. No
+    /version, no access reviews: a 403 on the pod list is an answer too (nodes shown, free
+    unknown, a `forbidden` error row), not a reason to fail the context (SkyPilot issue #5146).
+    A node-list error fails the whole context.
     """
-    nodes, _rv = list_nodes(client)
-    usage: Usage | None = None
-    pods_error: SkymagicError | None = None
-    try:
-        usage = tally_pods(client)
-    except SkymagicError as exc:
-        pods_error = exc
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"nodes-{client.name}") as pool:
+        nodes_future: Future[tuple[list[NodeInfo], str]] = pool.submit(list_nodes, client)
+        usage: Usage | None = None
+        pods_error: SkymagicError | None = None
+        try:
+            usage = tally_pods(client)
+        except SkymagicError as exc:
+            pods_error = exc
+        nodes, _rv = nodes_future.result()
     return ContextData(nodes=nodes, usage=usage, pods_error=pods_error)
 
 
