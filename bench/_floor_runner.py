@@ -45,6 +45,11 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _current_rss_mb() -> float:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -162,6 +167,7 @@ def main() -> int:
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         for i in range(warmup + runs):
             w0 = time.time()
+            c0 = _cpu()
             t0 = time.perf_counter()
             if not collect:
                 gc.disable()
@@ -172,7 +178,15 @@ def main() -> int:
             results = [f.result() for f in futures]
             dt = time.perf_counter() - t0
             gc.enable()
-            windows.append({"start": w0, "end": time.time(), "wall_s": dt, "warmup": i < warmup})
+            windows.append(
+                {
+                    "start": w0,
+                    "end": time.time(),
+                    "wall_s": dt,
+                    "cpu_s": _cpu() - c0,
+                    "warmup": i < warmup,
+                }
+            )
             counts = {}
             for (ctx, what, _, _), (n, _b) in zip(jobs, results, strict=True):
                 counts.setdefault(ctx, {})[what] = n

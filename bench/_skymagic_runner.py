@@ -4,8 +4,13 @@ Executed by bench/inventory.py with skymagic's python. One timed call = `show_gp
 over every allowed context (no cache). The settings name the fleet's kubeconfig and contexts
 explicitly, so neither ~/.kube/config nor ~/.sky/config.yaml matter.
 
+With "breakdown": true, after the timed calls (and after peak RSS is read), one more call is
+taken apart, each phase on its own over the same lists so that its wall and CPU time can be
+read: download (the pages read and dropped), decode (every page kept, then decoded into the
+typed structs), tally (the decoded pods counted) and build (the Inventory's DataFrames).
+
 Usage: python _skymagic_runner.py '{"kubeconfig": PATH, "contexts": [...], "runs": N,
-                                    "warmup": 1, "limit": null}'
+                                    "warmup": 1, "limit": null, "breakdown": false}'
    (limit: the list page size; null = skymagic's default ClientSettings.page_size)
 Prints one JSON object on the last line of stdout.
 """
@@ -76,6 +81,73 @@ def _summarise(inv: Any) -> dict[str, Any]:
     return {"gpus": gpus, "nodes": nodes, "node_rows": node_rows, "errors": errors}
 
 
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def breakdown(settings: Any) -> dict[str, dict[str, float]]:
+    """One call taken apart: each phase alone, its wall and CPU seconds."""
+    from skymagic.core.fanout import fan_out
+    from skymagic.core.targets import resolve_targets
+    from skymagic.gpus import lists
+    from skymagic.gpus.counting import ContextData, Usage, parse_node
+    from skymagic.gpus.inventory import build_inventory
+    from skymagic.gpus.wire import decode_node_list, decode_pod_usage_list
+
+    targets = resolve_targets(settings, None, operation="gpus")
+    out: dict[str, dict[str, float]] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        gc.collect()
+        c0, t0 = _cpu(), time.perf_counter()
+        value = fn()
+        out[name] = {"wall_s": time.perf_counter() - t0, "cpu_s": _cpu() - c0}
+        return value
+
+    def pages(client: Any, keep: bool) -> tuple[list[bytes], list[bytes]]:
+        got: tuple[list[bytes], list[bytes]] = ([], [])
+        for i, (path, query) in enumerate(
+            ((lists.NODES_PATH, lists._NODE_QUERY), (lists.PODS_PATH, lists._POD_QUERY))
+        ):
+            for page in client.list_pages(path, query):
+                if keep:
+                    got[i].append(bytes(page.body))
+        return got
+
+    timed("download", lambda: fan_out(targets, lambda c: pages(c, False), settings))
+    kept = {r.context: r.value for r in fan_out(targets, lambda c: pages(c, True), settings)}
+    decoded = timed(
+        "decode",
+        lambda: {
+            ctx: (
+                [n for b in nb for n in decode_node_list(b)],
+                [decode_pod_usage_list(b) for b in pb],
+            )
+            for ctx, (nb, pb) in kept.items()
+        },
+    )
+    kept.clear()
+
+    def tally() -> dict[str, ContextData]:
+        data = {}
+        for ctx, (nodes, pages_) in decoded.items():
+            usage = Usage()
+            for items in pages_:
+                usage.add_pods(items)
+            data[ctx] = ContextData(nodes=[parse_node(n) for n in nodes], usage=usage)
+        return data
+
+    data = timed("tally", tally)
+    decoded.clear()
+    outcomes = [(ctx, d, None, None) for ctx, d in data.items()]
+    timed(
+        "build",
+        lambda: build_inventory(list(data), outcomes, {}, gpu=None, all_nodes=False),
+    )
+    return out
+
+
 def main() -> int:
     args = json.loads(sys.argv[1])
     contexts: list[str] = list(args["contexts"])
@@ -104,14 +176,22 @@ def main() -> int:
     error = None
     for i in range(warmup + runs):
         w0 = time.time()
-        t0 = time.perf_counter()
+        c0, t0 = _cpu(), time.perf_counter()
         try:
             inv = show_gpus(settings)
         except Exception as exc:  # report, do not hide: the driver prints it
             error = f"{type(exc).__name__}: {exc}"
             break
         dt = time.perf_counter() - t0
-        windows.append({"start": w0, "end": time.time(), "wall_s": dt, "warmup": i < warmup})
+        windows.append(
+            {
+                "start": w0,
+                "end": time.time(),
+                "wall_s": dt,
+                "cpu_s": _cpu() - c0,
+                "warmup": i < warmup,
+            }
+        )
     out: dict[str, Any] = {
         "tool": "skymagic",
         "import_s": import_s,
@@ -121,6 +201,11 @@ def main() -> int:
         "peak_rss_mb": _rss_mb(),
         "error": error,
     }
+    if args.get("breakdown") and error is None:
+        w0 = time.time()
+        out["breakdown"] = breakdown(settings)
+        # its requests are neither a timed call nor set-up (two passes over every list)
+        windows.append({"start": w0, "end": time.time(), "warmup": True, "breakdown": True})
     if inv is not None:
         out.update(_summarise(inv))
         latency = getattr(inv, "latency_ms", None)

@@ -350,6 +350,7 @@ def run_tool(
         "decode": "none" if tool == "byte-floor" else "orjson",
         "state_dir": str(fleet.state_dir),
         "churn": churn,
+        "breakdown": tool == "skymagic",
     }
     home = tempfile.mkdtemp(prefix=f"bench-{tool}-home-")
     try:
@@ -363,6 +364,7 @@ def run_tool(
             env = dict(os.environ, HOME=home, KUBECONFIG=fleet.kubeconfig)
             env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         fleet.clear_requests()
+        sim_cpu0 = _sim_cpu(fleet)
         t0 = time.perf_counter()
         try:
             proc = subprocess.run(
@@ -377,10 +379,25 @@ def run_tool(
             return {"tool": tool, "error": f"exit {proc.returncode}: " + " | ".join(tail)}
         res: dict[str, Any] = json.loads(lines[-1])
         res["process_s"] = elapsed
+        calls = len(res.get("windows") or []) + (1 if res.get("breakdown") else 0)
+        sim_cpu1 = _sim_cpu(fleet)
+        if sim_cpu0 is not None and sim_cpu1 is not None and calls and tool != "watcher":
+            # the breakdown lists everything twice more (download, then keep to decode)
+            res["sim_cpu_s_per_call"] = (sim_cpu1 - sim_cpu0) / calls
         res["requests"] = _request_stats(fleet, contexts, res.get("windows") or [])
         return res
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _sim_cpu(fleet: Fleet) -> float | None:
+    """CPU seconds the simulator process has used (user + system), from /proc."""
+    try:
+        assert fleet.proc is not None
+        fields = Path(f"/proc/{fleet.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (AssertionError, OSError, IndexError, ValueError):
+        return None
 
 
 def _request_stats(
@@ -422,7 +439,9 @@ def timing(res: dict[str, Any]) -> dict[str, float] | None:
     walls = [w["wall_s"] for w in res.get("windows") or [] if not w.get("warmup")]
     if not walls:
         return None
+    cpus = [w["cpu_s"] for w in res.get("windows") or [] if not w.get("warmup") and "cpu_s" in w]
     return {
+        "cpu_median_s": statistics.median(cpus) if cpus else None,
         "median_s": statistics.median(walls),
         "min_s": min(walls),
         "max_s": max(walls),
@@ -704,6 +723,23 @@ def report_fleet(name: str, result: dict[str, Any], goals: bool) -> None:
         ],
         rows,
     )
+    print("CPU seconds per call (median): client process, simulator process (all its clusters)")
+    for tool in TOOLS:
+        res = tools.get(tool) or {}
+        t = timing(res) or {}
+        if t.get("cpu_median_s") is not None or res.get("sim_cpu_s_per_call") is not None:
+            print(
+                f"  {tool:<16} client {_fmt(t.get('cpu_median_s'), '.3f')} s, simulator "
+                f"{_fmt(res.get('sim_cpu_s_per_call'), '.3f')} s"
+            )
+    bd = (tools.get("skymagic") or {}).get("breakdown")
+    if bd:
+        print(
+            "skymagic, one call taken apart (each phase alone): "
+            + ", ".join(
+                f"{k} {v['wall_s']:.3f} s wall / {v['cpu_s']:.3f} s CPU" for k, v in bd.items()
+            )
+        )
     r = result.get("ratios") or {}
     if r:
         parts = [f"{k} = {v:.3f}" for k, v in r.items() if v is not None]
