@@ -29,11 +29,11 @@ import re
 import resource
 import ssl
 import sys
-import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import _rounds
 import orjson
 import yaml
 
@@ -43,11 +43,6 @@ CONTINUE_RE = re.compile(rb'"continue"\s*:\s*"([^"]*)"')
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def _current_rss_mb() -> float:
@@ -139,8 +134,6 @@ def _list_all(
 def main() -> int:
     args = json.loads(sys.argv[1])
     contexts: list[str] = list(args["contexts"])
-    runs = int(args.get("runs", 3))
-    warmup = int(args.get("warmup", 1))
     limit = str(int(args.get("limit", 10_000)))
     collect = bool(args.get("gc", False))
     decode = args.get("decode", "orjson") == "orjson"
@@ -162,34 +155,25 @@ def main() -> int:
         )
 
     conns = [_connect(targets[c]) for c, _, _, _ in jobs]
-    windows: list[dict[str, Any]] = []
     counts: dict[str, dict[str, int]] = {}
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        for i in range(warmup + runs):
-            w0 = time.time()
-            c0 = _cpu()
-            t0 = time.perf_counter()
+
+        def one_call() -> None:
             if not collect:
                 gc.disable()
-            futures = [
-                pool.submit(_list_all, targets[c], conns[j], p, q, decode)
-                for j, (c, _, p, q) in enumerate(jobs)
-            ]
-            results = [f.result() for f in futures]
-            dt = time.perf_counter() - t0
-            gc.enable()
-            windows.append(
-                {
-                    "start": w0,
-                    "end": time.time(),
-                    "wall_s": dt,
-                    "cpu_s": _cpu() - c0,
-                    "warmup": i < warmup,
-                }
-            )
-            counts = {}
+            try:
+                futures = [
+                    pool.submit(_list_all, targets[c], conns[j], p, q, decode)
+                    for j, (c, _, p, q) in enumerate(jobs)
+                ]
+                results = [f.result() for f in futures]
+            finally:
+                gc.enable()
+            counts.clear()
             for (ctx, what, _, _), (n, _b) in zip(jobs, results, strict=True):
                 counts.setdefault(ctx, {})[what] = n
+
+        windows = _rounds.calls(args, one_call)
     print(
         json.dumps(
             {
@@ -201,6 +185,7 @@ def main() -> int:
                 "rss_before_mb": rss_before_mb,
                 "peak_rss_mb": _rss_mb(),
                 "items": counts if decode else None,
+                "error": _rounds.first_error(windows),
             }
         )
     )

@@ -27,6 +27,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import _rounds
+
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -151,9 +153,6 @@ def breakdown(settings: Any) -> dict[str, dict[str, float]]:
 def main() -> int:
     args = json.loads(sys.argv[1])
     contexts: list[str] = list(args["contexts"])
-    runs = int(args.get("runs", 3))
-    warmup = int(args.get("warmup", 1))
-
     t_import = time.perf_counter()
     try:
         from skymagic.core.targets import Settings
@@ -171,27 +170,14 @@ def main() -> int:
         settings = replace(settings, client=ClientSettings(page_size=int(args["limit"])))
     rss_before_mb = _current_rss_mb()
 
-    windows: list[dict[str, Any]] = []
-    inv: Any = None
-    error = None
-    for i in range(warmup + runs):
-        w0 = time.time()
-        c0, t0 = _cpu(), time.perf_counter()
-        try:
-            inv = show_gpus(settings)
-        except Exception as exc:  # report, do not hide: the driver prints it
-            error = f"{type(exc).__name__}: {exc}"
-            break
-        dt = time.perf_counter() - t0
-        windows.append(
-            {
-                "start": w0,
-                "end": time.time(),
-                "wall_s": dt,
-                "cpu_s": _cpu() - c0,
-                "warmup": i < warmup,
-            }
-        )
+    result: dict[str, Any] = {}
+
+    def one_call() -> None:
+        result["inv"] = show_gpus(settings)
+
+    windows = _rounds.calls(args, one_call)
+    error = _rounds.first_error(windows)
+    inv = result.get("inv")
     out: dict[str, Any] = {
         "tool": "skymagic",
         "import_s": import_s,

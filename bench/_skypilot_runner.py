@@ -23,6 +23,8 @@ import sys
 import time
 from typing import Any
 
+import _rounds
+
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -36,9 +38,6 @@ def _current_rss_mb() -> float:
 def main() -> int:
     args = json.loads(sys.argv[1])
     contexts: list[str] = list(args["contexts"])
-    runs = int(args.get("runs", 3))
-    warmup = int(args.get("warmup", 1))
-
     t_import = time.perf_counter()
     import sky
     import sky.check
@@ -66,20 +65,15 @@ def main() -> int:
             per_node[ctx] = kutils.get_kubernetes_node_info(context=ctx)
         return avail, per_node
 
-    windows: list[dict[str, float]] = []
-    avail: Any = None
-    per_node: dict[str, Any] = {}
-    error = None
-    for i in range(warmup + runs):
-        w0 = time.time()
-        t0 = time.perf_counter()
-        try:
-            avail, per_node = one_call()
-        except Exception as exc:  # report, do not hide: the driver prints it
-            error = f"{type(exc).__name__}: {exc}"
-            break
-        dt = time.perf_counter() - t0
-        windows.append({"start": w0, "end": time.time(), "wall_s": dt, "warmup": i < warmup})
+    result: dict[str, Any] = {}
+
+    def timed_call() -> None:
+        result["avail"], result["per_node"] = one_call()
+
+    windows = _rounds.calls(args, timed_call)
+    error = _rounds.first_error(windows)
+    avail: Any = result.get("avail")
+    per_node: dict[str, Any] = result.get("per_node") or {}
 
     gpus: dict[str, dict[str, dict[str, int]]] = {}
     for ctx, items in avail or []:

@@ -37,6 +37,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import _rounds
+
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -149,8 +151,6 @@ def churn(
 def main() -> int:
     args = json.loads(sys.argv[1])
     contexts: list[str] = list(args["contexts"])
-    runs = int(args.get("runs", 3))
-    warmup = int(args.get("warmup", 1))
     try:
         from skymagic.core.client import ClientSettings
         from skymagic.core.targets import Settings
@@ -165,22 +165,18 @@ def main() -> int:
     if args.get("limit"):
         settings = replace(settings, client=ClientSettings(page_size=int(args["limit"])))
     rss_before_mb = _current_rss_mb()
-    windows: list[dict[str, Any]] = []
-    error = None
-    for i in range(warmup + runs):
-        w0 = time.time()
-        t0 = time.perf_counter()
+
+    def first_view() -> None:
+        watcher = InventoryWatcher(settings, wait=120)
         try:
-            watcher = InventoryWatcher(settings, wait=120)
             snap = watcher.snapshot()
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            break
-        dt = time.perf_counter() - t0
-        windows.append({"start": w0, "end": time.time(), "wall_s": dt, "warmup": i < warmup})
+        finally:
+            watcher.close()
         if not snap.errors.empty:
-            error = "; ".join(str(m) for m in snap.errors["message"])
-        watcher.close()
+            raise RuntimeError("; ".join(str(m) for m in snap.errors["message"]))
+
+    windows = _rounds.calls(args, first_view)
+    error = _rounds.first_error(windows)
     out: dict[str, Any] = {
         "tool": "watcher",
         "windows": windows,

@@ -2,19 +2,27 @@
 
     .venv/bin/python bench/inventory.py [--fleet small|large|scaling|all] [--runs N]
 
-For each fleet it starts `skymagic.sim.Fleet(spec)` once and runs, one after another, each in
-its OWN process (so peak RSS is per tool) against that same running fleet:
+For each fleet it starts `skymagic.sim.Fleet(spec)` once and measures, each tool in its OWN
+process (so peak RSS is per tool), against that same running fleet:
 
-* skymagic  `skymagic.gpus.inventory.show_gpus(settings)` (bench/_skymagic_runner.py);
+* skymagic  `skymagic.gpus.inventory.show_gpus(settings)` (bench/_skymagic_runner.py), and one
+            call taken apart afterwards (download, decode, tally, build);
+* watcher   the live inventory's first view: `InventoryWatcher(settings)` to its first
+            `snapshot()`; afterwards 1,000 pod changes/s across the contexts while it follows
+            them (bench/_watcher_runner.py; large fleet only);
 * skypilot  what `sky gpus list --infra k8s` computes: all-contexts realtime GPU availability
             plus per-node info for each context, in-process through its own entry points
             (sky.core.realtime_kubernetes_gpu_availability and sky.provision.kubernetes.utils.
-            get_kubernetes_node_info; bench/_skypilot_runner.py, run by SkyPilot's own venv, bench/.venv-skypilot,
-            created here from PyPI if missing);
-* floor     concurrent raw HTTPS GETs of the same two lists per context plus orjson decode,
-            nothing else (bench/_floor_runner.py).
+            get_kubernetes_node_info; bench/_skypilot_runner.py, run by SkyPilot's own venv,
+            bench/.venv-skypilot, created here from PyPI if missing);
+* byte-floor       concurrent raw HTTPS GETs of the same two lists per context with the same
+                   page size, bodies read and dropped (bench/_floor_runner.py);
+* orjson-floor(-gc) the same, each page decoded into dicts with orjson (GC off / on).
 
-Each tool does one warm-up call, then N timed calls. The fleet's request logs give the API
+Every tool of a fleet starts at once, each in its own process, and the tools then take turns:
+one warm-up round and N timed rounds of one call each, each round in another order, so that
+every ratio compares calls made seconds apart on a shared machine (bench/_rounds.py); ratios
+are the medians of the per-round ratios. The fleet's request logs give the API
 requests each tool made per context per call. SkyPilot's per-context GPU totals and free
 counts are compared with skymagic's (and with the truth computed from the fleet spec); every
 difference is printed and explained by a SkyPilot fault, or flagged UNEXPLAINED.
@@ -27,11 +35,13 @@ import argparse
 import json
 import os
 import platform
+import queue
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -330,21 +340,22 @@ def sky_env(kubeconfig: str, contexts: list[str], home: str) -> dict[str, str]:
 # --- running one tool -------------------------------------------------------------------------
 
 
-def run_tool(
+def _command(
     tool: str,
     fleet: Fleet,
     contexts: list[str],
     runs: int,
     sky_py: Path | None,
-    timeout: float,
-    page_size: int | None = None,
-    churn: dict[str, float] | None = None,
-) -> dict[str, Any]:
+    home: str,
+    page_size: int | None,
+    churn: dict[str, float] | None,
+) -> tuple[list[str], dict[str, str]]:
     args = {
         "kubeconfig": fleet.kubeconfig,
         "contexts": contexts,
         "runs": runs,
         "warmup": 1,
+        "rounds": True,
         "limit": page_size or ClientSettings().page_size,
         "gc": tool == "orjson-floor-gc",
         "decode": "none" if tool == "byte-floor" else "orjson",
@@ -352,42 +363,142 @@ def run_tool(
         "churn": churn,
         "breakdown": tool == "skymagic",
     }
-    home = tempfile.mkdtemp(prefix=f"bench-{tool}-home-")
-    try:
-        if tool == "skypilot":
-            assert sky_py is not None
-            cmd = [str(sky_py), str(BENCH / "_skypilot_runner.py"), json.dumps(args)]
-            env = sky_env(fleet.kubeconfig, contexts, home)
-        else:
-            runner = BENCH / RUNNERS[tool]
-            cmd = [sys.executable, str(runner), json.dumps(args)]
-            env = dict(os.environ, HOME=home, KUBECONFIG=fleet.kubeconfig)
-            env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        fleet.clear_requests()
-        sim_cpu0 = _sim_cpu(fleet)
-        t0 = time.perf_counter()
+    if tool == "skypilot":
+        assert sky_py is not None
+        return [str(sky_py), str(BENCH / RUNNERS[tool]), json.dumps(args)], sky_env(
+            fleet.kubeconfig, contexts, home
+        )
+    env = dict(os.environ, HOME=home, KUBECONFIG=fleet.kubeconfig)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return [sys.executable, str(BENCH / RUNNERS[tool]), json.dumps(args)], env
+
+
+class Runner:
+    """One tool's runner process, answering one call at a time (bench/_rounds.py)."""
+
+    def __init__(self, tool: str, cmd: list[str], env: dict[str, str], home: str) -> None:
+        self.tool = tool
+        self.error: str | None = None
+        self.result: dict[str, Any] | None = None
+        self.sim_cpu: list[float] = []
+        self._err = open(Path(home) / "stderr.txt", "w+")  # noqa: SIM115 (closed in finish)
+        self.proc = subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=home,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            text=True,
+            bufsize=1,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _next_json(self, timeout: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                self.error = f"no answer within {timeout:.0f} s"
+                return None
+            if line is None:
+                self._err.seek(0)
+                tail = self._err.read().strip().splitlines()[-6:]
+                self.error = f"exit {self.proc.wait()}: " + " | ".join(tail)
+                return None
+            if line.startswith("{"):
+                value: dict[str, Any] = json.loads(line)
+                return value
+
+    def ready(self, timeout: float) -> bool:
+        return self.error is None and self._next_json(timeout) is not None
+
+    def call(self, command: str, fleet: Fleet, timeout: float) -> None:
+        if self.error is not None:
+            return
+        assert self.proc.stdin is not None
+        cpu0 = _sim_cpu(fleet)
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        answer = self._next_json(timeout)
+        cpu1 = _sim_cpu(fleet)
+        if answer is not None and cpu0 is not None and cpu1 is not None and command == "go":
+            self.sim_cpu.append(cpu1 - cpu0)
+        if answer is not None and (answer.get("window") or {}).get("error"):
+            self.error = answer["window"]["error"]
+
+    def finish(self, timeout: float) -> dict[str, Any]:
         try:
-            proc = subprocess.run(
-                cmd, check=False, env=env, capture_output=True, text=True, timeout=timeout, cwd=home
-            )
-        except subprocess.TimeoutExpired:
-            return {"tool": tool, "error": f"timed out after {timeout:.0f} s"}
-        elapsed = time.perf_counter() - t0
-        lines = [ln for ln in proc.stdout.strip().splitlines() if ln.startswith("{")]
-        if proc.returncode or not lines:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-6:]
-            return {"tool": tool, "error": f"exit {proc.returncode}: " + " | ".join(tail)}
-        res: dict[str, Any] = json.loads(lines[-1])
-        res["process_s"] = elapsed
-        calls = len(res.get("windows") or []) + (1 if res.get("breakdown") else 0)
-        sim_cpu1 = _sim_cpu(fleet)
-        if sim_cpu0 is not None and sim_cpu1 is not None and calls and tool != "watcher":
-            # the breakdown lists everything twice more (download, then keep to decode)
-            res["sim_cpu_s_per_call"] = (sim_cpu1 - sim_cpu0) / calls
-        res["requests"] = _request_stats(fleet, contexts, res.get("windows") or [])
+            if self.proc.poll() is None:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write("end\n")
+                self.proc.stdin.close()
+            while self.result is None:
+                value = self._next_json(timeout)
+                if value is None:
+                    break
+                if "tool" in value:
+                    self.result = value
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            self.error = self.error or f"{type(exc).__name__}: {exc}"
+            self.proc.kill()
+        finally:
+            self._err.close()
+        res = self.result or {"tool": self.tool}
+        if self.error and not res.get("error"):
+            res["error"] = self.error
+        if self.sim_cpu:
+            res["sim_cpu_s_per_call"] = statistics.median(self.sim_cpu)
         return res
+
+
+def run_tools(
+    tools: list[str],
+    fleet: Fleet,
+    contexts: list[str],
+    runs: int,
+    sky_py: Path | None,
+    timeout: float,
+    page_size: int | None = None,
+    churn: dict[str, float] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Every tool in its own process, all started at once, then one warm-up round and `runs`
+    timed rounds of one call each, each round in another order (see bench/_rounds.py)."""
+    homes = {t: tempfile.mkdtemp(prefix=f"bench-{t}-home-") for t in tools}
+    fleet.clear_requests()
+    runners: dict[str, Runner] = {}
+    try:
+        setups: dict[str, tuple[float, float]] = {}
+        for t in tools:  # one after another, so each one's set-up requests are its own
+            cmd, env = _command(t, fleet, contexts, runs, sky_py, homes[t], page_size, churn)
+            started = time.time()
+            runners[t] = Runner(t, cmd, env, homes[t])
+            runners[t].ready(timeout)
+            setups[t] = (started, time.time())
+        for i in range(runs + 1):
+            order = tools[i % len(tools) :] + tools[: i % len(tools)]
+            print(f"    round {i or 'warm-up'}: " + ", ".join(order), flush=True)
+            for t in order:
+                runners[t].call("warmup" if i == 0 else "go", fleet, timeout)
+        out = {t: runners[t].finish(timeout) for t in tools}
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        for r in runners.values():
+            if r.proc.poll() is None:
+                r.proc.kill()
+        for h in homes.values():
+            shutil.rmtree(h, ignore_errors=True)
+    for t, res in out.items():
+        res["requests"] = _request_stats(fleet, contexts, res.get("windows") or [], setups.get(t))
+    return out
 
 
 def _sim_cpu(fleet: Fleet) -> float | None:
@@ -401,9 +512,13 @@ def _sim_cpu(fleet: Fleet) -> float | None:
 
 
 def _request_stats(
-    fleet: Fleet, contexts: list[str], windows: list[dict[str, Any]]
+    fleet: Fleet,
+    contexts: list[str],
+    windows: list[dict[str, Any]],
+    setup: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
-    """Per context: API requests per timed call (count, bytes, what), and set-up requests."""
+    """Per context: API requests per timed call (count, bytes, what), and set-up requests
+    (those before the tool said it was ready; tools start one after another)."""
     timed = [w for w in windows if not w.get("warmup")]
     out: dict[str, Any] = {}
     for ctx in contexts:
@@ -428,11 +543,19 @@ def _request_stats(
         out[ctx] = {
             "per_call": len(in_timed) / n,
             "bytes_per_call": sum(r["bytes"] for r in in_timed) / n,
-            "setup_requests": len(reqs) - len(in_any),
+            "setup_requests": (
+                sum(1 for r in reqs if setup[0] <= r["t"] <= setup[1])
+                if setup
+                else len(reqs) - len(in_any)
+            ),
             "errors": sum(1 for r in in_timed if r["code"] >= 400),
             "kinds_per_call": {k: v / n for k, v in sorted(kinds.items())},
         }
     return out
+
+
+def _walls(res: dict[str, Any]) -> list[float]:
+    return [w["wall_s"] for w in res.get("windows") or [] if not w.get("warmup")]
 
 
 def timing(res: dict[str, Any]) -> dict[str, float] | None:
@@ -833,24 +956,16 @@ def bench_fleet(
                 "shape": {c: shape[c] for c in contexts},
                 "tools": {},
             }
-            order = ("byte-floor", "orjson-floor", "orjson-floor-gc", "skymagic", "watcher")
-            for tool in (*order, "skypilot"):
-                if tool not in tools:
-                    continue
+            chosen = [t for t in TOOLS if t in tools]
+            for tool in chosen:
                 if tool == "skypilot" and sky_py is None:
                     res["tools"][tool] = {"tool": tool, "error": sky_error}
-                    continue
-                print(f"... {key}: {tool} (1 warm-up + {runs} runs)", flush=True)
-                res["tools"][tool] = run_tool(
-                    tool,
-                    fleet,
-                    contexts,
-                    runs,
-                    sky_py,
-                    timeout=1800,
-                    page_size=page_size,
-                    churn=churn if tool == "watcher" else None,
-                )
+            chosen = [t for t in chosen if t not in res["tools"]]
+            print(f"... {key}: {', '.join(chosen)} (1 warm-up + {runs} rounds)", flush=True)
+            res["tools"].update(
+                run_tools(chosen, fleet, contexts, runs, sky_py, 1800, page_size, churn)
+            )
+            for tool in chosen:
                 t = timing(res["tools"][tool])
                 err = res["tools"][tool].get("error")
                 print(
@@ -889,7 +1004,12 @@ def _finish(res: dict[str, Any], truth: dict[str, Any]) -> None:
     ]
     for a, b in pairs:
         if med.get(a) and med.get(b):
-            ratios[f"time {a}/{'SkyPilot' if b == 'skypilot' else b}"] = med[a] / med[b]
+            # calls of the same round were made seconds apart: the median of their ratios
+            # is steadier on a shared machine than the ratio of the medians
+            wa, wb = _walls(tools[a]), _walls(tools[b])
+            paired = [x / y for x, y in zip(wa, wb, strict=False) if y]
+            ratio = statistics.median(paired) if len(wa) == len(wb) and paired else None
+            ratios[f"time {a}/{'SkyPilot' if b == 'skypilot' else b}"] = ratio or med[a] / med[b]
     if rss.get("skymagic") and rss.get("skypilot"):
         ratios["peak RSS skymagic/SkyPilot"] = rss["skymagic"] / rss["skypilot"]
     if rss.get("skymagic") and rss.get("byte-floor"):
