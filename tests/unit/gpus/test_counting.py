@@ -401,3 +401,38 @@ def test_typed_page_and_plain_dicts_count_the_same() -> None:
     decoded = [pod_binding_cached(p) for p in _page(*pods)]
     assert decoded == [pod_binding(p) for p in pods]
     assert [pod_key(p) for p in _page(*pods)] == [pod_key(p) for p in pods] == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_page_tally_counts_what_each_pods_binding_says(seed: int) -> None:
+    """`Usage.add_pods` (the hot loop, inlined) agrees with `pod_binding` pod by pod."""
+    rng = random.Random(seed)
+    gpu = ["nvidia.com/gpu", "nvidia.com/mig-1g.10gb"]
+    pods = []
+    for i in range(200):
+        app = [
+            container({"cpu": rng.choice(["100m", "1"]), rng.choice(gpu): str(rng.randint(1, 4))})
+            for _ in range(rng.choice([1, 1, 1, 2]))
+        ]
+        init = [container({"nvidia.com/gpu": "2"})] if rng.random() < 0.1 else None
+        if init and rng.random() < 0.5:
+            init[0]["restartPolicy"] = "Always"
+        pods.append(
+            pod(
+                rng.choice(["n1", "n2", None]),
+                containers=app,
+                init=init,
+                phase=rng.choice(["Running", "Pending", "Succeeded"]),
+                overhead={"cpu": "100m"} if rng.random() < 0.1 else None,
+                uid=f"u{i}",
+            )
+        )
+    expected = Usage()
+    for p in pods:
+        b = pod_binding(p)
+        if b is not None:
+            expected.add(*b)
+    got = _usage(*pods)
+    assert got.by_node.keys() == expected.by_node.keys()
+    for node, req in expected.by_node.items():
+        assert got.by_node[node] == pytest.approx(req)
