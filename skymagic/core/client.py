@@ -54,12 +54,11 @@ from urllib3.exceptions import (
 from skymagic.core.auth import Credential, CredentialProvider
 from skymagic.core.entries import ResolvedContext
 from skymagic.core.execplugin import load_cert_pair
-from skymagic.core.streams import PAGES, WatchStream, read_body, read_lines
+from skymagic.core.streams import PAGES, WatchStream, json_object, read_body, read_lines
 from skymagic.errors import (
     ApiError,
     ConfigError,
     GoneError,
-    MalformedResponseError,
     RequestTimeoutError,
     SkymagicError,
     TransportError,
@@ -77,10 +76,8 @@ __all__ = [
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 _RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-_ENCODER = msgspec.json.Encoder()
-_DECODER = msgspec.json.Decoder()
-_encode = _ENCODER.encode
-_decode = _DECODER.decode
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
 _CONTINUE_RE = re.compile(rb'"continue"\s*:\s*"([^"]*)"')
 _RV_RE = re.compile(rb'"resourceVersion"\s*:\s*"([^"]*)"')
 
@@ -399,17 +396,7 @@ class ContextClient:
     # -- JSON helpers ------------------------------------------------------------------------
     def decode_json(self, body: bytes | memoryview, path: str) -> dict[str, Any]:
         """A JSON object answer from `path`; MalformedResponseError when it is not one."""
-        try:
-            data = _decode(body)
-        except msgspec.DecodeError as exc:
-            data = exc
-        if not isinstance(data, dict):
-            raise MalformedResponseError(
-                f"the answer to {path} from {self.server} is malformed ({str(data)[:200]}); is "
-                "the server address a Kubernetes API server?",
-                context=self.name,
-            )
-        return data
+        return json_object(body, path=path, server=self.server, context=self.name)
 
     def get_json(self, path: str, query: Mapping[str, Any] | None = None) -> dict[str, Any]:
         resp = self.request("GET", path, query=query)
@@ -458,9 +445,8 @@ class ContextClient:
         the list from the beginning once (the caller sees pages from the new list after a
         `restart` marker: a page with an empty body).
 
-        A page's body is valid until the next page is asked for: then its memory is reused
-        (`streams.PagePool`), so a list holds the page downloading and, while it is being
-        decoded, the one before; never more.
+        A body is valid until the next page is asked for, then its memory is reused
+        (`streams.PagePool`): a list holds the page downloading and the one being decoded.
         """
         base = dict(query or {})
         limit = page_size or self.settings.page_size

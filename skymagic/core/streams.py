@@ -180,6 +180,23 @@ def _read_into_map(resp: urllib3.BaseHTTPResponse) -> memoryview:
     return memoryview(buf)[:got]
 
 
+def json_object(
+    body: bytes | memoryview, *, path: str, server: str, context: str
+) -> dict[str, Any]:
+    """A JSON object answer from `path`; MalformedResponseError naming it when it is not one."""
+    try:
+        data = _ANY.decode(body)
+    except msgspec.DecodeError as exc:
+        data = exc
+    if not isinstance(data, dict):
+        raise MalformedResponseError(
+            f"the answer to {path} from {server} is malformed ({str(data)[:200]}); is the "
+            "server address a Kubernetes API server?",
+            context=context,
+        )
+    return data
+
+
 def discard(resp: urllib3.BaseHTTPResponse) -> None:
     """Close a response whose body was not read to the end, and its connection with it.
 
