@@ -93,7 +93,8 @@ class PagePool:
             if idle:
                 self._free = []
         for m in idle:
-            m.close()
+            with contextlib.suppress(BufferError):
+                m.close()
 
     def take(self, size: int) -> mmap.mmap:
         """A map of at least `size` bytes (a free one when one is big enough).
