@@ -90,7 +90,9 @@ def test_big_cluster_paginates(big: Fleet) -> None:
         seen += page.count(POD)
         pages += 1
         # The list metadata comes first: read it without decoding the items.
-        meta = msgspec.json.decode(page[page.index(b'"metadata":') + 11 : page.index(b',"items":[')])
+        meta = msgspec.json.decode(
+            page[page.index(b'"metadata":') + 11 : page.index(b',"items":[')]
+        )
         token = meta.get("continue", "")
         if not token:
             break
