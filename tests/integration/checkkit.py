@@ -14,10 +14,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from skymagic.core.auth import clear_credential_cache
@@ -83,6 +84,14 @@ def fresh_clients() -> None:
     """Forget cached API clients and exec credentials (each test's fleet is a new one)."""
     clear_clients()
     clear_credential_cache()
+
+
+@pytest.fixture(autouse=True)
+def fresh_session() -> Iterator[None]:
+    """Each test starts and ends with no cached client or credential (import it to use it)."""
+    fresh_clients()
+    yield
+    fresh_clients()
 
 
 def load_doc(path: str | Path) -> dict[str, Any]:

@@ -14,8 +14,13 @@ request logs show exactly where a launch created something:
 from __future__ import annotations
 
 import base64
+import copy
 import io
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from skymagic.core.client import ClientSettings, ContextClient
 from skymagic.core.kubeconfig import load_kubeconfig
@@ -229,3 +234,18 @@ def skymagic_pods(fleet: Fleet) -> dict[str, list[str]]:
         if items:
             out[cluster] = sorted(i["metadata"]["name"] for i in items)
     return out
+
+
+def fleet_fixture(spec: dict[str, Any]) -> Any:
+    """A `fleet` fixture for `spec`: a fresh copy started, KUBECONFIG and the launch user set."""
+
+    @pytest.fixture
+    def fleet(
+        make_fleet: Callable[..., Fleet], isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> Fleet:
+        f = make_fleet(copy.deepcopy(spec))
+        monkeypatch.setenv("KUBECONFIG", f.kubeconfig)
+        monkeypatch.setenv("SKYMAGIC_USER", USER)
+        return f
+
+    return fleet

@@ -11,7 +11,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ from checkkit import (
     assert_no_secrets,
     bad_token_kubeconfig,
     entry,
-    fresh_clients,
+    fresh_session,  # noqa: F401  (autouse)
     load_doc,
     python_script,
     secrets_in,
@@ -47,13 +47,6 @@ from skymagic.core.targets import Settings
 from skymagic.errors import ConfigError
 from skymagic.health import CheckReport, check
 from skymagic.sim import Fleet
-
-
-@pytest.fixture(autouse=True)
-def _fresh() -> Iterator[None]:
-    fresh_clients()
-    yield
-    fresh_clients()
 
 
 @pytest.fixture

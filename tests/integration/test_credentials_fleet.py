@@ -29,6 +29,7 @@ from checkkit import (
     TOK,
     entry,
     fresh_clients,
+    fresh_session,  # noqa: F401  (autouse)
     load_doc,
     python_script,
     user_key,
@@ -44,13 +45,6 @@ from skymagic.launches import launch, status
 from skymagic.sim import Fleet
 
 GHOST = "ghost-context"
-
-
-@pytest.fixture(autouse=True)
-def _fresh() -> Iterator[None]:
-    fresh_clients()
-    yield
-    fresh_clients()
 
 
 @pytest.fixture(scope="module")

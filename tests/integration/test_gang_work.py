@@ -7,42 +7,27 @@ failing rank fails the cell with its exit code (the magic, the function and the 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from checkkit import fresh_clients
+from checkkit import (
+    fresh_session,  # noqa: F401  (autouse)
+)
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from launchkit import GANG_SPEC, ONE, USER, Recorder, settings
+from launchkit import GANG_SPEC, ONE, USER, Recorder, fleet_fixture, settings
 
 from skymagic.errors import CommandFailedError, ConfigError
 from skymagic.launches import LaunchResult, launch_task, parse_task
 from skymagic.launches.rankexec import exec_ranks
 from skymagic.sim import Fleet
 
-
-@pytest.fixture(autouse=True)
-def _fresh() -> Iterator[None]:
-    fresh_clients()
-    yield
-    fresh_clients()
-
-
-@pytest.fixture
-def fleet(
-    make_fleet: Callable[..., Fleet], isolated_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> Fleet:
-    f = make_fleet(json.loads(json.dumps(GANG_SPEC)))
-    monkeypatch.setenv("KUBECONFIG", f.kubeconfig)
-    monkeypatch.setenv("SKYMAGIC_USER", USER)
-    return f
+fleet = fleet_fixture(GANG_SPEC)
 
 
 def pod_dir(fleet: Fleet, name: str) -> Path:

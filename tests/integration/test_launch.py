@@ -18,7 +18,12 @@ from typing import Any
 
 import pytest
 import yaml
-from checkkit import assert_no_secrets, fresh_clients, secrets_in, wait_for
+from checkkit import (
+    assert_no_secrets,
+    fresh_session,  # noqa: F401  (autouse)
+    secrets_in,
+    wait_for,
+)
 from conftest import write_sky_config
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
@@ -36,6 +41,7 @@ from launchkit import (
     InterruptAt,
     Recorder,
     admin,
+    fleet_fixture,
     get,
     labelled,
     pod,
@@ -63,22 +69,7 @@ from skymagic.launches.plan import PLAN_COLUMNS, make_plan
 from skymagic.sim import Fleet
 from skymagic.ui.progress import TextProgress
 
-
-@pytest.fixture(autouse=True)
-def _fresh() -> Iterator[None]:
-    fresh_clients()
-    yield
-    fresh_clients()
-
-
-@pytest.fixture
-def fleet(
-    make_fleet: Callable[..., Fleet], isolated_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> Fleet:
-    f = make_fleet(json.loads(json.dumps(LAUNCH_SPEC)))
-    monkeypatch.setenv("KUBECONFIG", f.kubeconfig)
-    monkeypatch.setenv("SKYMAGIC_USER", USER)
-    return f
+fleet = fleet_fixture(LAUNCH_SPEC)
 
 
 def run(

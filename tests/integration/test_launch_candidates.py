@@ -4,40 +4,29 @@ context x candidate, the launch creates a pod only where the stated rule picks."
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from checkkit import fresh_clients
-from launchkit import FREE, LAUNCH_SPEC, NOGPU, USER, Recorder, pod, settings, writes
+from checkkit import (
+    fresh_session,  # noqa: F401  (autouse)
+)
+from launchkit import FREE, LAUNCH_SPEC, NOGPU, Recorder, fleet_fixture, pod, settings, writes
 
 from skymagic.launches import LaunchResult, Plan, launch_task, parse_task
 from skymagic.sim import Fleet
 
-
-@pytest.fixture(autouse=True)
-def _fresh() -> Iterator[None]:
-    fresh_clients()
-    yield
-    fresh_clients()
-
-
-@pytest.fixture
-def fleet(
-    make_fleet: Callable[..., Fleet], isolated_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> Fleet:
-    spec = json.loads(json.dumps(LAUNCH_SPEC))
-    spec["clusters"].append(
-        {
-            "name": "spot",
-            "pod_start_s": 0.05,
-            "nodes": [{"name": "h100-spot", "gpu": "H100", "gpus": 8, "spot": "karpenter"}],
-        }
-    )
-    f = make_fleet(spec)
-    monkeypatch.setenv("KUBECONFIG", f.kubeconfig)
-    monkeypatch.setenv("SKYMAGIC_USER", USER)
-    return f
+fleet = fleet_fixture(
+    {
+        **LAUNCH_SPEC,
+        "clusters": [
+            *LAUNCH_SPEC["clusters"],
+            {
+                "name": "spot",
+                "pod_start_s": 0.05,
+                "nodes": [{"name": "h100-spot", "gpu": "H100", "gpus": 8, "spot": "karpenter"}],
+            },
+        ],
+    }
+)
 
 
 def test_dry_run_shows_a_row_per_context_and_candidate(fleet: Fleet) -> None:

@@ -8,15 +8,25 @@ nothing, so a context the launch left holds none.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from checkkit import fresh_clients, wait_for
-from launchkit import GANG_SPEC, ONE, TWO, USER, Recorder, admin, settings, skymagic_pods, writes
+from checkkit import (
+    fresh_session,  # noqa: F401  (autouse)
+    wait_for,
+)
+from launchkit import (
+    GANG_SPEC,
+    ONE,
+    TWO,
+    Recorder,
+    admin,
+    fleet_fixture,
+    settings,
+    skymagic_pods,
+    writes,
+)
 
 from skymagic.errors import ProvisionFailedError
 from skymagic.gpus.inventory import show_gpus
@@ -24,22 +34,7 @@ from skymagic.launches import LaunchResult, down, launch_task, logs, parse_task,
 from skymagic.launches.podspec import LABEL_MANAGED
 from skymagic.sim import Fleet
 
-
-@pytest.fixture(autouse=True)
-def _fresh() -> Iterator[None]:
-    fresh_clients()
-    yield
-    fresh_clients()
-
-
-@pytest.fixture
-def fleet(
-    make_fleet: Callable[..., Fleet], isolated_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> Fleet:
-    f = make_fleet(json.loads(json.dumps(GANG_SPEC)))
-    monkeypatch.setenv("KUBECONFIG", f.kubeconfig)
-    monkeypatch.setenv("SKYMAGIC_USER", USER)
-    return f
+fleet = fleet_fixture(GANG_SPEC)
 
 
 def gang(

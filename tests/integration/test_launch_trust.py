@@ -8,16 +8,26 @@ the task ran exactly once, where it started.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from checkkit import fresh_clients
+from checkkit import (
+    fresh_session,  # noqa: F401  (autouse)
+)
 from conftest import write_sky_config
-from launchkit import FREE, FREE2, LAUNCH_SPEC, USER, Recorder, admin, labelled, pod, settings
+from launchkit import (
+    FREE,
+    FREE2,
+    LAUNCH_SPEC,
+    Recorder,
+    admin,
+    fleet_fixture,
+    labelled,
+    pod,
+    settings,
+)
 
 from skymagic.launches import LaunchResult, down, launch_task, logs, parse_task, status
 from skymagic.sim import Fleet
@@ -26,21 +36,7 @@ from skymagic.ui.cli import launch_exit_code, main
 SCRIPT = "echo start; sleep 1; echo end"
 
 
-@pytest.fixture(autouse=True)
-def _fresh() -> Iterator[None]:
-    fresh_clients()
-    yield
-    fresh_clients()
-
-
-@pytest.fixture
-def fleet(
-    make_fleet: Callable[..., Fleet], isolated_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> Fleet:
-    f = make_fleet(json.loads(json.dumps(LAUNCH_SPEC)))
-    monkeypatch.setenv("KUBECONFIG", f.kubeconfig)
-    monkeypatch.setenv("SKYMAGIC_USER", USER)
-    return f
+fleet = fleet_fixture(LAUNCH_SPEC)
 
 
 def pods_created(fleet: Fleet, cluster: str) -> int:

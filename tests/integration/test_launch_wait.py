@@ -7,38 +7,32 @@ waiting leaves nothing behind (no object, no watch thread).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from checkkit import fresh_clients
+from checkkit import (
+    fresh_session,  # noqa: F401  (autouse)
+)
 from conftest import write_sky_config
-from launchkit import GANG_SPEC, ONE, TWO, USER, Recorder, settings, skymagic_pods, writes
+from launchkit import (
+    GANG_SPEC,
+    ONE,
+    TWO,
+    Recorder,
+    fleet_fixture,
+    settings,
+    skymagic_pods,
+    writes,
+)
 
 from skymagic.errors import LaunchError, ProvisionFailedError
 from skymagic.launches import LaunchResult, launch_task, parse_task
 from skymagic.sim import Fleet
 
-
-@pytest.fixture(autouse=True)
-def _fresh() -> Iterator[None]:
-    fresh_clients()
-    yield
-    fresh_clients()
-
-
-@pytest.fixture
-def fleet(
-    make_fleet: Callable[..., Fleet], isolated_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> Fleet:
-    f = make_fleet(json.loads(json.dumps(GANG_SPEC)))
-    monkeypatch.setenv("KUBECONFIG", f.kubeconfig)
-    monkeypatch.setenv("SKYMAGIC_USER", USER)
-    return f
+fleet = fleet_fixture(GANG_SPEC)
 
 
 def fill(fleet: Fleet, *clusters: str) -> None:
