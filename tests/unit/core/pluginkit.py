@@ -36,7 +36,12 @@ beh = json.load(open(os.path.join(here, "behavior.json")))
 with open(os.path.join(here, "runs.log"), "a") as f:
     f.write(str(os.getpid()) + "\\n")
 n = len(open(os.path.join(here, "runs.log")).read().splitlines())
-seen = {{"argv": sys.argv[1:], "info": json.loads(os.environ.get("KUBERNETES_EXEC_INFO", "null"))}}
+seen = {{
+    "argv": sys.argv[1:],
+    "info": json.loads(os.environ.get("KUBERNETES_EXEC_INFO", "null")),
+    "env": {{k: os.environ.get(k) for k in beh.get("show_env", [])}},
+    "stdin": sys.stdin.read() if not sys.stdin.isatty() else "<tty>",
+}}
 with open(os.path.join(here, "last.json"), "w") as f:
     json.dump(seen, f)
 if beh.get("stderr"):
@@ -50,8 +55,8 @@ status = {{"token": beh.get("token_prefix", "tok-") + str(n)}}
 if "expires_in" in beh:
     exp = datetime.now(timezone.utc) + timedelta(seconds=beh["expires_in"])
     status["expirationTimestamp"] = exp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-info = json.loads(os.environ["KUBERNETES_EXEC_INFO"])
-print(json.dumps({{"apiVersion": info["apiVersion"], "kind": "ExecCredential", "status": status}}))
+api_version = beh.get("apiVersion") or json.loads(os.environ["KUBERNETES_EXEC_INFO"])["apiVersion"]
+print(json.dumps({{"apiVersion": api_version, "kind": "ExecCredential", "status": status}}))
 sys.exit(beh.get("exit", 0))
 """
 

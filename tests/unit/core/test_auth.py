@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import stat
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pluginkit import V1, V1B1, FakePlugin
 
 from skymagic.core import auth
 from skymagic.core.auth import (
@@ -28,8 +26,6 @@ from skymagic.core.entries import ExecConfig, ResolvedContext
 from skymagic.core.kubeconfig import load_kubeconfig
 from skymagic.errors import AuthError, ExecPluginError, KubeconfigError
 
-V1B1 = "client.authentication.k8s.io/v1beta1"
-V1 = "client.authentication.k8s.io/v1"
 CA_PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfakeCA\n-----END CERTIFICATE-----\n"
 CERT_PEM = "-----BEGIN CERTIFICATE-----\nMIIBexecCERT\n-----END CERTIFICATE-----\n"
 KEY_PEM = "-----BEGIN PRIVATE KEY-----\nMIIBexecKEY\n-----END PRIVATE KEY-----\n"
@@ -37,65 +33,6 @@ GKE_HINT = (
     "Install gke-gcloud-auth-plugin for use with kubectl by following "
     "https://cloud.google.com/kubernetes-engine/docs/how-to/cluster-access-for-kubectl#install_plugin"
 )
-
-# The fake plugin: behaviour comes from behavior.json beside it (read at each run, so a test
-# can change it between runs); every run is appended to runs.log and its inputs to last.json.
-PLUGIN = """#!{python}
-import json, os, sys, time
-from datetime import datetime, timedelta, timezone
-here = {here!r}
-beh = json.load(open(os.path.join(here, "behavior.json")))
-with open(os.path.join(here, "runs.log"), "a") as f:
-    f.write("run\\n")
-n = len(open(os.path.join(here, "runs.log")).read().splitlines())
-seen = {{
-    "argv": sys.argv[1:],
-    "info": json.loads(os.environ.get("KUBERNETES_EXEC_INFO", "null")),
-    "env": {{k: os.environ.get(k) for k in beh.get("show_env", [])}},
-    "stdin": sys.stdin.read() if not sys.stdin.isatty() else "<tty>",
-}}
-with open(os.path.join(here, "last.json"), "w") as f:
-    json.dump(seen, f)
-time.sleep(beh.get("sleep", 0))
-if beh.get("stderr"):
-    sys.stderr.write(beh["stderr"])
-if "stdout" in beh:
-    sys.stdout.write(beh["stdout"])
-    sys.exit(beh.get("exit", 0))
-status = {{"token": beh.get("token_prefix", "tok-") + str(n)}}
-if "expires_in" in beh:
-    exp = datetime.now(timezone.utc) + timedelta(seconds=beh["expires_in"])
-    status["expirationTimestamp"] = exp.strftime("%Y-%m-%dT%H:%M:%SZ")
-print(json.dumps({{"apiVersion": beh.get("apiVersion", json.loads(
-    os.environ["KUBERNETES_EXEC_INFO"])["apiVersion"]), "kind": "ExecCredential", "status": status}}))
-sys.exit(beh.get("exit", 0))
-"""
-
-
-class FakePlugin:
-    """One fake plugin executable in its own directory, put on PATH."""
-
-    def __init__(self, root: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.dir = root / f"bin-{name}"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.dir / name
-        self.path.write_text(PLUGIN.format(python=sys.executable, here=str(self.dir)))
-        self.path.chmod(self.path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        self.behave()
-        monkeypatch.setenv("PATH", f"{self.dir}{os.pathsep}{os.environ.get('PATH', '')}")
-
-    def behave(self, **beh: Any) -> None:
-        (self.dir / "behavior.json").write_text(json.dumps(beh))
-
-    @property
-    def runs(self) -> int:
-        log = self.dir / "runs.log"
-        return len(log.read_text().splitlines()) if log.exists() else 0
-
-    @property
-    def seen(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.dir / "last.json").read_text())
-        return data
 
 
 @pytest.fixture(autouse=True)
