@@ -10,8 +10,12 @@ One database per state directory (default `~/.skymagic/jobs`, or `$SKYMAGIC_JOBS
   finds its own pods and never another database's.
 
 Writers: clients insert jobs and set `cancel_requested`; the controller writes everything
-else. SQLite in WAL mode with a busy timeout lets both at once (one process writes at a time,
-readers never block). Logs are plain files: `logs/<job id>/<attempt>.log`.
+else. SQLite's rollback journal with a busy timeout lets both at once: one process writes at a
+time and every transaction is a few rows, so a reader waits milliseconds at most. Not WAL: its
+shared-memory index made a store opened while another process wrote (or closed its last
+connection) fail with "database is locked" or "disk I/O error" without waiting (seen in CI,
+reproduced by tests/unit/jobs/test_store_concurrency.py). Logs are plain files:
+`logs/<job id>/<attempt>.log`.
 """
 
 from __future__ import annotations
@@ -141,6 +145,20 @@ class EventRecord:
     message: str
 
 
+def _leave_wal(db: sqlite3.Connection) -> None:
+    """Turn a database an older skymagic left in WAL mode back to the rollback journal.
+
+    The switch needs the database to itself; while another process has it open it fails, and
+    the database simply stays in WAL mode until a later open finds it alone.
+    """
+    if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        return
+    try:
+        db.execute("PRAGMA journal_mode = DELETE")
+    except sqlite3.OperationalError:
+        pass
+
+
 class JobStore:
     """The jobs database in `directory` (created on first use)."""
 
@@ -158,7 +176,7 @@ class JobStore:
         )
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA busy_timeout = 30000")
-        self._db.execute("PRAGMA journal_mode = WAL")
+        _leave_wal(self._db)
         self._db.executescript(_SCHEMA)
         with self._tx() as db:
             row = db.execute("SELECT value FROM meta WHERE key = 'db_id'").fetchone()
@@ -179,7 +197,8 @@ class JobStore:
         try:
             yield self._db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite may have rolled back already (an I/O error)
+                self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
