@@ -23,46 +23,32 @@ from typing import Any
 
 from skymagic.core.client import ContextClient
 from skymagic.errors import NotFoundError, SkymagicError
-from skymagic.launches.agent import LAUNCH_RUN, RUN_DONE, STOP_GRACE_S
+from skymagic.launches.agent import LAUNCH_RUN, RUN_DONE
 from skymagic.launches.follow import PodObserver
-from skymagic.launches.gangstop import stop_note, stop_ranks
+from skymagic.launches.gangstop import FirstFailure, RankEnds
 from skymagic.launches.rendezvous import MARKER
 from skymagic.launches.task import Task
 
-__all__ = ["GangFollow", "follow_gang", "ranks_named", "stopped_reason"]
+__all__ = ["GangFollow", "follow_gang"]
 
 _FINAL_PHASES = ("Succeeded", "Failed")
-STOP_WAIT_S = 30.0  # after the stop's grace: how long stopped ranks may take to end
 
 
 @dataclass
 class GangFollow:
-    """How a followed gang ended: the first failing rank's exit code (else rank 0's), every rank
-    that failed on its own, and the ranks whose run was stopped because of it."""
+    """How a followed gang ended: its status, the exit code (the first failing rank's, else
+    rank 0's) and each rank's end (gangstop.RankEnds)."""
 
     status: str  # Succeeded | Failed | Running | Detached
     exit_code: int | None = None
-    failed: list[tuple[int, int | None]] = field(default_factory=list)  # (rank, exit code)
-    stopped: list[int] = field(default_factory=list)
-    not_stopped: dict[int, str] = field(default_factory=dict)  # rank -> why it could not be
+    ends: RankEnds = field(default_factory=RankEnds)
+
+    @property
+    def failed(self) -> list[tuple[int, int | None]]:
+        return self.ends.failed
 
     def reason(self) -> str:
-        parts = [f"rank {r} exited with code {c}" for r, c in self.failed]
-        if self.failed:
-            parts += stopped_reason(self.stopped, self.not_stopped)
-        return "; ".join(parts)
-
-
-def ranks_named(ranks: list[int]) -> str:
-    """'rank 0' or 'ranks 0, 2'."""
-    return f"rank{'s' if len(ranks) != 1 else ''} {', '.join(str(r) for r in sorted(ranks))}"
-
-
-def stopped_reason(stopped: list[int], not_stopped: dict[int, str]) -> list[str]:
-    """The words for what stopping the other ranks did."""
-    parts = [f"stopped the run on {ranks_named(stopped)}"] if stopped else []
-    parts += [f"could not stop rank {r} ({why})" for r, why in sorted(not_stopped.items())]
-    return parts
+        return self.ends.reason()
 
 
 def _exit_code(pod: dict[str, Any]) -> int | None:
@@ -114,57 +100,6 @@ def _run_done(line: str) -> int:
         return -1
 
 
-class _Ends:
-    """Each rank's end as it comes, and the stop of the others at the first failure."""
-
-    def __init__(
-        self, client: ContextClient, ns: str, names: dict[int, str], annotate: bool
-    ) -> None:
-        self.client, self.ns, self.names, self.annotate = client, ns, names, annotate
-        self.codes: dict[int, int | None] = {}
-        self.result = GangFollow("Running")
-        self.stopping: set[int] = set()
-        self.deadline: float | None = None
-
-    def end(self, rank: int, code: int | None, bad: bool, obs: PodObserver, q: Any) -> None:
-        if rank in self.codes:
-            return
-        self.codes[rank] = code
-        if not bad:
-            return
-        if rank in self.stopping:
-            self.result.stopped.append(rank)
-            return
-        self.result.failed.append((rank, code))
-        if len(self.result.failed) > 1:
-            return
-        others = {r: n for r, n in self.names.items() if r not in self.codes}
-        if not others:
-            return
-        self.stopping = set(others)
-        obs.on_message(
-            f"{stop_note(rank, code)}: stopping the run on {ranks_named(list(others))} "
-            "(the pods stay)"
-        )
-        note = stop_note(rank, code) if self.annotate else None
-
-        def stop() -> None:
-            try:
-                why = stop_ranks(self.client, self.ns, others, LAUNCH_RUN, note=note)
-            except Exception as exc:  # never leave the follow waiting for this answer
-                why = dict.fromkeys(others, f"{type(exc).__name__}: {exc}")
-            q.put(("stopped", -1, why))
-
-        threading.Thread(target=stop, name="skymagic-stop-ranks", daemon=True).start()
-        self.deadline = time.monotonic() + STOP_GRACE_S + STOP_WAIT_S
-
-    def stopped(self, why: dict[int, str]) -> None:
-        for rank, text in why.items():
-            if rank not in self.codes:  # it keeps running: do not wait for it
-                self.result.not_stopped[rank] = text
-                self.codes[rank] = None
-
-
 def follow_gang(
     client: ContextClient, ns: str, task: Task, pods: dict[int, dict[str, Any]], obs: PodObserver
 ) -> GangFollow:
@@ -185,40 +120,44 @@ def follow_gang(
             name=f"skymagic-rank-{rank}",
             daemon=True,
         ).start()
-    ends = _Ends(client, ns, names, annotate=not outlives)
-    result = ends.result
+    rule = FirstFailure(
+        client,
+        ns,
+        names,
+        LAUNCH_RUN,
+        annotate=not outlives,  # a task pod ends with its run: its status says why
+        post=lambda why: q.put(("stopped", -1, why)),
+    )
+    result = GangFollow("Running", ends=rule.ends)
     try:
-        while len(ends.codes) < len(names):
-            wait = None if ends.deadline is None else max(0.0, ends.deadline - time.monotonic())
+        while not rule.done:
             try:
-                kind, rank, item = q.get(timeout=wait)
+                kind, rank, item = q.get(timeout=rule.wait_s())
             except queue.Empty:
-                break  # a stopped rank did not end in time: report without it
+                rule.give_up()  # a stopped rank did not end in time: report without it
+                break
             if kind == "stopped":
-                ends.stopped(item)
+                rule.stopped(item)
             elif kind == "line":
-                if rank in ends.codes and outlives:
+                if rank in rule.ends.codes and outlives:
                     continue  # the idle pod after its run
                 if outlives and item.startswith(RUN_DONE):
                     code = _run_done(item)
-                    ends.end(rank, code, code != 0, obs, q)
+                    rule.end(rank, code, code != 0, obs)
                 elif not item.startswith(MARKER):  # the rendezvous prologue's own line
                     obs.on_log(f"(rank={rank}) {item}")
-            elif rank not in ends.codes:
+            elif rank not in rule.ends.codes:
                 pod = _final(client, ns, names[rank])
-                phase = pod.get("status", {}).get("phase")
-                code = _exit_code(pod)
-                ends.end(rank, code, phase == "Failed" or bool(code), obs, q)
+                ended = _exit_code(pod)
+                failed = pod.get("status", {}).get("phase") == "Failed" or bool(ended)
+                rule.end(rank, ended, failed, obs)
     except KeyboardInterrupt:
         result.status = "Detached"
         return result
     finally:
         done.set()
-    for rank in sorted(ends.stopping):
-        if rank not in ends.codes and rank not in result.stopped:
-            result.not_stopped.setdefault(rank, "it had not ended when the follow gave up")
-    if result.failed:
-        result.status, result.exit_code = "Failed", result.failed[0][1]
-    elif len(ends.codes) == len(names):
-        result.status, result.exit_code = "Succeeded", ends.codes.get(0)
+    if rule.ends.failed:
+        result.status, result.exit_code = "Failed", rule.ends.exit_code
+    elif rule.done:
+        result.status, result.exit_code = "Succeeded", rule.ends.exit_code
     return result

@@ -11,20 +11,36 @@ log stays readable), a pod that outlives its run (a dev pod, autostop) stays up.
 
 A task pod's status would otherwise say only Failed; it is annotated first with why it was
 stopped, and `%sky_status --ranks` shows `Stopped (rank N failed)`. Stopping runs on worker
-threads, all ranks at once; nothing here talks to the observer.
+threads, all ranks at once. `FirstFailure` is the rule both followers of a gang's run share
+(the launch's own run, gangfollow.py; a re-run on every rank, gangrerun.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from skymagic.core.client import ContextClient
 from skymagic.core.podstreams import exec_stream
 from skymagic.errors import NotFoundError, SkymagicError
 from skymagic.launches.agent import STOP_GRACE_S, stop_run
+from skymagic.launches.follow import PodObserver
 
-__all__ = ["ANNOTATION_STOPPED", "stop_note", "stop_ranks", "stopped_status"]
+__all__ = [
+    "ANNOTATION_STOPPED",
+    "FirstFailure",
+    "RankEnds",
+    "ranks_named",
+    "stop_note",
+    "stop_ranks",
+    "stopped_status",
+]
+
+STOP_WAIT_S = 30.0  # after the stop's grace: how long stopped ranks may take to end
 
 # Set on a task pod whose run skymagic stopped because another rank failed: "rank N failed
 # (exit code C)".
@@ -92,3 +108,113 @@ def stop_ranks(
         }
         results = {rank: fut.result() for rank, fut in futures.items()}
     return {rank: why for rank, why in results.items() if why}
+
+
+def ranks_named(ranks: list[int]) -> str:
+    """'rank 0' or 'ranks 0, 2'."""
+    return f"rank{'s' if len(ranks) != 1 else ''} {', '.join(str(r) for r in sorted(ranks))}"
+
+
+@dataclass
+class RankEnds:
+    """How a gang's run ended on its ranks: each rank's exit code, the ranks that failed on
+    their own (the first first), and the ranks whose run was stopped because of it."""
+
+    codes: dict[int, int | None] = field(default_factory=dict)
+    failed: list[tuple[int, int | None]] = field(default_factory=list)  # (rank, exit code)
+    stopped: list[int] = field(default_factory=list)
+    not_stopped: dict[int, str] = field(default_factory=dict)  # rank -> why it could not be
+
+    def reason(self) -> str:
+        """'rank 1 exited with code 3; stopped the run on rank 0' ('' when none failed)."""
+        if not self.failed:
+            return ""
+        parts = [f"rank {r} exited with code {c}" for r, c in self.failed]
+        if self.stopped:
+            parts.append(f"stopped the run on {ranks_named(self.stopped)}")
+        parts += [f"could not stop rank {r} ({why})" for r, why in sorted(self.not_stopped.items())]
+        return "; ".join(parts)
+
+    @property
+    def exit_code(self) -> int | None:
+        """The first failing rank's exit code, else rank 0's."""
+        return self.failed[0][1] if self.failed else self.codes.get(0)
+
+
+class FirstFailure:
+    """Records each rank's end; at the first failure, stops the run on every rank still going.
+
+    `end()` runs on the follower's thread; the stop runs on a thread of its own and hands its
+    answer to `post` (the follower queues it and calls `stopped()` from its own thread), so
+    the follower keeps showing the stopped ranks' last lines meanwhile. `deadline` is when to
+    stop waiting for stopped ranks to end.
+    """
+
+    def __init__(
+        self,
+        client: ContextClient,
+        ns: str,
+        names: dict[int, str],
+        run_id: str,
+        *,
+        annotate: bool,
+        post: Callable[[dict[int, str]], None],
+    ) -> None:
+        self.client, self.ns, self.names, self.run_id = client, ns, names, run_id
+        self.annotate, self.post = annotate, post
+        self.ends = RankEnds()
+        self.stopping: set[int] = set()
+        self.deadline: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return len(self.ends.codes) >= len(self.names)
+
+    def wait_s(self) -> float | None:
+        """How long the follower may wait for the next event (None: no bound yet)."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def end(self, rank: int, code: int | None, failed: bool, obs: PodObserver) -> None:
+        """Rank `rank`'s run ended with `code` (`failed`: not successfully)."""
+        ends = self.ends
+        if rank in ends.codes:
+            return
+        ends.codes[rank] = code
+        if not failed:
+            return
+        if rank in self.stopping:
+            ends.stopped.append(rank)
+            return
+        ends.failed.append((rank, code))
+        others = {r: n for r, n in self.names.items() if r not in ends.codes}
+        if len(ends.failed) > 1 or not others:
+            return
+        self.stopping = set(others)
+        obs.on_message(
+            f"{stop_note(rank, code)}: stopping the run on {ranks_named(list(others))} "
+            "(the pods stay)"
+        )
+        note = stop_note(rank, code) if self.annotate else None
+
+        def stop() -> None:
+            try:
+                why = stop_ranks(self.client, self.ns, others, self.run_id, note=note)
+            except Exception as exc:  # never leave the follower waiting for this answer
+                why = dict.fromkeys(others, f"{type(exc).__name__}: {exc}")
+            self.post(why)
+
+        threading.Thread(target=stop, name="skymagic-stop-ranks", daemon=True).start()
+        self.deadline = time.monotonic() + STOP_GRACE_S + STOP_WAIT_S
+
+    def stopped(self, why: dict[int, str]) -> None:
+        """The stop's answer: a rank that could not be stopped is not waited for."""
+        for rank, text in why.items():
+            if rank not in self.ends.codes:
+                self.ends.not_stopped[rank] = text
+                self.ends.codes[rank] = None
+
+    def give_up(self) -> None:
+        """The deadline passed: name the stopped ranks that have not ended."""
+        for rank in sorted(self.stopping):
+            if rank not in self.ends.codes:
+                self.ends.not_stopped.setdefault(rank, "it had not ended when the follow gave up")
