@@ -1,8 +1,10 @@
 """Stopping the run on a gang's other ranks once one rank failed.
 
-SkyPilot's multi-node job driver waits on every node's task and, as soon as one returns
-non-zero, force-cancels the others (their processes are killed, their return code recorded
-as 137) and reports the job FAILED with the first real return code; the nodes stay up. A
+SkyPilot's multi-node job driver (`get_or_fail` in skypilot-org/skypilot
+sky/backends/task_codegen.py) waits on every node's task and, as soon as one returns non-zero,
+force-cancels the others (`ray.cancel(force=True)`: their processes are killed, their return
+code recorded as 137) and reports the job FAILED, saying a worker failed and the processes on
+the other nodes were cleaned up; the nodes stay up. A
 torch job whose rank died otherwise hangs in a collective on every other rank, holding its
 GPUs until the NCCL timeout, if ever. skymagic does the same through exec: on every other
 rank, agent.stop_run's script stops the job (the entrypoint's `launch`, or a re-run's own id)
