@@ -217,6 +217,26 @@ def test_one_rank_failing_stops_the_run_on_every_other_rank(fleet: Fleet) -> Non
     wait_for(lambda: skymagic_pods(fleet) == {}, 10, "the gang deleted")
 
 
+def test_with_autostop_a_failing_rank_stops_the_others_runs_and_the_pods_stay_up(
+    fleet: Fleet,
+) -> None:
+    body = HANGS_THEN_FAILS.format(name="idle")
+    result, rec = gang(body, TWO, name="idle", idle_minutes_to_autostop=5)
+
+    # The follow ends with the runs (the entrypoint's RUN_DONE line), not with the pods.
+    assert (result.status, result.exit_code) == ("Failed", 3), rec.text.getvalue()
+    assert result.seconds < 60
+    assert result.attempts[-1].reason == "rank 1 exited with code 3; stopped the run on rank 0"
+    assert "The pods stay up until 5 idle minute(s) pass (autostop)" in str(result)
+    hang = int((pod_dir(fleet, 1, "idle") / "hang.pid").read_text())
+    wait_for(lambda: not alive(hang), 10, "rank 0's run gone")
+    ranks = status(settings(TWO), ranks=True).frame
+    assert list(ranks["status"]) == ["Running", "Running"]  # as dev pods: up, runs ended
+    assert not any("skymagic: run finished" in line for line in rec.log)
+    down(["idle"], settings(TWO))
+    wait_for(lambda: skymagic_pods(fleet) == {}, 10, "the gang deleted")
+
+
 def test_a_gang_that_fits_nowhere_says_what_would_fit(fleet: Fleet) -> None:
     fleet.add_pods(ONE, count=1, gpu="H100", gpus=8, namespace="team-x")
     fleet.add_pods(TWO, count=2, gpu="H100", gpus=6, namespace="team-x")  # 2 free per node
