@@ -62,6 +62,17 @@ def stopped_status(annotations: dict[str, str]) -> str | None:
     return f"Stopped ({note.split(' (', 1)[0]})"
 
 
+def _ended(client: ContextClient, ns: str, name: str) -> bool:
+    """Whether the pod has ended (its run ended with it), so a failed exec stopped nothing."""
+    try:
+        pod = client.get_json(f"/api/v1/namespaces/{ns}/pods/{name}")
+    except NotFoundError:
+        return True
+    except SkymagicError:
+        return False
+    return pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+
+
 def _stop_one(
     client: ContextClient, ns: str, name: str, run_id: str, note: str | None, grace_s: float
 ) -> str:
@@ -81,8 +92,8 @@ def _stop_one(
     except NotFoundError:
         return ""  # the pod is gone, and its run with it
     except SkymagicError as exc:
-        return exc.message
-    if outcome.exit_code != 0:
+        return "" if _ended(client, ns, name) else exc.message
+    if outcome.exit_code != 0 and not _ended(client, ns, name):
         return outcome.message or f"the stop command exited with code {outcome.exit_code}"
     return ""
 
