@@ -18,7 +18,8 @@ entrypoint's id is `launch`, a re-run's its own) and removes it when it ends. `s
 script marks `runs/<id>.stop` (a job not started yet never starts), freezes that shell and
 every process below it (SIGSTOP, level by level through /proc, so none forks away meanwhile),
 sends SIGTERM, and SIGKILLs whatever is left after a grace. The entrypoint itself is not in
-that tree: it sees the run end (128 + signal) and goes on as after any run. The layout is the
+that tree: it sees the run end (128 + signal), prints `skymagic: stopped: WHY` (the reason
+the mark holds) and goes on as after any run. The layout is the
 contract between this module's scripts.
 """
 
@@ -56,12 +57,18 @@ _SHELL = "if command -v bash >/dev/null 2>&1; then SH=bash; else SH=sh; fi"
 # Runs "$1" with $SH as the stoppable job $RUN_ID: its pid in $S/runs/$RUN_ID while it runs.
 # In the background only so that its pid is known; `wait` gives its exit code (128 + N when
 # killed by signal N).
+# A job stopped (stop_run) says why in its output, from the .stop mark.
 _JOB = f"""_sky_job() {{
-  if [ -e "$S/runs/$RUN_ID.stop" ]; then return {STOPPED_CODE}; fi
+  if [ -e "$S/runs/$RUN_ID.stop" ]; then
+    echo "skymagic: not started: $(cat "$S/runs/$RUN_ID.stop")"; return {STOPPED_CODE}
+  fi
   $SH -c "$1" &
   echo $! > "$S/runs/$RUN_ID"
   wait $!; _sky_rc=$?
   rm -f "$S/runs/$RUN_ID"
+  if [ -e "$S/runs/$RUN_ID.stop" ]; then
+    echo "skymagic: stopped: $(cat "$S/runs/$RUN_ID.stop")"
+  fi
   return $_sky_rc
 }}"""
 
@@ -214,8 +221,8 @@ def exec_wrapper(
     return ["/bin/sh", "-c", inner, "skymagic", script, setup or ""]
 
 
-# stop_run's script: $1 the run id, $2 the grace in tenths of a second.
-_STOP = r"""S="$HOME/.sky"; f="$S/runs/$1"; mkdir -p "$S/runs"; : > "$f.stop"
+# stop_run's script: $1 the run id, $2 the grace in tenths of a second, $3 why.
+_STOP = r"""S="$HOME/.sky"; f="$S/runs/$1"; mkdir -p "$S/runs"; printf '%s' "$3" > "$f.stop"
 _kids() {  # the pids whose parent is one of $1 (a space-separated list)
   for _st in /proc/[0-9]*/status; do
     _p=; _pp=
@@ -267,14 +274,15 @@ if [ -n "$stopped" ]; then echo "stopped:$stopped"; else echo "not running"; fi
 """
 
 
-def stop_run(run_id: str, grace_s: float = STOP_GRACE_S) -> list[str]:
+def stop_run(run_id: str, grace_s: float = STOP_GRACE_S, why: str = "") -> list[str]:
     """The exec command stopping job `run_id` in a pod: its shell and everything it started.
 
     SIGTERM first, SIGKILL for what is left after `grace_s`; a job that has not started yet
-    never will. Prints `stopped: PID...` or `not running`.
+    never will. The job's own output then ends with `skymagic: stopped: WHY`. Prints
+    `stopped: PID...` or `not running`.
     """
     tenths = str(max(3, round(grace_s * 10)))
-    return ["/bin/sh", "-c", _STOP, "skymagic", run_id, tenths]
+    return ["/bin/sh", "-c", _STOP, "skymagic", run_id, tenths, why or "stopped from outside"]
 
 
 def idle_probe() -> list[str]:

@@ -74,21 +74,27 @@ def _ended(client: ContextClient, ns: str, name: str) -> bool:
 
 
 def _stop_one(
-    client: ContextClient, ns: str, name: str, run_id: str, note: str | None, grace_s: float
+    client: ContextClient,
+    ns: str,
+    name: str,
+    run_id: str,
+    why: str,
+    annotate: bool,
+    grace_s: float,
 ) -> str:
     """Stop `run_id` in pod `name`: '' when done (or nothing ran), else what went wrong."""
-    if note is not None:
+    if annotate:
         # Annotated before the run is stopped, so no status shows it plainly Failed; a pod
         # that may not be patched is still stopped.
         with contextlib.suppress(SkymagicError):
             client.request(
                 "PATCH",
                 f"/api/v1/namespaces/{ns}/pods/{name}",
-                body={"metadata": {"annotations": {ANNOTATION_STOPPED: note}}},
+                body={"metadata": {"annotations": {ANNOTATION_STOPPED: why}}},
                 headers={"Content-Type": "application/merge-patch+json"},
             )
     try:
-        outcome = exec_stream(client, ns, name, stop_run(run_id, grace_s))
+        outcome = exec_stream(client, ns, name, stop_run(run_id, grace_s, why))
     except NotFoundError:
         return ""  # the pod is gone, and its run with it
     except SkymagicError as exc:
@@ -103,20 +109,22 @@ def stop_ranks(
     ns: str,
     names: dict[int, str],
     run_id: str,
+    why: str,
     *,
-    note: str | None = None,
+    annotate: bool = False,
     grace_s: float = STOP_GRACE_S,
 ) -> dict[int, str]:
     """Stop job `run_id` on every rank of `names` (rank -> pod name) at once.
 
-    `note` (stop_note's words) is written on each pod first, for a task pod's status.
-    Returns, per rank that could not be stopped, why (a pod already gone counts as stopped).
+    `why` (stop_note's words) ends each stopped job's output; with `annotate` it is written on
+    each pod first, for a task pod's status. Returns, per rank that could not be stopped, why
+    not (a pod already gone, or ended, counts as stopped).
     """
     if not names:
         return {}
     with ThreadPoolExecutor(len(names), thread_name_prefix="skymagic-stop-rank") as pool:
         futures = {
-            rank: pool.submit(_stop_one, client, ns, name, run_id, note, grace_s)
+            rank: pool.submit(_stop_one, client, ns, name, run_id, why, annotate, grace_s)
             for rank, name in sorted(names.items())
         }
         results = {rank: fut.result() for rank, fut in futures.items()}
@@ -207,11 +215,13 @@ class FirstFailure:
             f"{stop_note(rank, code)}: stopping the run on {ranks_named(list(others))} "
             "(the pods stay)"
         )
-        note = stop_note(rank, code) if self.annotate else None
+        note = stop_note(rank, code)
 
         def stop() -> None:
             try:
-                why = stop_ranks(self.client, self.ns, others, self.run_id, note=note)
+                why = stop_ranks(
+                    self.client, self.ns, others, self.run_id, note, annotate=self.annotate
+                )
             except Exception as exc:  # never leave the follower waiting for this answer
                 why = dict.fromkeys(others, f"{type(exc).__name__}: {exc}")
             self.post(why)

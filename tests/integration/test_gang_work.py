@@ -272,6 +272,7 @@ def test_rerunning_a_running_gang_runs_the_new_body_on_every_rank(fleet: Fleet) 
     assert (failed.status, failed.exit_code) == ("Failed", 4)
     assert "The re-run failed: rank 1 exited with code 4; stopped the run on rank 0." in str(failed)
     assert "(rank=0) rank 0 hangs" in rec.log and "(rank=1) rank 1 fails" in rec.log
+    assert "(rank=0) skymagic: stopped: rank 1 failed (exit code 4)" in rec.log
     hang = int((pod_dir(fleet, "rr") / "hang.pid").read_text())
     wait_for(lambda: not alive(hang), 10, "rank 0's re-run gone")
     # The pods keep running, ready for the next body.

@@ -202,6 +202,7 @@ def test_one_rank_failing_stops_the_run_on_every_other_rank(fleet: Fleet) -> Non
     assert result.attempts[-1].reason == "rank 1 exited with code 3; stopped the run on rank 0"
     assert "The launch failed: rank 1 exited with code 3; stopped the run on rank 0." in str(result)
     assert "(rank=1) rank 1 fails" in rec.log and "(rank=0) rank 0 hangs" in rec.log
+    assert "(rank=0) skymagic: stopped: rank 1 failed (exit code 3)" in rec.log
     assert "rank 1 failed (exit code 3): stopping the run on rank 0 (the pods stay)" in (
         rec.messages
     )
@@ -233,6 +234,7 @@ def test_with_autostop_a_failing_rank_stops_the_others_runs_and_the_pods_stay_up
     ranks = status(settings(TWO), ranks=True).frame
     assert list(ranks["status"]) == ["Running", "Running"]  # as dev pods: up, runs ended
     assert not any("skymagic: run finished" in line for line in rec.log)
+    assert "(rank=0) skymagic: stopped: rank 1 failed (exit code 3)" in rec.log
     down(["idle"], settings(TWO))
     wait_for(lambda: skymagic_pods(fleet) == {}, 10, "the gang deleted")
 

@@ -137,9 +137,10 @@ def test_a_job_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Path) ->
         text=True,
     )
     assert job.stdout is not None and job.stdout.readline() == "up\n"
-    stop = sh(stop_run("r1", grace_s=0.5), tmp_path)
+    stop = sh(stop_run("r1", grace_s=0.5, why="rank 1 failed (exit code 3)"), tmp_path)
     assert stop.stdout.startswith("stopped: ")
     assert job.wait(timeout=10) == 137  # SIGKILL
+    assert job.stdout.read() == "skymagic: stopped: rank 1 failed (exit code 3)\n"
 
 
 def test_a_job_stopped_before_it_started_never_starts(tmp_path: Path) -> None:
@@ -147,6 +148,7 @@ def test_a_job_stopped_before_it_started_never_starts(tmp_path: Path) -> None:
     assert sh(stop_run("r2"), tmp_path).stdout == "not running\n"
     proc = sh(exec_wrapper("touch ~/ran", setup="touch ~/setup-ran", run_id="r2"), tmp_path)
     assert proc.returncode == 137
+    assert proc.stdout == "skymagic: not started: stopped from outside\n"
     assert not (tmp_path / "ran").exists() and not (tmp_path / "setup-ran").exists()
     other = sh(exec_wrapper("echo other", run_id="r3"), tmp_path)  # another job is not affected
     assert (other.returncode, other.stdout) == (0, "other\n")
