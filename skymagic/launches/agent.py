@@ -10,7 +10,17 @@ open; idle past the limit, it exits 0, which ends the pod and frees its GPUs.
 Activity is files under ~/.sky, written by the wrapper every skymagic exec goes through
 (`%%sky_exec`, a re-run `%%sky_launch`, `skymagic ssh`): `sessions/<pid>` while a command runs
 (a session whose process is gone no longer counts) and `last_active` (epoch seconds) when one
-starts or ends. The layout is the contract between this module's two scripts.
+starts or ends.
+
+A run can be stopped from outside (a multi-node launch whose other rank failed): setup and run
+go through `_sky_job`, which records the running shell's pid in `runs/<run id>` (the
+entrypoint's id is `launch`, a re-run's its own) and removes it when it ends. `stop_run`'s
+script marks `runs/<id>.stop` (a job not started yet never starts), freezes that shell and
+every process below it (SIGSTOP, level by level through /proc, so none forks away meanwhile),
+sends SIGTERM, and SIGKILLs whatever is left after a grace. The entrypoint itself is not in
+that tree: it sees the run end (128 + signal), prints `skymagic: stopped: WHY` (the reason
+the mark holds) and goes on as after any run. The layout is the
+contract between this module's scripts.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import math
 import shlex
 
 __all__ = [
+    "LAUNCH_RUN",
     "RUN_DONE",
     "SKY_DIR",
     "WORKDIR",
@@ -29,15 +40,37 @@ __all__ = [
     "idle_probe",
     "idle_seconds",
     "setup_hash",
+    "stop_run",
 ]
 
 SKY_DIR = ".sky"  # under $HOME
 WORKDIR = "sky_workdir"  # under $HOME: SkyPilot's ~/sky_workdir
 RUN_DONE = "skymagic: run finished, exit code"  # the log line ending a run that the pod outlives
 SYNC_WAIT_S = 600  # how long the entrypoint waits for the launch's files before giving up
+LAUNCH_RUN = "launch"  # the run id of the entrypoint's setup and run (stop_run's argument)
+STOP_GRACE_S = 3.0  # SIGTERM, then SIGKILL for whatever still runs after this long
+STOPPED_CODE = 137  # a job stopped before it started exits as if SIGKILLed (SkyPilot's code)
 
 # Pick bash when the image has it (SkyPilot runs setup/run with bash), else sh.
 _SHELL = "if command -v bash >/dev/null 2>&1; then SH=bash; else SH=sh; fi"
+
+# Runs "$1" with $SH as the stoppable job $RUN_ID: its pid in $S/runs/$RUN_ID while it runs.
+# In the background only so that its pid is known; `wait` gives its exit code (128 + N when
+# killed by signal N).
+# A job stopped (stop_run) says why in its output, from the .stop mark.
+_JOB = f"""_sky_job() {{
+  if [ -e "$S/runs/$RUN_ID.stop" ]; then
+    echo "skymagic: not started: $(cat "$S/runs/$RUN_ID.stop")"; return {STOPPED_CODE}
+  fi
+  $SH -c "$1" &
+  echo $! > "$S/runs/$RUN_ID"
+  wait $!; _sky_rc=$?
+  rm -f "$S/runs/$RUN_ID"
+  if [ -e "$S/runs/$RUN_ID.stop" ]; then
+    echo "skymagic: stopped: $(cat "$S/runs/$RUN_ID.stop")"
+  fi
+  return $_sky_rc
+}}"""
 
 
 def setup_hash(setup: str | None) -> str:
@@ -63,8 +96,10 @@ def entrypoint(
     lines = [
         "set -u",
         f'S="$HOME/{SKY_DIR}"; W="$HOME/{WORKDIR}"',
-        'mkdir -p "$S/sessions" "$W"',
+        'mkdir -p "$S/sessions" "$S/runs" "$W"',
         _SHELL,
+        f"RUN_ID={LAUNCH_RUN}",
+        _JOB,
     ]
     if wait_for_files:
         lines += [
@@ -80,7 +115,7 @@ def entrypoint(
         'cd "$W"',
         'date +%s > "$S/last_active"',
         'if [ -n "$1" ]; then',
-        '  $SH -c "$1" || exit $?',
+        '  _sky_job "$1" || exit $?',
         "fi",
         f'echo {setup_hash(setup)} > "$S/setup_hash"',
     ]
@@ -89,11 +124,11 @@ def entrypoint(
         if stays_up:
             # With autostop the pod outlives its run, as a SkyPilot cluster does.
             lines += [
-                '$SH -c "$2"; rc=$?; echo $rc > "$S/run_exit"; date +%s > "$S/last_active"',
+                '_sky_job "$2"; rc=$?; echo $rc > "$S/run_exit"; date +%s > "$S/last_active"',
                 f'echo "{RUN_DONE} $rc"',
             ]
         else:
-            lines += ['$SH -c "$2"', "exit $?"]
+            lines += ['_sky_job "$2"', "exit $?"]
     if not stays_up:
         pass
     elif idle_minutes is None:
@@ -134,20 +169,26 @@ def exec_wrapper(
     in_workdir: bool = True,
     interactive: bool = False,
     background: bool = False,
+    run_id: str | None = None,
 ) -> list[str]:
     """The exec command running `script` in the pod, recording activity for autostop.
 
     With `setup`, it runs first when its hash differs from the one the pod recorded (setup
     runs once per pod, again only when it changed). `interactive` runs a login shell instead
     of a script (`skymagic ssh`); `background` returns at once, leaving the command running
-    with its output in ~/.sky/last_run.log (a detached re-run).
+    with its output in ~/.sky/last_run.log (a detached re-run). With `run_id`, setup and the
+    script run as that stoppable job (stop_run; a re-run on a multi-node launch).
     """
     lines = [
-        f'S="$HOME/{SKY_DIR}"; mkdir -p "$S/sessions"',
+        f'S="$HOME/{SKY_DIR}"; mkdir -p "$S/sessions" "$S/runs"',
         'echo $$ > "$S/sessions/$$"; date +%s > "$S/last_active"',
         'trap \'rm -f "$S/sessions/$$"; date +%s > "$S/last_active"\' EXIT',
         _SHELL,
     ]
+    job = "$SH -c"
+    if run_id is not None:
+        lines += [f"RUN_ID={shlex.quote(run_id)}", _JOB]
+        job = "_sky_job"
     if in_workdir:
         lines.append(f'cd "$HOME/{WORKDIR}" 2>/dev/null || cd "$HOME"')
     for key, value in sorted((envs or {}).items()):
@@ -160,13 +201,13 @@ def exec_wrapper(
         if wanted != "none":
             lines += [
                 "  echo 'skymagic: setup changed; running it' >&2",
-                '  $SH -c "$2" || exit $?',
+                f'  {job} "$2" || exit $?',
             ]
         lines += [f'  echo {wanted} > "$S/setup_hash"', "fi"]
     if interactive:
         lines.append('if [ "$SH" = bash ]; then bash -l; else sh; fi')
     else:
-        lines.append('$SH -c "$1"')
+        lines.append(f'{job} "$1"')
     # Not `exec`: the EXIT trap must run to close the session.
     inner = "\n".join(lines)
     if background:
@@ -178,6 +219,70 @@ def exec_wrapper(
         )
         return ["/bin/sh", "-c", outer, "skymagic", script, setup or "", inner]
     return ["/bin/sh", "-c", inner, "skymagic", script, setup or ""]
+
+
+# stop_run's script: $1 the run id, $2 the grace in tenths of a second, $3 why.
+_STOP = r"""S="$HOME/.sky"; f="$S/runs/$1"; mkdir -p "$S/runs"; printf '%s' "$3" > "$f.stop"
+_kids() {  # the pids whose parent is one of $1 (a space-separated list)
+  for _st in /proc/[0-9]*/status; do
+    _p=; _pp=
+    { while read -r _k _v _r; do
+        case $_k in Pid:) _p=$_v ;; PPid:) _pp=$_v; break ;; esac
+      done; } 2>/dev/null < "$_st" || continue
+    case " $1 " in *" $_pp "*) echo "$_p" ;; esac
+  done
+}
+_alive() {  # running (a zombie has ended)
+  { while read -r _k _v _r; do
+      if [ "$_k" = State: ]; then [ "$_v" != Z ]; return; fi
+    done; } 2>/dev/null < "/proc/$1/status" || return 1
+  return 1
+}
+_freeze() {  # SIGSTOP $1 and everything below it, level by level; print them all
+  kill -STOP "$1" 2>/dev/null || return 0
+  _all=" $1 "; _new="$1"
+  while [ -n "$_new" ]; do
+    _found=$(_kids "$_new"); _new=""
+    for _p in $_found; do
+      case "$_all" in *" $_p "*) continue ;; esac
+      if kill -STOP "$_p" 2>/dev/null; then _all="$_all$_p "; _new="$_new $_p"; fi
+    done
+  done
+  echo $_all
+}
+seen=" "; stopped=""; n=0
+while :; do
+  root=$(cat "$f" 2>/dev/null || true)
+  case "$seen" in *" $root "*) ;; *)
+    if [ -n "$root" ] && _alive "$root"; then
+      tree=$(_freeze "$root"); seen="$seen$root "
+      kill -TERM $tree 2>/dev/null; kill -CONT $tree 2>/dev/null
+      stopped="$stopped $tree"
+    fi ;;
+  esac
+  left=""; for _p in $stopped; do if _alive "$_p"; then left="$left $_p"; fi; done
+  # The pid file is read for a few tenths even when nothing runs: a job starting just now
+  # (it checked for the .stop mark before it was made) is caught too.
+  if [ -z "$left" ] && [ $n -ge 3 ]; then break; fi
+  if [ $n -ge "$2" ]; then
+    for _p in $left; do kill -KILL $(_freeze "$_p") 2>/dev/null; done
+    break
+  fi
+  sleep 0.1; n=$((n+1))
+done
+if [ -n "$stopped" ]; then echo "stopped:$stopped"; else echo "not running"; fi
+"""
+
+
+def stop_run(run_id: str, grace_s: float = STOP_GRACE_S, why: str = "") -> list[str]:
+    """The exec command stopping job `run_id` in a pod: its shell and everything it started.
+
+    SIGTERM first, SIGKILL for what is left after `grace_s`; a job that has not started yet
+    never will. The job's own output then ends with `skymagic: stopped: WHY`. Prints
+    `stopped: PID...` or `not running`.
+    """
+    tenths = str(max(3, round(grace_s * 10)))
+    return ["/bin/sh", "-c", _STOP, "skymagic", run_id, tenths, why or "stopped from outside"]
 
 
 def idle_probe() -> list[str]:

@@ -14,9 +14,10 @@ labelled with the attempt's id:
 Once every rank runs, the launch's files go to every rank in parallel (gangfiles.py), then
 the ranks are let go (each entrypoint waits for its files before setup and run).
 
-Following: every rank's log streams at once, each line prefixed `(rank=N)`; the task's exit
-code is rank 0's, and any rank that fails fails the launch, naming the rank and its code.
-This module never prints: progress goes to the launch's observer, on the caller's thread.
+Following (gangfollow.py): every rank's log streams at once, each line prefixed `(rank=N)`;
+the first rank that fails fails the launch, naming the rank and its code, and the run on every
+other rank is stopped (gangstop.py). This module never prints: progress goes to the launch's
+observer, on the caller's thread.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from skymagic.errors import LaunchError, NotFoundError, SkymagicError
 from skymagic.launches.files import FileSet
 from skymagic.launches.follow import PodObserver
 from skymagic.launches.gangfiles import send_to_ranks
+from skymagic.launches.gangfollow import follow_gang
 from skymagic.launches.outcome import Attempt, LaunchResult
 from skymagic.launches.plan import Candidate
 from skymagic.launches.podspec import attempt_manifests, service_manifest
@@ -53,16 +55,14 @@ from skymagic.launches.task import Task
 
 __all__ = [
     "GangAttempt",
-    "GangFollow",
     "cleanup_attempt",
-    "follow_gang",
     "gang_attempt",
+    "rank_nodes",
     "try_gang",
 ]
 
 FAILED_SCHEDULING_GRACE_S = 1.5  # as for one pod: time for an autoscaler to answer
-_FINAL_PHASES = ("Succeeded", "Failed")
-_STARTED_PHASES = ("Running", *_FINAL_PHASES)
+_STARTED_PHASES = ("Running", "Succeeded", "Failed")
 
 
 @dataclass
@@ -319,112 +319,6 @@ def cleanup_labelled(client: ContextClient, ns: str, label_selector: str, wait_s
         return f" (cleanup failed: {exc.message}; check with %sky_status)"
 
 
-@dataclass
-class GangFollow:
-    """How a followed gang ended: rank 0's exit code, and every rank that failed."""
-
-    status: str  # Succeeded | Failed | Running | Detached
-    exit_code: int | None = None
-    failed: list[tuple[int, int | None]] = field(default_factory=list)  # (rank, exit code)
-
-    def reason(self) -> str:
-        return "; ".join(f"rank {r} exited with code {c}" for r, c in self.failed)
-
-
-def _exit_code(pod: dict[str, Any]) -> int | None:
-    for cs in pod.get("status", {}).get("containerStatuses") or []:
-        term = (cs.get("state") or {}).get("terminated")
-        if term:
-            return int(term.get("exitCode", 0))
-    return None
-
-
-def _stream(
-    client: ContextClient, path: str, rank: int, q: queue.Queue[tuple[int, str | None]]
-) -> None:
-    try:
-        for line in client.stream_lines(path, {"follow": "true"}):
-            q.put((rank, line.decode("utf-8", "replace")))
-    except SkymagicError as exc:
-        q.put((rank, f"(log stream ended: {exc.message})"))
-    finally:
-        q.put((rank, None))
-
-
-def follow_gang(
-    client: ContextClient, ns: str, task: Task, pods: dict[int, dict[str, Any]], obs: PodObserver
-) -> GangFollow:
-    """Stream every rank's log, prefixed `(rank=N)`, until the gang ends or a rank fails.
-
-    A rank whose log ends is read again: Failed ends the follow at once (the launch fails,
-    naming the rank); Ctrl-C detaches (the pods keep running).
-    """
-    q: queue.Queue[tuple[int, str | None]] = queue.Queue()
-    names = {r: str(p["metadata"]["name"]) for r, p in pods.items()}
-    for rank, name in sorted(names.items()):
-        path = f"/api/v1/namespaces/{ns}/pods/{name}/log"
-        threading.Thread(
-            target=_stream, args=(client, path, rank, q), name=f"skymagic-rank-{rank}", daemon=True
-        ).start()
-    result = GangFollow("Running")
-    finals: dict[int, dict[str, Any]] = {}
-    try:
-        while len(finals) < len(names):
-            rank, line = q.get()
-            if line is not None:
-                if not line.startswith(MARKER):  # the rendezvous prologue's own line
-                    obs.on_log(f"(rank={rank}) {line}")
-                continue
-            finals[rank] = _final(client, ns, names[rank])
-            if finals[rank].get("status", {}).get("phase") == "Failed":
-                _drain(q, obs)  # what the other ranks printed up to now still shows
-                break
-    except KeyboardInterrupt:
-        result.status = "Detached"
-        return result
-    for rank in sorted(finals):
-        pod = finals[rank]
-        phase = pod.get("status", {}).get("phase")
-        code = _exit_code(pod)
-        if rank == 0:
-            result.exit_code = code
-        if phase == "Failed":
-            result.failed.append((rank, code))
-    if result.failed:
-        result.status = "Failed"
-        if result.exit_code is None or len(finals) < len(names):
-            result.exit_code = result.failed[0][1]
-    elif len(finals) == len(names):
-        result.status = "Succeeded"
-    return result
-
-
-def _drain(q: queue.Queue[tuple[int, str | None]], obs: PodObserver, wait_s: float = 0.3) -> None:
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            rank, line = q.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            return
-        if line is not None and not line.startswith(MARKER):
-            obs.on_log(f"(rank={rank}) {line}")
-
-
-def _final(client: ContextClient, ns: str, name: str, wait_s: float = 30.0) -> dict[str, Any]:
-    """The pod once its phase is final (its log ended), or as it is after `wait_s`."""
-    deadline = time.monotonic() + wait_s
-    pod: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        try:
-            pod = client.get_json(f"/api/v1/namespaces/{ns}/pods/{name}")
-        except NotFoundError:
-            return {"status": {"phase": "Failed"}, "metadata": {"name": name}}
-        if pod.get("status", {}).get("phase") in _FINAL_PHASES:
-            return pod
-        time.sleep(0.05)
-    return pod
-
-
 def rank_nodes(pods: dict[int, dict[str, Any]]) -> list[str]:
     """The Kubernetes node each rank runs on, in rank order."""
     return [str(pods[r].get("spec", {}).get("nodeName") or "") for r in sorted(pods)]
@@ -498,10 +392,16 @@ def gang_attempt(
         gang.outcome, gang.reason = "finished", follow.reason()
         if follow.failed:
             result.hints.insert(0, f"The launch failed: {follow.reason()}.")
-        result.hints.append(
-            f"The pods are kept for {command('logs', name)} [--rank N]; remove them with "
-            f"{command('down', name)}."
-        )
+        if task.idle_minutes is not None:  # the pods outlive their run
+            result.hints.append(
+                f"The pods stay up until {task.idle_minutes:g} idle minute(s) pass (autostop); "
+                f"stop them now with {command('down', name)}."
+            )
+        else:
+            result.hints.append(
+                f"The pods are kept for {command('logs', name)} [--rank N]; remove them with "
+                f"{command('down', name)}."
+            )
     else:
         result.hints.append(stop)
     return _recorded(gang), result

@@ -20,6 +20,7 @@ from skymagic.core.podstreams import exec_stream
 from skymagic.core.targets import Settings, Targets, current_user, resolve_targets
 from skymagic.errors import ConfigError, ForbiddenError, NotFoundError, SkymagicError
 from skymagic.launches.agent import idle_note, idle_probe
+from skymagic.launches.gangstop import stopped_status
 from skymagic.launches.pods import reap_ended
 from skymagic.launches.podspec import (
     ANNOTATION_AUTOSTOP,
@@ -119,6 +120,10 @@ def _pod_status(pod: dict[str, Any]) -> str:
     notes = pod.get("metadata", {}).get("annotations") or {}
     if phase == "Succeeded" and ANNOTATION_AUTOSTOP in notes and ANNOTATION_DEV in notes:
         return "Stopped (autostop)"
+    if phase in ("Succeeded", "Failed"):
+        stopped = stopped_status(notes)  # a gang's rank stopped because another one failed
+        if stopped:
+            return stopped
     if phase == "Pending":
         for c in st.get("conditions") or []:
             if c.get("type") == "PodScheduled" and c.get("status") == "False":

@@ -21,14 +21,14 @@ from skymagic.launches.agent import exec_wrapper
 from skymagic.launches.exec import ExecResult, Output, exec_command, run_in_pod
 from skymagic.launches.pods import LivePod, find_ranks
 
-__all__ = ["ALL", "exec_ranks", "parse_rank"]
+__all__ = ["ALL", "RankItem", "exec_ranks", "parse_rank", "run_rank"]
 
 ALL = "all"
 Rank = int | str  # a rank number, or ALL
 
 # What the rank threads hand the caller's thread: (rank, stream, text) for a line,
 # (rank, "", result) when the rank's command ended.
-_Item = tuple[int, str, "str | ExecResult | SkymagicError"]
+RankItem = tuple[int, str, "str | ExecResult | SkymagicError"]
 
 
 def parse_rank(text: str | int | None) -> Rank:
@@ -96,12 +96,12 @@ def _run_all(
     on_stderr: Output | None,
 ) -> ExecResult:
     started = time.monotonic()
-    q: queue.Queue[_Item] = queue.Queue()
+    q: queue.Queue[RankItem] = queue.Queue()
     command = exec_wrapper(script, envs=envs)
     for rank, live in enumerate(lives):
         threading.Thread(
-            target=_one_rank,
-            args=(rank, live, command, q),
+            target=run_rank,
+            args=(rank, live, command, q.put),
             name=f"skymagic-exec-rank-{rank}",
             daemon=True,
         ).start()
@@ -140,8 +140,8 @@ def _run_all(
     )
 
 
-def _one_rank(rank: int, live: LivePod, command: list[str], q: queue.Queue[_Item]) -> None:
-    """Run on one rank; whole lines (and the end) go to the caller's thread through `q`."""
+def run_rank(rank: int, live: LivePod, command: list[str], put: Callable[[RankItem], None]) -> None:
+    """Run on one rank; whole lines (and the end) go to the caller's thread through `put`."""
     sinks: dict[str, Callable[[str], None]] = {}
     flushes = []
     for stream in ("out", "err"):
@@ -151,11 +151,11 @@ def _one_rank(rank: int, live: LivePod, command: list[str], q: queue.Queue[_Item
             buf[0] += text
             *lines, buf[0] = buf[0].split("\n")
             for line in lines:
-                q.put((rank, stream, line))
+                put((rank, stream, line))
 
         def flush(stream: str = stream, buf: list[str] = buf) -> None:
             if buf[0]:
-                q.put((rank, stream, buf[0]))
+                put((rank, stream, buf[0]))
 
         sinks[stream] = sink
         flushes.append(flush)
@@ -164,11 +164,11 @@ def _one_rank(rank: int, live: LivePod, command: list[str], q: queue.Queue[_Item
     except SkymagicError as exc:
         for flush in flushes:
             flush()
-        q.put((rank, "", exc))
+        put((rank, "", exc))
         return
     except Exception as exc:  # never leave the caller waiting for this rank
-        q.put((rank, "", SkymagicError(f"{type(exc).__name__}: {exc}")))
+        put((rank, "", SkymagicError(f"{type(exc).__name__}: {exc}")))
         return
     for flush in flushes:
         flush()
-    q.put((rank, "", result))
+    put((rank, "", result))

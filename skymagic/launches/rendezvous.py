@@ -43,6 +43,7 @@ __all__ = [
     "headless_service",
     "rank_hostname",
     "rank_pod_name",
+    "rerun_env",
     "service_name",
     "task_id",
 ]
@@ -104,6 +105,22 @@ def task_id(name: str, attempt: str, now: float | None = None) -> str:
 
 
 def rank_env(task: Task, rank: int, attempt_task_id: str) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in _rank_values(task, rank, attempt_task_id).items()]
+
+
+def rerun_env(task: Task, rank: int, run_task_id: str, ips: list[str]) -> dict[str, str]:
+    """A re-run's environment on rank `rank` of a running gang: SkyPilot's variables again.
+
+    The ranks already run and resolve each other, so the node IPs are the pods' own IPs (what
+    the prologue resolved) and no barrier is needed; SKYPILOT_TASK_ID is the re-run's own.
+    """
+    values = _rank_values(task, rank, run_task_id)
+    del values["SKYMAGIC_RANK_HOSTS"], values["SKYMAGIC_GO"]
+    values["SKYPILOT_NODE_IPS"] = "\n".join(ips)
+    return values
+
+
+def _rank_values(task: Task, rank: int, attempt_task_id: str) -> dict[str, str]:
     hosts = [rank_hostname(task.name, r) for r in range(task.num_nodes)]
     values = {
         "SKYPILOT_NODE_RANK": str(rank),
@@ -115,7 +132,7 @@ def rank_env(task: Task, rank: int, attempt_task_id: str) -> list[dict[str, str]
         "SKYMAGIC_RANK_HOSTS": " ".join(hosts),
         "SKYMAGIC_GO": go_name(task.name),
     }
-    return [{"name": k, "value": v} for k, v in values.items()]
+    return values
 
 
 def gang_pod(base: dict[str, Any], task: Task, rank: int, attempt_task_id: str) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Re-running `%%sky_launch NAME` while NAME's pod runs is SkyPilot's `sky launch -
 pod is reused, not replaced. The task must fit it (GPU type and count, vCPUs, memory, an
 explicit image), else the launch is refused with what to do. The files are sent (only what
 changed), setup runs when its hash differs from the pod's, and the new run goes through exec
-with its output streamed to the observer. A dev-pod body (no run) only sends the files.
+with its output streamed to the observer. A dev-pod body (no run) only sends the files. A
+multi-node launch's re-run runs on every rank (gangrerun.py).
 
 A new pod with autostop outlives its run (agent.py): its entrypoint runs setup and run, logs
 `RUN_DONE <code>`, then idles. The launch follows that log up to the line instead of to the

@@ -41,10 +41,12 @@ from skymagic.errors import (
 from skymagic.launches.files import FileSet, collect_files
 from skymagic.launches.follow import follow_pod, pod_exit
 from skymagic.launches.gang import cleanup_labelled, gang_attempt
+from skymagic.launches.gangrerun import rerun_on_gang
 from skymagic.launches.outcome import Attempt, LaunchObserver, LaunchResult, Silent, command
 from skymagic.launches.plan import Candidate, Plan, make_plan
 from skymagic.launches.pods import LivePod, reap_ended
 from skymagic.launches.podspec import attempt_manifests, selector_for, service_manifest
+from skymagic.launches.ranks import rank_of
 from skymagic.launches.rerun import follow_run, rerun_on_pod, send_launch_files
 from skymagic.launches.starting import wait_for_start
 from skymagic.launches.task import Task
@@ -300,8 +302,14 @@ def _settle_existing(
             return None
         ctx, pod = existing[0]
         ns = pod["metadata"]["namespace"]
-        phase = pod.get("status", {}).get("phase", "Unknown")
-        if pod["metadata"].get("deletionTimestamp"):
+        # Every rank of a multi-node launch (one pod for a single-pod launch), in rank order.
+        pods = sorted(
+            (p for c, p in existing if c == ctx and p["metadata"]["namespace"] == ns),
+            key=lambda p: rank_of(p["metadata"].get("labels") or {})[0],
+        )
+        num_nodes = rank_of(pods[0]["metadata"].get("labels") or {})[1]
+        phase = _launch_phase(pods, num_nodes)
+        if phase == "Deleting":
             if time.monotonic() > deadline:
                 raise ConfigError(
                     f"a launch named '{task.name}' is still being deleted after 30 s; "
@@ -310,10 +318,14 @@ def _settle_existing(
                 )
             time.sleep(0.2)
             continue
+        pod = pods[0]
         if phase == "Running":
             client = client_for(targets.kubeconfig.resolve(ctx), settings.client)
-            live = LivePod(client, ctx, ns, pod["metadata"]["name"], pod)
-            done = rerun_on_pod(task, live, files, obs, detach=detach)
+            lives = [LivePod(client, ctx, ns, p["metadata"]["name"], p) for p in pods]
+            if num_nodes > 1 or task.num_nodes > 1:  # (a single pod refuses more nodes)
+                done = rerun_on_gang(task, lives, files, obs, detach=detach)
+            else:
+                done = rerun_on_pod(task, lives[0], files, obs, detach=detach)
             result = LaunchResult(task.name, ctx, ns, "Reused", node=pod["spec"].get("nodeName"))
             if done.exit_code is not None:
                 result.exit_code = done.exit_code
@@ -340,6 +352,21 @@ def _settle_existing(
             raise ConfigError(
                 f"could not replace the finished launch '{task.name}'{note}", context=ctx
             )
+
+
+def _launch_phase(pods: list[dict[str, Any]], num_nodes: int) -> str:
+    """A launch's phase from its pods: Deleting, Running (every rank), Pending, else ended.
+
+    A gang with a rank ended or missing counts as ended (it is replaced), as does one whose
+    ranks are all ended; one with a rank still pending and none ended is pending.
+    """
+    if any(p["metadata"].get("deletionTimestamp") for p in pods):
+        return "Deleting"
+    phases = [str(p.get("status", {}).get("phase", "Unknown")) for p in pods]
+    ended = [ph for ph in phases if ph not in ("Running", "Pending")]
+    if ended or len(pods) < num_nodes:
+        return ended[0] if ended else "a rank missing"
+    return "Running" if all(ph == "Running" for ph in phases) else "Pending"
 
 
 def _service_account(

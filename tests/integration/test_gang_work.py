@@ -17,13 +17,23 @@ from typing import Any
 import pytest
 from checkkit import (
     fresh_session,  # noqa: F401  (autouse)
+    wait_for,
 )
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from launchkit import GANG_SPEC, ONE, USER, Recorder, fleet_fixture, settings
+from launchkit import (
+    GANG_SPEC,
+    ONE,
+    USER,
+    Recorder,
+    admin,
+    fleet_fixture,
+    settings,
+    skymagic_pods,
+)
 
 from skymagic.errors import CommandFailedError, ConfigError
-from skymagic.launches import LaunchResult, launch_task, parse_task
+from skymagic.launches import LaunchResult, launch_task, parse_task, status
 from skymagic.launches.rankexec import exec_ranks
 from skymagic.sim import Fleet
 
@@ -188,3 +198,90 @@ def test_cli_exec_rank_all_exits_with_the_failing_ranks_code(fleet: Fleet) -> No
     assert (proc.returncode, proc.stdout) == (0, "on 1\n")
     proc = cli("exec", "clig", "echo on $SKYPILOT_NODE_RANK")
     assert (proc.returncode, proc.stdout) == (0, "on 0\n")
+
+
+RERUN = """\
+envs:
+  GREETING: hello
+run: |
+  echo "$GREETING rank=$SKYPILOT_NODE_RANK of $SKYPILOT_NUM_NODES gpus=$SKYPILOT_NUM_GPUS_PER_NODE"
+  echo "master=$MASTER_ADDR:$MASTER_PORT task=$SKYPILOT_TASK_ID"
+  echo "ips=$(echo "$SKYPILOT_NODE_IPS" | tr '\\n' ',')"
+  python3 - <<'EOF'
+  import os, socket, time
+  addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+  if os.environ["SKYPILOT_NODE_RANK"] == "0":
+      server = socket.create_server((socket.gethostbyname(addr), port))
+      conn, _ = server.accept()
+      print("got:", conn.recv(100).decode(), flush=True)
+  else:
+      for _ in range(100):
+          try:
+              sock = socket.create_connection((addr, port), timeout=1)
+              break
+          except OSError:
+              time.sleep(0.1)
+      sock.sendall(b"hi from rank 1")
+      print("sent", flush=True)
+  EOF
+"""
+
+# Rank 0 hangs (its sleep's pid recorded); rank 1 fails once rank 0's sleep runs (local pods
+# share this machine's files: it waits for rank 0's).
+RERUN_FAILS = """\
+if [ "$SKYPILOT_NODE_RANK" = 1 ]; then
+  while [ ! -s ~/../default_rr/hang.pid ]; do sleep 0.1; done
+  echo "rank 1 fails"; exit 4
+fi
+sleep 600 & echo $! > ~/hang.pid
+echo "rank 0 hangs"; wait
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+def test_rerunning_a_running_gang_runs_the_new_body_on_every_rank(fleet: Fleet) -> None:
+    first, rec = gang_launch(DEV_GANG, "rr")
+    assert first.status == "Running", rec.text.getvalue()
+    ips = {
+        p["metadata"]["name"]: p["status"]["podIP"]
+        for p in admin(fleet, ONE).list_items("/api/v1/namespaces/default/pods")[0]
+    }
+
+    again, rec = gang_launch(RERUN, "rr")
+    assert (again.status, again.exit_code) == ("Succeeded", 0), rec.text.getvalue()
+    lines = by_rank(rec.log)
+    task_ids = set()
+    for rank in ("0", "1"):
+        greeting, master, got_ips, tcp = lines[rank]
+        assert greeting == f"hello rank={rank} of 2 gpus=8"
+        assert master.startswith("master=rr.rr-nodes:29500 task=sky-")
+        task_ids.add(master.split("task=")[1])
+        assert got_ips == f"ips={ips['rr']},{ips['rr-1']},"
+        assert tcp == ("got: hi from rank 1" if rank == "0" else "sent")
+    assert len(task_ids) == 1  # one task id on every rank
+    assert any("running the new body on every rank" in m for m in rec.messages)
+    assert skymagic_pods(fleet) == {ONE: ["rr", "rr-1"]}  # reused, not replaced
+
+    failed, rec = gang_launch(RERUN_FAILS, "rr")
+    assert (failed.status, failed.exit_code) == ("Failed", 4)
+    assert "The re-run failed: rank 1 exited with code 4; stopped the run on rank 0." in str(failed)
+    assert "(rank=0) rank 0 hangs" in rec.log and "(rank=1) rank 1 fails" in rec.log
+    assert "(rank=0) skymagic: stopped: rank 1 failed (exit code 4)" in rec.log
+    hang = int((pod_dir(fleet, "rr") / "hang.pid").read_text())
+    wait_for(lambda: not alive(hang), 10, "rank 0's re-run gone")
+    # The pods keep running, ready for the next body.
+    assert list(status(settings(ONE), ranks=True).frame["status"]) == ["Running", "Running"]
+    assert exec_ranks("rr", "true", settings(ONE), rank="all").exit_code == 0
+
+
+def test_a_rerun_asking_for_more_nodes_than_the_gang_has_is_refused(fleet: Fleet) -> None:
+    first, rec = gang_launch(DEV_GANG, "few")
+    assert first.status == "Running", rec.text.getvalue()
+    with pytest.raises(ConfigError, match="launch 'few' runs on 2 nodes, the task asks for 3"):
+        launch_task(parse_task("true", gpus="H100:8", num_nodes=3, name="few"), settings(ONE))

@@ -9,6 +9,7 @@ nothing, so a context the launch left holds none.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -167,14 +168,74 @@ def test_a_gang_race_deletes_every_pod_and_uses_the_next_context(fleet: Fleet) -
         assert items == []
 
 
-def test_one_rank_failing_fails_the_launch_naming_the_rank(fleet: Fleet) -> None:
-    script = 'echo "up"; if [ "$SKYPILOT_NODE_RANK" = 1 ]; then exit 3; fi; sleep 60'
-    result, rec = gang(script, TWO, name="fails")
+def pod_dir(fleet: Fleet, cluster_index: int, name: str) -> Path:
+    """A `runtime: local` pod's home in the simulator (its processes run on this machine)."""
+    return Path(fleet.state_dir) / "clusters" / str(cluster_index) / "pods" / f"default_{name}"
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs here (a zombie has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+# Rank 0 starts a long sleep (a torch rank hanging in a collective) and records its pid; rank 1
+# fails once rank 0's sleep runs (local pods share this machine's files: it waits for rank 0's).
+HANGS_THEN_FAILS = """\
+if [ "$SKYPILOT_NODE_RANK" = 1 ]; then
+  while [ ! -s ~/../default_{name}/hang.pid ]; do sleep 0.1; done
+  echo "rank 1 fails"; exit 3
+fi
+sleep 600 & echo $! > ~/hang.pid
+echo "rank 0 hangs"; wait
+"""
+
+
+def test_one_rank_failing_stops_the_run_on_every_other_rank(fleet: Fleet) -> None:
+    result, rec = gang(HANGS_THEN_FAILS.format(name="fails"), TWO, name="fails")
+
     assert result.status == "Failed" and result.exit_code == 3
-    assert result.attempts[-1].reason == "rank 1 exited with code 3"
-    assert "The launch failed: rank 1 exited with code 3." in str(result)
-    assert "(rank=1) up" in rec.log  # (rank 0's line too, unless the failure came first)
+    assert result.seconds < 60  # not rank 0's 600 s: it was stopped
+    assert result.attempts[-1].reason == "rank 1 exited with code 3; stopped the run on rank 0"
+    assert "The launch failed: rank 1 exited with code 3; stopped the run on rank 0." in str(result)
+    assert "(rank=1) rank 1 fails" in rec.log and "(rank=0) rank 0 hangs" in rec.log
+    assert "(rank=0) skymagic: stopped: rank 1 failed (exit code 3)" in rec.log
+    assert "rank 1 failed (exit code 3): stopping the run on rank 0 (the pods stay)" in (
+        rec.messages
+    )
+    hang = int((pod_dir(fleet, 1, "fails") / "hang.pid").read_text())
+    wait_for(lambda: not alive(hang), 10, "rank 0's process gone")
+    # The pods stay (the task pods ended, their logs readable); rank 0 says why it stopped.
+    assert skymagic_pods(fleet) == {TWO: ["fails", "fails-1"]}
+    ranks = status(settings(TWO), ranks=True).frame
+    assert list(ranks["status"]) == ["Stopped (rank 1 failed)", "Failed"]
+    [row] = status(settings(TWO)).frame.to_dict("records")
+    assert (row["status"], row["nodes"]) == ("Failed", "0/2 running")
     down(["fails"], settings(TWO))
+    wait_for(lambda: skymagic_pods(fleet) == {}, 10, "the gang deleted")
+
+
+def test_with_autostop_a_failing_rank_stops_the_others_runs_and_the_pods_stay_up(
+    fleet: Fleet,
+) -> None:
+    body = HANGS_THEN_FAILS.format(name="idle")
+    result, rec = gang(body, TWO, name="idle", idle_minutes_to_autostop=5)
+
+    # The follow ends with the runs (the entrypoint's RUN_DONE line), not with the pods.
+    assert (result.status, result.exit_code) == ("Failed", 3), rec.text.getvalue()
+    assert result.seconds < 60
+    assert result.attempts[-1].reason == "rank 1 exited with code 3; stopped the run on rank 0"
+    assert "The pods stay up until 5 idle minute(s) pass (autostop)" in str(result)
+    hang = int((pod_dir(fleet, 1, "idle") / "hang.pid").read_text())
+    wait_for(lambda: not alive(hang), 10, "rank 0's run gone")
+    ranks = status(settings(TWO), ranks=True).frame
+    assert list(ranks["status"]) == ["Running", "Running"]  # as dev pods: up, runs ended
+    assert not any("skymagic: run finished" in line for line in rec.log)
+    assert "(rank=0) skymagic: stopped: rank 1 failed (exit code 3)" in rec.log
+    down(["idle"], settings(TWO))
     wait_for(lambda: skymagic_pods(fleet) == {}, 10, "the gang deleted")
 
 

@@ -11,7 +11,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from skymagic.launches.agent import entrypoint, exec_wrapper, idle_note, setup_hash
+from skymagic.launches.agent import (
+    LAUNCH_RUN,
+    entrypoint,
+    exec_wrapper,
+    idle_note,
+    setup_hash,
+    stop_run,
+)
 
 
 def sh(command: list[str], home: Path, timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -86,3 +93,62 @@ def test_idle_note() -> None:
     assert idle_note("1000\n100\n0\n", 5) == "idle 15m, stopping"
     assert idle_note("1000\n990\n2\n", 5) == "busy: 2 sessions open"
     assert idle_note("garbage", 5) == ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+def test_stop_run_ends_the_run_and_everything_it_started_but_not_the_entrypoint(
+    tmp_path: Path,
+) -> None:
+    run = 'sleep 600 & echo $! > ~/child.pid; sh -c "sleep 500; true" & echo $! > ~/grand.pid; wait'
+    cmd = entrypoint(setup=None, run=run, wait_for_files=False, idle_minutes=1)
+    env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"]}
+    pod = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "grand.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = [int((tmp_path / f).read_text()) for f in ("child.pid", "grand.pid")]
+        stop = sh(stop_run(LAUNCH_RUN), tmp_path)
+        assert stop.returncode == 0 and stop.stdout.startswith("stopped: "), stop
+        run_exit = tmp_path / ".sky" / "run_exit"
+        while not run_exit.exists() and time.monotonic() < deadline + 10:
+            time.sleep(0.05)
+        assert run_exit.read_text().strip() == "143"  # SIGTERM
+        assert not any(_alive(p) for p in pids)
+        assert pod.poll() is None  # with autostop the pod outlives its run
+        assert sh(stop_run(LAUNCH_RUN), tmp_path).stdout == "not running\n"
+    finally:
+        pod.kill()
+        pod.wait()
+
+
+def test_a_job_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
+    (tmp_path / "sky_workdir").mkdir()
+    job = subprocess.Popen(
+        exec_wrapper("trap '' TERM; echo up; sleep 600", run_id="r1"),
+        env={"HOME": str(tmp_path), "PATH": os.environ["PATH"]},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert job.stdout is not None and job.stdout.readline() == "up\n"
+    stop = sh(stop_run("r1", grace_s=0.5, why="rank 1 failed (exit code 3)"), tmp_path)
+    assert stop.stdout.startswith("stopped: ")
+    assert job.wait(timeout=10) == 137  # SIGKILL
+    assert job.stdout.read() == "skymagic: stopped: rank 1 failed (exit code 3)\n"
+
+
+def test_a_job_stopped_before_it_started_never_starts(tmp_path: Path) -> None:
+    (tmp_path / "sky_workdir").mkdir()
+    assert sh(stop_run("r2"), tmp_path).stdout == "not running\n"
+    proc = sh(exec_wrapper("touch ~/ran", setup="touch ~/setup-ran", run_id="r2"), tmp_path)
+    assert proc.returncode == 137
+    assert proc.stdout == "skymagic: not started: stopped from outside\n"
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "setup-ran").exists()
+    other = sh(exec_wrapper("echo other", run_id="r3"), tmp_path)  # another job is not affected
+    assert (other.returncode, other.stdout) == (0, "other\n")
