@@ -60,6 +60,7 @@ QUEUE_COLUMNS = [
     "duration",
     "resources",
     "last_failure",
+    "details",
 ]
 
 
@@ -76,6 +77,7 @@ class JobsController(Protocol):
     def request_cancel(self, job_ids: Sequence[int]) -> None: ...
     def jobs(self) -> list[JobRecord]: ...
     def attempts(self, job_id: int) -> list[AttemptRecord]: ...
+    def details(self) -> dict[int, str]: ...
     def read_logs(self, job_id: int, *, follow: bool) -> Iterator[str]: ...
     def ensure_running(self) -> ControllerStatus: ...
 
@@ -114,6 +116,10 @@ class LocalController:
 
     def attempts(self, job_id: int) -> list[AttemptRecord]:
         return self.store.attempts(job_id)
+
+    def details(self) -> dict[int, str]:
+        """Each job's latest status message: what it is doing, or waiting for."""
+        return self.store.latest_messages()
 
     def read_logs(self, job_id: int, *, follow: bool) -> Iterator[str]:
         return read_job_logs(self.store, job_id, follow=follow)
@@ -222,13 +228,15 @@ def _resolve(ctl: JobsController, names: Sequence[str], *, active: bool) -> list
 
 def queue(*, ctl: JobsController | None = None) -> pd.DataFrame:
     """Every managed job, newest first: id, name, status, context, recoveries, submitted,
-    started, duration (seconds), resources, last_failure."""
+    started, duration (seconds), resources, last_failure, and details (its latest status
+    message, e.g. what a PENDING or RECOVERING job waits for)."""
     import pandas as pd
 
     ctl = ctl or controller()
     jobs = ctl.jobs()
     if any(j.status not in TERMINAL for j in jobs):
         ctl.ensure_running()  # active jobs need a controller; a killed one restarts here
+    details = ctl.details()
     rows = []
     now = time.time()
     for job in reversed(jobs):
@@ -246,6 +254,7 @@ def queue(*, ctl: JobsController | None = None) -> pd.DataFrame:
                 "duration": round(end - job.started_at, 1) if job.started_at else None,
                 "resources": job.resources,
                 "last_failure": job.last_failure,
+                "details": details.get(job.id, ""),
             }
         )
     frame: pd.DataFrame = pd.DataFrame(rows, columns=QUEUE_COLUMNS)

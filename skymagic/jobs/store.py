@@ -267,6 +267,14 @@ class JobStore:
         ).fetchall()
         return {int(r["job_id"]): _attempt(r) for r in rows}
 
+    def latest_messages(self) -> dict[int, str]:
+        """Each job's latest status message (the queue's details: what it does or waits for)."""
+        rows = self._db.execute(
+            "SELECT job_id, message FROM events WHERE id IN "
+            "(SELECT MAX(id) FROM events GROUP BY job_id)"
+        ).fetchall()
+        return {int(r["job_id"]): str(r["message"]) for r in rows}
+
     def events(self, job_id: int, after: int = 0) -> list[EventRecord]:
         rows = self._db.execute(
             "SELECT * FROM events WHERE job_id = ? AND id > ? ORDER BY id", (job_id, after)

@@ -18,8 +18,13 @@ step from what the caches say (level-triggered, like a Kubernetes controller):
   force-deleted (nothing can be running there any more). A pod on an unreachable node that
   stays is waited for: relaunching then could run two copies.
 - **launching**: `launch_task` through the job's placement: the same context first if it has
-  room (FAILOVER), else failover order. No room: RECOVERING retries with backoff; on the
-  first launch, FAILED_NO_RESOURCE.
+  room (FAILOVER), else failover order.
+- **waiting**: no allowed context has room now. The job waits for capacity (`capacity.py`:
+  the launch's own watches, shared, nothing created) as PENDING on its first launch and
+  RECOVERING on a recovery, its status line saying what it waits for and the best there is
+  now, and is launched the moment it fits. A first launch that can never fit (no such GPU,
+  too few per node, excluded by policy, everywhere) is FAILED_NO_RESOURCE at once, with what
+  would fit; a recovery waits even then (a preempted node's replacement may join).
 
 A restarted controller re-adopts: every active job is looked up by its labels in every allowed
 context (`workers.discover`), and the database says what was going on.
@@ -45,6 +50,7 @@ from skymagic.core.targets import Settings
 from skymagic.core.watch import Changed, Failed, Listed, WatchDriver
 from skymagic.errors import ForbiddenError
 from skymagic.jobs import workers
+from skymagic.jobs.capacity import CapacityWatch, Fits, Waits
 from skymagic.jobs.classify import PodVerdict, node_ready, pod_verdict
 from skymagic.jobs.jobspec import (
     attempt_task,
@@ -65,6 +71,7 @@ from skymagic.jobs.model import (
 from skymagic.jobs.store import JobRecord, JobStore
 from skymagic.launches.podspec import LABEL_LAUNCH, LABEL_USER, selector_for
 from skymagic.launches.task import Task
+from skymagic.launches.wait import wanted
 
 __all__ = ["Supervisor"]
 
@@ -83,7 +90,8 @@ class Run:
     task: Task
     settings: Settings
     recovery: JobRecovery
-    phase: str = "new"  # new|discovering|launching|running|finishing|clearing|retry_wait|done
+    # new|discovering|launching|waiting|running|finishing|clearing|retry_wait|done
+    phase: str = "new"
     attempt: int = 0
     context: str = ""
     namespace: str = ""
@@ -157,6 +165,7 @@ class Supervisor:
         self._inflight_lock = threading.Lock()
         self._stop = threading.Event()
         self._idle_since = time.monotonic()
+        self.capacity = CapacityWatch(lambda ev: self.events.put(("capacity", ev)))
 
     # -- the loop --------------------------------------------------------------------------
     def wake(self) -> None:
@@ -195,6 +204,7 @@ class Supervisor:
             ):
                 log.info("no active job for %.0f s: exiting", self.idle_exit_s)
                 break
+        self.capacity.close()
         loops = [c.loop for c in self.pod_caches.values()]
         loops += [c.loop for c in self.node_caches.values()]
         for loop in loops:
@@ -224,6 +234,8 @@ class Supervisor:
             self._on_log_done(event[1], event[2])
         elif kind == "result":
             self._on_result(event[1])
+        elif kind == "capacity":
+            self._on_capacity(event[1])
 
     def _submit(self, pool: ThreadPoolExecutor, fn: Any, *args: Any, **kwargs: Any) -> None:
         def run() -> None:
@@ -567,7 +579,7 @@ class Supervisor:
         if run.phase == "launching":
             run.cancel_after_launch = True  # the launch's pod is cleared when it reports
             return
-        if run.phase in ("new", "retry_wait", "discovering") or run.attempt == 0:
+        if run.phase in ("new", "retry_wait", "waiting", "discovering") or run.attempt == 0:
             if run.phase == "discovering":
                 run.cancel_after_launch = True  # decided once we know where its pods are
                 return
@@ -627,7 +639,7 @@ class Supervisor:
         else:
             self._launch(run)
 
-    def _launch(self, run: Run) -> None:
+    def _launch(self, run: Run, inventory: Any = None) -> None:
         first = run.attempt == 0
         attempt = run.attempt + 1
         previous = run.context if not first else ""
@@ -667,6 +679,7 @@ class Supervisor:
             prefer=previous if failover and previous else None,
             avoid=previous if not failover and previous else None,
             leftovers=leftovers,
+            inventory=inventory,
         )
 
     def _discover(self, run: Run) -> None:
@@ -684,6 +697,7 @@ class Supervisor:
         fields = {"last_failure": reason} if failed and reason else {}
         self._status(run, status, reason, **fields)
         run.phase = "done"
+        self.capacity.drop(run.id)
         if run.client is not None and run.namespace:
             self._submit(
                 self._io_pool,
@@ -768,12 +782,16 @@ class Supervisor:
     def _on_launched(self, run: Run, res: workers.Launched) -> None:
         if res.pod is None or res.client is None:
             log.info("job %s attempt %s: launch failed: %s", run.id, res.attempt, res.message)
+            first = run.attempt == 0
             if run.cancel_after_launch or run.rec.cancel_requested:
                 self._finish(run, JobStatus.CANCELLED, "cancelled")
-            elif run.attempt == 0:
+            elif res.no_resource and res.wait_on and (res.may_fit_later or not first):
+                self._wait_for_capacity(run, res)
+            elif first:
                 status = JobStatus.FAILED_CONTROLLER if res.bug else JobStatus.FAILED_NO_RESOURCE
                 self._finish(run, status, res.message)
             else:
+                self.capacity.drop(run.id)
                 run.phase = "retry_wait"
                 self.store.set_status(
                     run.id,
@@ -784,6 +802,7 @@ class Supervisor:
                 self._timer(run.retry_s, run.id, "retry")
                 run.retry_s = min(run.retry_s * 2, _MAX_RETRY_S)
             return
+        self.capacity.drop(run.id)
         self._take_pod(run, res.context, res.client, res.pod, res.attempt)
         self._status(
             run,
@@ -794,6 +813,34 @@ class Supervisor:
             self._begin_cancel(run)
             return
         self._step(run)
+
+    def _wait_for_capacity(self, run: Run, res: workers.Launched) -> None:
+        """No room now: wait (capacity.py) as PENDING, or RECOVERING after a first attempt."""
+        assert res.wait_on is not None
+        task, targets = res.wait_on
+        run.phase = "waiting"
+        status = JobStatus.PENDING if run.attempt == 0 else JobStatus.RECOVERING
+        reasons = res.message.removeprefix("no room: ")
+        self._status(
+            run,
+            status,
+            f"waiting for capacity for {wanted(task)}: nothing is created until an allowed "
+            f"context can take it ({reasons})",
+            last_failure=res.message,
+        )
+        self.capacity.wait(run.id, task, run.settings, targets)
+
+    def _on_capacity(self, ev: Fits | Waits) -> None:
+        run = self.runs.get(ev.job_id)
+        if run is None or run.phase != "waiting":
+            if isinstance(ev, Fits):
+                self.capacity.drop(ev.job_id)  # it ended meanwhile: the next may go
+            return
+        if isinstance(ev, Fits):
+            log.info("job %s: capacity appeared: launching", run.id)
+            self._guard(run, self._launch, run, ev.inventory)
+        else:
+            self._status(run, run.rec.status, ev.text)
 
     def _take_pod(
         self, run: Run, context: str, client: ContextClient, pod: dict[str, Any], attempt: int

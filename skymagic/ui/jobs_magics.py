@@ -124,7 +124,8 @@ class JobsMagics(Magics):
     @line_magic
     def sky_jobs_queue(self, line: str) -> Any:
         """Every managed job, newest first, as a DataFrame: id, name, status, context,
-        recoveries, submitted, started, duration (s), resources, last_failure."""
+        recoveries, submitted, started, duration (s), resources, last_failure, details (what
+        it is doing or waiting for)."""
         from skymagic import jobs
 
         parse_argstring(self.sky_jobs_queue, line)
