@@ -26,9 +26,11 @@ from launchkit import JOB_A, JOB_B, JOB_GPU_NODE, admin, settings
 
 from skymagic import jobs
 from skymagic.errors import ConfigError
+from skymagic.gpus.pods import pods_on_nodes
 from skymagic.jobs import JobStatus, process
 from skymagic.jobs.model import LABEL_JOB_ID
 from skymagic.sim import Fleet
+from skymagic.ui.dashboard.view import pods_html
 
 A, B, GPU_NODE = JOB_A, JOB_B, JOB_GPU_NODE
 fleet = jobs_fleet_fixture()
@@ -266,6 +268,20 @@ def test_a_lost_node_recovers_only_once_the_old_pod_is_gone(fleet: Fleet) -> Non
     assert [a.context for a in job.ctl.attempts(job.id)] == [A, B]
     assert job_pods(fleet, A) == []
     assert min(requests_to(fleet, B, "POST", "/pods")) > removed
+
+
+def test_the_dashboards_pod_list_marks_the_jobs_pod(fleet: Fleet) -> None:
+    job = jobs.launch(RESUMING, gpus="H100:8", name="shown", settings=settings(A, B))
+    wait_for(lambda: running_in(job, A), what="RUNNING in a")
+    (row,) = pods_on_nodes(settings(A, B), A, [GPU_NODE], ["nvidia.com/gpu"])
+    assert (row.name, row.gpus, row.job) == (job.record().launch_name, 8, str(job.id))
+    assert f"job {job.id}</span>" in pods_html([row], by_node=False)
+
+    fleet.preempt_node(A, GPU_NODE)
+    wait_for(lambda: running_in(job, B), what="RUNNING in b")
+    (row,) = pods_on_nodes(settings(A, B), B, [GPU_NODE], ["nvidia.com/gpu"])
+    assert row.job == f"{job.id} (attempt 2)"
+    jobs.cancel([str(job.id)], wait_s=30)
 
 
 # --- the controller ---------------------------------------------------------------------------
