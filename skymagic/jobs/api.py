@@ -192,7 +192,10 @@ def launch(
 
     The controller launches it through the usual placement and recovers it from preemptions
     and lost nodes while this process is gone; `resources.job_recovery` in the YAML (or
-    `max_restarts_on_errors`) also restarts it after its own non-zero exits. Returns at once.
+    `max_restarts_on_errors`) also restarts it after its own non-zero exits. When nothing
+    has room, it waits for capacity (PENDING or RECOVERING; the queue's details say for what)
+    and starts the moment something has; a request that can never fit in any allowed context
+    ends FAILED_NO_RESOURCE at once, with what would fit. Returns at once.
     """
     settings = settings or Settings()
     body, recovery_value = split_job_recovery(body)

@@ -162,8 +162,9 @@ class SkyMagics(Magics):
         action="store_true",
         default=None,
         help="When no context can take the task now, wait (watching every allowed context, "
-        "creating nothing) and launch the moment one can; Ctrl-C cancels. Default: the "
-        "config's retry_until_up.",
+        "creating nothing) and launch the moment one can; Ctrl-C cancels. The wait holds the "
+        "kernel, even with --detach: a managed job (%%sky_jobs_launch) waits in its "
+        "controller instead. Default: the config's retry_until_up.",
     )
     @argument(
         "--timeout-minutes",
