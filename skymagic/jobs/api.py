@@ -77,7 +77,6 @@ class JobsController(Protocol):
     def request_cancel(self, job_ids: Sequence[int]) -> None: ...
     def jobs(self) -> list[JobRecord]: ...
     def attempts(self, job_id: int) -> list[AttemptRecord]: ...
-    def details(self) -> dict[int, str]: ...
     def read_logs(self, job_id: int, *, follow: bool) -> Iterator[str]: ...
     def ensure_running(self) -> ControllerStatus: ...
 
@@ -116,10 +115,6 @@ class LocalController:
 
     def attempts(self, job_id: int) -> list[AttemptRecord]:
         return self.store.attempts(job_id)
-
-    def details(self) -> dict[int, str]:
-        """Each job's latest status message: what it is doing, or waiting for."""
-        return self.store.latest_messages()
 
     def read_logs(self, job_id: int, *, follow: bool) -> Iterator[str]:
         return read_job_logs(self.store, job_id, follow=follow)
@@ -239,7 +234,6 @@ def queue(*, ctl: JobsController | None = None) -> pd.DataFrame:
     jobs = ctl.jobs()
     if any(j.status not in TERMINAL for j in jobs):
         ctl.ensure_running()  # active jobs need a controller; a killed one restarts here
-    details = ctl.details()
     rows = []
     now = time.time()
     for job in reversed(jobs):
@@ -257,7 +251,7 @@ def queue(*, ctl: JobsController | None = None) -> pd.DataFrame:
                 "duration": round(end - job.started_at, 1) if job.started_at else None,
                 "resources": job.resources,
                 "last_failure": job.last_failure,
-                "details": details.get(job.id, ""),
+                "details": job.details,
             }
         )
     frame: pd.DataFrame = pd.DataFrame(rows, columns=QUEUE_COLUMNS)

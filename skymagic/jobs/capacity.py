@@ -19,7 +19,7 @@ through the usual placement with that snapshot as its inventory (no re-list). On
 group at a time: the next job is judged once the first one's launch has reported, so two
 waiting jobs do not race each other for the same GPUs; a launch that loses a race anyway
 (someone else's pod) comes back here. Meanwhile `Waits` says what a job waits for and the best
-there is now (at most every LINE_EVERY_S, and only when it changed), for its status line.
+there is now (at most every LINE_EVERY_S, and only when it changed), for its details.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ __all__ = ["LINE_EVERY_S", "CapacityWatch", "Fits", "Waits", "waiting_text"]
 
 log = logging.getLogger("skymagic.jobs")
 
-LINE_EVERY_S = 5.0  # a waiting job's status line changes at most this often
+LINE_EVERY_S = 2.0  # a waiting job's details line changes at most this often
 _TICK_S = 1.0  # how long a group sleeps without news (a throttled line is then posted)
 _SYNC_S = 30.0  # a group judges nothing until its contexts have listed once (or this passed)
 
@@ -60,7 +60,7 @@ class Fits:
 
 @dataclass(frozen=True)
 class Waits:
-    """What job `job_id` waits for now, as its status line says it."""
+    """What job `job_id` waits for now (its details, as the queue shows them)."""
 
     job_id: int
     text: str

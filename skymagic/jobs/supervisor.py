@@ -839,8 +839,8 @@ class Supervisor:
         if isinstance(ev, Fits):
             log.info("job %s: capacity appeared: launching", run.id)
             self._guard(run, self._launch, run, ev.inventory)
-        else:
-            self._status(run, run.rec.status, ev.text)
+        else:  # the live line: the job's details, not a status change (no event)
+            self.store.update(run.id, details=ev.text)
 
     def _take_pod(
         self, run: Run, context: str, client: ContextClient, pod: dict[str, Any], attempt: int
