@@ -48,6 +48,7 @@ log = logging.getLogger("skymagic.jobs")
 LINE_EVERY_S = 2.0  # a waiting job's details line changes at most this often
 _TICK_S = 1.0  # how long a group sleeps without news (a throttled line is then posted)
 _SYNC_S = 30.0  # a group judges nothing until its contexts have listed once (or this passed)
+_RETRY_S = 5.0  # a group's watch that failed (a bug) is made again after this
 
 
 @dataclass(frozen=True)
@@ -113,13 +114,20 @@ class _Group:
 
     # -- the group's thread ------------------------------------------------------------------
     def _run(self) -> None:
+        """Follow the contexts until closed; a failure (a bug) is logged and the watch made
+        again after _RETRY_S, so waiting jobs are never left without one."""
+        while not self._stop.is_set():
+            try:
+                self._follow()
+            except Exception:
+                log.exception("capacity watch for %s", ", ".join(self.contexts))
+                self.dirty = True
+                self._stop.wait(_RETRY_S)
+
+    def _follow(self) -> None:
         from skymagic.gpus.watcher import InventoryWatcher
 
-        try:
-            watcher = InventoryWatcher(self.settings, targets=self.targets, wait=0)
-        except Exception:  # a bug: the jobs stay waiting, and say why in the controller log
-            log.exception("capacity watch for %s", ", ".join(self.contexts))
-            return
+        watcher = InventoryWatcher(self.settings, targets=self.targets, wait=0)
         with self.lock:
             self._watcher = watcher
         try:
@@ -137,9 +145,9 @@ class _Group:
                 if changed or dirty:
                     self._judge(watcher.snapshot(refresh=False), [w for _i, w in jobs])
                 self._post_due([w for _i, w in jobs])
-        except Exception:
-            log.exception("capacity watch for %s", ", ".join(self.contexts))
         finally:
+            with self.lock:
+                self._watcher = None
             watcher.close()
 
     def _judge(self, snap: Inventory, jobs: list[_Waiter]) -> None:
