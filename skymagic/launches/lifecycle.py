@@ -10,7 +10,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -443,7 +443,13 @@ def down(
     targets = resolve_targets(settings, None, operation="down")
     user = current_user()
     selectors = [selector_for(None, user)] if all_mine else [selector_for(n, user) for n in names]
-    kept: dict[str, str] = {} if force else _job_launches(targets, settings, selectors)
+    failed: list[tuple[str, str]] = []
+    kept: dict[str, str] = {}
+    if not force:
+        kept, failed = _job_launches(targets, settings, selectors)
+        # A context that failed the look-up is not asked again (one timeout, not two).
+        gone = {ctx for ctx, _m in failed}
+        targets = replace(targets, contexts=tuple(c for c in targets.contexts if c not in gone))
     if kept and not all_mine:
         launch, job = next(iter(kept.items()))
         cancel = "%sky_jobs_cancel" if hint_style == "magic" else "skymagic jobs cancel"
@@ -476,6 +482,7 @@ def down(
 
     deleted = Deleted()
     deleted.kept = list(kept.items())
+    deleted.errors.extend(failed)
     for res in fan_out(targets, remove, settings):
         if res.error is not None:
             deleted.errors.append((res.context, res.error.message))
@@ -495,8 +502,11 @@ def down(
     return deleted
 
 
-def _job_launches(targets: Targets, settings: Settings, selectors: list[str]) -> dict[str, str]:
-    """Launch name -> managed job id, for the selected launches whose pods belong to a job."""
+def _job_launches(
+    targets: Targets, settings: Settings, selectors: list[str]
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Launch name -> managed job id, for the selected launches whose pods belong to a job;
+    and the contexts that could not be searched, with why."""
     from skymagic.jobs.model import LABEL_JOB_ID  # (jobs import launches: not at module level)
 
     def find(client: ContextClient) -> dict[str, str]:
@@ -509,9 +519,12 @@ def _job_launches(targets: Targets, settings: Settings, selectors: list[str]) ->
         return found
 
     out: dict[str, str] = {}
+    failed: list[tuple[str, str]] = []
     for res in fan_out(targets, find, settings):
+        if res.error is not None:
+            failed.append((res.context, res.error.message))
         out.update(res.value or {})
-    return out
+    return out, failed
 
 
 def _other_owners(names: list[str], targets: Targets, settings: Settings, user: str) -> str:
