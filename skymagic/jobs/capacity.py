@@ -106,11 +106,13 @@ class _Group:
             watcher.wake()
 
     def close(self) -> None:
+        """Stop the group's thread and watcher without waiting for them (the supervisor's
+        loop calls this: a watcher's close joins its threads)."""
         self._stop.set()
         with self.lock:
             watcher = self._watcher
         if watcher is not None:
-            watcher.close()
+            threading.Thread(target=watcher.close, name=f"{self.thread.name}-close").start()
 
     # -- the group's thread ------------------------------------------------------------------
     def _run(self) -> None:
