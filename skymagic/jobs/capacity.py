@@ -51,12 +51,15 @@ _SYNC_S = 30.0  # a group judges nothing until its contexts have listed once (or
 _RETRY_S = 5.0  # a group's watch that failed (a bug) is made again after this
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Fits:
     """Job `job_id` fits now: launch it, planning from `inventory` (the snapshot it fits in)."""
 
     job_id: int
     inventory: Inventory
+
+    def __repr__(self) -> str:  # (the controller's debug log: not the whole inventory)
+        return f"Fits(job {self.job_id})"
 
 
 @dataclass(frozen=True)
