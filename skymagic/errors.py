@@ -219,8 +219,11 @@ class LaunchError(SkymagicError):
 class ProvisionFailedError(LaunchError):
     """Every candidate context was tried and none could run the task."""
 
-    def __init__(self, message: str, *, failures: list[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self, message: str, *, failures: list[tuple[str, str]] | None = None, advice: str = ""
+    ) -> None:
         self.failures = failures or []
+        self.advice = advice  # what WOULD fit now, and where ("" when unknown); also in message
         super().__init__(message)
 
 

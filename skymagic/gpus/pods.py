@@ -24,11 +24,15 @@ from skymagic.core.targets import Settings, resolve_targets
 from skymagic.gpus.counting import pod_binding
 from skymagic.gpus.lists import POD_FIELD_SELECTOR, PODS_PATH
 
-__all__ = ["PodRow", "pods_on_nodes"]
+__all__ = ["PodRow", "job_of", "pods_on_nodes"]
 
 
 # Who a pod is for: skymagic's own launches carry the user; other work its controller.
 _USER_LABEL = "skymagic.dev/user"
+# A managed job's pods carry its id and attempt (jobs/model.py's contract; a test checks the
+# names match, since the inventory layer does not import the jobs package).
+_JOB_LABEL = "skymagic.dev/job-id"
+_ATTEMPT_LABEL = "skymagic.dev/job-attempt"
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class PodRow:
     """One pod holding GPUs: where it runs, how many of the asked resources it requests, who
     holds them (a skymagic user, else the controller such as "Job/train") and since when
     (`started`: seconds since the epoch, from status.startTime or else creation; None unknown).
+    `job`: the managed job the pod runs ("3", or "3 (attempt 2)" after a recovery; "" for
+    other pods), from its labels.
     """
 
     namespace: str
@@ -44,6 +50,7 @@ class PodRow:
     gpus: int
     holder: str = ""
     started: float | None = None
+    job: str = ""
 
 
 def _holder(meta: dict[str, Any]) -> str:
@@ -54,6 +61,16 @@ def _holder(meta: dict[str, Any]) -> str:
         if ref.get("controller"):
             return f"{ref.get('kind', '?')}/{ref.get('name', '?')}"
     return ""
+
+
+def job_of(meta: dict[str, Any]) -> str:
+    """The managed job a pod belongs to, from its labels: '3', '3 (attempt 2)', or ''."""
+    labels = meta.get("labels") or {}
+    job = str(labels.get(_JOB_LABEL) or "")
+    attempt = str(labels.get(_ATTEMPT_LABEL) or "")
+    if job and attempt and attempt != "1":
+        return f"{job} (attempt {attempt})"
+    return job
 
 
 def _epoch(stamp: Any) -> float | None:
@@ -97,6 +114,7 @@ def pods_on_nodes(
             gpus=round(gpus),
             holder=_holder(meta),
             started=_epoch(status.get("startTime")) or _epoch(meta.get("creationTimestamp")),
+            job=job_of(meta),
         )
 
     def list_pods(client: ContextClient) -> list[PodRow]:

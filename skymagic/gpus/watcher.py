@@ -210,6 +210,21 @@ class InventoryWatcher:
             with self._changed:
                 self._changed.wait(min(0.25, max(0.0, deadline - time.monotonic())))
 
+    def wake(self) -> None:
+        """End a `wait_change` or `wait_for` wait early (its caller has news of its own)."""
+        self._notify()
+
+    def wait_change(self, timeout: float) -> int:
+        """Block until watch events are queued (or `timeout`, or close()); apply them all.
+
+        Returns how many were applied: 0 means nothing changed, so a caller re-deciding from
+        the snapshot (jobs waiting for capacity) need not rebuild it.
+        """
+        with self._changed:
+            if not self._queue and not self._stop.is_set():
+                self._changed.wait(max(0.0, timeout))
+        return self.refresh()
+
     def _all_settled(self) -> bool:
         with self._lock:
             return all(

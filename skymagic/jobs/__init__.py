@@ -12,8 +12,10 @@ How it works: a job is written to a SQLite database under the state directory
 kernel. The controller launches the job through the usual placement (plan, failover), watches
 its pod and node, and when the pod is preempted, evicted, deleted by someone else or its node
 is deleted or NotReady past a grace time, it confirms the old pod is gone and relaunches, the
-same context first when it has room. Every job pod is labelled with the database and job, so
-a restarted controller re-adopts running jobs from the clusters themselves. States are
+same context first when it has room; when no allowed context has room, the job waits for
+capacity (watching, creating nothing) and starts the moment one has. Every job pod is
+labelled with the database and job, so a restarted controller re-adopts running jobs from the
+clusters themselves. States are
 SkyPilot's (`JobStatus`); `resources.job_recovery` takes SkyPilot's keys.
 
 What the local controller cannot do: it recovers jobs only while the machine it runs on is up

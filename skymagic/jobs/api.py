@@ -60,6 +60,7 @@ QUEUE_COLUMNS = [
     "duration",
     "resources",
     "last_failure",
+    "details",
 ]
 
 
@@ -186,7 +187,10 @@ def launch(
 
     The controller launches it through the usual placement and recovers it from preemptions
     and lost nodes while this process is gone; `resources.job_recovery` in the YAML (or
-    `max_restarts_on_errors`) also restarts it after its own non-zero exits. Returns at once.
+    `max_restarts_on_errors`) also restarts it after its own non-zero exits. When nothing
+    has room, it waits for capacity (PENDING or RECOVERING; the queue's details say for what)
+    and starts the moment something has; a request that can never fit in any allowed context
+    ends FAILED_NO_RESOURCE at once, with what would fit. Returns at once.
     """
     settings = settings or Settings()
     body, recovery_value = split_job_recovery(body)
@@ -222,7 +226,8 @@ def _resolve(ctl: JobsController, names: Sequence[str], *, active: bool) -> list
 
 def queue(*, ctl: JobsController | None = None) -> pd.DataFrame:
     """Every managed job, newest first: id, name, status, context, recoveries, submitted,
-    started, duration (seconds), resources, last_failure."""
+    started, duration (seconds), resources, last_failure, and details (its latest status
+    message, e.g. what a PENDING or RECOVERING job waits for)."""
     import pandas as pd
 
     ctl = ctl or controller()
@@ -246,6 +251,7 @@ def queue(*, ctl: JobsController | None = None) -> pd.DataFrame:
                 "duration": round(end - job.started_at, 1) if job.started_at else None,
                 "resources": job.resources,
                 "last_failure": job.last_failure,
+                "details": job.details,
             }
         )
     frame: pd.DataFrame = pd.DataFrame(rows, columns=QUEUE_COLUMNS)

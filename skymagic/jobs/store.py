@@ -2,7 +2,8 @@
 
 One database per state directory (default `~/.skymagic/jobs`, or `$SKYMAGIC_JOBS_DIR`):
 
-- `jobs`: one row per job, its stored Task and Settings, status and counters;
+- `jobs`: one row per job, its stored Task and Settings, status and counters, and `details`:
+  what it does or waits for now (its last status message, or a waiting job's live line);
 - `attempts`: one row per launch of a job (where it ran, how it ended, whether its log file is
   complete);
 - `events`: every status change with its reason (what `logs --follow` and the cell print);
@@ -59,7 +60,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     restarts_on_errors INTEGER NOT NULL DEFAULT 0,
     last_failure TEXT NOT NULL DEFAULT '',
     cancel_requested INTEGER NOT NULL DEFAULT 0,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    details TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS attempts (
     job_id INTEGER NOT NULL,
@@ -112,6 +114,7 @@ class JobRecord:
     restarts_on_errors: int
     last_failure: str
     cancel_requested: bool
+    details: str = ""  # what it does or waits for now
 
     @property
     def active(self) -> bool:
@@ -159,6 +162,17 @@ def _leave_wal(db: sqlite3.Connection) -> None:
         pass
 
 
+def _add_columns(db: sqlite3.Connection) -> None:
+    """Columns added since a database was made (CREATE TABLE IF NOT EXISTS keeps old tables)."""
+    have = {r[1] for r in db.execute("PRAGMA table_info(jobs)").fetchall()}
+    if "details" not in have:
+        try:
+            db.execute("ALTER TABLE jobs ADD COLUMN details TEXT NOT NULL DEFAULT ''")
+        except sqlite3.OperationalError as exc:  # another process added it just now
+            if "duplicate column" not in str(exc):
+                raise
+
+
 class JobStore:
     """The jobs database in `directory` (created on first use)."""
 
@@ -178,6 +192,7 @@ class JobStore:
         self._db.execute("PRAGMA busy_timeout = 30000")
         _leave_wal(self._db)
         self._db.executescript(_SCHEMA)
+        _add_columns(self._db)
         with self._tx() as db:
             row = db.execute("SELECT value FROM meta WHERE key = 'db_id'").fetchone()
             if row is None:
@@ -234,6 +249,7 @@ class JobStore:
                 "INSERT INTO events (job_id, t, status, message) VALUES (?, ?, ?, ?)",
                 (job_id, now, JobStatus.PENDING.value, "submitted"),
             )
+            db.execute("UPDATE jobs SET details = 'submitted' WHERE id = ?", (job_id,))
         return job_id
 
     def request_cancel(self, job_ids: list[int]) -> None:
@@ -280,9 +296,12 @@ class JobStore:
     def set_status(self, job_id: int, status: JobStatus, message: str, **fields: Any) -> None:
         """Change a job's status (and other columns), recording the change as an event.
 
-        RUNNING stamps `started_at` the first time; a terminal status stamps `ended_at`.
+        RUNNING stamps `started_at` the first time; a terminal status stamps `ended_at`. The
+        message becomes the job's `details` (when there is one, and always at the end).
         """
         now = time.time()
+        if message or status in TERMINAL:
+            fields = {**fields, "details": message}
         sets = [f"{k} = ?" for k in fields] + ["status = ?", "updated_at = ?"]
         values = [*fields.values(), status.value, now]
         if status == JobStatus.RUNNING:

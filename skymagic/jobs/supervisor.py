@@ -18,8 +18,13 @@ step from what the caches say (level-triggered, like a Kubernetes controller):
   force-deleted (nothing can be running there any more). A pod on an unreachable node that
   stays is waited for: relaunching then could run two copies.
 - **launching**: `launch_task` through the job's placement: the same context first if it has
-  room (FAILOVER), else failover order. No room: RECOVERING retries with backoff; on the
-  first launch, FAILED_NO_RESOURCE.
+  room (FAILOVER), else failover order.
+- **waiting**: no allowed context has room now. The job waits for capacity (`capacity.py`:
+  the launch's own watches, shared, nothing created) as PENDING on its first launch and
+  RECOVERING on a recovery, its status line saying what it waits for and the best there is
+  now, and is launched the moment it fits. A first launch that can never fit (no such GPU,
+  too few per node, excluded by policy, everywhere) is FAILED_NO_RESOURCE at once, with what
+  would fit; a recovery waits even then (a preempted node's replacement may join).
 
 A restarted controller re-adopts: every active job is looked up by its labels in every allowed
 context (`workers.discover`), and the database says what was going on.
@@ -37,15 +42,16 @@ import time
 import traceback
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from skymagic.core.client import ContextClient
 from skymagic.core.targets import Settings
-from skymagic.core.watch import Changed, Failed, Listed, WatchDriver
-from skymagic.errors import ForbiddenError
+from skymagic.core.watch import Listed
 from skymagic.jobs import workers
-from skymagic.jobs.classify import PodVerdict, node_ready, pod_verdict
+from skymagic.jobs.caches import ALL_NODES, ClusterCaches, describe, uid_of
+from skymagic.jobs.capacity import CapacityWatch, Fits, Waits
+from skymagic.jobs.classify import PodVerdict, pod_verdict
 from skymagic.jobs.jobspec import (
     attempt_task,
     provision_timeout_from_json,
@@ -65,6 +71,7 @@ from skymagic.jobs.model import (
 from skymagic.jobs.store import JobRecord, JobStore
 from skymagic.launches.podspec import LABEL_LAUNCH, LABEL_USER, selector_for
 from skymagic.launches.task import Task
+from skymagic.launches.wait import wanted
 
 __all__ = ["Supervisor"]
 
@@ -83,7 +90,8 @@ class Run:
     task: Task
     settings: Settings
     recovery: JobRecovery
-    phase: str = "new"  # new|discovering|launching|running|finishing|clearing|retry_wait|done
+    # new|discovering|launching|waiting|running|finishing|clearing|retry_wait|done
+    phase: str = "new"
     attempt: int = 0
     context: str = ""
     namespace: str = ""
@@ -111,26 +119,6 @@ class Run:
         return self.rec.id
 
 
-@dataclass
-class PodCache:
-    """One namespace's job pods as the watch last said, plus the uids seen deleted."""
-
-    loop: WatchDriver[list[dict[str, Any]]]
-    pods: dict[str, dict[str, Any]] = field(default_factory=dict)
-    deleted: set[str] = field(default_factory=set)
-    synced: bool = False
-
-
-@dataclass
-class NodeCache:
-    """One cluster's nodes: name -> (Ready status, since when); absent after a sync = gone."""
-
-    loop: WatchDriver[list[dict[str, Any]]]
-    nodes: dict[str, tuple[str, float | None]] = field(default_factory=dict)
-    synced: bool = False
-    forbidden: bool = False
-
-
 class Supervisor:
     """Runs the jobs of one database until stopped (see the module docstring)."""
 
@@ -147,8 +135,7 @@ class Supervisor:
         self.idle_exit_s = idle_exit_s
         self.events: queue.Queue[Any] = queue.Queue()
         self.runs: dict[int, Run] = {}
-        self.pod_caches: dict[tuple[str, str], PodCache] = {}
-        self.node_caches: dict[str, NodeCache] = {}
+        self.caches = ClusterCaches(self.events.put, job_selector(store.db_id))
         self._timers: list[tuple[float, int, int, str]] = []
         self._seq = itertools.count()
         self._launch_pool = ThreadPoolExecutor(launch_workers, thread_name_prefix="launch")
@@ -157,6 +144,7 @@ class Supervisor:
         self._inflight_lock = threading.Lock()
         self._stop = threading.Event()
         self._idle_since = time.monotonic()
+        self.capacity = CapacityWatch(lambda ev: self.events.put(("capacity", ev)))
 
     # -- the loop --------------------------------------------------------------------------
     def wake(self) -> None:
@@ -182,7 +170,7 @@ class Supervisor:
                 try:
                     self._dispatch(event)
                 except Exception:  # a bug must not end the loop (and every job's watch)
-                    log.exception("event %s", _describe(event))
+                    log.exception("event %s", describe(event))
             self._fire_timers()
             if time.monotonic() >= next_scan:
                 self._scan()
@@ -195,10 +183,8 @@ class Supervisor:
             ):
                 log.info("no active job for %.0f s: exiting", self.idle_exit_s)
                 break
-        loops = [c.loop for c in self.pod_caches.values()]
-        loops += [c.loop for c in self.node_caches.values()]
-        for loop in loops:
-            loop.stop()
+        self.capacity.close()
+        self.caches.stop()
         for r in self.runs.values():
             if r.follower is not None:
                 r.follower.stop()
@@ -213,7 +199,7 @@ class Supervisor:
     def _dispatch(self, event: Any) -> None:
         kind = event[0]
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("event %s", _describe(event))
+            log.debug("event %s", describe(event))
         if kind == "wake":
             self._scan()
         elif kind == "pods":
@@ -224,6 +210,8 @@ class Supervisor:
             self._on_log_done(event[1], event[2])
         elif kind == "result":
             self._on_result(event[1])
+        elif kind == "capacity":
+            self._on_capacity(event[1])
 
     def _submit(self, pool: ThreadPoolExecutor, fn: Any, *args: Any, **kwargs: Any) -> None:
         def run() -> None:
@@ -314,49 +302,7 @@ class Supervisor:
         if refreshed is not None:
             run.rec = refreshed
 
-    # -- caches ------------------------------------------------------------------------------
-    def _ensure_watches(self, run: Run) -> None:
-        client = run.client
-        if client is None:
-            return
-        pkey = (client.server, run.namespace)
-        if pkey not in self.pod_caches:
-
-            def pod_sink(ev: Any, k: tuple[str, str] = pkey) -> None:
-                self.events.put(("pods", k, ev))
-
-            path = f"/api/v1/namespaces/{run.namespace}/pods"
-            query = {"labelSelector": job_selector(self.store.db_id)}
-            self.pod_caches[pkey] = PodCache(
-                _start(client, path, lambda c: c.list_items(path, query), pod_sink, query)
-            )
-        if client.server not in self.node_caches:
-            last: dict[str, str] = {}
-
-            def sink(ev: Any, k: str = client.server) -> None:
-                # Only what matters reaches the loop: a node's Ready status changing, or the
-                # node going (heartbeats and label edits stay on this thread).
-                if isinstance(ev, Changed):
-                    ev = Changed(ev.type, _slim_node(ev.object))
-                    name = ev.object["metadata"]["name"]
-                    ready = node_ready(ev.object)[0]
-                    if ev.type != "DELETED" and last.get(name) == ready:
-                        return
-                    last[name] = ready
-                elif isinstance(ev, Listed):
-                    last.clear()
-                    last.update((n["metadata"]["name"], node_ready(n)[0]) for n in ev.items)
-                self.events.put(("nodes", k, ev))
-
-            self.node_caches[client.server] = NodeCache(
-                _start(
-                    client,
-                    "/api/v1/nodes",
-                    lambda c: c.list_items("/api/v1/nodes", pick=_slim_node),
-                    sink,
-                )
-            )
-
+    # -- caches (caches.py) -----------------------------------------------------------------
     def _runs_on(self, pkey: tuple[str, str]) -> list[Run]:
         return [
             r
@@ -365,63 +311,29 @@ class Supervisor:
         ]
 
     def _on_pods(self, pkey: tuple[str, str], ev: Any) -> None:
-        cache = self.pod_caches.get(pkey)
+        cache = self.caches.apply_pods(pkey, ev)
         if cache is None:
             return
-        if isinstance(ev, Failed):
-            log.warning("pod watch %s: %s", pkey, ev.error)
-            return
         if isinstance(ev, Listed):
-            cache.pods = {p["metadata"]["name"]: p for p in ev.items}
-            cache.synced = True
             for run in self._runs_on(pkey):
                 live = cache.pods.get(run.pod)
-                if run.uid and not run.gone and (live is None or _uid(live) != run.uid):
+                if run.uid and not run.gone and (live is None or uid_of(live) != run.uid):
                     self._confirm(run)  # missed while not watching: ask the API
                 self._guard(run, self._step, run)
             return
         obj = ev.object
-        name = obj["metadata"]["name"]
-        if ev.type == "DELETED":
-            cache.deleted.add(_uid(obj))
-            if _uid(cache.pods.get(name) or {}) == _uid(obj):
-                cache.pods.pop(name, None)
-        elif _uid(obj) not in cache.deleted:
-            cache.pods[name] = obj
         job_id = int((obj["metadata"].get("labels") or {}).get(LABEL_JOB_ID, "0") or 0)
         owner = self.runs.get(job_id)
-        if owner is not None and owner.uid == _uid(obj):
+        if owner is not None and owner.uid == uid_of(obj):
             self._guard(owner, self._step, owner)
 
     def _on_nodes(self, server: str, ev: Any) -> None:
-        cache = self.node_caches.get(server)
-        if cache is None:
+        node = self.caches.apply_nodes(server, ev)
+        if node is None:
             return
-        if isinstance(ev, Failed):
-            if isinstance(ev.error, ForbiddenError):
-                # Nodes are not ours to see: pod signals alone (eviction, preemption, pod GC)
-                # still reach us; node NotReady and deletion do not.
-                cache.forbidden = True
-                cache.loop.stop()
-            log.warning("node watch %s: %s", server, ev.error)
-            return
-        if isinstance(ev, Listed):
-            cache.nodes = {n["metadata"]["name"]: node_ready(n) for n in ev.items}
-            cache.synced = True
-            affected = [r for r in self.runs.values() if r.client and r.client.server == server]
-        else:
-            name = ev.object["metadata"]["name"]
-            if ev.type == "DELETED":
-                cache.nodes.pop(name, None)
-            else:
-                cache.nodes[name] = node_ready(ev.object)
-            affected = [
-                r
-                for r in self.runs.values()
-                if r.client and r.client.server == server and r.node == name
-            ]
-        for run in affected:
-            self._guard(run, self._step, run)
+        for run in [r for r in self.runs.values() if r.client and r.client.server == server]:
+            if node in (ALL_NODES, run.node):
+                self._guard(run, self._step, run)
 
     def _pod_state(self, run: Run) -> tuple[str, dict[str, Any] | None]:
         """("gone", None) | ("unknown", None) | ("live", pod) for the current attempt's pod."""
@@ -429,25 +341,16 @@ class Supervisor:
             return ("gone", None) if run.gone or run.attempt == 0 else ("unknown", None)
         if run.client is None:
             return "unknown", None
-        cache = self.pod_caches.get((run.client.server, run.namespace))
-        if cache is None:
-            return "unknown", None
-        if run.uid in cache.deleted:
+        state, pod = self.caches.pod_state(run.client, run.namespace, run.pod, run.uid)
+        if state == "gone":
             run.gone = True
-            return "gone", None
-        pod = cache.pods.get(run.pod)
-        if pod is not None and _uid(pod) == run.uid:
-            return "live", pod
-        return "unknown", None
+        return state, pod
 
     def _node_state(self, run: Run) -> tuple[str, float | None]:
         """("gone" | "True" | "False" | "Unknown" | "unknown", since) for the pod's node."""
-        cache = self.node_caches.get(run.client.server) if run.client else None
-        if cache is None or not cache.synced or cache.forbidden or not run.node:
+        if run.client is None:
             return "unknown", None
-        if run.node not in cache.nodes:
-            return "gone", None
-        return cache.nodes[run.node]
+        return self.caches.node_state(run.client, run.node)
 
     # -- the per-job steps -----------------------------------------------------------------
     def _step(self, run: Run) -> None:
@@ -567,7 +470,7 @@ class Supervisor:
         if run.phase == "launching":
             run.cancel_after_launch = True  # the launch's pod is cleared when it reports
             return
-        if run.phase in ("new", "retry_wait", "discovering") or run.attempt == 0:
+        if run.phase in ("new", "retry_wait", "waiting", "discovering") or run.attempt == 0:
             if run.phase == "discovering":
                 run.cancel_after_launch = True  # decided once we know where its pods are
                 return
@@ -627,7 +530,7 @@ class Supervisor:
         else:
             self._launch(run)
 
-    def _launch(self, run: Run) -> None:
+    def _launch(self, run: Run, inventory: Any = None) -> None:
         first = run.attempt == 0
         attempt = run.attempt + 1
         previous = run.context if not first else ""
@@ -667,6 +570,7 @@ class Supervisor:
             prefer=previous if failover and previous else None,
             avoid=previous if not failover and previous else None,
             leftovers=leftovers,
+            inventory=inventory,
         )
 
     def _discover(self, run: Run) -> None:
@@ -684,6 +588,7 @@ class Supervisor:
         fields = {"last_failure": reason} if failed and reason else {}
         self._status(run, status, reason, **fields)
         run.phase = "done"
+        self.capacity.drop(run.id)
         if run.client is not None and run.namespace:
             self._submit(
                 self._io_pool,
@@ -696,15 +601,9 @@ class Supervisor:
         if run.follower is not None and not run.log_done:
             run.follower.stop()
         self.runs.pop(run.id, None)
-        self._drop_idle_watches()
-
-    def _drop_idle_watches(self) -> None:
-        used = {(r.client.server, r.namespace) for r in self.runs.values() if r.client}
-        for key in [k for k in self.pod_caches if k not in used]:
-            self.pod_caches.pop(key).loop.stop()
-        servers = {k[0] for k in used}
-        for server in [s for s in self.node_caches if s not in servers]:
-            self.node_caches.pop(server).loop.stop()
+        self.caches.drop_unused(
+            {(r.client.server, r.namespace) for r in self.runs.values() if r.client}
+        )
 
     def _follow_log(self, run: Run) -> None:
         """Copy the current attempt's log into its file (one follower per attempt)."""
@@ -768,12 +667,16 @@ class Supervisor:
     def _on_launched(self, run: Run, res: workers.Launched) -> None:
         if res.pod is None or res.client is None:
             log.info("job %s attempt %s: launch failed: %s", run.id, res.attempt, res.message)
+            first = run.attempt == 0
             if run.cancel_after_launch or run.rec.cancel_requested:
                 self._finish(run, JobStatus.CANCELLED, "cancelled")
-            elif run.attempt == 0:
+            elif res.no_resource and res.wait_on and (res.may_fit_later or not first):
+                self._wait_for_capacity(run, res)
+            elif first:
                 status = JobStatus.FAILED_CONTROLLER if res.bug else JobStatus.FAILED_NO_RESOURCE
                 self._finish(run, status, res.message)
             else:
+                self.capacity.drop(run.id)
                 run.phase = "retry_wait"
                 self.store.set_status(
                     run.id,
@@ -784,6 +687,7 @@ class Supervisor:
                 self._timer(run.retry_s, run.id, "retry")
                 run.retry_s = min(run.retry_s * 2, _MAX_RETRY_S)
             return
+        self.capacity.drop(run.id)
         self._take_pod(run, res.context, res.client, res.pod, res.attempt)
         self._status(
             run,
@@ -795,13 +699,41 @@ class Supervisor:
             return
         self._step(run)
 
+    def _wait_for_capacity(self, run: Run, res: workers.Launched) -> None:
+        """No room now: wait (capacity.py) as PENDING, or RECOVERING after a first attempt."""
+        assert res.wait_on is not None
+        task, targets = res.wait_on
+        run.phase = "waiting"
+        status = JobStatus.PENDING if run.attempt == 0 else JobStatus.RECOVERING
+        reasons = res.message.removeprefix("no room: ")
+        self._status(
+            run,
+            status,
+            f"waiting for capacity for {wanted(task)}: nothing is created until an allowed "
+            f"context can take it ({reasons})",
+            last_failure=res.message,
+        )
+        self.capacity.wait(run.id, task, run.settings, targets)
+
+    def _on_capacity(self, ev: Fits | Waits) -> None:
+        run = self.runs.get(ev.job_id)
+        if run is None or run.phase != "waiting":
+            if isinstance(ev, Fits):
+                self.capacity.drop(ev.job_id)  # it ended meanwhile: the next may go
+            return
+        if isinstance(ev, Fits):
+            log.info("job %s: capacity appeared: launching", run.id)
+            self._guard(run, self._launch, run, ev.inventory)
+        else:  # the live line: the job's details, not a status change (no event)
+            self.store.update(run.id, details=ev.text)
+
     def _take_pod(
         self, run: Run, context: str, client: ContextClient, pod: dict[str, Any], attempt: int
     ) -> None:
         """Make `pod` the job's current attempt: database row, watches, cache, log follower."""
         meta = pod["metadata"]
         run.attempt, run.context, run.client = attempt, context, client
-        run.namespace, run.pod, run.uid = meta["namespace"], meta["name"], _uid(pod)
+        run.namespace, run.pod, run.uid = meta["namespace"], meta["name"], uid_of(pod)
         run.node = (pod.get("spec") or {}).get("nodeName") or ""
         run.phase, run.gone, run.delete_sent, run.force_sent = "running", False, False, False
         run.node_bad_since, run.retry_s, run.verdict = None, 1.0, None
@@ -816,10 +748,8 @@ class Supervisor:
                 pod_uid=run.uid,
                 node=run.node,
             )
-        self._ensure_watches(run)
-        cache = self.pod_caches[(client.server, run.namespace)]
-        if run.uid not in cache.deleted and _uid(cache.pods.get(run.pod) or {}) != run.uid:
-            cache.pods[run.pod] = pod
+        self.caches.ensure(client, run.namespace)
+        self.caches.remember(client, run.namespace, pod)
         self._follow_log(run)
 
     def _on_deleted(self, run: Run, res: workers.Deleted) -> None:
@@ -841,7 +771,7 @@ class Supervisor:
         if res.gone:
             run.gone = True
         elif res.pod is not None and run.client is not None:
-            cache = self.pod_caches.get((run.client.server, run.namespace))
+            cache = self.caches.pods.get((run.client.server, run.namespace))
             if cache is not None and run.pod not in cache.pods:
                 cache.pods[run.pod] = res.pod
         elif res.error:
@@ -869,7 +799,7 @@ class Supervisor:
                     extra.client,
                     meta["namespace"],
                     meta["name"],
-                    _uid(extra.pod),
+                    uid_of(extra.pod),
                     0,
                 )
             recovering = run.rec.status == JobStatus.RECOVERING
@@ -895,46 +825,9 @@ class Supervisor:
             self._launch(run)
 
 
-def _describe(event: Any) -> str:
-    """One line about a loop event, for the debug log."""
-    parts = []
-    for item in event:
-        if isinstance(item, (Listed, Changed, Failed)):
-            if isinstance(item, Listed):
-                parts.append(f"Listed({len(item.items)} at {item.resource_version})")
-            elif isinstance(item, Changed):
-                meta = item.object.get("metadata") or {}
-                phase = (item.object.get("status") or {}).get("phase", "")
-                parts.append(f"{item.type}({meta.get('name')} {phase})")
-            else:
-                parts.append(f"Failed({item.error})")
-        else:
-            parts.append(str(item)[:200])
-    return " ".join(parts)
-
-
-def _start(
-    client: ContextClient,
-    path: str,
-    lister: Any,
-    sink: Any,
-    query: dict[str, str] | None = None,
-) -> WatchDriver[list[dict[str, Any]]]:
-    """A WatchDriver (list, then watch; core/watch.py) on a thread of its own."""
-    driver: WatchDriver[list[dict[str, Any]]] = WatchDriver(
-        client, path, lister=lister, sink=sink, query=query, retry_s=1.0
-    )
-    threading.Thread(target=driver.run, name=f"watch-{client.name}-{path}", daemon=True).start()
-    return driver
-
-
 def _launch_selector(run: Run) -> str:
     """Everything one job's launches made (pod, Service, Secrets) carries its launch labels."""
     return selector_for(run.rec.launch_name, run.task.user)
-
-
-def _uid(pod: dict[str, Any]) -> str:
-    return str((pod.get("metadata") or {}).get("uid") or "")
 
 
 def _attempt_of(pod: dict[str, Any]) -> int:
@@ -949,15 +842,3 @@ def _ended(store: JobStore, run: Run) -> bool:
     attempts = store.attempts(run.id)
     last = attempts[-1] if attempts else None
     return last is not None and last.attempt == run.attempt and last.ended_at is not None
-
-
-def _slim_node(node: dict[str, Any]) -> dict[str, Any]:
-    """Only what the controller reads of a node: its name and Ready condition."""
-    conditions = (node.get("status") or {}).get("conditions") or []
-    return {
-        "metadata": {
-            "name": node["metadata"]["name"],
-            "resourceVersion": node["metadata"].get("resourceVersion", ""),
-        },
-        "status": {"conditions": [c for c in conditions if c.get("type") == "Ready"]},
-    }

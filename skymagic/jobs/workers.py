@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skymagic.core.client import ContextClient, client_for
 from skymagic.core.fanout import fan_out
-from skymagic.core.targets import Settings, resolve_targets
+from skymagic.core.targets import Settings, Targets, pin_targets, resolve_targets
 from skymagic.errors import NotFoundError, ProvisionFailedError, SkymagicError
 from skymagic.launches.plan import Plan
 from skymagic.launches.runner import Attempt, launch_task
 from skymagic.launches.task import Task
+from skymagic.launches.wait import may_fit_later
+
+if TYPE_CHECKING:
+    from skymagic.gpus.inventory import Inventory
 
 __all__ = [
     "CleanedUp",
@@ -47,6 +51,10 @@ class Launched:
     no_resource: bool = False
     bug: bool = False
     tried: list[str] = field(default_factory=list)
+    # With no_resource: whether waiting may help (some context is only busy, not unable),
+    # and the targets and task to wait with (None: they could not be resolved again).
+    may_fit_later: bool = False
+    wait_on: tuple[Task, Targets] | None = None
 
 
 @dataclass(frozen=True)
@@ -128,12 +136,16 @@ def launch(
     prefer: str | None,
     avoid: str | None,
     leftovers: tuple[ContextClient, str, str] | None,
+    inventory: Inventory | None = None,
 ) -> Launched:
     """One attempt: clear the previous attempt's Secret/Service, then launch through failover.
 
     `task` carries the job's labels (attempt_task). `leftovers` is (client, namespace, launch
     selector) of the previous attempt's context: its Secrets and Service carry the same names
-    and would refuse the new ones.
+    and would refuse the new ones. `inventory`: plan from it instead of listing every context
+    (the capacity watch's snapshot in which the job fits). Never waits for capacity itself
+    (a user's `retry_until_up: true` would hold a pool thread): no room is reported, with
+    whether waiting may help, and the controller waits (capacity.py).
     """
     tried = _Tried()
     try:
@@ -148,6 +160,8 @@ def launch(
             provision_timeout=provision_timeout,
             prefer_context=prefer,
             avoid_context=avoid,
+            retry_until_up=False,
+            inventory_fn=None if inventory is None else (lambda _s, _infra: inventory),
         )
         if isinstance(result, Plan) or not result.context or not result.namespace:
             return Launched(job_id, attempt, message="the launch created nothing", bug=True)
@@ -155,16 +169,35 @@ def launch(
         pod = client.get_json(f"/api/v1/namespaces/{result.namespace}/pods/{task.name}")
         return Launched(job_id, attempt, pod, result.context, client, tried=tried.lines)
     except ProvisionFailedError as exc:
-        # One line for the queue's last_failure: each context and why it could not.
+        # One line for the queue's last_failure: each context and why it could not, and what
+        # would fit now.
         why = "; ".join(f"{ctx}: {reason}" for ctx, reason in exc.failures) or exc.message
+        advice = f". {exc.advice}" if exc.advice else ""
         return Launched(
-            job_id, attempt, message=f"no room: {why}", no_resource=True, tried=tried.lines
+            job_id,
+            attempt,
+            message=f"no room: {why}{advice}",
+            no_resource=True,
+            tried=tried.lines,
+            may_fit_later=may_fit_later(reason for _ctx, reason in exc.failures),
+            wait_on=_wait_on(task, settings),
         )
     except SkymagicError as exc:
         return Launched(job_id, attempt, message=str(exc), tried=tried.lines)
     except Exception as exc:  # a bug: FAILED_CONTROLLER on a first launch, retried on recovery
         text = f"{type(exc).__name__}: {exc}"
         return Launched(job_id, attempt, message=text, bug=True, tried=tried.lines)
+
+
+def _wait_on(task: Task, settings: Settings) -> tuple[Task, Targets] | None:
+    """The launch's own targets and task (as its admin policy left them), to wait with."""
+    try:
+        targets = pin_targets(
+            resolve_targets(settings, None, operation="launch", task=task), task.infra
+        )
+    except SkymagicError:
+        return None
+    return (targets.task if isinstance(targets.task, Task) else task), targets
 
 
 def delete_pod(

@@ -10,7 +10,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -395,6 +395,8 @@ class Deleted(list[tuple[str, str, str]]):
     def __init__(self) -> None:
         super().__init__()
         self.errors: list[tuple[str, str]] = []
+        # (launch, job id): managed jobs' launches left alone (`down --all` without --force)
+        self.kept: list[tuple[str, str]] = []
 
     def __repr__(self) -> str:
         """One line: the magic already printed each object, a notebook needs no second list."""
@@ -408,17 +410,32 @@ class Deleted(list[tuple[str, str, str]]):
         text = f"Deleted {parts or 'nothing'} in {where} context{'s' if where != 1 else ''}"
         if self.errors:
             text += f"; {len(self.errors)} context(s) could not be checked"
+        if self.kept:
+            text += f"; kept {len(self.kept)} managed job pod(s) (cancel jobs to stop them)"
         return text
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self))
 
 
-def down(names: list[str], settings: Settings | None = None, *, all_mine: bool = False) -> Deleted:
+def down(
+    names: list[str],
+    settings: Settings | None = None,
+    *,
+    all_mine: bool = False,
+    force: bool = False,
+    hint_style: str = "magic",
+) -> Deleted:
     """Delete this user's launches (pods, Services, kubeconfig Secrets) in every allowed context.
 
     Only the caller's own launches: names are unique per user, so another user's launch with
     the same name is left alone (and named in the error when it is the only match).
+
+    A managed job's pod (labelled with its job id) is not deleted: to the jobs controller that
+    is a disruption, and it relaunches the job elsewhere. Naming one is refused before anything
+    is deleted, with the job's cancel command; `all_mine` leaves job pods alone and lists them
+    in `Deleted.kept`. `force` deletes them anyway (the job is then recovered, as after a
+    preemption: a way to move a job off a context).
     """
     settings = settings or Settings()
     if not names and not all_mine:
@@ -426,6 +443,22 @@ def down(names: list[str], settings: Settings | None = None, *, all_mine: bool =
     targets = resolve_targets(settings, None, operation="down")
     user = current_user()
     selectors = [selector_for(None, user)] if all_mine else [selector_for(n, user) for n in names]
+    failed: list[tuple[str, str]] = []
+    kept: dict[str, str] = {}
+    if not force:
+        kept, failed = _job_launches(targets, settings, selectors)
+        # A context that failed the look-up is not asked again (one timeout, not two).
+        gone = {ctx for ctx, _m in failed}
+        targets = replace(targets, contexts=tuple(c for c in targets.contexts if c not in gone))
+    if kept and not all_mine:
+        launch, job = next(iter(kept.items()))
+        cancel = "%sky_jobs_cancel" if hint_style == "magic" else "skymagic jobs cancel"
+        down_cmd = "%sky_down" if hint_style == "magic" else "skymagic down"
+        raise ConfigError(
+            f"'{launch}' is the pod of managed job {job}: its controller would relaunch the "
+            f"job elsewhere; stop the job with `{cancel} {job}` (or `{down_cmd} {launch} "
+            "--force` to delete the pod anyway and let the job recover)"
+        )
 
     def remove(client: ContextClient) -> list[tuple[str, str]]:
         gone: list[tuple[str, str]] = []
@@ -434,6 +467,8 @@ def down(names: list[str], settings: Settings | None = None, *, all_mine: bool =
                 items, _ = client.list_items(f"/api/v1/{path}", {"labelSelector": sel})
                 for obj in items:
                     meta = obj["metadata"]
+                    if (meta.get("labels") or {}).get(LABEL_LAUNCH) in kept:
+                        continue
                     try:
                         client.request(
                             "DELETE",
@@ -446,6 +481,8 @@ def down(names: list[str], settings: Settings | None = None, *, all_mine: bool =
         return gone
 
     deleted = Deleted()
+    deleted.kept = list(kept.items())
+    deleted.errors.extend(failed)
     for res in fan_out(targets, remove, settings):
         if res.error is not None:
             deleted.errors.append((res.context, res.error.message))
@@ -463,6 +500,31 @@ def down(names: list[str], settings: Settings | None = None, *, all_mine: bool =
             f"allowed contexts{extra}; see %sky_status"
         )
     return deleted
+
+
+def _job_launches(
+    targets: Targets, settings: Settings, selectors: list[str]
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Launch name -> managed job id, for the selected launches whose pods belong to a job;
+    and the contexts that could not be searched, with why."""
+    from skymagic.jobs.model import LABEL_JOB_ID  # (jobs import launches: not at module level)
+
+    def find(client: ContextClient) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for sel in selectors:
+            items, _ = client.list_items("/api/v1/pods", {"labelSelector": f"{sel},{LABEL_JOB_ID}"})
+            for pod in items:
+                labels = pod["metadata"].get("labels") or {}
+                found[str(labels.get(LABEL_LAUNCH))] = str(labels[LABEL_JOB_ID])
+        return found
+
+    out: dict[str, str] = {}
+    failed: list[tuple[str, str]] = []
+    for res in fan_out(targets, find, settings):
+        if res.error is not None:
+            failed.append((res.context, res.error.message))
+        out.update(res.value or {})
+    return out, failed
 
 
 def _other_owners(names: list[str], targets: Targets, settings: Settings, user: str) -> str:

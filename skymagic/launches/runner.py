@@ -201,13 +201,15 @@ def launch_task(
                 break
             if waiter is None:
                 if detach:
-                    # Managed jobs fail at once with no capacity (FAILED_NO_RESOURCE): no
-                    # controller waits on our behalf yet, so the wait is held here.
+                    # A plain launch has no one to wait on its behalf: the wait is held here.
+                    # A managed job's controller waits without a kernel (jobs/capacity.py).
+                    jobs = "%%sky_jobs_launch" if hint_style == "magic" else "skymagic jobs launch"
                     obs.on_message(
                         "--retry-until-up waits here, in the foreground, until a context can "
                         "take the task (Ctrl-C cancels; nothing is created meanwhile); "
-                        "--detach applies once the pod runs. The managed-jobs controller does "
-                        "not wait for capacity yet."
+                        f"--detach applies once the pod runs. To wait without holding this "
+                        f"{'kernel' if hint_style == 'magic' else 'terminal'}, submit it as a "
+                        f"managed job ({jobs}): its controller waits for capacity."
                     )
                 waiter = CapacityWaiter(
                     task,
@@ -228,6 +230,7 @@ def launch_task(
     raise ProvisionFailedError(
         f"Provision failures (tried {len(tried)} infra) for '{task.name}':\n{lines}{advice}",
         failures=[(a.context, a.reason or a.outcome) for a in tried],
+        advice=plan.advice(),
     )
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from skymagic.core.targets import Settings, Targets
@@ -31,7 +31,16 @@ if TYPE_CHECKING:
     from skymagic.gpus.inventory import Inventory
     from skymagic.gpus.watcher import InventoryWatcher
 
-__all__ = ["CapacityWaiter", "best_now", "can_ever_fit", "retry_from_config"]
+__all__ = [
+    "CapacityWaiter",
+    "best_now",
+    "can_ever_fit",
+    "clock",
+    "may_fit_later",
+    "retry_from_config",
+    "waiting_line",
+    "wanted",
+]
 
 # Reasons after which waiting cannot help: the context will not have such a node by itself.
 NEVER = ("no such GPU", "not enough per node", "excluded by policy")
@@ -61,7 +70,13 @@ def retry_from_config(raw: Mapping[str, Any], path: str | None) -> bool:
 
 def can_ever_fit(plan: Plan) -> bool:
     """Whether some row's reason may change by itself (GPUs freed, a context back up)."""
-    return any(not row.reason.startswith(NEVER) for row in plan.rows)
+    return may_fit_later(row.reason for row in plan.rows)
+
+
+def may_fit_later(reasons: Iterable[str]) -> bool:
+    """`can_ever_fit` from the reasons alone (a ProvisionFailedError's `failures`): some
+    context failed for a reason that may change by itself (busy, unreachable, a lost race)."""
+    return any(not reason.startswith(NEVER) for reason in reasons)
 
 
 def _count(x: Any) -> int:
@@ -101,16 +116,23 @@ def best_now(task: Task, inventory: Inventory, contexts: list[str]) -> tuple[str
     return best[1], best[2] or "nothing reachable"
 
 
-def _what(task: Task) -> str:
+def wanted(task: Task) -> str:
+    """What the task waits for, as the live line says it: 'H100:8 (x2 nodes)', '2 vCPU'."""
     what = f"{task.gpu}:{task.gpu_count}" if task.gpu_count else f"{task.cpu_request:g} vCPU"
     if task.num_nodes > 1:
         what += f" (x{task.num_nodes} nodes)"
     return what
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     return f"{m} m {s} s" if m else f"{s} s"
+
+
+def waiting_line(task: Task, inventory: Inventory, contexts: list[str]) -> str:
+    """'waiting for H100:8: best now my-h100 6/8 free on n3' (the caller adds the clock)."""
+    _ctx, best = best_now(task, inventory, contexts)
+    return f"waiting for {wanted(task)}: best now {best}"
 
 
 class CapacityWaiter:
@@ -180,18 +202,17 @@ class CapacityWaiter:
                 snap = watcher.wait_for(fits, timeout=max(slice_s, 0.0))
                 if found and found[0].candidates:
                     return found[0]
-                _ctx, best = best_now(self.task, snap, self.contexts)
+                waited = time.monotonic() - self.started
                 obs.on_progress(
                     "",  # the line names the contexts itself
-                    f"waiting for {_what(self.task)}: best now {best}; "
-                    f"{_clock(time.monotonic() - self.started)}",
-                    time.monotonic() - self.started,
+                    f"{waiting_line(self.task, snap, self.contexts)}; {clock(waited)}",
+                    waited,
                 )
         except KeyboardInterrupt:
             self.close()
             error = LaunchError(
                 f"launch '{self.task.name}' cancelled while waiting for capacity "
-                f"({_clock(time.monotonic() - self.started)}); nothing was created"
+                f"({clock(time.monotonic() - self.started)}); nothing was created"
             )
             error.interrupted = True  # the CLI exits 130, as after any Ctrl-C
             raise error from None

@@ -298,7 +298,11 @@ def _down(args: argparse.Namespace) -> int:
 
     if refuse_without_names(args, "the launches to stop"):
         return 2
-    deleted = down(list(args.names), cli_settings(args), all_mine=args.all)
+    deleted = down(
+        list(args.names), cli_settings(args), all_mine=args.all, force=args.force, hint_style="cli"
+    )
+    for launch, job in deleted.kept:
+        print(f"kept {launch}: the pod of managed job {job} (skymagic jobs cancel {job} stops it)")
     for ctx, kind, what in deleted:
         print(f"deleted {kind} {what} in {ctx}")
     for ctx, message in deleted.errors:
@@ -439,6 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
     dwn = sub.add_parser("down", help="stop launches in every allowed context")
     dwn.add_argument("names", nargs="*")
     dwn.add_argument("--all", action="store_true", help="all of my launches")
+    dwn.add_argument(
+        "--force",
+        action="store_true",
+        help="also delete managed jobs' pods (refused otherwise: the jobs controller would "
+        "relaunch the job elsewhere; `skymagic jobs cancel N` stops a job)",
+    )
     _timeout(dwn)
     dwn.set_defaults(func=_down)
 

@@ -78,7 +78,10 @@ class JobsMagics(Magics):
         resources.job_recovery: {strategy, max_restarts_on_errors}). The job is handed to the
         local jobs controller, which outlives this kernel: it launches the job through the
         usual placement, and when a spot node is preempted, the node is lost or the pod is
-        evicted, it relaunches it (the same context first if it has room). The cell streams
+        evicted, it relaunches it (the same context first if it has room). When no allowed
+        context has room, the job waits for capacity (PENDING, or RECOVERING on a recovery;
+        %sky_jobs_queue's details say what for), creating nothing, and starts the moment one
+        has; a request that can never fit fails at once with what would. The cell streams
         the job's log; interrupting it stops the streaming only, the job keeps running.
         Cancel it with %sky_jobs_cancel NAME. Returns the Job (also in `_sky_job`).
         """
@@ -124,7 +127,8 @@ class JobsMagics(Magics):
     @line_magic
     def sky_jobs_queue(self, line: str) -> Any:
         """Every managed job, newest first, as a DataFrame: id, name, status, context,
-        recoveries, submitted, started, duration (s), resources, last_failure."""
+        recoveries, submitted, started, duration (s), resources, last_failure, details (what
+        it is doing or waiting for)."""
         from skymagic import jobs
 
         parse_argstring(self.sky_jobs_queue, line)

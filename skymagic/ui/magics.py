@@ -162,8 +162,9 @@ class SkyMagics(Magics):
         action="store_true",
         default=None,
         help="When no context can take the task now, wait (watching every allowed context, "
-        "creating nothing) and launch the moment one can; Ctrl-C cancels. Default: the "
-        "config's retry_until_up.",
+        "creating nothing) and launch the moment one can; Ctrl-C cancels. The wait holds the "
+        "kernel, even with --detach: a managed job (%%sky_jobs_launch) waits in its "
+        "controller instead. Default: the config's retry_until_up.",
     )
     @argument(
         "--timeout-minutes",
@@ -296,14 +297,26 @@ class SkyMagics(Magics):
     @magic_arguments()
     @argument("names", nargs="*", help="Launch names to stop.")
     @argument("--all", action="store_true", help="Stop all of my launches.")
+    @argument(
+        "--force",
+        action="store_true",
+        help="Also delete managed jobs' pods (refused otherwise: the jobs controller counts it "
+        "as a disruption and relaunches the job elsewhere; %%sky_jobs_cancel stops a job).",
+    )
     @line_magic
     def sky_down(self, line: str) -> Any:
-        """Delete launches (pods, Services, Secrets) in every allowed context; no questions."""
+        """Delete launches (pods, Services, Secrets) in every allowed context; no questions.
+
+        A managed job's pod is refused (its controller would relaunch the job): cancel the
+        job with %sky_jobs_cancel N, or pass --force to delete the pod and let the job recover.
+        """
         from skymagic.launches import down
 
         args = parse_argstring(self.sky_down, line)
         require_names(args, "the launches to stop")
-        deleted = down(list(args.names), self.settings(), all_mine=args.all)
+        deleted = down(list(args.names), self.settings(), all_mine=args.all, force=args.force)
+        for launch, job in deleted.kept:
+            print(f"kept {launch}: the pod of managed job {job} (%sky_jobs_cancel {job} stops it)")
         for ctx, kind, what in deleted:
             print(f"deleted {kind} {what} in {ctx}")
         for ctx, message in deleted.errors:

@@ -1,7 +1,7 @@
 """Managed jobs against the simulated fleet: recovery across contexts, never two copies.
 
 Every test has its own jobs state directory and controller (the `jobs_dir` fixture stops it),
-and its own fleet (`launchkit.jobs_spec`: clusters `a` and `b`, one 8-GPU H100 node each).
+and its own fleet (`jobskit.fleet`: clusters `a` and `b`, one 8-GPU H100 node each).
 """
 
 from __future__ import annotations
@@ -10,21 +10,30 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from launchkit import JOB_A, JOB_B, JOB_GPU_NODE, admin, jobs_spec, settings
+from jobskit import (
+    events,
+    fresh_clients,  # noqa: F401  (autouse)
+    job_pods,
+    jobs_fleet_fixture,
+    requests_to,
+    running_in,
+    wait_for,
+)
+from launchkit import JOB_A, JOB_B, JOB_GPU_NODE, admin, settings
 
 from skymagic import jobs
-from skymagic.core.client import clear_clients
 from skymagic.errors import ConfigError
+from skymagic.gpus.pods import pods_on_nodes
 from skymagic.jobs import JobStatus, process
 from skymagic.jobs.model import LABEL_JOB_ID
 from skymagic.sim import Fleet
+from skymagic.ui.dashboard.view import pods_html
 
 A, B, GPU_NODE = JOB_A, JOB_B, JOB_GPU_NODE
+fleet = jobs_fleet_fixture()
 
 
 # The job's script: a long first attempt (it is what gets preempted), then a short one (a
@@ -36,46 +45,6 @@ previous=$SKYMAGIC_JOB_PREVIOUS_CONTEXT task=$SKYPILOT_TASK_ID"
 if [ "$SKYMAGIC_JOB_RECOVERIES" = 0 ]; then sleep 120; else sleep 1; fi
 echo finished
 """
-
-
-@pytest.fixture(autouse=True)
-def _fresh_clients() -> Iterator[None]:
-    clear_clients()
-    yield
-    clear_clients()
-
-
-@pytest.fixture
-def fleet(
-    make_fleet: Callable[..., Fleet],
-    isolated_env: Path,
-    jobs_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Fleet:
-    f = make_fleet(jobs_spec())
-    monkeypatch.setenv("KUBECONFIG", f.kubeconfig)
-    monkeypatch.setenv("SKYMAGIC_USER", "tester")
-    return f
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "it") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}: {value!r}")
-        time.sleep(0.05)
-
-
-def job_pods(fleet: Fleet, cluster: str, kind: str = "pods") -> list[dict[str, Any]]:
-    client = admin(fleet, cluster)
-    try:
-        items, _ = client.list_items(f"/api/v1/{kind}", {"labelSelector": LABEL_JOB_ID})
-    finally:
-        client.close()
-    return items
 
 
 def _live(pod: dict[str, Any]) -> bool:
@@ -124,32 +93,13 @@ class Census:
                 client.close()
 
 
-def _requests(fleet: Fleet, cluster: str, method: str, path_end: str) -> list[float]:
-    return [
-        float(r["t"])
-        for r in fleet.requests(cluster)
-        if r.get("method") == method and str(r.get("path", "")).endswith(path_end)
-    ]
-
-
-def _running_in(job: jobs.Job, context: str) -> bool:
-    rec = job.record()
-    attempts = job.ctl.attempts(job.id)
-    return rec.status == JobStatus.RUNNING and bool(attempts) and attempts[-1].context == context
-
-
-def _events(job: jobs.Job) -> list[str]:
-    store = jobs.controller().store
-    return [e.status for e in store.events(job.id)]
-
-
 # --- recovery ---------------------------------------------------------------------------------
 
 
 def test_preemption_recovers_in_the_next_context_with_never_two_copies(fleet: Fleet) -> None:
     with Census(fleet, (B, A)) as census:
         job = jobs.launch(RESUMING, gpus="H100:8", name="train", settings=settings(A, B))
-        wait_for(lambda: _running_in(job, A), what="RUNNING in a")
+        wait_for(lambda: running_in(job, A), what="RUNNING in a")
         wait_for(
             lambda: "attempt=1" in "\n".join(jobs.logs("train")), what="the first attempt's log"
         )
@@ -159,7 +109,7 @@ def test_preemption_recovers_in_the_next_context_with_never_two_copies(fleet: Fl
         assert job.wait(30) == JobStatus.SUCCEEDED
 
     # The story, in SkyPilot's states.
-    history = _events(job)
+    history = events(job)
     assert history[:3] == ["PENDING", "STARTING", "RUNNING"]
     assert "RECOVERING" in history
     assert history[-2:] == ["RUNNING", "SUCCEEDED"]
@@ -175,11 +125,11 @@ def test_preemption_recovers_in_the_next_context_with_never_two_copies(fleet: Fl
     # controller's DELETE on a) before the new one was created (the POST on b).
     assert census.samples > 10 and census.max_live == 1
     assert {c for c, _uid in census.seen} == {A, B}
-    deleted_on_a = _requests(fleet, A, "DELETE", f"/pods/{rec.launch_name}")
-    created_on_b = _requests(fleet, B, "POST", "/pods")
+    deleted_on_a = requests_to(fleet, A, "DELETE", f"/pods/{rec.launch_name}")
+    created_on_b = requests_to(fleet, B, "POST", "/pods")
     assert deleted_on_a and len(created_on_b) == 1
     assert min(deleted_on_a) < created_on_b[0]
-    assert len(_requests(fleet, A, "POST", "/pods")) == 1  # a was tried once: it had no room
+    assert len(requests_to(fleet, A, "POST", "/pods")) == 1  # a was tried once: it had no room
 
     # Every attempt's log, in order, each headed by its context; the task id never changes.
     lines = list(jobs.logs("train"))
@@ -212,8 +162,8 @@ def test_users_own_nonzero_exit_fails_without_recovery(fleet: Fleet) -> None:
     rec = job.record()
     assert rec.recoveries == 0
     assert rec.last_failure == "failed: exit code 3"
-    assert len(_requests(fleet, A, "POST", "/pods")) == 1
-    assert not _requests(fleet, B, "POST", "/pods")
+    assert len(requests_to(fleet, A, "POST", "/pods")) == 1
+    assert not requests_to(fleet, B, "POST", "/pods")
     assert "oops" in list(jobs.logs("broken"))
 
 
@@ -268,7 +218,7 @@ def test_no_room_anywhere_is_failed_no_resource(fleet: Fleet) -> None:
 def test_cancel_during_recovering_leaves_nothing(fleet: Fleet) -> None:
     fleet.add_pods(B, count=1, gpu="H100", gpus=8, namespace="others")  # b has no room
     job = jobs.launch(RESUMING, gpus="H100:8", name="stuck", settings=settings(A, B))
-    wait_for(lambda: _running_in(job, A), what="RUNNING in a")
+    wait_for(lambda: running_in(job, A), what="RUNNING in a")
     fleet.preempt_node(A, GPU_NODE)
     # Nowhere to go: it stays RECOVERING, retrying.
     wait_for(lambda: job.record().last_failure.startswith("no room: a: "), what="a retry")
@@ -277,19 +227,19 @@ def test_cancel_during_recovering_leaves_nothing(fleet: Fleet) -> None:
     cancelled = jobs.cancel(["stuck"], wait_s=30)
     assert [c.id for c in cancelled] == [job.id]
     assert job.status == JobStatus.CANCELLED
-    assert "CANCELLING" in _events(job)
+    assert "CANCELLING" in events(job)
     for cluster in (A, B):
         for kind in ("pods", "services", "secrets"):
             assert job_pods(fleet, cluster, kind) == []
     # Nothing was created after the cancel, and nothing in b ever.
-    assert not _requests(fleet, B, "POST", "/pods")
+    assert not requests_to(fleet, B, "POST", "/pods")
     with pytest.raises(ConfigError, match="name the jobs to cancel"):
         jobs.cancel([])
 
 
 def test_cancel_a_running_job_stops_its_pod(fleet: Fleet) -> None:
     job = jobs.launch(RESUMING, gpus="H100:8", name="long", settings=settings(A, B))
-    wait_for(lambda: _running_in(job, A), what="RUNNING in a")
+    wait_for(lambda: running_in(job, A), what="RUNNING in a")
     jobs.cancel(all=True, wait_s=30)
     assert job.status == JobStatus.CANCELLED
     assert job_pods(fleet, A) == [] and job_pods(fleet, B) == []
@@ -298,7 +248,7 @@ def test_cancel_a_running_job_stops_its_pod(fleet: Fleet) -> None:
 
 def test_a_lost_node_recovers_only_once_the_old_pod_is_gone(fleet: Fleet) -> None:
     job = jobs.launch(RESUMING, gpus="H100:8", name="lost", settings=settings(A, B))
-    wait_for(lambda: _running_in(job, A), what="RUNNING in a")
+    wait_for(lambda: running_in(job, A), what="RUNNING in a")
     fleet.lose_node(A, GPU_NODE)  # NotReady (Unknown); the controller's grace is 1 s
     wait_for(lambda: job.status == JobStatus.RECOVERING, what="RECOVERING", timeout=10)
     assert "NotReady" in job.record().last_failure or "deleted" in job.record().last_failure
@@ -310,14 +260,28 @@ def test_a_lost_node_recovers_only_once_the_old_pod_is_gone(fleet: Fleet) -> Non
     )
     time.sleep(1.5)
     assert job.status == JobStatus.RECOVERING
-    assert not _requests(fleet, B, "POST", "/pods")
+    assert not requests_to(fleet, B, "POST", "/pods")
     # The node is deleted (its VM is gone): now the old pod is force-deleted, the job moves.
     removed = time.time()
     fleet.remove_node(A, GPU_NODE)
     assert job.wait(30) == JobStatus.SUCCEEDED
     assert [a.context for a in job.ctl.attempts(job.id)] == [A, B]
     assert job_pods(fleet, A) == []
-    assert min(_requests(fleet, B, "POST", "/pods")) > removed
+    assert min(requests_to(fleet, B, "POST", "/pods")) > removed
+
+
+def test_the_dashboards_pod_list_marks_the_jobs_pod(fleet: Fleet) -> None:
+    job = jobs.launch(RESUMING, gpus="H100:8", name="shown", settings=settings(A, B))
+    wait_for(lambda: running_in(job, A), what="RUNNING in a")
+    (row,) = pods_on_nodes(settings(A, B), A, [GPU_NODE], ["nvidia.com/gpu"])
+    assert (row.name, row.gpus, row.job) == (job.record().launch_name, 8, str(job.id))
+    assert f"job {job.id}</span>" in pods_html([row], by_node=False)
+
+    fleet.preempt_node(A, GPU_NODE)
+    wait_for(lambda: running_in(job, B), what="RUNNING in b")
+    (row,) = pods_on_nodes(settings(A, B), B, [GPU_NODE], ["nvidia.com/gpu"])
+    assert row.job == f"{job.id} (attempt 2)"
+    jobs.cancel([str(job.id)], wait_s=30)
 
 
 # --- the controller ---------------------------------------------------------------------------
@@ -325,7 +289,7 @@ def test_a_lost_node_recovers_only_once_the_old_pod_is_gone(fleet: Fleet) -> Non
 
 def test_a_killed_controller_is_restarted_and_readopts_the_running_job(fleet: Fleet) -> None:
     job = jobs.launch(RESUMING, gpus="H100:8", name="survivor", settings=settings(A, B))
-    wait_for(lambda: _running_in(job, A), what="RUNNING in a")
+    wait_for(lambda: running_in(job, A), what="RUNNING in a")
     first = process.status()
     assert first.running and first.pid
     os.kill(first.pid, signal.SIGKILL)
@@ -341,16 +305,16 @@ def test_a_killed_controller_is_restarted_and_readopts_the_running_job(fleet: Fl
 
     # The new controller adopted the pod (nothing relaunched) and still recovers it.
     time.sleep(1.0)
-    assert len(_requests(fleet, A, "POST", "/pods")) == 1
+    assert len(requests_to(fleet, A, "POST", "/pods")) == 1
     fleet.preempt_node(A, GPU_NODE)
     assert job.wait(30) == JobStatus.SUCCEEDED
     assert [a.context for a in job.ctl.attempts(job.id)] == [A, B]
-    assert len(_requests(fleet, B, "POST", "/pods")) == 1
+    assert len(requests_to(fleet, B, "POST", "/pods")) == 1
 
 
 def test_a_pod_lost_while_no_controller_runs_is_recovered_on_restart(fleet: Fleet) -> None:
     job = jobs.launch(RESUMING, gpus="H100:8", name="orphan", settings=settings(A, B))
-    wait_for(lambda: _running_in(job, A), what="RUNNING in a")
+    wait_for(lambda: running_in(job, A), what="RUNNING in a")
     assert process.stop()
     fleet.preempt_node(A, GPU_NODE)  # nobody watches
     wait_for(lambda: not job_pods(fleet, A), what="pod GC in a")

@@ -19,12 +19,15 @@ import nbformat
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from jobskit import requests_to
 from launchkit import JOB_A, JOB_B, JOB_GPU_NODE, jobs_spec
 from nbclient import NotebookClient
 
 from skymagic import jobs
 from skymagic.core.client import clear_clients
+from skymagic.errors import ConfigError
 from skymagic.jobs import JobStatus, process
+from skymagic.launches import LaunchResult, launch_task, parse_task
 from skymagic.sim import Fleet
 from skymagic.ui.cli import main as cli
 
@@ -174,6 +177,47 @@ def test_command_line(fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert cli(["jobs", "controller", "stop"]) == 0
     assert "jobs controller stopped" in capsys.readouterr().out
     assert cli(["jobs", "controller", "status"]) == 1
+
+
+# --- %sky_down of a job's pod ---------------------------------------------------------------------
+
+
+def test_down_refuses_a_managed_jobs_pod_unless_forced(
+    fleet: Fleet, shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = jobs.launch(LONG_FIRST, gpus="H100:8", name="keep")
+    wait_for(lambda: job.status == JobStatus.RUNNING, what="RUNNING")
+    pod = job.record().launch_name
+    fleet.clear_requests()
+
+    # Named: refused before anything is deleted, naming the job and how to stop it.
+    with pytest.raises(ConfigError) as info:
+        shell.run_line_magic("sky_down", pod)
+    message = str(info.value)
+    assert f"'{pod}' is the pod of managed job {job.id}" in message
+    assert f"`%sky_jobs_cancel {job.id}`" in message and "--force" in message
+    assert "\n" not in message
+    assert cli(["down", pod]) == 1
+    assert f"`skymagic jobs cancel {job.id}`" in capsys.readouterr().err
+
+    # --all stops the user's plain launches and keeps the job's pod.
+    plain = launch_task(parse_task("sleep 120", name="plain", cpus="1"), detach=True)
+    assert isinstance(plain, LaunchResult) and plain.status == "Running"
+    with capture_output() as out:
+        deleted = shell.run_line_magic("sky_down", "--all")
+    assert deleted.kept == [(pod, str(job.id))]
+    assert {what for _ctx, kind, what in deleted if kind == "pod"} == {"default/plain"}
+    assert f"kept {pod}: the pod of managed job {job.id}" in out.stdout
+    time.sleep(1.0)
+    assert not requests_to(fleet, JOB_A, "DELETE", f"/pods/{pod}")
+    assert job.status == JobStatus.RUNNING and job.record().recoveries == 0
+
+    # --force deletes it: to the controller a disruption, so the job recovers.
+    assert cli(["down", pod, "--force"]) == 0
+    assert f"deleted pod default/{pod}" in capsys.readouterr().out
+    assert job.wait(30) == JobStatus.SUCCEEDED
+    rec = job.record()
+    assert rec.recoveries == 1 and "deleted by someone else" in rec.last_failure
 
 
 # --- a notebook whose kernel goes away ----------------------------------------------------------

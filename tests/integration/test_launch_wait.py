@@ -85,7 +85,10 @@ def test_waiting_creates_nothing_and_starts_soon_after_gpus_free_up(
     want = "H100:8" + (" (x2 nodes)" if num_nodes == 2 else "")
     assert line.startswith(f"waiting for {want}: best now one 0/8 free on h100-"), line
     assert "done" not in out
-    assert any(m.startswith("--retry-until-up waits here, in the foreground") for m in rec.messages)
+    foreground = [m for m in rec.messages if m.startswith("--retry-until-up waits here")]
+    assert foreground and "in the foreground" in foreground[0]
+    # ... and says what waits without holding the kernel: a managed job's controller.
+    assert "submit it as a managed job (%%sky_jobs_launch)" in foreground[0]
     assert writes(fleet, ONE) == 0 and writes(fleet, TWO) == 0  # nothing created while waiting
 
     freed = time.monotonic()

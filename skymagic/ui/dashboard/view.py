@@ -368,14 +368,18 @@ def held_for(seconds: float | None) -> str:
 
 def pods_html(pods: Sequence[PodRow], *, by_node: bool, now: float | None = None) -> str:
     """The details' pod table: who holds these GPUs and for how long; `by_node` adds a node
-    column (pods of several nodes). `now` (default: the clock) dates the "for" column."""
+    column (pods of several nodes), and a "managed job" column appears when a pod is one (from
+    its labels: stopping it is `%sky_jobs_cancel N`, not `%sky_down`). `now` (default: the
+    clock) dates the "for" column."""
     if not pods:
         return "<div class='sky-muted'>no pods hold these GPUs</div>"
     at = time.time() if now is None else now
-    head = "<th>node</th>" if by_node else ""
+    jobs = any(p.job for p in pods)
+    head = ("<th>node</th>" if by_node else "") + ("<th>managed job</th>" if jobs else "")
     rows = "".join(
         "<tr>"
         + (f"<td>{html.escape(p.node)}</td>" if by_node else "")
+        + (f"<td>{_job_badge(p.job)}</td>" if jobs else "")
         + f"<td>{html.escape(p.namespace)}</td><td>{html.escape(p.name)}</td>"
         f"<td style='text-align:right'>{p.gpus}</td><td>{html.escape(p.holder)}</td>"
         f"<td>{held_for(None if p.started is None else at - p.started)}</td></tr>"
@@ -385,6 +389,19 @@ def pods_html(pods: Sequence[PodRow], *, by_node: bool, now: float | None = None
         "<table class='sky-pods'><thead><tr>"
         f"{head}<th>namespace</th><th>name</th><th>GPUs</th><th>held by</th><th>for</th>"
         f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _job_badge(job: str) -> str:
+    """'job 3' as a badge (its title says how to stop it), or nothing for other pods."""
+    if not job:
+        return ""
+    number = job.split(maxsplit=1)[0]
+    title = f"managed job {number}: %sky_jobs_cancel {number} stops it"
+    return (
+        f"<span class='sky-job' title='{html.escape(title)}' style='padding:0 5px;"
+        "border-radius:8px;background:#e3ecfa;color:#1a4f9c;white-space:nowrap'>"
+        f"job {html.escape(job)}</span>"
     )
 
 

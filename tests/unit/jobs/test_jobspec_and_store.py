@@ -170,6 +170,43 @@ def test_store_records_jobs_attempts_and_status_changes(tmp_path: Path) -> None:
     assert [j.id for j in store.jobs(active_only=True)] == [other]
 
 
+def test_details_follow_the_status_message_and_live_updates(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
+    job_id = _submit(store)
+    assert store.job(job_id).details == "submitted"  # type: ignore[union-attr]
+    store.set_status(job_id, JobStatus.PENDING, "waiting for capacity for H100:8: best now a")
+    store.update(job_id, details="waiting for capacity for H100:8: best now b")  # no event
+    assert store.job(job_id).details.endswith("best now b")  # type: ignore[union-attr]
+    assert len(store.events(job_id)) == 2
+    store.set_status(job_id, JobStatus.SUCCEEDED, "")
+    assert store.job(job_id).details == ""  # type: ignore[union-attr]
+
+
+def test_a_database_from_before_details_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "jobs.db")
+    old.execute(
+        "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
+        "launch_name TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, task TEXT NOT NULL, "
+        "settings TEXT NOT NULL, recovery TEXT NOT NULL, task_id TEXT NOT NULL DEFAULT '', "
+        "resources TEXT NOT NULL, submitted_at REAL NOT NULL, started_at REAL, ended_at REAL, "
+        "recoveries INTEGER NOT NULL DEFAULT 0, restarts_on_errors INTEGER NOT NULL DEFAULT 0, "
+        "last_failure TEXT NOT NULL DEFAULT '', cancel_requested INTEGER NOT NULL DEFAULT 0, "
+        "updated_at REAL NOT NULL)"
+    )
+    old.execute(
+        "INSERT INTO jobs (name, status, task, settings, recovery, resources, submitted_at, "
+        "updated_at) VALUES ('old', 'RUNNING', '{}', '{}', '{}', '', 1.0, 1.0)"
+    )
+    old.commit()
+    old.close()
+    store = JobStore(tmp_path)
+    (rec,) = store.jobs()
+    assert (rec.name, rec.details) == ("old", "")
+    assert JobStore(tmp_path).jobs()[0].details == ""  # a second open: nothing to add
+
+
 def test_log_reader_heads_each_attempt_with_its_context(tmp_path: Path) -> None:
     store = JobStore(tmp_path)
     job_id = _submit(store, "train")

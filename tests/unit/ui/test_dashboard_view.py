@@ -6,7 +6,7 @@ import pytest
 from dashkit import inventory, node
 
 from skymagic.gpus.inventory import Inventory
-from skymagic.gpus.pods import PodRow
+from skymagic.gpus.pods import PodRow, job_of
 from skymagic.ui.dashboard.view import (
     ALL,
     Filters,
@@ -263,6 +263,29 @@ def test_pods_say_who_holds_the_gpus_and_for_how_long() -> None:
     assert "<th>held by</th><th>for</th>" in table
     assert "<td>skymagic: alice</td><td>3 h 5 min</td>" in table
     assert "<td>Job/train</td><td></td>" in table  # start unknown: blank
+
+
+def test_pods_of_managed_jobs_carry_a_job_badge() -> None:
+    pods = [
+        PodRow("default", "train-3", "g-0", 8, holder="skymagic: alice", job="3 (attempt 2)"),
+        PodRow("team-a", "other", "g-0", 4, holder="Job/train"),
+    ]
+    table = pods_html(pods, by_node=True)
+    assert "<th>node</th><th>managed job</th><th>namespace</th>" in table
+    assert "job 3 (attempt 2)</span>" in table
+    assert "title='managed job 3: %sky_jobs_cancel 3 stops it'" in table
+    assert "<td>g-0</td><td></td><td>team-a</td>" in table  # not a job: an empty cell
+    # No job among the pods: no column.
+    assert "managed job" not in pods_html(pods[1:], by_node=False)
+
+
+def test_job_of_reads_the_job_labels() -> None:
+    from skymagic.jobs.model import LABEL_JOB_ATTEMPT, LABEL_JOB_ID
+
+    assert job_of({"labels": {LABEL_JOB_ID: "3", LABEL_JOB_ATTEMPT: "1"}}) == "3"
+    assert job_of({"labels": {LABEL_JOB_ID: "3", LABEL_JOB_ATTEMPT: "2"}}) == "3 (attempt 2)"
+    assert job_of({"labels": {"skymagic.dev/user": "alice"}}) == ""
+    assert job_of({}) == ""
 
 
 def test_held_for_reads_like_people_say_it() -> None:
