@@ -7,7 +7,9 @@ item: a list of 100,000 pods is millions of them). This client speaks HTTPS with
 transport the official client uses), builds TLS and auth from skymagic's own kubeconfig and
 credential layer, and hands list pages to the caller as bytes to decode into the few fields
 it needs. `ContextClient.official()` still gives the official typed API, built
-from the same settings, for anything else.
+from the same settings, for anything else (impersonation included: several `as-groups` are
+one Impersonate-Group header each, see `_official_headers`; its WebSocket streams cannot carry
+impersonation at all, so core/podstreams.py refuses an impersonating user).
 
 Behaviour per request:
 - connect and read timeouts always (`request_timeout`, default 5 s);
@@ -585,16 +587,8 @@ class ContextClient:
                 cfg.api_key = {"authorization": headers["Authorization"]}
             if cluster.proxy_url:
                 cfg.proxy = cluster.proxy_url
-            impersonate = self.credentials.impersonation()
-            names = [k for k, _ in impersonate]
-            if len(names) != len(set(names)):
-                raise ConfigError(
-                    "the user impersonates several groups or extra values, which the official "
-                    "client cannot send (one header each); use ContextClient.request instead",
-                    context=self.name,
-                )
             api = k8s.ApiClient(cfg)
-            for k, v in impersonate:
+            for k, v in _official_headers(self.credentials.impersonation()):
                 api.set_default_header(k, v)
         except BaseException:
             remove()
@@ -609,6 +603,40 @@ class ContextClient:
 
         api.close = close_and_remove  # type: ignore[method-assign]  # the file cleanup rides on it
         return api
+
+
+def _official_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Repeated headers (several `as-groups`, an `as-user-extra` list) as the official client
+    can send them: each repeat under its own spelling of the name.
+
+    The official client keeps default headers in a plain dict and rebuilds every request's
+    headers as a plain dict (`ApiClient.param_serialize`), so neither a repeated key nor
+    urllib3's HTTPHeaderDict survives it, and a list value is refused by http.client. Keys that
+    differ only in case do survive: urllib3 sends each as its own header line (a body's
+    request folds them into an HTTPHeaderDict, which keeps one line per value), and the API
+    server, like any HTTP server, reads header names case-insensitively, so it sees one
+    `Impersonate-Group` per group, in order, as client-go sends them.
+    """
+    out: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
+    for name, value in headers:
+        n = seen.get(name.lower(), 0)
+        seen[name.lower()] = n + 1
+        out.append((_spelling(name, n), value))
+    return out
+
+
+def _spelling(name: str, n: int) -> str:
+    """The `n`-th distinct spelling of a header name (0: as given): bit i of n flips the case
+    of its i-th letter, so a 16-letter name has 65,536 spellings."""
+    letters = [i for i, c in enumerate(name) if c.isalpha()]
+    if n >= 2 ** len(letters):
+        raise ConfigError(f"too many values for the header {name} ({n + 1})")
+    chars = list(name)
+    for bit, i in enumerate(letters):
+        if n >> bit & 1:
+            chars[i] = chars[i].swapcase()
+    return "".join(chars)
 
 
 def _write(directory: str, name: str, data: bytes) -> str:

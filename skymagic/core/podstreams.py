@@ -23,6 +23,7 @@ from typing import Any
 
 from skymagic.core.client import ContextClient
 from skymagic.errors import (
+    ConfigError,
     ForbiddenError,
     LaunchError,
     NotFoundError,
@@ -77,6 +78,15 @@ def _open(
     from kubernetes.client.exceptions import ApiException
     from kubernetes.stream import portforward, stream
 
+    if client.credentials.impersonation():
+        # kubernetes.stream's create_websocket forwards only the Authorization header: the
+        # Impersonate-* headers would be dropped and the stream would run as the real user.
+        raise ConfigError(
+            f"this context's user impersonates (`as` in the kubeconfig), which the official "
+            f"client's {kind} stream cannot carry (it would act as the real user instead); "
+            f"use a context whose user has no `as` for exec, file copies and ports",
+            context=client.name,
+        )
     api = client.official()
     core = k8s.CoreV1Api(api)
     try:

@@ -8,6 +8,11 @@ the follow with its exit code, a running one is followed again from where the lo
 (`sinceTime`, lines already shown skipped). If the context stays unreachable for
 `reconnect_for` seconds, the follow ends with a line saying the pod keeps running there and
 how to follow it.
+
+`follow_lines` is that one mechanism as a generator of log lines (its return value is the
+FollowOutcome): the launch's own follow (`follow_pod`, which hands each line to an observer)
+and `%sky_logs NAME --follow` (`lifecycle.logs`) both run it, so a stalled stream is detected,
+resumed and bounded the same way in both.
 """
 
 from __future__ import annotations
@@ -15,25 +20,45 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from urllib3.exceptions import HTTPError
 
 from skymagic.core.client import ContextClient
 from skymagic.errors import NotFoundError, SkymagicError
 
-__all__ = ["FollowOutcome", "PodObserver", "follow_pod", "pod_exit"]
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+__all__ = [
+    "FOLLOW_READ_TIMEOUT_S",
+    "RECONNECT_FOR_S",
+    "FollowOutcome",
+    "FollowReporter",
+    "PodObserver",
+    "follow_lines",
+    "follow_pod",
+    "pod_exit",
+]
+
+FOLLOW_READ_TIMEOUT_S = 30.0  # longest silence on the log stream before the pod is re-read
+RECONNECT_FOR_S = 60.0  # how long a started pod's unreachable context is retried
 
 _TERMINAL = ("Succeeded", "Failed")
 
 
-class PodObserver(Protocol):
+class FollowReporter(Protocol):
+    """What following a pod reports besides its log lines (lost contact, reconnects)."""
+
+    def on_progress(self, context: str, phase: str, elapsed: float) -> None: ...
+    def on_message(self, text: str) -> None: ...
+
+
+class PodObserver(FollowReporter, Protocol):
     """What following a pod reports (runner.LaunchObserver is one; rerun.py and gang.py report
     the same)."""
 
-    def on_progress(self, context: str, phase: str, elapsed: float) -> None: ...
     def on_log(self, line: str) -> None: ...
-    def on_message(self, text: str) -> None: ...
 
 
 @dataclass
@@ -58,24 +83,36 @@ class _Cursor:
         # Whole seconds: the server returns a superset; lines already shown are skipped.
         return None if self.text is None else self.text[:19] + "Z"
 
-    def take(self, raw: bytes, obs: PodObserver, skip: dict[tuple[str, int], int]) -> None:
+    def query(self, tail: int | None) -> dict[str, Any]:
+        """Where to read from: after the newest line shown, or (nothing shown yet) the tail."""
+        query: dict[str, Any] = {"timestamps": "true"}
+        if self.text is not None:
+            query["sinceTime"] = self.since()
+        elif tail is not None:
+            query["tailLines"] = tail
+        return query
+
+    def skips(self) -> dict[tuple[str, int], int]:
+        return {self.key: self.at_key} if self.key is not None else {}
+
+    def take(self, raw: bytes, skip: dict[tuple[str, int], int]) -> str | None:
+        """The line to show without its timestamp, or None when it was shown already."""
         line = raw.decode("utf-8", "replace")
         stamp, sep, rest = line.partition(" ")
         key = _ts_key(stamp) if sep else None
         if key is None:
-            obs.on_log(line)
-            return
+            return line
         if self.key is not None and key <= self.key:
             if key < self.key:
-                return
+                return None
             if skip.get(key, 0) > 0:
                 skip[key] -= 1
-                return
+                return None
         if key == self.key:
             self.at_key += 1
         else:
             self.key, self.text, self.at_key = key, stamp, 1
-        obs.on_log(rest)
+        return rest
 
 
 def _ts_key(stamp: str) -> tuple[str, int] | None:
@@ -110,9 +147,44 @@ def follow_pod(
     read_timeout: float,
     reconnect_for: float,
 ) -> FollowOutcome:
-    """Stream the pod's log until the container ends; never raises for the context's faults.
+    """Stream the pod's log to `obs` until the container ends; never raises for the context's
+    faults.
 
     KeyboardInterrupt propagates to the caller (who detaches and says so).
+    """
+    lines = follow_lines(
+        client, ns, name, obs, started, read_timeout=read_timeout, reconnect_for=reconnect_for
+    )
+    try:
+        while True:
+            try:
+                line = next(lines)
+            except StopIteration as done:
+                outcome: FollowOutcome = done.value
+                return outcome
+            obs.on_log(line)
+    finally:
+        lines.close()  # an interrupted follow closes its open stream now, not at collection
+
+
+def follow_lines(
+    client: ContextClient,
+    ns: str,
+    name: str,
+    obs: FollowReporter,
+    started: float,
+    *,
+    read_timeout: float,
+    reconnect_for: float,
+    tail: int | None = None,
+) -> Generator[str, None, FollowOutcome]:
+    """Yield the pod's log lines until the container ends, then return how it ended.
+
+    Never raises for the context's faults: each read waits at most `read_timeout` (a stalled
+    stream is a timeout like any other failure), after which the pod is re-read; a running pod
+    is followed again from where the log stood (`sinceTime`, no line twice); a context that
+    stays unreachable for `reconnect_for` seconds ends the follow with phase "Running".
+    `tail` limits the first read to the last lines (as `tailLines`).
     """
     path = f"/api/v1/namespaces/{ns}/pods/{name}"
     cursor = _Cursor()
@@ -121,15 +193,14 @@ def follow_pod(
     lost = ""
     backoff = 0.2
     while True:
-        query: dict[str, Any] = {"follow": "true", "timestamps": "true"}
-        since = cursor.since()
-        if since:
-            query["sinceTime"] = since
-        skip = {cursor.key: cursor.at_key} if cursor.key is not None else {}
+        query = {"follow": "true", **cursor.query(tail)}
+        skip = cursor.skips()
         try:
             for raw in client.stream_lines(path + "/log", query, read_timeout=read_timeout):
-                cursor.take(raw, obs, skip)
+                line = cursor.take(raw, skip)
                 last_contact = time.monotonic()
+                if line is not None:
+                    yield line
             last_contact = time.monotonic()
         except (SkymagicError, HTTPError, OSError) as exc:
             lost = exc.message if isinstance(exc, SkymagicError) else _describe(exc)
@@ -150,7 +221,7 @@ def follow_pod(
         backoff = 0.2
         phase = str(pod.get("status", {}).get("phase", "Unknown"))
         if phase in _TERMINAL:
-            _drain(client, path, cursor, obs)
+            yield from _drain(client, path, cursor, tail)
             return FollowOutcome(phase, pod_exit(pod), reconnects=reconnects)
         if lost:
             obs.on_message(f"{client.name}: the log stream broke ({lost}); following it again")
@@ -160,20 +231,20 @@ def follow_pod(
         time.sleep(0.1)
 
 
-def _drain(client: ContextClient, path: str, cursor: _Cursor, obs: PodObserver) -> None:
+def _drain(
+    client: ContextClient, path: str, cursor: _Cursor, tail: int | None
+) -> Generator[str, None, None]:
     """The lines written after the stream broke and before the container ended."""
-    query: dict[str, Any] = {"timestamps": "true"}
-    since = cursor.since()
-    if since:
-        query["sinceTime"] = since
-    skip = {cursor.key: cursor.at_key} if cursor.key is not None else {}
+    skip = cursor.skips()
     try:
-        resp = client.request("GET", path + "/log", query=query)
+        resp = client.request("GET", path + "/log", query=cursor.query(tail))
     except SkymagicError:
         return
     for raw in resp.data.splitlines():
         if raw.strip():
-            cursor.take(raw, obs, skip)
+            line = cursor.take(raw, skip)
+            if line is not None:
+                yield line
 
 
 def _describe(exc: BaseException) -> str:

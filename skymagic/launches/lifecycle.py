@@ -18,9 +18,17 @@ from skymagic.core.client import ContextClient
 from skymagic.core.fanout import ContextResult, fan_out
 from skymagic.core.podstreams import exec_stream
 from skymagic.core.targets import Settings, Targets, current_user, resolve_targets
-from skymagic.errors import ConfigError, ForbiddenError, NotFoundError, SkymagicError
+from skymagic.errors import (
+    ConfigError,
+    ForbiddenError,
+    NotFoundError,
+    SkymagicError,
+    TransportError,
+)
 from skymagic.launches.agent import idle_note, idle_probe
+from skymagic.launches.follow import FOLLOW_READ_TIMEOUT_S, RECONNECT_FOR_S, follow_lines
 from skymagic.launches.gangstop import stopped_status
+from skymagic.launches.outcome import command
 from skymagic.launches.pods import reap_ended
 from skymagic.launches.podspec import (
     ANNOTATION_AUTOSTOP,
@@ -364,24 +372,55 @@ def logs(
     follow: bool = False,
     tail: int | None = None,
     rank: int | None = None,
+    read_timeout: float = FOLLOW_READ_TIMEOUT_S,
+    reconnect_for: float = RECONNECT_FOR_S,
+    hint_style: str = "magic",
 ) -> Iterator[str]:
     """The log lines of launch `name` (following until it ends with `follow`).
 
-    A multi-node launch: rank 0's, or `rank`'s.
+    A multi-node launch: rank 0's, or `rank`'s. `follow` is the launch's own follow
+    (`follow.follow_lines`): a stream silent for `read_timeout` is a stall, after which the pod
+    is re-read and, while it runs, followed again from where the log stood (no line twice); an
+    API server unreachable for `reconnect_for` seconds ends it with a TransportError whose
+    command (`hint_style` "magic" or "cli") follows it again.
     """
     settings = settings or Settings()
     client, ns, pod = _locate(name, settings, rank)
+    if follow:
+        out = yield from follow_lines(
+            client,
+            ns,
+            pod,
+            _Unreported(),
+            time.monotonic(),
+            read_timeout=read_timeout,
+            reconnect_for=reconnect_for,
+            tail=tail,
+        )
+        if out.phase == "Running":
+            again = command(hint_style, "logs", name) + " --follow"
+            raise TransportError(
+                f"the API server did not answer for {reconnect_for:g} s while following "
+                f"'{name}' ({out.lost}); the pod keeps running there: run {again} again",
+                context=client.name,
+            )
+        return
     path = f"/api/v1/namespaces/{ns}/pods/{pod}/log"
     query: dict[str, Any] = {}
     if tail is not None:
         query["tailLines"] = tail
-    if follow:
-        query["follow"] = "true"
-        for line in client.stream_lines(path, query):
-            yield line.decode("utf-8", "replace")
-        return
     resp = client.request("GET", path, query=query)
     yield from resp.data.decode("utf-8", "replace").splitlines()
+
+
+class _Unreported:
+    """`logs --follow` prints log lines only: reconnects are silent, giving up is the error."""
+
+    def on_progress(self, context: str, phase: str, elapsed: float) -> None:
+        pass
+
+    def on_message(self, text: str) -> None:
+        pass
 
 
 class Deleted(list[tuple[str, str, str]]):

@@ -9,7 +9,6 @@ none free now, so failover normally creates no pod in a full context at all.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from skymagic.launches.fit import (
     requested,
     what_fits,
 )
+from skymagic.launches.planview import plan_html
 from skymagic.launches.task import Task
 
 if TYPE_CHECKING:
@@ -160,24 +160,15 @@ class Plan:
         return str(self)
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in PLAN_COLUMNS)
-        body = []
-        for r, row in zip(self.rows, self._table(), strict=True):
-            style = ' style="font-weight:bold"' if r.chosen else ""
-            cells = "".join(f"<td>{html.escape(str(c))}</td>" for c in row)
-            body.append(f"<tr{style}>{cells}</tr>")
-        warn = "".join(
-            f'<div style="color:#9a6700">Warning: {html.escape(w)}</div>' for w in self.warnings
-        )
-        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.task.notes)
-        advice = f"<div>{html.escape(self.advice())}</div>" if self.advice() else ""
-        return (
-            f"<div><b>{html.escape(self.title())}</b><table>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-            + advice
-            + (f"<ul>{notes}</ul>" if notes else "")
-            + warn
-            + "</div>"
+        # Six columns that fit a notebook cell; the other four under the table (planview.py).
+        return plan_html(
+            self.title(),
+            PLAN_COLUMNS,
+            self._table(),
+            [r.chosen for r in self.rows],
+            notes=self.task.notes,
+            advice=self.advice(),
+            warnings=self.warnings,
         )
 
 

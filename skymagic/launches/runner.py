@@ -39,7 +39,12 @@ from skymagic.errors import (
     SkymagicError,
 )
 from skymagic.launches.files import FileSet, collect_files
-from skymagic.launches.follow import follow_pod, pod_exit
+from skymagic.launches.follow import (
+    FOLLOW_READ_TIMEOUT_S,
+    RECONNECT_FOR_S,
+    follow_pod,
+    pod_exit,
+)
 from skymagic.launches.gang import cleanup_labelled, gang_attempt
 from skymagic.launches.gangrerun import rerun_on_gang
 from skymagic.launches.outcome import Attempt, LaunchObserver, LaunchResult, Silent, command
@@ -55,8 +60,6 @@ from skymagic.launches.wait import CapacityWaiter, retry_from_config
 __all__ = ["Attempt", "LaunchObserver", "LaunchResult", "launch_task"]
 
 SERVICE_ACCOUNT_NAME = "skymagic-service-account"
-FOLLOW_READ_TIMEOUT_S = 30.0  # longest silence on the log stream before the pod is re-read
-RECONNECT_FOR_S = 60.0  # how long a started pod's unreachable context is retried
 
 
 def _pods_path(ns: str) -> str:

@@ -96,6 +96,7 @@ class ApiServer:
             await asyncio.sleep(faults.latency_ms / 1000.0)
         user = "-"
         impersonator = ""
+        groups: list[str] = []
         try:
             if faults.error_rate and self.cluster.rng.random() < faults.error_rate:
                 raise HTTPStatus(
@@ -105,7 +106,7 @@ class ApiServer:
             user = ident.user
             acting = self._impersonate(req, ident)
             if acting is not ident:
-                impersonator, user = ident.user, acting.user
+                impersonator, user, groups = ident.user, acting.user, list(acting.groups)
             resp = await self._route(req, acting)
             if faults.corrupt and req.path == faults.corrupt_path:
                 resp = corrupt_body(resp, req, faults.corrupt)
@@ -123,7 +124,8 @@ class ApiServer:
                 "code": resp.status,
                 "bytes": resp.length,
                 "watch": resp.stream is not None,
-                **({"impersonator": impersonator} if impersonator else {}),
+                # who acted for whom, and the groups it asked for (one Impersonate-Group each)
+                **({"impersonator": impersonator, "groups": groups} if impersonator else {}),
             }
         )
         return resp

@@ -519,18 +519,8 @@ class SimCluster:
     async def _run_local(self, key: str, pod: dict[str, Any], log: PodLog) -> int | None:
         container = pod["spec"]["containers"][0]
         argv = _argv(container) or ["sleep", "infinity"]
-        workdir = self.runtime.pod_dir(key)
-        env = self.runtime.env(key, pod, container)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=str(workdir),
-                env=env,
-                start_new_session=True,
-            )
+        try:  # stdin kept open for attach with `stdin: true` (podexec.py)
+            proc = await self.runtime.start_main(key, pod, container, argv)
         except OSError as exc:
             log.append(f"exec {shlex.join(argv)}: {exc.strerror}\n".encode())
             return 127

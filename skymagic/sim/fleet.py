@@ -219,7 +219,8 @@ class Fleet:
         return dict(self._call("status", {}))
 
     def requests(self, cluster: str) -> list[dict[str, Any]]:
-        """Every request this cluster answered: method, path, query, user, code, bytes."""
+        """Every request this cluster answered: method, path, query, user, code, bytes; an
+        impersonated one also the `impersonator` and the `groups` it asked for."""
         return list(self._call("requests", {"cluster": cluster}))
 
     def clear_requests(self, cluster: str | None = None) -> None:

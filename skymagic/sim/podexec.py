@@ -13,10 +13,18 @@ environment; the pod listens on $PORT_<P> and a port-forward to P connects to 12
 port the pod does not declare forwards to 127.0.0.1:P itself (as if the pod used the host's
 network). `runtime: simulate` pods answer exec from the cluster's `exec:` rules (see spec.py)
 and port-forwards to declared ports with a one-line HTTP page.
+
+The main process (`start_main`) is started as a container runtime starts the container: with
+`stdin: true` its stdin is a pipe the runtime keeps open, so every attach with stdin writes to
+it (containerd's ContainerIO.Attach); with `stdinOnce: true` (and no tty) it is closed when the
+first attach's stdin ends, so the process reads EOF; without `stdin: true` the process reads
+/dev/null and an attach's stdin is dropped without a word, as containerd drops it (kubectl only
+warns about a missing tty, never about stdin).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import itertools
@@ -257,6 +265,7 @@ class PodRuntime:
     _watchers: dict[str, dict[int, Callable[[], None]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
+    _stdins: dict[str, tuple[int, bool]] = field(default_factory=dict)  # write end, stdinOnce
 
     def pod_dir(self, key: str) -> Path:
         path = self.workdir / "pods" / key.replace("/", "_")
@@ -295,6 +304,47 @@ class PodRuntime:
         # headless-Service names (netnames.py)
         env.update(names_env(self.workdir, env.get("PATH", ""), env.get("PYTHONPATH", "")))
         return env
+
+    async def start_main(
+        self, key: str, pod: dict[str, Any], container: dict[str, Any], argv: list[str]
+    ) -> asyncio.subprocess.Process:
+        """Start a local pod's main process (output on one pipe: the pod log); its stdin is kept
+        open for attach when the container asks for `stdin: true` (see the module docstring)."""
+        read_end = None
+        if container.get("stdin"):
+            read_end, write_end = os.pipe()
+            once = bool(container.get("stdinOnce")) and not container.get("tty")
+            with self._lock:
+                self._stdins[key] = (write_end, once)
+        try:
+            return await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL if read_end is None else read_end,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                cwd=str(self.pod_dir(key)),
+                env=self.env(key, pod, container),
+                start_new_session=True,
+            )
+        finally:
+            if read_end is not None:
+                os.close(read_end)
+
+    def attach_stdin(self, key: str) -> tuple[int, bool] | None:
+        """For an attach with stdin: a writer of the main process's stdin (the caller closes
+        it) and whether the end of this attach's stdin closes the container's (stdinOnce);
+        None when the container has no stdin (or it was closed)."""
+        with self._lock:
+            found = self._stdins.get(key)
+            return None if found is None else (os.dup(found[0]), found[1])
+
+    def close_stdin(self, key: str) -> None:
+        """The container's stdin ends (stdinOnce, or the pod stopped)."""
+        with self._lock:
+            found = self._stdins.pop(key, None)
+        if found is not None:
+            with contextlib.suppress(OSError):
+                os.close(found[0])
 
     def spawn(
         self,
@@ -360,6 +410,7 @@ class PodRuntime:
             procs = self._execs.pop(key, set())
             self._ports.pop(key, None)
             watchers = list(self._watchers.pop(key, {}).values())
+        self.close_stdin(key)
         for proc in procs:
             threading.Thread(target=proc.kill, daemon=True).start()
         for on_stop in watchers:
@@ -369,6 +420,9 @@ class PodRuntime:
         with self._lock:
             procs = [p for group in self._execs.values() for p in group]
             self._execs.clear()
+            keys = list(self._stdins)
+        for key in keys:
+            self.close_stdin(key)
         for proc in procs:
             proc.kill()
 

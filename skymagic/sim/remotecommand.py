@@ -347,14 +347,34 @@ class ExecSession(_Session):
 
 
 class AttachSession(_Session):
-    """Follow the container's output from now on until it exits (the pod log is its stdout)."""
+    """Follow the container's output from now on until it exits (the pod log is its stdout),
+    and write the attach's stdin to the main process's, when the container keeps one open
+    (`stdin: true`, podexec.PodRuntime.start_main); otherwise stdin is dropped, as containerd
+    drops it."""
 
     def __init__(
-        self, mux: Mux, opts: StreamOptions, version: int, websocket: bool, log: Any
+        self,
+        mux: Mux,
+        opts: StreamOptions,
+        version: int,
+        websocket: bool,
+        log: Any,
+        stdin: tuple[int, bool] | None = None,
+        on_stdin_once: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(mux, opts, version, websocket)
         self.log = log
         self._seen = len(log.lines) if log is not None else 0
+        self._writer: FdEnd | None = None
+        self._stdin_open = False
+        self._once = False
+        self._on_once = on_stdin_once
+        if stdin is not None:
+            fd, self._once = stdin
+            writer = self._writer = FdEnd(fd, readable=False, writable=True)
+            self._stdin_open = True
+            self.reactor.add(writer)
+            self.mux.client.full = lambda: writer.buffered > HIGH_WATER
 
     def _begin(self) -> None:
         super()._begin()
@@ -375,11 +395,28 @@ class AttachSession(_Session):
             return
         self.reactor.call_later(0.05, self._poll)
 
+    def _stdin(self, payload: bytes) -> None:
+        if self._writer is not None and self._stdin_open:
+            self._writer.write(payload)
+
+    def _stdin_eof(self) -> None:
+        """This attach's stdin ended: its writer closes once flushed; with stdinOnce the
+        container's stdin closes too, so the process reads EOF."""
+        if self._writer is None or not self._stdin_open:
+            return
+        self._stdin_open = False
+        self._writer.finish_writing()
+        if self._once and self._on_once is not None:
+            self._on_once()
+
     def gone(self) -> None:
+        """The client left: the kubelet ends the session's stdin with it."""
         self.ended = True
+        self._stdin_eof()
 
     def pod_gone(self) -> None:
         """Nothing to do: the log closes with the pod, which ends the session."""
 
     def close(self) -> None:
-        return None
+        if self._writer is not None:
+            self._writer.close()

@@ -66,7 +66,9 @@ regular expression that must match the whole command as a shell would quote it
 (`shlex.join`); unmatched commands get defaults (`true`, `false`, `echo ...`, `cat` echoing
 stdin, `hostname`, `env`) or else exit 127 with a message on stderr. A port-forward to a
 simulated pod's declared port answers any request with a one-line HTTP page; other ports are
-refused. Attach streams the container's output from the moment of attaching.
+refused. Attach streams the container's output from the moment of attaching; its stdin reaches
+the main process of a local pod whose container says `stdin: true` (closed after the first
+attach with `stdinOnce: true`), and is dropped otherwise, as containerd drops it.
 """
 
 from __future__ import annotations

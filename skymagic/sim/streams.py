@@ -270,7 +270,16 @@ def _upgrade(
                 reactor, mux, cluster.runtime, key, pod, opts.ports
             )
         elif sub == "attach":
-            session = remotecommand.AttachSession(mux, opts, version, websocket, log)
+            stdin = cluster.runtime.attach_stdin(key) if opts.stdin else None
+            session = remotecommand.AttachSession(
+                mux,
+                opts,
+                version,
+                websocket,
+                log,
+                stdin,
+                lambda: cluster.runtime.close_stdin(key),
+            )
         else:
             session = remotecommand.ExecSession(
                 mux, opts, version, websocket, cluster.runtime, key, pod

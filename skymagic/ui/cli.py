@@ -287,7 +287,12 @@ def _logs(args: argparse.Namespace) -> int:
     from skymagic.launches import logs
 
     for line in logs(
-        args.name, cli_settings(args), follow=args.follow, tail=args.tail, rank=args.rank
+        args.name,
+        cli_settings(args),
+        follow=args.follow,
+        tail=args.tail,
+        rank=args.rank,
+        hint_style="cli",
     ):
         print(line, flush=True)
     return 0

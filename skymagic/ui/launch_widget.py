@@ -58,6 +58,14 @@ _TABLE_STYLE = (
 )
 
 
+def _wrapped(text: str, width: str) -> str:
+    """A cell that wraps within `width` (long context names, reasons), as the plan's do."""
+    return (
+        f"<td style='white-space:normal'><div style='max-width:{width};"
+        f"overflow-wrap:anywhere'>{html.escape(text)}</div></td>"
+    )
+
+
 def final_state(result: Any, error: BaseException | None) -> tuple[str, str]:
     """(text, kind) for the header once a launch is over; kind: ok | failed | info.
 
@@ -300,9 +308,9 @@ class LaunchProgressWidget:
             return ""
         rows = "".join(
             f"<tr style='color:{'#888' if a.outcome == 'skipped' else 'inherit'}'>"
-            f"<td>{i}</td><td>{html.escape(a.context)}</td>"
+            f"<td>{i}</td>{_wrapped(a.context, '10em')}"
             f"<td style='color:{_OUTCOME_COLOURS.get(a.outcome, 'inherit')}'>"
-            f"{html.escape(a.outcome)}</td><td>{html.escape(a.reason)}</td>"
+            f"{html.escape(a.outcome)}</td>{_wrapped(a.reason, '26em')}"
             f"<td style='text-align:right'>{a.seconds:.1f}</td></tr>"
             for i, a in enumerate(self.attempts, 1)
         )

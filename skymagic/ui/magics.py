@@ -278,7 +278,12 @@ class SkyMagics(Magics):
 
     @magic_arguments()
     @argument("name", help="The launch name.")
-    @argument("--follow", "-f", action="store_true", help="Keep streaming until the task ends.")
+    @argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="Keep streaming until the task ends (a stalled or broken stream is followed again).",
+    )
     @argument("--tail", type=int, default=None, help="Only the last N lines.")
     @argument(
         "--rank", type=int, default=None, help="A multi-node launch: rank N's log (default 0)."

@@ -199,13 +199,19 @@ def pod_manifest(
 
 
 def kubectl(
-    fleet: Fleet, context: str, *args: str, timeout: float = 30.0, check: bool = True
+    fleet: Fleet,
+    context: str,
+    *args: str,
+    timeout: float = 30.0,
+    check: bool = True,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real kubectl against one context of the fleet."""
+    """Run the real kubectl against one context of the fleet (`input`: its stdin, then EOF)."""
     cache = str(fleet.state_dir / "kubectl-cache")  # not the developer's ~/.kube/cache
     argv = ["kubectl", "--kubeconfig", fleet.kubeconfig, "--context", context]
     proc = subprocess.run(
         [*argv, "--cache-dir", cache, *args],
+        input=input,
         capture_output=True,
         text=True,
         timeout=timeout,
