@@ -1,7 +1,8 @@
 """What the controller knows of the clusters: its job pods and their nodes, kept by watches.
 
 The watches (`core/watch.WatchDriver`, one thread each) only post events to the supervisor's
-loop; the loop applies them here, so the caches have one writer and need no lock:
+loop; the loop applies them here (through `disruption.py`), so the caches have one writer and
+need no lock:
 
 - `PodCache`: one namespace's job pods (this database's label) as the watch last said, plus
   the uids seen DELETED (a pod seen gone stays gone, whatever a later list or a late

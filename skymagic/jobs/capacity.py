@@ -10,11 +10,11 @@ resources) fails at once. So a job waits up to a minute or more after GPUs free 
 retry provisions against full clusters again.
 
 Here the wait is the launch's own (`launches/wait.py`: an `InventoryWatcher` over the allowed
-contexts, the plan re-made from its live snapshot) shared by every waiting job: one watcher
-per group of jobs that launch in the same contexts with the same settings, so a hundred
-waiting jobs cost one list and two watches per context, not a hundred. Nothing is created
-while a job waits. On every change, each waiting job (oldest first) is planned against the
-snapshot; the moment one fits, `Fits` hands it back to the supervisor, which launches it
+contexts, the plan re-made from its live snapshot) shared by every waiting job: one watcher per
+group of jobs that launch in the same contexts with the same settings, so a hundred waiting
+jobs cost one list and two watches per context, not a hundred. Nothing is created while a job
+waits. On every change, each waiting job (oldest first) is planned against the snapshot; the
+moment one fits, `Fits` hands it back to the supervisor (`lifecycle.py`), which launches it
 through the usual placement with that snapshot as its inventory (no re-list). One hand-off per
 group at a time: the next job is judged once the first one's launch has reported, so two
 waiting jobs do not race each other for the same GPUs; a launch that loses a race anyway
