@@ -161,25 +161,14 @@ def pod_requests(spec: PodSpec | Mapping[str, Any]) -> dict[str, float]:
     )
 
 
-def _bound_spec(pod: PodUsage) -> tuple[str, PodSpec] | None:
-    """(node, spec) of a pod that holds resources: bound (spec.nodeName) and not terminal."""
-    spec = pod.spec
-    if spec is None or not spec.nodeName:
-        return None
-    status = pod.status
-    if status is not None and status.phase in TERMINAL_PHASES:
-        return None
-    return spec.nodeName, spec
-
-
 def pod_binding(pod: Pod | Mapping[str, Any]) -> Binding | None:
     """(node name, effective requests) of a pod that holds resources, else None.
 
     A pod holds resources from the moment it is bound (spec.nodeName) until it is terminal.
-    Takes the decoded `wire.Pod` or a plain dict (converted).
+    Takes the decoded `wire.Pod` or a plain dict (converted). The requests are shared: read
+    them, never change them (`pod_binding_cached`).
     """
-    bound = _bound_spec(to_pod(pod))
-    return None if bound is None else (bound[0], pod_requests(bound[1]))
+    return pod_binding_cached(to_pod(pod))
 
 
 def pod_binding_cached(pod: PodUsage) -> Binding | None:

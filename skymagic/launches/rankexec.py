@@ -20,6 +20,7 @@ from skymagic.errors import ConfigError, SkymagicError
 from skymagic.launches.agent import exec_wrapper
 from skymagic.launches.exec import ExecResult, Output, exec_command, run_in_pod
 from skymagic.launches.pods import LivePod, find_ranks
+from skymagic.launches.values import whole_number
 
 __all__ = ["ALL", "RankItem", "exec_ranks", "parse_rank", "run_rank"]
 
@@ -35,18 +36,9 @@ def parse_rank(text: str | int | None) -> Rank:
     """`--rank`'s value: 'all' or a rank number (0 when not given); else a one-line error."""
     if text is None:
         return 0
-    if isinstance(text, int):
-        value = text
-    elif text.strip().lower() == ALL:
+    if isinstance(text, str) and text.strip().lower() == ALL:
         return ALL
-    else:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ConfigError(f"--rank {text!r}: give a rank number (0, 1, ...) or 'all'") from None
-    if value < 0:
-        raise ConfigError(f"--rank {value}: ranks count from 0; give 0, 1, ... or 'all'")
-    return value
+    return whole_number(text, "--rank", fix="give a rank number (0, 1, ...) or 'all'")
 
 
 def exec_ranks(
