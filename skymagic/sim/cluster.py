@@ -1,8 +1,10 @@
-"""One simulated cluster's behaviour: start-up load, scheduler loop, kubelet-like pod runtime.
+"""One simulated cluster's state and behaviour: start-up load, the scheduler loop, pod creation
+and graceful deletion, run-time changes.
 
-The API layer (apiserver.py) turns HTTP into calls on this class; the fleet process's control
-channel (serve.py, driven by `Fleet` in fleet.py) changes it at run time (cordon, NotReady,
-add/remove nodes and pods, faults).
+The API layer (apiserver.py and its handlers) turns HTTP into calls on this class; the fleet
+process's control channel (serve.py, driven by `Fleet` in fleet.py) changes it at run time
+(cordon, NotReady, add/remove nodes and pods, faults). Bound pods are run by its Kubelet
+(kubelet.py); nodes going away by its NodeLifecycle (nodelife.py).
 
 Which GPU a node has comes from the spec (the node group's profile in labels.py), never from
 detecting it in the node's labels with the product's code: the simulator is what the product's
