@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from skymagic.core.targets import Settings
 from skymagic.errors import ConfigError, SkymagicError
@@ -22,7 +22,7 @@ from skymagic.launches.exec import ExecResult, Output, exec_command, run_in_pod
 from skymagic.launches.pods import LivePod, find_ranks
 from skymagic.launches.values import whole_number
 
-__all__ = ["ALL", "RankItem", "exec_ranks", "parse_rank", "run_rank"]
+__all__ = ["ALL", "RankItem", "exec_ranks", "parse_rank", "run_rank", "start_ranks"]
 
 ALL = "all"
 Rank = int | str  # a rank number, or ALL
@@ -90,13 +90,7 @@ def _run_all(
     started = time.monotonic()
     q: queue.Queue[RankItem] = queue.Queue()
     command = exec_wrapper(script, envs=envs)
-    for rank, live in enumerate(lives):
-        threading.Thread(
-            target=run_rank,
-            args=(rank, live, command, q.put),
-            name=f"skymagic-exec-rank-{rank}",
-            daemon=True,
-        ).start()
+    start_ranks(((live, command) for live in lives), q.put, "exec")
     sinks = {"out": on_stdout, "err": on_stderr}
     ended: list[ExecResult] = []
     errors: list[tuple[int, SkymagicError]] = []
@@ -130,6 +124,19 @@ def _run_all(
         rank=head.rank if head else None,
         ranks=sorted(ended, key=lambda r: r.rank or 0),
     )
+
+
+def start_ranks(
+    runs: Iterable[tuple[LivePod, list[str]]], put: Callable[[RankItem], None], what: str
+) -> None:
+    """Run each rank's command (in rank order) on a daemon thread of its own (`run_rank`)."""
+    for rank, (live, command) in enumerate(runs):
+        threading.Thread(
+            target=run_rank,
+            args=(rank, live, command, put),
+            name=f"skymagic-{what}-rank-{rank}",
+            daemon=True,
+        ).start()
 
 
 def run_rank(rank: int, live: LivePod, command: list[str], put: Callable[[RankItem], None]) -> None:
