@@ -7,9 +7,7 @@ item: a list of 100,000 pods is millions of them). This client speaks HTTPS with
 transport the official client uses), builds TLS and auth from skymagic's own kubeconfig and
 credential layer, and hands list pages to the caller as bytes to decode into the few fields
 it needs. `ContextClient.official()` still gives the official typed API, built
-from the same settings, for anything else (impersonation included: several `as-groups` are
-one Impersonate-Group header each, see `_official_headers`; its WebSocket streams cannot carry
-impersonation at all, so core/podstreams.py refuses an impersonating user).
+from the same settings, for anything else (core/official.py, impersonation included).
 
 Behaviour per request:
 - connect and read timeouts always (`request_timeout`, default 5 s);
@@ -25,15 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import pickle
 import re
-import shutil
-import ssl
-import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,43 +36,27 @@ from urllib.parse import urlencode
 import msgspec
 import urllib3
 from urllib3._collections import HTTPHeaderDict
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    MaxRetryError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-    SSLError,
-)
+from urllib3.exceptions import HTTPError
 
+from skymagic.core import failures
 from skymagic.core.auth import Credential, CredentialProvider
 from skymagic.core.entries import ResolvedContext
-from skymagic.core.execplugin import load_cert_pair
+from skymagic.core.official import official_client
 from skymagic.core.streams import PAGES, WatchStream, json_object, read_body, read_lines
-from skymagic.errors import (
-    ApiError,
-    ConfigError,
-    GoneError,
-    RequestTimeoutError,
-    SkymagicError,
-    TransportError,
-    api_error_for_status,
-)
+from skymagic.core.transport import pool_manager
+from skymagic.errors import ApiError, GoneError, RequestTimeoutError, SkymagicError
 
 __all__ = [
     "ClientSettings",
     "ContextClient",
     "RawPage",
     "WatchStream",
-    "error_kind",
     "fingerprint",
 ]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 _RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder().decode
 _CONTINUE_RE = re.compile(rb'"continue"\s*:\s*"([^"]*)"')
 _RV_RE = re.compile(rb'"resourceVersion"\s*:\s*"([^"]*)"')
 
@@ -130,35 +107,8 @@ class ContextClient:
         return self.resolved.auth_kind
 
     # -- connection pool -------------------------------------------------------------------
-    def _ssl_context(self, cred: Credential) -> ssl.SSLContext:
-        cluster = self.resolved.cluster
-        # Trust only the cluster's CA when the kubeconfig names one (as client-go does): loading
-        # the system bundle (ssl.create_default_context) costs ~25 ms of GIL-held work per
-        # context, which serialises a 20-context fan-out for half a second for nothing.
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # client-go's floor
-        if cluster.insecure_skip_tls_verify:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        else:
-            ca = cluster.ca_pem()
-            if not ca:
-                ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
-            else:
-                try:
-                    ctx.load_verify_locations(cadata=ca.decode("ascii", "replace"))
-                except ssl.SSLError:
-                    raise ConfigError(
-                        "the cluster's certificate-authority is not a valid PEM certificate; "
-                        "fix certificate-authority(-data) in the kubeconfig",
-                        context=self.name,
-                    ) from None
-        if cred.client_cert_pem and cred.client_key_pem:
-            _load_cert_chain(ctx, cred.client_cert_pem, cred.client_key_pem, self.name)
-        ctx.set_alpn_protocols(["http/1.1"])
-        return ctx
-
     def _pool_for(self, cred: Credential) -> urllib3.PoolManager:
+        """The pool for `cred`: a new one when its client certificate is not the last one's."""
         with self._lock:
             same_cert = self._pool_cred is not None and (
                 self._pool_cred.client_cert_pem == cred.client_cert_pem
@@ -167,36 +117,7 @@ class ContextClient:
             if self._pool is None or not same_cert:
                 if self._pool is not None:
                     self._pool.clear()
-                cluster = self.resolved.cluster
-                kwargs: dict[str, Any] = {
-                    "ssl_context": self._ssl_context(cred),
-                    "maxsize": 8,
-                    "block": False,
-                    "retries": False,
-                }
-                if cluster.tls_server_name:
-                    kwargs["server_hostname"] = cluster.tls_server_name
-                    kwargs["assert_hostname"] = cluster.tls_server_name
-                if cluster.insecure_skip_tls_verify:
-                    kwargs["cert_reqs"] = ssl.CERT_NONE
-                    kwargs["assert_hostname"] = False
-                pool: urllib3.PoolManager
-                if cluster.proxy_url:
-                    if cluster.proxy_url.startswith("socks"):
-                        try:
-                            from urllib3.contrib.socks import SOCKSProxyManager
-                        except ImportError:
-                            raise ConfigError(
-                                f"proxy-url {cluster.proxy_url} needs SOCKS support: "
-                                "pip install 'urllib3[socks]'",
-                                context=self.name,
-                            ) from None
-                        pool = SOCKSProxyManager(cluster.proxy_url, **kwargs)
-                    else:
-                        pool = urllib3.ProxyManager(cluster.proxy_url, **kwargs)
-                else:
-                    pool = urllib3.PoolManager(**kwargs)
-                self._pool = pool
+                self._pool = pool_manager(self.resolved, cred)
                 self._pool_cred = cred
             return self._pool
 
@@ -293,27 +214,17 @@ class ContextClient:
                 raise self._api_error(resp.status, payload)
             return resp
 
+    def _limits(self, read_timeout: float | None) -> tuple[float, float]:
+        """(connect, read) seconds for a request: `read_timeout` overrides the read limit."""
+        s = self.settings
+        read = s.request_timeout if read_timeout is None else read_timeout
+        return s.connect_timeout or s.request_timeout, read
+
     def _classify(
         self, exc: BaseException, read_timeout: float | None = None
     ) -> tuple[SkymagicError, bool]:
-        """Map a transport failure to (error, worth retrying?): the one place that does it.
-
-        Used for failures before an answer (in `request`) and while a streamed body is read
-        (watches, followed logs), so neither can let a urllib3 exception escape. Timeouts are
-        never retried: a black-holed server would only multiply the wait. TLS failures are not
-        either (they will not fix themselves). Refused or reset connections are, within the
-        time budget. urllib3's NewConnectionError subclasses ConnectTimeoutError, so it is
-        tested first: only a real timeout is a timeout.
-        """
-        if isinstance(exc, MaxRetryError) and exc.reason is not None:
-            return self._classify(exc.reason, read_timeout)
-        if isinstance(exc, NewConnectionError):
-            return self._transport_error(exc), True
-        if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
-            return self._timeout_error(exc, read_timeout), False
-        if isinstance(exc, SSLError):
-            return self._transport_error(exc), False
-        return self._transport_error(exc), True
+        """(error, worth retrying?) for a transport failure: `failures.classify`."""
+        return failures.classify(exc, self.server, self.name, *self._limits(read_timeout))
 
     def _budget_left(self, started: float, delay: float) -> bool:
         return time.monotonic() - started + delay < self.settings.request_timeout * 2
@@ -321,79 +232,11 @@ class ContextClient:
     def _refreshable(self) -> bool:
         return self.auth_kind in ("exec", "token-file")
 
-    def _timeout_error(
-        self, exc: BaseException, read_timeout: float | None = None
-    ) -> RequestTimeoutError:
-        connecting = isinstance(exc, ConnectTimeoutError)
-        phase = "connecting to" if connecting else "waiting for"
-        s = self.settings
-        if connecting:
-            t = s.connect_timeout or s.request_timeout
-        else:
-            t = s.request_timeout if read_timeout is None else read_timeout
-        return RequestTimeoutError(
-            f"timed out after {t:g} s {phase} {self.server}; the API server is not answering "
-            f"(raise SkyMagics.request_timeout if it is just slow)",
-            context=self.name,
-        )
-
-    def _transport_error(self, exc: BaseException) -> TransportError:
-        text = str(exc)
-        if isinstance(exc, SSLError) or "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
-            detail = "certificate verify failed" if "VERIFY" in text.upper() else "TLS error"
-            return TransportError(
-                f"TLS handshake with {self.server} failed ({detail}); check the cluster's "
-                "certificate-authority in the kubeconfig",
-                context=self.name,
-            )
-        if isinstance(exc, ProtocolError) and "aborted" not in text.lower():
-            # (urllib3 says "Connection aborted" for a request that got no answer at all)
-            return TransportError(
-                f"the connection to {self.server} broke off in the middle of an answer (the API "
-                "server restarted, or a proxy cut it); try again",
-                context=self.name,
-            )
-        if "refused" in text.lower():
-            return TransportError(
-                f"connection refused by {self.server}; is the cluster up and the server "
-                "address right?",
-                context=self.name,
-            )
-        if "Name or service not known" in text or "nodename nor servname" in text:
-            return TransportError(
-                f"cannot resolve the host of {self.server}; check the server address",
-                context=self.name,
-            )
-        short = text.split(": ", 1)[-1][:160]
-        return TransportError(f"cannot reach {self.server}: {short}", context=self.name)
+    def _timeout_error(self, exc: BaseException) -> RequestTimeoutError:
+        return failures.timeout_error(exc, self.server, self.name, *self._limits(None))
 
     def _api_error(self, status: int, payload: bytes) -> ApiError:
-        body: dict[str, Any] = {}
-        message = ""
-        with contextlib.suppress(Exception):
-            parsed = _decode(payload) if payload else {}
-            if isinstance(parsed, dict):
-                body = parsed
-                message = str(parsed.get("message", ""))
-        if status == 401:
-            how = {
-                "exec": "the exec plugin's credential was refused even after a refresh",
-                "token": "the token was refused; get a fresh one",
-                "token-file": "the token file's token was refused",
-                "client-cert": "the client certificate was refused",
-                "none": "the kubeconfig user has no credentials",
-            }.get(self.auth_kind, "the credential was refused")
-            if not self.resolved.secure and self.resolved.configured_auth_kind != "none":
-                how = (
-                    f"no credential was sent: the server {self.server} is plain http, and "
-                    "credentials only go over https (as with kubectl); use an https:// server"
-                )
-            message = f"401 Unauthorized: {how}"
-        elif status == 403:
-            message = f"403 Forbidden: {message or 'RBAC does not allow this request'}"
-        elif not message:
-            message = f"HTTP {status} from {self.server}"
-        return api_error_for_status(status, message, context=self.name, body=body)
+        return failures.api_error(status, payload, self.resolved, self.server)
 
     # -- JSON helpers ------------------------------------------------------------------------
     def decode_json(self, body: bytes | memoryview, path: str) -> dict[str, Any]:
@@ -556,106 +399,11 @@ class ContextClient:
 
     # -- the official client, for everything else ----------------------------------------------
     def official(self) -> Any:
-        """A `kubernetes.client.ApiClient` using this context's TLS and current credential.
+        """A `kubernetes.client.ApiClient` with this context's TLS and current credential.
 
-        The official client (and its websocket streams) reads the CA and client certificate
-        from files each time it connects, so they live in a private temp dir for as long as
-        the ApiClient does: its `close()` (or `with`) deletes them, and so does its garbage
-        collection or the interpreter's exit, whichever comes first.
+        Its `close()` (or `with`) deletes the certificate files it reads (`official_client`).
         """
-        from kubernetes import client as k8s
-
-        cfg = k8s.Configuration()
-        cfg.host = self.server
-        cluster = self.resolved.cluster
-        cred = self.credentials.get()
-        tmp = tempfile.mkdtemp(prefix="skymagic-")
-        remove = weakref.finalize(cfg, shutil.rmtree, tmp, ignore_errors=True)
-        try:
-            os.chmod(tmp, 0o700)
-            ca = cluster.ca_pem()
-            if ca:
-                cfg.ssl_ca_cert = _write(tmp, "ca.crt", ca)
-            cfg.verify_ssl = not cluster.insecure_skip_tls_verify
-            if cluster.tls_server_name:
-                cfg.tls_server_name = cluster.tls_server_name
-            if cred.client_cert_pem and cred.client_key_pem:
-                cfg.cert_file = _write(tmp, "client.crt", cred.client_cert_pem)
-                cfg.key_file = _write(tmp, "client.key", cred.client_key_pem)
-            headers = cred.headers()
-            if "Authorization" in headers:
-                cfg.api_key = {"authorization": headers["Authorization"]}
-            if cluster.proxy_url:
-                cfg.proxy = cluster.proxy_url
-            api = k8s.ApiClient(cfg)
-            for k, v in _official_headers(self.credentials.impersonation()):
-                api.set_default_header(k, v)
-        except BaseException:
-            remove()
-            raise
-        close = api.close
-
-        def close_and_remove() -> None:
-            try:
-                close()
-            finally:
-                remove()
-
-        api.close = close_and_remove  # type: ignore[method-assign]  # the file cleanup rides on it
-        return api
-
-
-def _official_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Repeated headers (several `as-groups`, an `as-user-extra` list) as the official client
-    can send them: each repeat under its own spelling of the name.
-
-    The official client keeps default headers in a plain dict and rebuilds every request's
-    headers as a plain dict (`ApiClient.param_serialize`), so neither a repeated key nor
-    urllib3's HTTPHeaderDict survives it, and a list value is refused by http.client. Keys that
-    differ only in case do survive: urllib3 sends each as its own header line (a body's
-    request folds them into an HTTPHeaderDict, which keeps one line per value), and the API
-    server, like any HTTP server, reads header names case-insensitively, so it sees one
-    `Impersonate-Group` per group, in order, as client-go sends them.
-    """
-    out: list[tuple[str, str]] = []
-    seen: dict[str, int] = {}
-    for name, value in headers:
-        n = seen.get(name.lower(), 0)
-        seen[name.lower()] = n + 1
-        out.append((_spelling(name, n), value))
-    return out
-
-
-def _spelling(name: str, n: int) -> str:
-    """The `n`-th distinct spelling of a header name (0: as given): bit i of n flips the case
-    of its i-th letter, so a 16-letter name has 65,536 spellings."""
-    letters = [i for i, c in enumerate(name) if c.isalpha()]
-    if n >= 2 ** len(letters):
-        raise ConfigError(f"too many values for the header {name} ({n + 1})")
-    chars = list(name)
-    for bit, i in enumerate(letters):
-        if n >> bit & 1:
-            chars[i] = chars[i].swapcase()
-    return "".join(chars)
-
-
-def _write(directory: str, name: str, data: bytes) -> str:
-    path = os.path.join(directory, name)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    return path
-
-
-def _load_cert_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes, context: str) -> None:
-    try:
-        load_cert_pair(ctx, cert, key)
-    except ssl.SSLError:
-        raise ConfigError(
-            "the client certificate and key do not load (not PEM, or not a pair); fix "
-            "client-certificate(-data) / client-key(-data) in the kubeconfig",
-            context=context,
-        ) from None
+        return official_client(self.resolved, self.credentials)
 
 
 def _headers(
@@ -674,21 +422,6 @@ def _drain(resp: urllib3.BaseHTTPResponse) -> None:
     with contextlib.suppress(Exception):
         resp.drain_conn()
         resp.release_conn()
-
-
-def error_kind(exc: BaseException) -> str:
-    """Per-context error kind: unreachable|timeout|unauthorized|forbidden|config|exec, or
-    server-error.
-
-    `server-error` is a 5xx answer: the server was reached and failed, which is not the same
-    advice as "unreachable" (check the address, the network).
-    """
-    if isinstance(exc, SkymagicError):
-        kind = exc.kind
-        if isinstance(exc, ApiError) and type(exc) is ApiError:
-            return "server-error" if exc.status >= 500 else "config"
-        return kind
-    return "unreachable"
 
 
 def fingerprint(resolved: ResolvedContext) -> str:

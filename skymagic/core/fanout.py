@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from skymagic.core.client import ContextClient, client_for, error_kind
+from skymagic.core.client import ContextClient, client_for
+from skymagic.core.failures import error_kind
 from skymagic.core.targets import Settings, Targets
 from skymagic.errors import RequestTimeoutError, SkymagicError
 

@@ -128,7 +128,7 @@ nameless-entries-skipped    client-go loads an item without a name under the nam
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -313,6 +313,16 @@ def _entry_error(ctx_name: str, kind: str, name: str, broken: _Broken) -> Kubeco
     )
 
 
+def _blame(ctx_name: str, path: str | None, where: str) -> Callable[[str, str], KubeconfigError]:
+    """How one check of an entry fails: `where` (the entry, its file), what is wrong and the
+    fix, and the field to look at."""
+
+    def fail(msg: str, fld: str) -> KubeconfigError:
+        return KubeconfigError(f"{where} {msg}", context=ctx_name, path=path, field=fld)
+
+    return fail
+
+
 def _check_server(ctx_name: str, cluster: ClusterInfo, path: str) -> str:
     """The server URL to use; KubeconfigError when there is none or it is not http(s).
 
@@ -321,26 +331,19 @@ def _check_server(ctx_name: str, cluster: ClusterInfo, path: str) -> str:
     (client-go's DirectClientConfig.ClientConfig and rest.DefaultServerURL), so it talks
     plain http to ``host:6443`` and, being insecure, sends no credentials.
     """
+    fail = _blame(ctx_name, path, f"cluster '{cluster.name}' (in {path})")
     server = cluster.server.strip()
     if not server:
-        raise KubeconfigError(
-            f"cluster '{cluster.name}' (in {path}) has no server; add "
-            "`server: https://HOST:PORT` to it",
-            context=ctx_name,
-            path=path,
-            field="server",
-        )
+        raise fail("has no server; add `server: https://HOST:PORT` to it", "server")
     parts = urlsplit(server)
     if not parts.scheme or not parts.netloc:
         server = "http://" + server
         parts = urlsplit(server)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise KubeconfigError(
-            f"cluster '{cluster.name}' (in {path}) has server "
-            f"'{cluster.server}', which is not an http(s) URL; write `server: https://HOST:PORT`",
-            context=ctx_name,
-            path=path,
-            field="server",
+        raise fail(
+            f"has server '{cluster.server}', which is not an http(s) URL; write "
+            "`server: https://HOST:PORT`",
+            "server",
         )
     return server
 
@@ -350,15 +353,13 @@ _PROXY_SCHEMES = ("http", "https", "socks5")
 
 def _check_cluster(ctx_name: str, cluster: ClusterInfo, path: str) -> None:
     """client-go's validateClusterInfo: one CA source, a readable CA file, a usable proxy."""
-    where = f"cluster '{cluster.name}' (in {path})"
+    fail = _blame(ctx_name, path, f"cluster '{cluster.name}' (in {path})")
     ca_file = cluster.certificate_authority
     if ca_file and cluster.certificate_authority_data:
-        raise KubeconfigError(
-            f"{where} sets both certificate-authority and certificate-authority-data; keep "
-            "one (kubectl refuses this too)",
-            context=ctx_name,
-            path=path,
-            field="certificate-authority",
+        raise fail(
+            "sets both certificate-authority and certificate-authority-data; keep one "
+            "(kubectl refuses this too)",
+            "certificate-authority",
         )
     if ca_file and not os.path.isfile(ca_file):
         raise KubeconfigError(
@@ -374,23 +375,15 @@ def _check_cluster(ctx_name: str, cluster: ClusterInfo, path: str) -> None:
         parts = urlsplit(proxy)
         if parts.scheme not in _PROXY_SCHEMES or not parts.netloc:
             shown = f"scheme '{parts.scheme}'" if parts.scheme else "no scheme"
-            raise KubeconfigError(
-                f"{where} has proxy-url '{proxy}' with {shown}; write "
+            raise fail(
+                f"has proxy-url '{proxy}' with {shown}; write "
                 "`proxy-url: http://HOST:PORT` (or https://, socks5://)",
-                context=ctx_name,
-                path=path,
-                field="proxy-url",
+                "proxy-url",
             )
 
 
 def _check_user(ctx_name: str, user: UserInfo, path: str) -> None:
-    def fail(msg: str, fld: str) -> KubeconfigError:
-        return KubeconfigError(
-            f"user '{user.name}' (in {path}) {msg}",
-            context=ctx_name,
-            path=path,
-            field=fld,
-        )
+    fail = _blame(ctx_name, path, f"user '{user.name}' (in {path})")
 
     for fld, file_value, data_value in (
         ("client-certificate", user.client_certificate, user.client_certificate_data),
@@ -448,21 +441,14 @@ def validate_exec(ctx_name: str, ex: ExecConfig, path: str | None = None) -> Non
     same checks. Protocol violations are ExecPluginError (kind ``exec`` in error tables).
     """
     where = f" (in {path})" if path else ""
+    fail = _blame(ctx_name, path, f"exec{where}")
     if not ex.command:
-        raise KubeconfigError(
-            f"exec{where} has no command; add `command: <plugin>`",
-            context=ctx_name,
-            path=path,
-            field="exec.command",
-        )
+        raise fail("has no command; add `command: <plugin>`", "exec.command")
     for env_name, _ in ex.env:
         if not env_name:
-            raise KubeconfigError(
-                f"exec{where} has an env entry without a name; give every "
-                "env entry `name:` and `value:`",
-                context=ctx_name,
-                path=path,
-                field="exec.env",
+            raise fail(
+                "has an env entry without a name; give every env entry `name:` and `value:`",
+                "exec.env",
             )
     if ex.api_version not in EXEC_API_VERSIONS:
         extra = " (v1alpha1 was removed in Kubernetes 1.24)" if "v1alpha1" in ex.api_version else ""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from skymagic.core.client import error_kind
+from skymagic.core.failures import error_kind
 from skymagic.core.fanout import ContextResult, fan_out
 from skymagic.core.targets import Settings, Targets, resolve_targets
 from skymagic.errors import ConfigError, SkymagicError

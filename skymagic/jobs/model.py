@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from skymagic.errors import ConfigError
+from skymagic.launches.values import whole_number
 
 __all__ = [
     "ACTIVE",
@@ -140,12 +141,4 @@ class JobRecovery:
 
 
 def _restarts(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConfigError(f"{where} must be a whole number >= 0, got {value!r}")
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigError(f"{where} must be a whole number >= 0, got {value!r}") from None
-    if number < 0:
-        raise ConfigError(f"{where} must be >= 0, got {number}")
-    return number
+    return whole_number(value, where)

@@ -24,7 +24,7 @@ from typing import Any
 from skymagic.core.client import ContextClient
 from skymagic.errors import NotFoundError, SkymagicError
 from skymagic.launches.agent import LAUNCH_RUN, RUN_DONE
-from skymagic.launches.follow import PodObserver
+from skymagic.launches.follow import PodObserver, pod_exit
 from skymagic.launches.gangstop import FirstFailure, RankEnds
 from skymagic.launches.rendezvous import MARKER
 from skymagic.launches.task import Task
@@ -49,14 +49,6 @@ class GangFollow:
 
     def reason(self) -> str:
         return self.ends.reason()
-
-
-def _exit_code(pod: dict[str, Any]) -> int | None:
-    for cs in pod.get("status", {}).get("containerStatuses") or []:
-        term = (cs.get("state") or {}).get("terminated")
-        if term:
-            return int(term.get("exitCode", 0))
-    return None
 
 
 # What the threads hand the caller's thread: ("line", rank, text), ("end", rank, None) when a
@@ -148,7 +140,7 @@ def follow_gang(
                     obs.on_log(f"(rank={rank}) {item}")
             elif rank not in rule.ends.codes:
                 pod = _final(client, ns, names[rank])
-                ended = _exit_code(pod)
+                ended = pod_exit(pod)
                 failed = pod.get("status", {}).get("phase") == "Failed" or bool(ended)
                 rule.end(rank, ended, failed, obs)
     except KeyboardInterrupt:

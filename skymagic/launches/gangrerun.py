@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import queue
 import secrets
-import threading
 import time
 from typing import Any
 
@@ -36,9 +35,9 @@ from skymagic.launches.follow import PodObserver
 from skymagic.launches.gangfiles import send_to_ranks
 from skymagic.launches.gangstop import FirstFailure, ranks_named
 from skymagic.launches.pods import LivePod
-from skymagic.launches.rankexec import run_rank
+from skymagic.launches.rankexec import start_ranks
 from skymagic.launches.rendezvous import rerun_env, task_id
-from skymagic.launches.rerun import Outcome
+from skymagic.launches.rerun import Outcome, reused_dev_pod
 from skymagic.launches.task import Task
 
 __all__ = ["rerun_on_gang"]
@@ -73,14 +72,9 @@ def rerun_on_gang(
     name, ctx, n = task.name, first.context, len(lives)
     pods = {r: live.pod for r, live in enumerate(lives)}
     send_to_ranks(first.client, first.namespace, pods, files, obs, time.monotonic())
-    out = Outcome()
     if task.is_dev_pod:
-        out.hints.append(
-            f"'{name}' is already running on {n} ranks in {ctx}; reused them"
-            + (" and sent the files to every rank" if files is not None and files.uploads else "")
-            + f". Run commands there with %%sky_exec {name} --rank all."
-        )
-        return out
+        return reused_dev_pod(name, ctx, files, ranks=n)
+    out = Outcome()
     used = lives[: task.num_nodes]
     ips = [str(live.pod.get("status", {}).get("podIP") or "") for live in used]
     if not all(ips):
@@ -140,13 +134,7 @@ def _run_everywhere(
         annotate=False,  # the pods keep running: their status is Running, rightly
         post=lambda why: q.put((-1, "stopped", why)),
     )
-    for rank, (live, command) in enumerate(zip(lives, commands, strict=True)):
-        threading.Thread(
-            target=run_rank,
-            args=(rank, live, command, q.put),
-            name=f"skymagic-rerun-rank-{rank}",
-            daemon=True,
-        ).start()
+    start_ranks(zip(lives, commands, strict=True), q.put, "rerun")
     try:
         while not rule.done:
             try:

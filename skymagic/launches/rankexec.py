@@ -13,15 +13,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from skymagic.core.targets import Settings
 from skymagic.errors import ConfigError, SkymagicError
 from skymagic.launches.agent import exec_wrapper
 from skymagic.launches.exec import ExecResult, Output, exec_command, run_in_pod
 from skymagic.launches.pods import LivePod, find_ranks
+from skymagic.launches.values import whole_number
 
-__all__ = ["ALL", "RankItem", "exec_ranks", "parse_rank", "run_rank"]
+__all__ = ["ALL", "RankItem", "exec_ranks", "parse_rank", "run_rank", "start_ranks"]
 
 ALL = "all"
 Rank = int | str  # a rank number, or ALL
@@ -35,18 +36,9 @@ def parse_rank(text: str | int | None) -> Rank:
     """`--rank`'s value: 'all' or a rank number (0 when not given); else a one-line error."""
     if text is None:
         return 0
-    if isinstance(text, int):
-        value = text
-    elif text.strip().lower() == ALL:
+    if isinstance(text, str) and text.strip().lower() == ALL:
         return ALL
-    else:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ConfigError(f"--rank {text!r}: give a rank number (0, 1, ...) or 'all'") from None
-    if value < 0:
-        raise ConfigError(f"--rank {value}: ranks count from 0; give 0, 1, ... or 'all'")
-    return value
+    return whole_number(text, "--rank", fix="give a rank number (0, 1, ...) or 'all'")
 
 
 def exec_ranks(
@@ -98,13 +90,7 @@ def _run_all(
     started = time.monotonic()
     q: queue.Queue[RankItem] = queue.Queue()
     command = exec_wrapper(script, envs=envs)
-    for rank, live in enumerate(lives):
-        threading.Thread(
-            target=run_rank,
-            args=(rank, live, command, q.put),
-            name=f"skymagic-exec-rank-{rank}",
-            daemon=True,
-        ).start()
+    start_ranks(((live, command) for live in lives), q.put, "exec")
     sinks = {"out": on_stdout, "err": on_stderr}
     ended: list[ExecResult] = []
     errors: list[tuple[int, SkymagicError]] = []
@@ -138,6 +124,19 @@ def _run_all(
         rank=head.rank if head else None,
         ranks=sorted(ended, key=lambda r: r.rank or 0),
     )
+
+
+def start_ranks(
+    runs: Iterable[tuple[LivePod, list[str]]], put: Callable[[RankItem], None], what: str
+) -> None:
+    """Run each rank's command (in rank order) on a daemon thread of its own (`run_rank`)."""
+    for rank, (live, command) in enumerate(runs):
+        threading.Thread(
+            target=run_rank,
+            args=(rank, live, command, put),
+            name=f"skymagic-{what}-rank-{rank}",
+            daemon=True,
+        ).start()
 
 
 def run_rank(rank: int, live: LivePod, command: list[str], put: Callable[[RankItem], None]) -> None:

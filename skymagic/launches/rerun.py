@@ -26,7 +26,7 @@ from skymagic.launches.follow import PodObserver
 from skymagic.launches.pods import LivePod
 from skymagic.launches.task import Task
 
-__all__ = ["Outcome", "follow_run", "rerun_on_pod", "send_launch_files"]
+__all__ = ["Outcome", "follow_run", "rerun_on_pod", "reused_dev_pod", "send_launch_files"]
 
 
 @dataclass
@@ -35,6 +35,27 @@ class Outcome:
 
     exit_code: int | None = None
     hints: list[str] = field(default_factory=list)
+
+
+def reused_dev_pod(name: str, context: str, files: FileSet | None, ranks: int = 1) -> Outcome:
+    """A re-run of a dev pod (no run command) on its running pod, or on a gang's `ranks` pods:
+    nothing runs; the hint says it was reused, whether files were sent, and how to run there."""
+    sent = files is not None and files.uploads
+    if ranks == 1:
+        where, it, to, flag = f"in {context}", "it", "", ""
+    else:
+        where, it, to, flag = (
+            f"on {ranks} ranks in {context}",
+            "them",
+            " to every rank",
+            " --rank all",
+        )
+    hint = (
+        f"'{name}' is already running {where}; reused {it}"
+        + (f" and sent the files{to}" if sent else "")
+        + f". Run commands there with %%sky_exec {name}{flag}."
+    )
+    return Outcome(hints=[hint])
 
 
 def _lines(obs: PodObserver) -> tuple[Callable[[str], None], Callable[[], None]]:
@@ -82,14 +103,9 @@ def rerun_on_pod(
     if why:
         raise ConfigError(why, context=live.context)
     send_launch_files(live, files, obs)
-    out = Outcome()
     if task.is_dev_pod:
-        out.hints.append(
-            f"'{task.name}' is already running in {live.context}; reused it"
-            + (" and sent the files" if files is not None and files.uploads else "")
-            + f". Run commands there with %%sky_exec {task.name}."
-        )
-        return out
+        return reused_dev_pod(task.name, live.context, files)
+    out = Outcome()
     obs.on_message(
         f"'{task.name}' is already running in {live.context}: running the new body there "
         "(setup only if it changed)"

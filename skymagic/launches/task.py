@@ -270,13 +270,7 @@ def _apply_flags(task: Task, opts: TaskOptions) -> Task:
 
 def _num_nodes(value: Any) -> int:
     """--num-nodes: a whole number from 1 (SkyPilot's num_nodes)."""
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ConfigError(f"--num-nodes {value!r} is not a whole number; write e.g. 2") from None
-    if number < 1 or isinstance(value, bool):
-        raise ConfigError(f"--num-nodes must be at least 1, got {value!r}")
-    return number
+    return values.whole_number(value, "--num-nodes", least=1, fix="write e.g. 2")
 
 
 def _required(

@@ -28,6 +28,7 @@ __all__ = [
     "label_pairs",
     "parse_flag_pairs",
     "ports",
+    "whole_number",
     "workdir",
 ]
 
@@ -48,6 +49,20 @@ def _finite_positive(number: float, what: str, value: Any) -> float:
         raise ConfigError(f"{what} {value!r} is not a finite number; write e.g. 4 or 4+")
     if number <= 0:
         raise ConfigError(f"{what} must be positive, got {value!r}")
+    return number
+
+
+def whole_number(value: Any, what: str, *, least: int = 0, fix: str = "") -> int:
+    """A count: an int, or its text (a flag's value), at least `least`; `fix` ends each error."""
+    hint = f"; {fix}" if fix else ""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"{what} {value!r} is not a whole number{hint}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{what} {value!r} is not a whole number{hint}") from None
+    if number < least:
+        raise ConfigError(f"{what} must be at least {least}, got {number}{hint}")
     return number
 
 

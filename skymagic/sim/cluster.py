@@ -1,8 +1,10 @@
-"""One simulated cluster's behaviour: start-up load, scheduler loop, kubelet-like pod runtime.
+"""One simulated cluster's state and behaviour: start-up load, the scheduler loop, pod creation
+and graceful deletion, run-time changes.
 
-The API layer (apiserver.py) turns HTTP into calls on this class; the fleet process's control
-channel (serve.py, driven by `Fleet` in fleet.py) changes it at run time (cordon, NotReady,
-add/remove nodes and pods, faults).
+The API layer (apiserver.py and its handlers) turns HTTP into calls on this class; the fleet
+process's control channel (serve.py, driven by `Fleet` in fleet.py) changes it at run time
+(cordon, NotReady, add/remove nodes and pods, faults). Bound pods are run by its Kubelet
+(kubelet.py); nodes going away by its NodeLifecycle (nodelife.py).
 
 Which GPU a node has comes from the spec (the node group's profile in labels.py), never from
 detecting it in the node's labels with the product's code: the simulator is what the product's
@@ -14,58 +16,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import itertools
 import os
 import random
-import shlex
 import signal
 import time
-import uuid
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from skymagic.sim import objects
-from skymagic.sim.labels import gpu_name
-from skymagic.sim.netnames import NameTable, local_pod_ip
+from skymagic.sim.defaults import default_pod
+from skymagic.sim.kubelet import Kubelet, PodLog
+from skymagic.sim.netnames import NameTable
 from skymagic.sim.nodelife import NodeLifecycle
+from skymagic.sim.placement import place_live, place_startup
 from skymagic.sim.podexec import PodRuntime
 from skymagic.sim.rbac import Authorizer
 from skymagic.sim.scheduler import TERMINAL, NodeUsage, fits
 from skymagic.sim.spec import ClusterSpec, NodeGroup, PodGroup
 from skymagic.sim.store import Store, now_rfc3339, object_key
 
-__all__ = ["PodLog", "SimCluster"]
-
-ANN_DURATION = objects.SIM_ANNOTATION + "duration"
-ANN_LOGS = objects.SIM_ANNOTATION + "logs"
-ANN_EXIT = objects.SIM_ANNOTATION + "exit-code"
-
-
-@dataclass
-class PodLog:
-    """A container's output so far; followers wait on `changed`."""
-
-    lines: list[bytes] = field(default_factory=list)
-    closed: bool = False
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    times: list[float] = field(default_factory=list)  # when each line was written (epoch s)
-
-    def append(self, data: bytes) -> None:
-        self.lines.append(data)
-        self.times.append(time.time())
-        self.changed.set()
-
-    def stamped(self, index: int) -> tuple[float, bytes]:
-        """Line `index` with the time it was written (lines given at creation: time 0)."""
-        at = self.times[index] if index < len(self.times) else 0.0
-        return at, self.lines[index]
-
-    def close(self) -> None:
-        self.closed = True
-        self.changed.set()
+__all__ = ["SimCluster"]
 
 
 class SimCluster:
@@ -86,7 +58,6 @@ class SimCluster:
         # Exec'd processes and per-pod loopback ports (exec, attach, port-forward: streams.py).
         self.runtime = PodRuntime(spec, workdir)
         self.rng = random.Random(index)
-        self._ips = itertools.count(2)
         self._sched_wakeup: asyncio.Event | None = None
         self._sched_task: asyncio.Task[None] | None = None
         self._fail_messages: dict[str, str] = {}
@@ -95,6 +66,7 @@ class SimCluster:
         self.store.listeners.append(self._on_change)
         # Preemption, lost nodes, taint eviction and pod GC (nodelife.py).
         self.nodelife = NodeLifecycle(self)
+        self.kubelet = Kubelet(self)  # runs bound pods (kubelet.py)
         if spec.runtime == "local":  # headless-Service names for local pods (netnames.py)
             self.store.listeners.append(NameTable(workdir).on_change)
 
@@ -125,7 +97,7 @@ class SimCluster:
         namespaces = {"default", "kube-system", "kube-public", self.spec.namespace}
         namespaces.update(p.namespace for p in self.spec.pods)
         for ns in sorted(namespaces):
-            self._ensure_namespace(ns, record=False)
+            self.ensure_namespace(ns, record=False)
         service = {
             "metadata": {
                 "name": "kubernetes",
@@ -139,11 +111,11 @@ class SimCluster:
             },
         }
         self.store.put("services", service, record=False)
-        pods = list(self._place_load(nodes))
+        pods = list(place_startup(self.spec, self.index, nodes, self.offers))
         self.store.bulk_load("pods", pods)
         self.usage.bulk_add(("pods/" + object_key("pods", p), p) for p in pods)
 
-    def _ensure_namespace(self, ns: str, record: bool = True) -> None:
+    def ensure_namespace(self, ns: str, record: bool = True) -> None:
         if self.store.get("namespaces", None, ns) is None:
             self.store.put(
                 "namespaces",
@@ -159,54 +131,6 @@ class SimCluster:
                 {"metadata": {"name": "default", "namespace": ns}},
                 record=record,
             )
-
-    def _place_load(self, nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        """Spread the spec's pods over matching nodes without running the scheduler per pod."""
-        free: dict[str, dict[str, float]] = {}
-        by_gpu: dict[str | None, list[tuple[dict[str, Any], str | None]]] = {}
-        for candidate in nodes:
-            name = candidate["metadata"]["name"]
-            free[name] = {
-                "cpu": 1e9,
-                **{r: float(q) for r, q in objects.node_gpu_resources(candidate).items()},
-            }
-            by_gpu.setdefault(None, []).append((candidate, None))
-            offer = self.offers.get(name)
-            if offer is not None:
-                by_gpu.setdefault(offer[0], []).append((candidate, offer[1]))
-        counter = 0
-        for group in self.spec.pods:
-            candidates = by_gpu.get(gpu_name(group.gpu) if group.gpu else None, [])
-            if group.gpu and not candidates:
-                raise ValueError(
-                    f"cluster '{self.spec.name}': pods want gpu {group.gpu!r} but no node has it"
-                )
-            terminal = group.phase in TERMINAL
-            bound = group.phase != "Pending" and bool(candidates)
-            resource = candidates[0][1] if candidates else None
-            stamper = objects.PodStamper(group, resource, candidates[0][0] if bound else None)
-            need = group.gpus if resource else 0
-            cursor = 0
-            for i in range(group.count):
-                counter += 1
-                node: dict[str, Any] | None = None
-                if bound:
-                    for step in range(len(candidates)):
-                        cand = candidates[(cursor + step) % len(candidates)][0]
-                        name = cand["metadata"]["name"]
-                        if not need or terminal or free[name].get(resource or "", 0) >= need:
-                            node = cand
-                            if need and not terminal:
-                                free[name][resource or ""] -= need
-                            cursor = (cursor + step + 1) % len(candidates)
-                            break
-                    if node is None:
-                        raise ValueError(
-                            f"cluster '{self.spec.name}': not enough {group.gpu} for the spec's "
-                            f"pods (group {group.name!r}, pod {i})"
-                        )
-                ip = f"10.{100 + self.index % 100}.{(counter // 250) % 250}.{counter % 250 + 1}"
-                yield stamper.make(i + counter * 7919, node, ip)
 
     async def start(self) -> None:
         self._sched_wakeup = asyncio.Event()
@@ -281,8 +205,9 @@ class SimCluster:
                             "message": message,
                         }
                     ]
-                    self.store.touch("pods", pod)
-                    self._event(pod, "FailedScheduling", message, "Warning", "default-scheduler")
+                    self.pod_changed(
+                        pod, "FailedScheduling", message, "default-scheduler", "Warning"
+                    )
                 continue
             self._fail_messages.pop(key, None)
             self._bind(pod, node_name)
@@ -297,21 +222,23 @@ class SimCluster:
                 "lastTransitionTime": now_rfc3339(),
             }
         ]
-        self.store.touch("pods", pod)
         meta = pod["metadata"]
-        self._event(
-            pod,
-            "Scheduled",
-            f"Successfully assigned {meta['namespace']}/{meta['name']} to {node_name}",
-            "Normal",
-            "default-scheduler",
-        )
+        where = f"{meta['namespace']}/{meta['name']} to {node_name}"
+        self.pod_changed(pod, "Scheduled", f"Successfully assigned {where}", "default-scheduler")
         key = object_key("pods", pod)
-        self.tasks[key] = asyncio.create_task(self._kubelet(key))
+        self.tasks[key] = asyncio.create_task(self.kubelet.run(key))
 
-    def _event(
+    def pod_changed(
+        self, pod: dict[str, Any], reason: str, message: str, component: str, etype: str = "Normal"
+    ) -> None:
+        """Store a pod's change, and the event its `component` writes about it."""
+        self.store.touch("pods", pod)
+        self.event(pod, reason, message, etype, component)
+
+    def event(
         self, obj: dict[str, Any], reason: str, message: str, etype: str, component: str
     ) -> None:
+        """Record an Event about `obj` from `component` (on its node, if bound to one)."""
         host = obj.get("spec", {}).get("nodeName")
         self.store.put(
             "events",
@@ -323,46 +250,8 @@ class SimCluster:
     # -- pod creation / deletion (called by the API layer) ----------------------------------
     def create_pod(self, pod: dict[str, Any]) -> dict[str, Any]:
         """Default a validated pod like the API server does and store it (Pending)."""
-        meta = pod["metadata"]
+        default_pod(pod, self.spec.toleration_s)
         spec = pod["spec"]
-        spec.setdefault("restartPolicy", "Always")
-        spec.setdefault("terminationGracePeriodSeconds", 30)
-        spec.setdefault("dnsPolicy", "ClusterFirst")
-        spec.setdefault("schedulerName", "default-scheduler")
-        spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
-        spec["serviceAccount"] = spec["serviceAccountName"]
-        spec.setdefault("priority", 0)
-        spec.setdefault("enableServiceLinks", True)
-        spec.setdefault("securityContext", {})
-        tolerations = spec.setdefault("tolerations", [])
-        for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
-            if not any(t.get("key") == key for t in tolerations):
-                tolerations.append(
-                    {
-                        "key": key,
-                        "operator": "Exists",
-                        "effect": "NoExecute",
-                        "tolerationSeconds": self.spec.toleration_s,
-                    }
-                )
-        for c in spec["containers"] + spec.get("initContainers", []):
-            c.setdefault("terminationMessagePath", "/dev/termination-log")
-            c.setdefault("terminationMessagePolicy", "File")
-            c.setdefault(
-                "imagePullPolicy",
-                "Always" if c.get("image", "").endswith(":latest") else "IfNotPresent",
-            )
-            c.setdefault("resources", {})
-            res = c["resources"]
-            if res.get("limits") and not res.get("requests"):
-                res["requests"] = dict(res["limits"])
-            elif res.get("limits"):
-                for k, v in res["limits"].items():
-                    res["requests"].setdefault(k, v)
-        pod["status"] = {"phase": "Pending", "qosClass": _qos(spec)}
-        meta.setdefault("uid", str(uuid.uuid4()))
-        meta["creationTimestamp"] = now_rfc3339()
-        meta.pop("resourceVersion", None)
         entry = self.store.put("pods", pod)
         self.logs[object_key("pods", pod)] = PodLog()
         if spec.get("nodeName"):
@@ -388,8 +277,7 @@ class SimCluster:
         if not pod["metadata"].get("deletionTimestamp"):
             pod["metadata"]["deletionTimestamp"] = now_rfc3339(time.time() + grace)
             pod["metadata"]["deletionGracePeriodSeconds"] = int(grace)
-            self.store.touch("pods", pod)
-            self._event(pod, "Killing", "Stopping container main", "Normal", "kubelet")
+            self.pod_changed(pod, "Killing", "Stopping container main", "kubelet")
             self.tasks[key + "#delete"] = asyncio.create_task(
                 self._finish_deletion(key, namespace, name, grace)
             )
@@ -424,114 +312,6 @@ class SimCluster:
             log.close()
         self._fail_messages.pop(key, None)
         self.runtime.forget(key)
-
-    # -- the kubelet -------------------------------------------------------------------------
-    async def _kubelet(self, key: str) -> None:
-        await asyncio.sleep(self.spec.pod_start_s)
-        entry = self.store.objects["pods"].get(key)
-        if entry is None or entry.obj["metadata"].get("deletionTimestamp"):
-            return
-        pod = entry.obj
-        container = pod["spec"]["containers"][0]
-        node = self.store.get("nodes", None, pod["spec"]["nodeName"])
-        host_ip = node.obj["status"]["addresses"][0]["address"] if node else "10.0.0.1"
-        if self.spec.runtime == "local":  # a loopback address of its own (netnames.py)
-            ip = local_pod_ip(self.index, next(self._ips))
-        else:
-            ip = f"10.{100 + self.index % 100}.250.{next(self._ips) % 250 + 1}"
-        started = now_rfc3339()
-        image = container.get("image", "")
-        self._event(
-            pod,
-            "Pulled",
-            f'Container image "{image}" already present on machine',
-            "Normal",
-            "kubelet",
-        )
-        self._event(pod, "Created", f"Created container {container['name']}", "Normal", "kubelet")
-        self._event(pod, "Started", f"Started container {container['name']}", "Normal", "kubelet")
-        pod["status"].update(
-            phase="Running",
-            hostIP=host_ip,
-            hostIPs=[{"ip": host_ip}],
-            podIP=ip,
-            podIPs=[{"ip": ip}],
-            startTime=started,
-            conditions=_conditions(ready=True),
-            containerStatuses=[
-                _container_status(c, {"running": {"startedAt": started}}, ready=True)
-                for c in pod["spec"]["containers"]
-            ],
-        )
-        self.store.touch("pods", pod)
-        log = self.logs.setdefault(key, PodLog())
-        if self.spec.runtime == "local":
-            code = await self._run_local(key, pod, log)
-        else:
-            code = await self._run_simulated(pod, log)
-        if code is None:
-            return
-        entry = self.store.objects["pods"].get(key)
-        if entry is None or entry.obj["metadata"].get("deletionTimestamp"):
-            log.close()
-            return
-        pod = entry.obj
-        finished = now_rfc3339()
-        pod["status"]["phase"] = "Succeeded" if code == 0 else "Failed"
-        pod["status"]["conditions"] = _conditions(ready=False)
-        pod["status"]["containerStatuses"] = [
-            _container_status(
-                c,
-                {
-                    "terminated": {
-                        "exitCode": code,
-                        "reason": "Completed" if code == 0 else "Error",
-                        "startedAt": started,
-                        "finishedAt": finished,
-                    }
-                },
-                ready=False,
-            )
-            for c in pod["spec"]["containers"]
-        ]
-        log.close()
-        self.tasks.pop(key, None)
-        self.procs.pop(key, None)
-        self.runtime.forget(key)  # the container's other processes die with it
-        self.store.touch("pods", pod)
-
-    async def _run_simulated(self, pod: dict[str, Any], log: PodLog) -> int | None:
-        ann = pod["metadata"].get("annotations") or {}
-        for line in str(ann.get(ANN_LOGS, "")).splitlines():
-            log.append(line.encode() + b"\n")
-        command = " ".join(_argv(pod["spec"]["containers"][0]))
-        if ANN_DURATION in ann:
-            duration = float(ann[ANN_DURATION])
-        elif "sleep infinity" in command or not command:
-            duration = float("inf")
-        else:
-            duration = self.spec.default_duration_s
-        if duration == float("inf"):
-            await asyncio.Event().wait()
-        await asyncio.sleep(duration)
-        return int(ann.get(ANN_EXIT, 0))
-
-    async def _run_local(self, key: str, pod: dict[str, Any], log: PodLog) -> int | None:
-        container = pod["spec"]["containers"][0]
-        argv = _argv(container) or ["sleep", "infinity"]
-        try:  # stdin kept open for attach with `stdin: true` (podexec.py)
-            proc = await self.runtime.start_main(key, pod, container, argv)
-        except OSError as exc:
-            log.append(f"exec {shlex.join(argv)}: {exc.strerror}\n".encode())
-            return 127
-        self.procs[key] = proc
-        assert proc.stdout is not None
-        while True:
-            line = await proc.stdout.readline()
-            if not line:
-                break
-            log.append(line)
-        return await proc.wait()
 
     # -- run-time changes (control channel) ------------------------------------------------------
     def node(self, name: str) -> dict[str, Any]:
@@ -571,44 +351,17 @@ class SimCluster:
 
     def add_pods(self, group: PodGroup) -> list[str]:
         """Add already-running load (bound straight to nodes with room), e.g. to fill a cluster."""
-        self._ensure_namespace(group.namespace)
+        self.ensure_namespace(group.namespace)
         nodes = [e.obj for e in self.store.objects["nodes"].values()]
         names = []
         base = int(time.time() * 1000) % 10_000_000
-        for i, pod in enumerate(self._place_load_live(group, nodes, base)):
+        placed = place_live(self.spec, self.index, group, nodes, self.offers, self.usage, base)
+        for pod in placed:
             self.store.put("pods", pod)
             key = object_key("pods", pod)
             self.logs[key] = PodLog(lines=[b"simulated load started\n"])
             names.append(pod["metadata"]["name"])
-            del i
         return names
-
-    def _place_load_live(
-        self, group: PodGroup, nodes: list[dict[str, Any]], base: int
-    ) -> Iterator[dict[str, Any]]:
-        want = gpu_name(group.gpu) if group.gpu else None
-        for i in range(group.count):
-            placed = None
-            for node in nodes:
-                offer = self.offers.get(node["metadata"]["name"])
-                if want is not None and (offer is None or offer[0] != want):
-                    continue
-                res = offer[1] if want is not None and offer is not None else None
-                if res:
-                    alloc = float(node["status"]["allocatable"].get(res, 0))
-                    used = self.usage.by_node.get(node["metadata"]["name"], {}).get(res, 0.0)
-                    if group.phase not in TERMINAL and alloc - used < group.gpus:
-                        continue
-                placed = (node, res)
-                break
-            if placed is None:
-                raise ValueError(
-                    f"no node in '{self.spec.name}' has room for {group.gpus} x {group.gpu}"
-                )
-            ip = f"10.{100 + self.index % 100}.200.{(base + i) % 250 + 1}"
-            yield objects.build_pod(
-                group, base + i, node=placed[0], gpu_resource=placed[1], pod_ip=ip
-            )
 
     def remove_pods(
         self,
@@ -636,60 +389,3 @@ class SimCluster:
                 raise KeyError(f"unknown fault {k!r}; valid: {', '.join(asdict(self.faults))}")
             setattr(self.faults, k, type(getattr(self.faults, k))(v))
         return asdict(self.faults)
-
-
-def _argv(container: dict[str, Any]) -> list[str]:
-    return [str(x) for x in (container.get("command") or []) + (container.get("args") or [])]
-
-
-def _qos(spec: dict[str, Any]) -> str:
-    reqs = [c.get("resources", {}) for c in spec["containers"]]
-    if not any(r.get("requests") or r.get("limits") for r in reqs):
-        return "BestEffort"
-    guaranteed = all(
-        r.get("limits", {}).get(k) is not None
-        and r.get("requests", {}).get(k) == r.get("limits", {}).get(k)
-        for r in reqs
-        for k in ("cpu", "memory")
-    )
-    return "Guaranteed" if guaranteed else "Burstable"
-
-
-def _conditions(ready: bool) -> list[dict[str, Any]]:
-    ts = now_rfc3339()
-    flag = "True" if ready else "False"
-    return [
-        {
-            "type": "PodReadyToStartContainers",
-            "status": "True",
-            "lastProbeTime": None,
-            "lastTransitionTime": ts,
-        },
-        {"type": "Initialized", "status": "True", "lastProbeTime": None, "lastTransitionTime": ts},
-        {"type": "Ready", "status": flag, "lastProbeTime": None, "lastTransitionTime": ts},
-        {
-            "type": "ContainersReady",
-            "status": flag,
-            "lastProbeTime": None,
-            "lastTransitionTime": ts,
-        },
-        {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": ts},
-    ]
-
-
-def _container_status(
-    container: dict[str, Any], state: dict[str, Any], ready: bool
-) -> dict[str, Any]:
-    image = container.get("image", "")
-    digest = uuid.uuid5(uuid.NAMESPACE_URL, image).hex
-    return {
-        "name": container["name"],
-        "state": state,
-        "lastState": {},
-        "ready": ready,
-        "restartCount": 0,
-        "image": image,
-        "imageID": f"{image.split(':')[0]}@sha256:{digest}{digest}",
-        "containerID": f"containerd://{uuid.uuid4().hex}{uuid.uuid4().hex}",
-        "started": ready,
-    }

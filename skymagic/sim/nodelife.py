@@ -65,8 +65,11 @@ class SimCluster(Protocol):
     def node(self, name: str) -> dict[str, Any]: ...
     def delete_pod(self, namespace: str, name: str, grace: float | None) -> Any: ...
     def _stop_pod(self, key: str, hard: bool) -> None: ...
-    def _event(
+    def event(
         self, obj: dict[str, Any], reason: str, message: str, etype: str, component: str
+    ) -> None: ...
+    def pod_changed(
+        self, pod: dict[str, Any], reason: str, message: str, component: str, etype: str = ...
     ) -> None: ...
 
 
@@ -137,7 +140,7 @@ class NodeLifecycle:
         task = cluster.tasks.pop(key, None)
         if task is not None:
             task.cancel()  # the kubelet's own run of the container must not report its end
-        cluster._event(pod, "Killing", "Stopping container main", "Normal", "kubelet")
+        cluster.event(pod, "Killing", "Stopping container main", "Normal", "kubelet")
         proc = cluster.procs.pop(key, None)
         log = cluster.logs.get(key)
         if proc is None:
@@ -250,14 +253,10 @@ class NodeLifecycle:
             *(c for c in pod["status"].get("conditions") or [] if c["type"] != "DisruptionTarget"),
             _condition("DisruptionTarget", "True", "DeletionByTaintManager", message),
         ]
-        cluster.store.touch("pods", pod)
         meta = pod["metadata"]
-        cluster._event(
-            pod,
-            "TaintManagerEviction",
-            f"Marking for deletion Pod {meta['namespace']}/{meta['name']}",
-            "Normal",
-            "taint-eviction-controller",
+        what = f"Pod {meta['namespace']}/{meta['name']}"
+        cluster.pod_changed(
+            pod, "TaintManagerEviction", f"Marking for deletion {what}", "taint-eviction-controller"
         )
         cluster.delete_pod(meta["namespace"], meta["name"], None)
 

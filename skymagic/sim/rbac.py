@@ -16,7 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DISCOVERY_PATHS", "MASTERS_GROUP", "Authorizer", "Rule", "forbidden_message"]
+__all__ = [
+    "DISCOVERY_PATHS",
+    "MASTERS_GROUP",
+    "Attributes",
+    "Authorizer",
+    "Rule",
+    "forbidden_message",
+]
 
 MASTERS_GROUP = "system:masters"
 
@@ -70,29 +77,33 @@ def _split(resource: str, subresource: str) -> tuple[str, str]:
     return resource, subresource
 
 
-def forbidden_message(
-    user: str,
-    verb: str,
-    resource: str,
-    namespace: str | None,
-    *,
-    api_group: str = "",
-    subresource: str = "",
-    name: str = "",
-) -> str:
+@dataclass(frozen=True)
+class Attributes:
+    """What a resource request asks to do (the API server's authorizer.Attributes)."""
+
+    verb: str
+    resource: str
+    namespace: str | None = None  # None: cluster-wide
+    api_group: str = ""  # "": the core group
+    subresource: str = ""
+    name: str = ""
+
+
+def forbidden_message(user: str, attrs: Attributes) -> str:
     """The Status message a real API server sends with a 403 (apiserver forbidden.go).
 
     `<group-resource> ["name"] is forbidden: User "u" cannot VERB resource "r[/sub]" in API
     group "g" (in the namespace "ns" | at the cluster scope)`; the group-resource is
     "pods" for the core group and "deployments.apps" otherwise.
     """
-    resource, subresource = _split(resource, subresource)
+    resource, subresource = _split(attrs.resource, attrs.subresource)
     full = f"{resource}/{subresource}" if subresource else resource
-    scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
-    why = f'User "{user}" cannot {verb} resource "{full}" in API group "{api_group}" {scope}'
-    gr = f"{resource}.{api_group}" if api_group else resource
-    if name:
-        return f'{gr} "{name}" is forbidden: {why}'
+    scope = f'in the namespace "{attrs.namespace}"' if attrs.namespace else "at the cluster scope"
+    group = attrs.api_group
+    why = f'User "{user}" cannot {attrs.verb} resource "{full}" in API group "{group}" {scope}'
+    gr = f"{resource}.{group}" if group else resource
+    if attrs.name:
+        return f'{gr} "{attrs.name}" is forbidden: {why}'
     return f"{gr} is forbidden: {why}"
 
 

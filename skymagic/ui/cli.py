@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING
 from skymagic.errors import SkymagicError
 from skymagic.ui.flags import (
     LAUNCH_FLAGS,
+    PROVISION_TIMEOUT_FLAG,
     TASK_FLAGS,
+    TIMEOUT_FLAG,
+    add_flags,
     cli_settings,
-    positive_seconds,
     read_task_file,
     refuse_without_names,
     task_options,
@@ -336,13 +338,9 @@ def _demo(args: argparse.Namespace) -> int:
     )
 
 
-def _timeout(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--timeout", type=positive_seconds, default=5.0, help="seconds per API request")
-
-
 def _common(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("table", "json")) -> None:
     p.add_argument("--infra", help="'k8s' (all allowed contexts) or 'k8s/CONTEXT'")
-    _timeout(p)
+    add_flags(p, TIMEOUT_FLAG)
     p.add_argument("-o", "--output", choices=formats, default=formats[0], help="output format")
 
 
@@ -372,8 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     lau = sub.add_parser("launch", help="launch a script or task YAML with ordered failover")
     lau.add_argument("file", nargs="?", help="a shell script or SkyPilot task YAML")
     lau.add_argument("--name", help="launch name (unique per user)")
-    for names, kwargs in TASK_FLAGS + LAUNCH_FLAGS:
-        lau.add_argument(*names, **kwargs)
+    add_flags(lau, TASK_FLAGS, LAUNCH_FLAGS)
     lau.add_argument(
         "-r",
         "--retry-until-up",
@@ -390,13 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lau.add_argument("--detach", action="store_true", help="return once Running")
     lau.add_argument("--dry-run", action="store_true", help="show the plan only")
-    lau.add_argument(
-        "--provision-timeout",
-        type=positive_seconds,
-        default=None,
-        help="seconds per context to schedule",
-    )
-    _timeout(lau)
+    add_flags(lau, PROVISION_TIMEOUT_FLAG, TIMEOUT_FLAG)
     lau.set_defaults(func=_launch)
 
     exe = sub.add_parser(
@@ -414,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     exe.add_argument(
         "command", nargs=argparse.REMAINDER, help="the command ([--] CMD ARGS..., or one script)"
     )
-    _timeout(exe)
+    add_flags(exe, TIMEOUT_FLAG)
     exe.set_defaults(func=_exec)
 
     pfw = sub.add_parser(
@@ -423,12 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
     pfw.add_argument("name", help="the launch")
     pfw.add_argument("port", type=int, help="the port in the pod")
     pfw.add_argument("--local-port", type=int, default=None, help="default: PORT when free")
-    _timeout(pfw)
+    add_flags(pfw, TIMEOUT_FLAG)
     pfw.set_defaults(func=_port_forward)
 
     ssh = sub.add_parser("ssh", help="an interactive shell in a launch's running pod")
     ssh.add_argument("name", help="the launch")
-    _timeout(ssh)
+    add_flags(ssh, TIMEOUT_FLAG)
     ssh.set_defaults(func=_ssh)
 
     sts = sub.add_parser("status", help="skymagic workloads across all allowed contexts")
@@ -442,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     lgs.add_argument("--follow", "-f", action="store_true")
     lgs.add_argument("--tail", type=int, default=None)
     lgs.add_argument("--rank", type=int, default=None, help="a multi-node launch's rank N")
-    _timeout(lgs)
+    add_flags(lgs, TIMEOUT_FLAG)
     lgs.set_defaults(func=_logs)
 
     dwn = sub.add_parser("down", help="stop launches in every allowed context")
@@ -454,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also delete managed jobs' pods (refused otherwise: the jobs controller would "
         "relaunch the job elsewhere; `skymagic jobs cancel N` stops a job)",
     )
-    _timeout(dwn)
+    add_flags(dwn, TIMEOUT_FLAG)
     dwn.set_defaults(func=_down)
 
     gpus = sub.add_parser("gpus", help="GPU inventory across the allowed contexts")

@@ -22,7 +22,11 @@ if TYPE_CHECKING:  # imported when used: `%load_ext skymagic` stays light
 __all__ = [
     "LAUNCH_FLAGS",
     "LAUNCH_ONLY",
+    "PROVISION_TIMEOUT_FLAG",
     "TASK_FLAGS",
+    "TIMEOUT_FLAG",
+    "Flags",
+    "add_flags",
     "check_seconds",
     "cli_settings",
     "names_missing",
@@ -32,6 +36,19 @@ __all__ = [
     "refuse_without_names",
     "task_options",
 ]
+
+
+# Flags as (names, keyword arguments) for argparse's `add_argument` and IPython's
+# `magic_arguments.argument` alike.
+Flags = list[tuple[tuple[str, ...], dict[str, Any]]]
+
+
+def add_flags(parser: argparse.ArgumentParser, *flag_lists: Flags) -> None:
+    """Declare shared flags on a command, in their order (`magic_args.declare_flags` for a
+    magic)."""
+    for flags in flag_lists:
+        for names, kwargs in flags:
+            parser.add_argument(*names, **kwargs)
 
 
 def check_seconds(value: float) -> float:
@@ -125,7 +142,7 @@ LAUNCH_ONLY = frozenset({"idle_minutes_to_autostop", "down", "num_nodes"})
 # same way (their dests are TaskOptions fields; the launch name is declared by each, as a
 # positional NAME in magics and --name on the command line). Help texts carry no '%': argparse
 # formats them.
-TASK_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+TASK_FLAGS: Flags = [
     (
         ("--gpus",),
         {
@@ -195,7 +212,7 @@ TASK_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
 ]
 
 # The LAUNCH_ONLY flags, declared after TASK_FLAGS by `%%sky_launch` and `skymagic launch`.
-LAUNCH_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+LAUNCH_FLAGS: Flags = [
     (
         ("-i", "--idle-minutes-to-autostop"),
         {
@@ -226,4 +243,25 @@ LAUNCH_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
             "num_nodes, else 1).",
         },
     ),
+]
+
+# The CLI's limits (a magic takes the request timeout from `%config SkyMagics`, and calls the
+# provision timeout `--timeout`): every command that calls the API takes TIMEOUT_FLAG, both
+# launch commands PROVISION_TIMEOUT_FLAG.
+TIMEOUT_FLAG: Flags = [
+    (
+        ("--timeout",),
+        {"type": positive_seconds, "default": 5.0, "help": "seconds per API request"},
+    )
+]
+PROVISION_TIMEOUT_FLAG: Flags = [
+    (
+        ("--provision-timeout",),
+        {
+            "type": positive_seconds,
+            "default": None,
+            "help": "seconds each context gets to schedule the pod before failover (a managed "
+            "job: on every launch and recovery; default: kubernetes.provision_timeout)",
+        },
+    )
 ]

@@ -126,8 +126,7 @@ def add_jobs_commands(sub: Any) -> None:
     lau = jsub.add_parser("launch", help="submit a script or task YAML as a managed job")
     lau.add_argument("file", nargs="?", help="a shell script or SkyPilot task YAML")
     lau.add_argument("--name", help="job name")
-    for names, kwargs in flags.TASK_FLAGS:
-        lau.add_argument(*names, **kwargs)
+    flags.add_flags(lau, flags.TASK_FLAGS)
     lau.add_argument(
         "--max-restarts-on-errors",
         type=int,
@@ -137,13 +136,7 @@ def add_jobs_commands(sub: Any) -> None:
         "resources.job_recovery, else 0)",
     )
     lau.add_argument("--detach", action="store_true", help="return once submitted")
-    lau.add_argument(
-        "--provision-timeout",
-        type=seconds,
-        default=None,
-        help="seconds per context to schedule the pod, on every launch and recovery",
-    )
-    lau.add_argument("--timeout", type=seconds, default=5.0, help="seconds per request")
+    flags.add_flags(lau, flags.PROVISION_TIMEOUT_FLAG, flags.TIMEOUT_FLAG)
     lau.set_defaults(func=_launch)
 
     que = jsub.add_parser("queue", help="every managed job and its state")

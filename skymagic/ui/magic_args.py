@@ -11,15 +11,13 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument
 
-from skymagic.ui.flags import names_missing
+from skymagic.ui.flags import Flags, names_missing
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Iterable
 
 __all__ = ["cell_body", "declare_flags", "require_names", "stream", "unquote"]
-
-Flags = list[tuple[tuple[str, ...], dict[str, Any]]]
 
 
 def declare_flags(*flag_lists: Flags) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

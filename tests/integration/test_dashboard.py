@@ -22,7 +22,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.display import display
 from IPython.utils.capture import capture_output
 
-from skymagic.core.client import ClientSettings, clear_clients, error_kind
+from skymagic.core.client import ClientSettings, clear_clients
+from skymagic.core.failures import error_kind
 from skymagic.core.targets import Settings
 from skymagic.errors import ConfigError, SkymagicError
 from skymagic.gpus.inventory import show_gpus

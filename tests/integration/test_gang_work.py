@@ -136,7 +136,7 @@ def test_exec_runs_on_rank_0_by_default_on_one_rank_or_on_all(fleet: Fleet) -> N
     assert info.value.exit_code == 5
     with pytest.raises(ConfigError, match="launch 'dev' has no rank 2: it has 2 nodes"):
         exec_ranks("dev", "true", s, rank=2)
-    with pytest.raises(ConfigError, match="--rank 'x': give a rank number"):
+    with pytest.raises(ConfigError, match="--rank 'x' is not a whole number; give a rank number"):
         exec_ranks("dev", "true", s, rank="x")
 
 

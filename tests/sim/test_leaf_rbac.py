@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skymagic.sim.rbac import Authorizer, Rule, forbidden_message
+from skymagic.sim.rbac import Attributes, Authorizer, Rule, forbidden_message
 
 SPEC = [
     {
@@ -61,16 +61,20 @@ def test_paths(authz: Authorizer) -> None:
 
 
 def test_messages() -> None:
-    assert forbidden_message("alice", "list", "pods", None) == (
+    assert forbidden_message("alice", Attributes("list", "pods")) == (
         'pods is forbidden: User "alice" cannot list resource "pods" in API group "" at the cluster scope'
     )
-    assert forbidden_message("alice", "list", "pods", "team-b") == (
+    assert forbidden_message("alice", Attributes("list", "pods", "team-b")) == (
         'pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "team-b"'
     )
-    assert forbidden_message("alice", "get", "pods", "d", subresource="log", name="web") == (
+    assert forbidden_message(
+        "alice", Attributes("get", "pods", "d", subresource="log", name="web")
+    ) == (
         'pods "web" is forbidden: User "alice" cannot get resource "pods/log" in API group "" in the namespace "d"'
     )
-    assert forbidden_message("a", "list", "deployments", "x", api_group="apps").startswith(
+    assert forbidden_message(
+        "a", Attributes("list", "deployments", "x", api_group="apps")
+    ).startswith(
         'deployments.apps is forbidden: User "a" cannot list resource "deployments" in API group "apps"'
     )
 

@@ -37,7 +37,7 @@ def test_job_recovery_takes_skypilots_keys() -> None:
     assert JobRecovery.parse({"strategy": "FAILOVER"}).with_restarts(2).max_restarts_on_errors == 2
     for bad, match in (
         ({"strategy": "SOMEWHERE"}, "is not one of FAILOVER, EAGER_NEXT_REGION"),
-        ({"max_restarts_on_errors": -1}, "must be >= 0"),
+        ({"max_restarts_on_errors": -1}, "must be at least 0"),
         ({"max_restarts_on_errors": "x"}, "whole number"),
         ({"retries": 1}, "job_recovery.retries is not supported"),
         ([1], "strategy name or a mapping"),
