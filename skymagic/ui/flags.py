@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # imported when used: `%load_ext skymagic` stays light
     from skymagic.launches.task import TaskOptions
 
 __all__ = [
-    "CONTROL_FLAGS",
     "LAUNCH_FLAGS",
     "LAUNCH_ONLY",
     "PROVISION_TIMEOUT_FLAG",
@@ -105,11 +104,11 @@ def task_options(args: argparse.Namespace, **overrides: Any) -> TaskOptions:
 
 def launch_controls(args: argparse.Namespace, **overrides: Any) -> LaunchControls:
     """How a launch runs, from the parsed flags of `%%sky_launch` or `skymagic launch` (their
-    dests are the field names; the magic calls --provision-timeout --timeout); `overrides` set
-    the fields no flag sets, e.g. the CLI's `hint_style="cli"`."""
+    dests are the field names; the magic's --timeout is the CLI's --provision-timeout);
+    `overrides` set the fields no flag sets, e.g. the CLI's `hint_style="cli"`."""
     from skymagic.launches.controls import LaunchControls
 
-    values = {name: getattr(args, name) for name in CONTROL_FLAGS}
+    values = {name: getattr(args, name) for name in _CONTROL_FLAGS}
     return LaunchControls(**{**values, **overrides})
 
 
@@ -146,7 +145,7 @@ def read_task_file(path: str | None) -> str | None:
 
 
 # The LaunchControls fields both launch commands set from a flag of the same dest.
-CONTROL_FLAGS = ("detach", "dry_run", "provision_timeout", "retry_until_up", "timeout_minutes")
+_CONTROL_FLAGS = ("detach", "dry_run", "provision_timeout", "retry_until_up", "timeout_minutes")
 
 
 # Task options only `%%sky_launch` / `skymagic launch` take: a pod's autostop means nothing for a
