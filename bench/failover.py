@@ -41,7 +41,7 @@ from typing import Any
 from skymagic.core.client import ClientSettings, clear_clients
 from skymagic.core.targets import Settings
 from skymagic.gpus.inventory import show_gpus
-from skymagic.launches import LaunchResult, down, launch_task, parse_task
+from skymagic.launches import LaunchControls, LaunchResult, down, launch_task, parse_task
 from skymagic.sim import Fleet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -76,9 +76,8 @@ def _launch(
 ) -> tuple[float, LaunchResult]:
     task = parse_task("sleep 600", name=name, gpus="H100:8")
     started = time.perf_counter()
-    result = launch_task(
-        task, settings, detach=True, provision_timeout=timeout, inventory_fn=inventory_fn
-    )
+    controls = LaunchControls(detach=True, provision_timeout=timeout)
+    result = launch_task(task, settings, controls, inventory_fn=inventory_fn)
     seconds = time.perf_counter() - started
     assert isinstance(result, LaunchResult)
     if result.context != FREE or result.status != "Running":

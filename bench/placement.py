@@ -27,7 +27,7 @@ from typing import Any
 from skymagic.core.client import ClientSettings, clear_clients
 from skymagic.core.targets import Settings
 from skymagic.gpus.inventory import show_gpus
-from skymagic.launches import LaunchResult, down, launch_task, parse_task, status
+from skymagic.launches import LaunchControls, LaunchResult, down, launch_task, parse_task, status
 from skymagic.sim import Fleet
 
 HALF, FREE = "gang-half", "gang-free"
@@ -37,6 +37,7 @@ CLUSTERS: list[dict[str, Any]] = [
     {"name": name, "runtime": "local", "nodes": [_NODE]} for name in (HALF, FREE)
 ]
 PROVISION_TIMEOUT_S = 10.0
+DETACHED = LaunchControls(detach=True, provision_timeout=PROVISION_TIMEOUT_S)
 
 
 def _settings() -> Settings:
@@ -81,7 +82,7 @@ def gang(fleet: Fleet, runs: int) -> dict[str, Any]:
         fleet.clear_requests(HALF)
         task = parse_task("sleep 600", name=f"gang-{i}", gpus="H100:8", num_nodes=2)
         t0 = time.perf_counter()
-        result = launch_task(task, settings, detach=True, provision_timeout=PROVISION_TIMEOUT_S)
+        result = launch_task(task, settings, DETACHED)
         seconds = time.perf_counter() - t0
         assert isinstance(result, LaunchResult)
         if result.context != FREE or result.status != "Running":
@@ -121,9 +122,8 @@ def _wait_once(fleet: Fleet, settings: Settings, name: str) -> float:
 
     def run() -> None:
         task = parse_task("sleep 600", name=name, gpus="H100:8")
-        out["result"] = launch_task(
-            task, settings, detach=True, observer=observer, retry_until_up=True
-        )
+        controls = LaunchControls(detach=True, retry_until_up=True)
+        out["result"] = launch_task(task, settings, controls, observer=observer)
         out["done"] = time.perf_counter()
 
     thread = threading.Thread(target=run, daemon=True)
@@ -165,13 +165,7 @@ def race(fleet: Fleet, runs: int) -> dict[str, Any]:
         inventory_fn: Callable[..., Any] = lambda _s, _i, inv=snapshot: inv  # noqa: E731
         task = parse_task("sleep 600", name=f"race-{i}", gpus="H100:8", num_nodes=2)
         t0 = time.perf_counter()
-        result = launch_task(
-            task,
-            settings,
-            detach=True,
-            provision_timeout=PROVISION_TIMEOUT_S,
-            inventory_fn=inventory_fn,
-        )
+        result = launch_task(task, settings, DETACHED, inventory_fn=inventory_fn)
         total.append(time.perf_counter() - t0)
         assert isinstance(result, LaunchResult)
         first = result.attempts[0]

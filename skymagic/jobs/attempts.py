@@ -25,6 +25,7 @@ from skymagic.jobs.logfiles import LogFollower
 from skymagic.jobs.model import LABEL_JOB_ATTEMPT, LABEL_JOB_ID, LABEL_JOBS_DB, JobStatus
 from skymagic.jobs.runstate import Run, launch_selector, record_status
 from skymagic.jobs.store import JobStore
+from skymagic.launches.controls import LaunchControls
 from skymagic.launches.podspec import LABEL_LAUNCH, LABEL_USER, selector_for
 from skymagic.launches.wait import wanted
 
@@ -76,15 +77,18 @@ class Attempts:
         if run.client is not None and run.namespace:
             leftovers = (run.client, run.namespace, launch_selector(run))
         run.phase = "launching"
+        controls = LaunchControls(
+            provision_timeout=provision_timeout_from_json(run.rec.settings),
+            prefer_context=previous if failover and previous else None,
+            avoid_context=previous if not failover and previous else None,
+        )
         self.inbox.launch(
             workers.launch,
             run.id,
             attempt,
             task,
             run.settings,
-            provision_timeout=provision_timeout_from_json(run.rec.settings),
-            prefer=previous if failover and previous else None,
-            avoid=previous if not failover and previous else None,
+            controls,
             leftovers=leftovers,
             inventory=inventory,
         )

@@ -8,13 +8,14 @@ touches the database.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from skymagic.core.client import ContextClient, client_for
 from skymagic.core.fanout import fan_out
 from skymagic.core.targets import Settings, Targets, pin_targets, resolve_targets
 from skymagic.errors import NotFoundError, ProvisionFailedError, SkymagicError
+from skymagic.launches.controls import LaunchControls
 from skymagic.launches.plan import Plan
 from skymagic.launches.runner import Attempt, launch_task
 from skymagic.launches.task import Task
@@ -131,21 +132,21 @@ def launch(
     attempt: int,
     task: Task,
     settings: Settings,
+    controls: LaunchControls,
     *,
-    provision_timeout: float | None,
-    prefer: str | None,
-    avoid: str | None,
     leftovers: tuple[ContextClient, str, str] | None,
     inventory: Inventory | None = None,
 ) -> Launched:
     """One attempt: clear the previous attempt's Secret/Service, then launch through failover.
 
-    `task` carries the job's labels (attempt_task). `leftovers` is (client, namespace, launch
-    selector) of the previous attempt's context: its Secrets and Service carry the same names
-    and would refuse the new ones. `inventory`: plan from it instead of listing every context
-    (the capacity watch's snapshot in which the job fits). Never waits for capacity itself
-    (a user's `retry_until_up: true` would hold a pool thread): no room is reported, with
-    whether waiting may help, and the controller waits (capacity.py).
+    `task` carries the job's labels (attempt_task). `controls` give the provision timeout and
+    the context to try first or last; the launch always detaches (the controller follows the
+    pod). `leftovers` is (client, namespace, launch selector) of the previous attempt's
+    context: its Secrets and Service carry the same names and would refuse the new ones.
+    `inventory`: plan from it instead of listing every context (the capacity watch's snapshot
+    in which the job fits). Never waits for capacity itself (a user's `retry_until_up: true`
+    would hold a pool thread): no room is reported, with whether waiting may help, and the
+    controller waits (capacity.py).
     """
     tried = _Tried()
     try:
@@ -155,12 +156,8 @@ def launch(
         result = launch_task(
             task,
             settings,
-            detach=True,
+            replace(controls, detach=True, retry_until_up=False),
             observer=tried,
-            provision_timeout=provision_timeout,
-            prefer_context=prefer,
-            avoid_context=avoid,
-            retry_until_up=False,
             inventory_fn=None if inventory is None else (lambda _s, _infra: inventory),
         )
         if isinstance(result, Plan) or not result.context or not result.namespace:

@@ -9,9 +9,11 @@ two never collide (importing a subpackage binds its name on the parent package).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from skymagic.core.targets import Settings
+from skymagic.launches.controls import CONTROL_NAMES, LaunchControls
 from skymagic.launches.lifecycle import Deleted, Status, down, logs, status
 from skymagic.launches.plan import Plan
 from skymagic.launches.runner import Attempt, LaunchObserver, LaunchResult, launch_task
@@ -20,6 +22,7 @@ from skymagic.launches.task import Task, TaskOptions, parse_task
 __all__ = [
     "Attempt",
     "Deleted",
+    "LaunchControls",
     "LaunchObserver",
     "LaunchResult",
     "Plan",
@@ -38,30 +41,23 @@ __all__ = [
 def launch(
     body: str = "",
     options: TaskOptions | None = None,
+    controls: LaunchControls | None = None,
     *,
-    detach: bool = False,
-    dry_run: bool = False,
-    provision_timeout: float | None = None,
     settings: Settings | None = None,
     observer: LaunchObserver | None = None,
-    retry_until_up: bool | None = None,
-    timeout_minutes: float | None = None,
     **flags: Any,
 ) -> LaunchResult | Plan:
     """Launch a script or SkyPilot task YAML, like `%%sky_launch` (same flags as keywords).
 
-    `flags` are the TaskOptions fields (name, gpus, cpus, memory, infra, image, env, secret,
-    ports, num_nodes), set over `options`. `retry_until_up` waits for capacity when nothing
-    fits now (at most `timeout_minutes`). Progress goes to `observer` (default: none;
-    `skymagic.launch` prints plain lines). Returns the LaunchResult, or the Plan with `dry_run`.
+    `flags` are TaskOptions fields (name, gpus, cpus, memory, infra, image, env, secret, ports,
+    num_nodes, ...), set over `options`, and LaunchControls fields (detach, dry_run,
+    provision_timeout, retry_until_up, timeout_minutes, ...), set over `controls`.
+    `retry_until_up` waits for capacity when nothing fits now (at most `timeout_minutes`).
+    Progress goes to `observer` (default: none; `skymagic.launch` prints plain lines). Returns
+    the LaunchResult, or the Plan with `dry_run`.
     """
+    how = {name: flags.pop(name) for name in CONTROL_NAMES & flags.keys()}
+    task = parse_task(body, options, **flags)
     return launch_task(
-        parse_task(body, options, **flags),
-        settings,
-        detach=detach,
-        dry_run=dry_run,
-        observer=observer,
-        provision_timeout=provision_timeout,
-        retry_until_up=retry_until_up,
-        timeout_minutes=timeout_minutes,
+        task, settings, replace(controls or LaunchControls(), **how), observer=observer
     )

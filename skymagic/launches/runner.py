@@ -38,6 +38,7 @@ from skymagic.errors import (
     ProvisionFailedError,
     SkymagicError,
 )
+from skymagic.launches.controls import LaunchControls
 from skymagic.launches.files import FileSet, collect_files
 from skymagic.launches.follow import (
     FOLLOW_READ_TIMEOUT_S,
@@ -57,7 +58,7 @@ from skymagic.launches.starting import wait_for_start
 from skymagic.launches.task import Task
 from skymagic.launches.wait import CapacityWaiter, retry_from_config
 
-__all__ = ["Attempt", "LaunchObserver", "LaunchResult", "launch_task"]
+__all__ = ["Attempt", "LaunchControls", "LaunchObserver", "LaunchResult", "launch_task"]
 
 SERVICE_ACCOUNT_NAME = "skymagic-service-account"
 
@@ -85,33 +86,24 @@ def _existing(targets: Targets, task: Task, settings: Settings) -> list[tuple[st
 def launch_task(
     task: Task,
     settings: Settings | None = None,
+    controls: LaunchControls | None = None,
     *,
-    detach: bool = False,
-    dry_run: bool = False,
     observer: LaunchObserver | None = None,
-    provision_timeout: float | None = None,
     inventory_fn: Callable[[Settings, str | None], Any] | None = None,
-    hint_style: str = "magic",
     follow_timeout: float = FOLLOW_READ_TIMEOUT_S,
     reconnect_for: float = RECONNECT_FOR_S,
-    prefer_context: str | None = None,
-    avoid_context: str | None = None,
-    retry_until_up: bool | None = None,
-    timeout_minutes: float | None = None,
 ) -> LaunchResult | Plan:
-    """Plan and run `task`; returns the Plan for `dry_run`, else a LaunchResult.
+    """Plan and run `task` as `controls` say (default: follow it to its end); returns the Plan
+    for `controls.dry_run`, else a LaunchResult.
 
-    `hint_style` is "magic" or "cli": the syntax of the commands in hints. `follow_timeout`
-    bounds each read of the followed log (the pod's state is re-read on each timeout) and
-    `reconnect_for` is how long an unreachable context is retried once the pod has started.
-    `prefer_context` is tried first when it can take the task now, `avoid_context` last (a
-    managed job's recovery: the same context first, or SkyPilot's EAGER_NEXT_REGION); the
-    other candidates keep their order.
-    `retry_until_up` (default: the config's `retry_until_up`, else off): when no context can
-    take the task now, wait for one (wait.py) instead of failing, for at most
-    `timeout_minutes` (default: no bound).
+    `inventory_fn` gives the inventory to plan from (default: every allowed context's, live).
+    `follow_timeout` bounds each read of the followed log (the pod's state is re-read on each
+    timeout) and `reconnect_for` is how long an unreachable context is retried once the pod
+    has started.
     """
     settings = settings or Settings()
+    how = controls or LaunchControls()
+    detach, hint_style = how.detach, how.hint_style
     obs: LaunchObserver = observer or Silent()
     started = time.monotonic()
     # One resolution (one admin-policy run, one kubeconfig read) serves the whole launch: the
@@ -128,7 +120,7 @@ def launch_task(
 
     # Files are listed and checked before anything is created (a bad path is one line).
     files = collect_files(task) if task.has_files else None
-    if not dry_run:
+    if not how.dry_run:
         reused = _settle_existing(all_allowed, task, settings, obs, hint_style, files, detach)
         if reused is not None:
             reused.seconds = time.monotonic() - started
@@ -138,21 +130,21 @@ def launch_task(
     # not tried (a pinned launch shows only its one context).
     shown = [*targets.contexts, *([] if targets.pinned else targets.excluded)]
     plan = make_plan(task, shown, inventory, excluded=targets.excluded)
-    if prefer_context or avoid_context:
-        _reorder(plan, prefer_context, avoid_context)
+    if how.prefer_context or how.avoid_context:
+        _reorder(plan, how.prefer_context, how.avoid_context)
     obs.on_plan(plan)
-    if dry_run:
+    if how.dry_run:
         return plan
     attempts = [Attempt(r.context, "skipped", r.reason) for r in plan.rows if not r.fits]
     for a in attempts:
         obs.on_attempt(a)
-    if provision_timeout is not None:
-        timeout = provision_timeout
+    if how.provision_timeout is not None:
+        timeout = how.provision_timeout
     elif task.provision_timeout is not None:
         timeout = task.provision_timeout
     else:
         timeout = targets.config.provision_timeout
-    retry = retry_until_up
+    retry = how.retry_until_up
     if retry is None:
         retry = retry_from_config(targets.config.raw, targets.config.path)
     waiter: CapacityWaiter | None = None
@@ -219,7 +211,7 @@ def launch_task(
                     targets,
                     settings,
                     [c for c in shown if c not in targets.excluded],
-                    timeout_minutes=timeout_minutes,
+                    timeout_minutes=how.timeout_minutes,
                 )
             # The watches stay open through the attempts: a lost race waits again at once.
             plan = waiter.next_plan(plan, obs)

@@ -27,7 +27,7 @@ from skymagic.sim.mux import Mux
 from skymagic.sim.podexec import ExecFailed, LocalProcess, PodRuntime, SimulatedProcess
 from skymagic.sim.streamio import HIGH_WATER, FdEnd
 
-__all__ = ["AttachSession", "ExecSession", "StreamOptions", "status_bytes"]
+__all__ = ["AttachSession", "ExecSession", "StreamLink", "StreamOptions", "status_bytes"]
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE = range(5)
 _TYPES = {"stdin": STDIN, "stdout": STDOUT, "stderr": STDERR, "error": ERROR, "resize": RESIZE}
@@ -46,6 +46,18 @@ class StreamOptions:
     stderr: bool
     tty: bool
     ports: list[int]
+
+
+@dataclass(frozen=True)
+class StreamLink:
+    """The connection a session speaks over, as the upgrade settled it: the mux, what the
+    request asked for, the negotiated protocol version, and whether it is WebSocket (fixed
+    channels) or SPDY (streams the client opens). Exec and attach take it whole."""
+
+    mux: Mux
+    opts: StreamOptions
+    version: int
+    websocket: bool
 
 
 def status_bytes(status: dict[str, Any], version: int) -> bytes:
@@ -87,12 +99,12 @@ def _internal_error(message: str) -> dict[str, Any]:
 class _Session:
     """What exec and attach share: stream bookkeeping and the ending."""
 
-    def __init__(self, mux: Mux, opts: StreamOptions, version: int, websocket: bool) -> None:
-        self.mux = mux
-        self.reactor = mux.reactor  # the connection's loop: timers and the process's ends
-        self.opts = opts
-        self.version = version
-        self.websocket = websocket
+    def __init__(self, link: StreamLink) -> None:
+        self.mux = link.mux
+        self.reactor = link.mux.reactor  # the connection's loop: timers and the process's ends
+        self.opts = link.opts
+        self.version = link.version
+        self.websocket = link.websocket
         self.ids: dict[int, int] = {}  # stream kind -> stream id on the wire
         self.kinds: dict[int, int] = {}
         self.started = False
@@ -198,16 +210,9 @@ class ExecSession(_Session):
     """Run a command in the pod; relay its streams; report its exit."""
 
     def __init__(
-        self,
-        mux: Mux,
-        opts: StreamOptions,
-        version: int,
-        websocket: bool,
-        runtime: PodRuntime,
-        key: str,
-        pod: dict[str, Any],
+        self, link: StreamLink, runtime: PodRuntime, key: str, pod: dict[str, Any]
     ) -> None:
-        super().__init__(mux, opts, version, websocket)
+        super().__init__(link)
         self.runtime = runtime
         self.key = key
         self.pod = pod
@@ -354,15 +359,12 @@ class AttachSession(_Session):
 
     def __init__(
         self,
-        mux: Mux,
-        opts: StreamOptions,
-        version: int,
-        websocket: bool,
+        link: StreamLink,
         log: Any,
         stdin: tuple[int, bool] | None = None,
         on_stdin_once: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(mux, opts, version, websocket)
+        super().__init__(link)
         self.log = log
         self._seen = len(log.lines) if log is not None else 0
         self._writer: FdEnd | None = None

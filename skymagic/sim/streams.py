@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 from skymagic.sim import mux as muxes
 from skymagic.sim import portforward, remotecommand
 from skymagic.sim.http import Request, Response
-from skymagic.sim.remotecommand import StreamOptions
+from skymagic.sim.remotecommand import StreamLink, StreamOptions
 from skymagic.sim.store import object_key
 from skymagic.sim.streamio import Reactor, SocketEnd
 from skymagic.sim.websocket import accept_key, offered_protocols
@@ -264,6 +264,7 @@ def _upgrade(
         client = SocketEnd(conn, half_close=False)
         reactor.add(client)
         mux = make_mux(reactor, client)
+        link = StreamLink(mux, opts, version, websocket)  # exec and attach speak over it
         session: muxes.Handler
         if sub == "portforward":
             session = portforward.PortForwardSession(
@@ -272,18 +273,10 @@ def _upgrade(
         elif sub == "attach":
             stdin = cluster.runtime.attach_stdin(key) if opts.stdin else None
             session = remotecommand.AttachSession(
-                mux,
-                opts,
-                version,
-                websocket,
-                log,
-                stdin,
-                lambda: cluster.runtime.close_stdin(key),
+                link, log, stdin, lambda: cluster.runtime.close_stdin(key)
             )
         else:
-            session = remotecommand.ExecSession(
-                mux, opts, version, websocket, cluster.runtime, key, pod
-            )
+            session = remotecommand.ExecSession(link, cluster.runtime, key, pod)
         mux.handler = session
         unwatch = cluster.runtime.watch(key, lambda: reactor.call_soon_threadsafe(session.pod_gone))
         try:

@@ -22,6 +22,7 @@ from skymagic.ui.flags import (
     TIMEOUT_FLAG,
     add_flags,
     cli_settings,
+    launch_controls,
     read_task_file,
     refuse_without_names,
     task_options,
@@ -143,13 +144,8 @@ def _launch(args: argparse.Namespace) -> int:
     result = launch_task(
         parse_task(body, task_options(args)),
         cli_settings(args),
-        detach=args.detach,
-        dry_run=args.dry_run,
+        launch_controls(args, hint_style="cli"),
         observer=TextProgress(),
-        provision_timeout=args.provision_timeout,
-        hint_style="cli",
-        retry_until_up=args.retry_until_up,
-        timeout_minutes=args.timeout_minutes,
     )
     if isinstance(result, Plan):
         return 0

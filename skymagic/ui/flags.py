@@ -3,8 +3,9 @@
 A timeout of 0 or less (or nan) fails every context at once with a "timeout" nobody waited
 for, and inf waits forever on a black-holed server; so every seconds-valued flag (`--timeout`,
 `--interval`, `--provision-timeout`) and every seconds-valued `SkyMagics` setting goes through
-`check_seconds`. The launch flags reach `parse_task` through `task_options`, so the magic and
-the CLI cannot drift apart on which flags shape a task.
+`check_seconds`. The launch flags reach `parse_task` through `task_options` and `launch_task`
+through `launch_controls`, so the magic and the CLI cannot drift apart on which flags shape a
+task or how its launch runs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported when used: `%load_ext skymagic` stays light
     from skymagic.core.targets import Settings
+    from skymagic.launches.controls import LaunchControls
     from skymagic.launches.task import TaskOptions
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "add_flags",
     "check_seconds",
     "cli_settings",
+    "launch_controls",
     "names_missing",
     "port_spec",
     "positive_seconds",
@@ -99,6 +102,16 @@ def task_options(args: argparse.Namespace, **overrides: Any) -> TaskOptions:
     return TaskOptions(**{**values, **overrides})
 
 
+def launch_controls(args: argparse.Namespace, **overrides: Any) -> LaunchControls:
+    """How a launch runs, from the parsed flags of `%%sky_launch` or `skymagic launch` (their
+    dests are the field names; the magic's --timeout is the CLI's --provision-timeout);
+    `overrides` set the fields no flag sets, e.g. the CLI's `hint_style="cli"`."""
+    from skymagic.launches.controls import LaunchControls
+
+    values = {name: getattr(args, name) for name in _CONTROL_FLAGS}
+    return LaunchControls(**{**values, **overrides})
+
+
 def names_missing(args: argparse.Namespace, what: str) -> str | None:
     """The usage error of a command that acts on names or on --all but got neither, else None.
 
@@ -129,6 +142,10 @@ def read_task_file(path: str | None) -> str | None:
     except OSError as exc:
         print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return None
+
+
+# The LaunchControls fields both launch commands set from a flag of the same dest.
+_CONTROL_FLAGS = ("detach", "dry_run", "provision_timeout", "retry_until_up", "timeout_minutes")
 
 
 # Task options only `%%sky_launch` / `skymagic launch` take: a pod's autostop means nothing for a

@@ -116,10 +116,11 @@ class JobsMagics(Magics):
 
     def _plan(self, body: str, options: Any) -> Any:
         from skymagic.jobs.jobspec import split_job_recovery
-        from skymagic.launches import Plan, launch_task, parse_task
+        from skymagic.launches import LaunchControls, Plan, launch_task, parse_task
 
         body, _recovery = split_job_recovery(body)
-        plan = launch_task(parse_task(body, options), self._settings(), dry_run=True)
+        task = parse_task(body, options)
+        plan = launch_task(task, self._settings(), LaunchControls(dry_run=True))
         assert isinstance(plan, Plan)
         return plan.to_frame()
 

@@ -20,6 +20,7 @@ from skymagic.ui.flags import (
     LAUNCH_FLAGS,
     TASK_FLAGS,
     check_seconds,
+    launch_controls,
     positive_seconds,
     task_options,
 )
@@ -186,6 +187,8 @@ class SkyMagics(Magics):
     )
     @argument(
         "--timeout",
+        dest="provision_timeout",
+        metavar="TIMEOUT",
         type=positive_seconds,
         default=None,
         help="Seconds each context gets to schedule the pod before failover "
@@ -224,16 +227,7 @@ class SkyMagics(Magics):
         result: Any = None
         error: BaseException | None = None
         try:
-            result = launch_task(
-                task,
-                self.settings(),
-                detach=args.detach,
-                dry_run=args.dry_run,
-                observer=observer,
-                provision_timeout=args.timeout,
-                retry_until_up=args.retry_until_up,
-                timeout_minutes=args.timeout_minutes,
-            )
+            result = launch_task(task, self.settings(), launch_controls(args), observer=observer)
             if not args.dry_run:
                 from skymagic.ui.pod_magics import after_launch
 

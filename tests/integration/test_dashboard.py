@@ -28,7 +28,7 @@ from skymagic.core.targets import Settings
 from skymagic.errors import ConfigError, SkymagicError
 from skymagic.gpus.inventory import show_gpus
 from skymagic.gpus.pods import PodRow, pods_on_nodes
-from skymagic.launches import Attempt, launch_task, parse_task
+from skymagic.launches import Attempt, LaunchControls, launch_task, parse_task
 from skymagic.sim import Fleet
 from skymagic.ui.dashboard import Dashboard, LiveInventory, dashboard, launch_cell, widget_asset
 from skymagic.ui.launch_widget import LaunchProgressWidget
@@ -323,7 +323,7 @@ def test_details_say_which_skymagic_user_holds_the_gpus(
         allowed_contexts=("solo",),
     )
     task = parse_task("sleep infinity\n", name="held", gpus="H100:2")
-    result = launch_task(task, settings, detach=True, provision_timeout=20)
+    result = launch_task(task, settings, LaunchControls(detach=True, provision_timeout=20))
     try:
         (row,) = pods_on_nodes(settings, "solo", [str(result.node)], ["nvidia.com/gpu"])
         assert (row.name, row.gpus, row.holder) == ("held", 2, "skymagic: alice")
@@ -626,7 +626,7 @@ def test_launch_widget_as_a_real_launch_observer(
         task = parse_task(
             "echo hello from the widget\nsleep 0.6\necho bye\n", name="widget-test", gpus="H100:1"
         )
-        result = launch_task(task, settings, observer=p, provision_timeout=20)
+        result = launch_task(task, settings, LaunchControls(provision_timeout=20), observer=p)
         p.finish(result)
         assert result.status == "Succeeded" and result.context == "run"
         assert [(a.context, a.outcome) for a in p.attempts][-1][0] == "run"

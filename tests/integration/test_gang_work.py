@@ -33,7 +33,7 @@ from launchkit import (
 )
 
 from skymagic.errors import CommandFailedError, ConfigError
-from skymagic.launches import LaunchResult, launch_task, parse_task, status
+from skymagic.launches import LaunchControls, LaunchResult, launch_task, parse_task, status
 from skymagic.launches.rankexec import exec_ranks
 from skymagic.sim import Fleet
 
@@ -49,9 +49,8 @@ def gang_launch(body: str, name: str, **kw: Any) -> tuple[LaunchResult, Recorder
     result = launch_task(
         parse_task(body, gpus="H100:8", num_nodes=2, name=name),
         settings(ONE),
+        LaunchControls(provision_timeout=5.0, **kw),
         observer=rec,
-        provision_timeout=5.0,
-        **kw,
     )
     assert isinstance(result, LaunchResult)
     return result, rec

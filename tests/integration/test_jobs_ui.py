@@ -27,7 +27,7 @@ from skymagic import jobs
 from skymagic.core.client import clear_clients
 from skymagic.errors import ConfigError
 from skymagic.jobs import JobStatus, process
-from skymagic.launches import LaunchResult, launch_task, parse_task
+from skymagic.launches import LaunchControls, LaunchResult, launch_task, parse_task
 from skymagic.sim import Fleet
 from skymagic.ui.cli import main as cli
 
@@ -201,7 +201,9 @@ def test_down_refuses_a_managed_jobs_pod_unless_forced(
     assert f"`skymagic jobs cancel {job.id}`" in capsys.readouterr().err
 
     # --all stops the user's plain launches and keeps the job's pod.
-    plain = launch_task(parse_task("sleep 120", name="plain", cpus="1"), detach=True)
+    plain = launch_task(
+        parse_task("sleep 120", name="plain", cpus="1"), controls=LaunchControls(detach=True)
+    )
     assert isinstance(plain, LaunchResult) and plain.status == "Running"
     with capture_output() as out:
         deleted = shell.run_line_magic("sky_down", "--all")

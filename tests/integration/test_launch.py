@@ -54,6 +54,7 @@ from skymagic.errors import ConfigError, LaunchError, ProvisionFailedError
 from skymagic.gpus.accelerators import matching_label_values
 from skymagic.gpus.inventory import show_gpus
 from skymagic.launches import (
+    LaunchControls,
     LaunchObserver,
     LaunchResult,
     Plan,
@@ -84,9 +85,8 @@ def run(
     result = launch_task(
         parse_task(body, **flags),
         settings(*contexts),
+        LaunchControls(detach=detach, provision_timeout=provision_timeout),
         observer=observer or Recorder(),
-        detach=detach,
-        provision_timeout=provision_timeout,
         inventory_fn=inventory_fn,
     )
     assert isinstance(result, LaunchResult)
@@ -566,14 +566,17 @@ def test_detach_returns_once_running(fleet: Fleet) -> None:
 
 def test_dry_run_returns_the_plan_and_creates_nothing(fleet: Fleet) -> None:
     fleet.clear_requests()
-    plan = launch_task(parse_task("true", gpus="H100"), settings(FULL, FREE), dry_run=True)
+    plan = launch_task(
+        parse_task("true", gpus="H100"), settings(FULL, FREE), LaunchControls(dry_run=True)
+    )
     assert isinstance(plan, Plan) and plan.chosen == FULL
     for cluster in (FULL, FREE):
         assert writes(fleet, cluster) == 0
 
 
 def test_launch_takes_task_options_and_their_fields_as_keywords(fleet: Fleet) -> None:
-    """`skymagic.launch(body, gpus=...)` and `launch(body, TaskOptions(...))` plan alike."""
+    """`skymagic.launch(body, gpus=...)` and `launch(body, TaskOptions(...))` plan alike, and
+    so do `launch(body, detach=...)` and `launch(body, controls=LaunchControls(...))`."""
     fleet.clear_requests()
     by_keywords = launch("true", gpus="H100", settings=settings(FULL, FREE), dry_run=True)
     by_options = launch(
@@ -591,6 +594,15 @@ def test_launch_takes_task_options_and_their_fields_as_keywords(fleet: Fleet) ->
     assert by_keywords.task.gpu_count == 1 and by_options.task.gpu_count == 4
     assert by_options.task.cpus == 1.0
     assert (by_keywords.chosen, pinned.chosen, pinned.task.gpu) == (FULL, FREE, "H100")
+    # LaunchControls likewise: a value, with its fields as keywords set over it.
+    avoided = launch(
+        "true",
+        TaskOptions(gpus="H100"),
+        LaunchControls(dry_run=True),
+        settings=settings(FULL, FREE),
+        avoid_context=FULL,
+    )
+    assert isinstance(avoided, Plan) and avoided.chosen == FREE
     with pytest.raises(TypeError, match="unknown task option 'gpu'"):
         launch("true", gpu="H100", settings=settings(FREE), dry_run=True)
     for cluster in (FULL, FREE):
@@ -616,7 +628,9 @@ def test_a_gpu_node_tainted_no_execute_takes_the_gpu_pod(
         }
     )
     monkeypatch.setenv("KUBECONFIG", f.kubeconfig)
-    plan = launch_task(parse_task("true", gpus="H100"), settings("noexec"), dry_run=True)
+    plan = launch_task(
+        parse_task("true", gpus="H100"), settings("noexec"), LaunchControls(dry_run=True)
+    )
     assert isinstance(plan, Plan) and plan.chosen == "noexec"
     result = run("sleep 60", "noexec", name="noexec", gpus="H100:2", detach=True)
     assert result.status == "Running" and result.context == "noexec"

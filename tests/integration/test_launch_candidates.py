@@ -11,7 +11,7 @@ from checkkit import (
 )
 from launchkit import FREE, LAUNCH_SPEC, NOGPU, Recorder, fleet_fixture, pod, settings, writes
 
-from skymagic.launches import LaunchResult, Plan, launch_task, parse_task
+from skymagic.launches import LaunchControls, LaunchResult, Plan, launch_task, parse_task
 from skymagic.sim import Fleet
 
 fleet = fleet_fixture(
@@ -34,7 +34,7 @@ def test_dry_run_shows_a_row_per_context_and_candidate(fleet: Fleet) -> None:
         "resources:\n  accelerators: {H100: 4, A100-80GB: 4}\n  cpus: 1\n  memory: 1\nrun: echo\n"
     )
     task = parse_task(body, name="c")
-    plan = launch_task(task, settings(NOGPU, FREE), dry_run=True)
+    plan = launch_task(task, settings(NOGPU, FREE), LaunchControls(dry_run=True))
     assert isinstance(plan, Plan)
     rows = [(r.context, r.task.gpu if r.task else None, r.fits, r.chosen) for r in plan.rows]
     assert rows == [
@@ -59,7 +59,9 @@ def test_a_launch_picks_by_the_stated_rule(
     fleet.clear_requests()
     body = f"resources:\n  accelerators: {form}\n  cpus: 1\n  memory: 1\nrun: sleep 30\n"
     task = parse_task(body, name="c")
-    result = launch_task(task, settings(NOGPU, FREE), detach=True, observer=Recorder())
+    result = launch_task(
+        task, settings(NOGPU, FREE), LaunchControls(detach=True), observer=Recorder()
+    )
     assert isinstance(result, LaunchResult) and result.context == where
     made = pod(fleet, where, "c")
     assert made["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "4"}
@@ -76,9 +78,8 @@ def test_use_spot_lands_only_on_spot_nodes(fleet: Fleet) -> None:
     result = launch_task(
         parse_task(body, name="s"),
         settings(FREE, "spot"),
-        detach=True,
+        LaunchControls(detach=True, provision_timeout=3),
         observer=rec,
-        provision_timeout=3,
     )
     assert isinstance(result, LaunchResult) and result.context == "spot"
     assert [a.outcome for a in rec.attempts] == ["unschedulable", "running"]

@@ -31,7 +31,15 @@ from launchkit import (
 
 from skymagic.errors import ProvisionFailedError
 from skymagic.gpus.inventory import show_gpus
-from skymagic.launches import LaunchResult, down, launch_task, logs, parse_task, status
+from skymagic.launches import (
+    LaunchControls,
+    LaunchResult,
+    down,
+    launch_task,
+    logs,
+    parse_task,
+    status,
+)
 from skymagic.launches.podspec import LABEL_MANAGED
 from skymagic.sim import Fleet
 
@@ -47,9 +55,8 @@ def gang(
     result = launch_task(
         parse_task(body, gpus="H100:8", num_nodes=2, **kw),
         settings(*contexts),
+        LaunchControls(detach=detach, provision_timeout=5.0),
         observer=rec,
-        detach=detach,
-        provision_timeout=5.0,
         inventory_fn=inventory_fn,
     )
     assert isinstance(result, LaunchResult)

@@ -29,7 +29,15 @@ from launchkit import (
     settings,
 )
 
-from skymagic.launches import LaunchResult, down, launch_task, logs, parse_task, status
+from skymagic.launches import (
+    LaunchControls,
+    LaunchResult,
+    down,
+    launch_task,
+    logs,
+    parse_task,
+    status,
+)
 from skymagic.sim import Fleet
 from skymagic.ui.cli import launch_exit_code, main
 
@@ -211,7 +219,9 @@ def test_rerunning_a_finished_launch_replaces_it(fleet: Fleet) -> None:
 
 
 def test_a_running_launch_is_reused_with_the_new_body_not_replaced(fleet: Fleet) -> None:
-    first = launch_task(parse_task("sleep 30", name="job"), settings(FREE, FREE2), detach=True)
+    first = launch_task(
+        parse_task("sleep 30", name="job"), settings(FREE, FREE2), LaunchControls(detach=True)
+    )
     assert isinstance(first, LaunchResult) and first.status == "Running"
     rec = Recorder()
     again = launch("echo in the same pod", rec)
@@ -227,7 +237,7 @@ def test_status_lists_a_service_and_secret_left_without_their_pod(fleet: Fleet) 
     result = launch_task(
         parse_task("sleep 30", name="job", ports=[8080], secret=["TOKEN=s3cr3t"]),
         settings(FREE, FREE2),
-        detach=True,
+        LaunchControls(detach=True),
     )
     assert isinstance(result, LaunchResult) and result.status == "Running"
     assert pods_created(fleet, FREE) == 1 and pods_created(fleet, FREE2) == 0

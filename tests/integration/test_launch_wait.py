@@ -29,7 +29,7 @@ from launchkit import (
 )
 
 from skymagic.errors import LaunchError, ProvisionFailedError
-from skymagic.launches import LaunchResult, launch_task, parse_task
+from skymagic.launches import LaunchControls, LaunchResult, launch_task, parse_task
 from skymagic.sim import Fleet
 
 fleet = fleet_fixture(GANG_SPEC)
@@ -52,9 +52,8 @@ def launch_in_thread(rec: Recorder, **kw: Any) -> tuple[threading.Thread, dict[s
             out["result"] = launch_task(
                 parse_task("sleep 60", gpus="H100:8", **kw),
                 settings(ONE, TWO),
+                LaunchControls(detach=True, retry_until_up=True),
                 observer=rec,
-                detach=True,
-                retry_until_up=True,
             )
         except Exception as exc:  # handed to the test
             out["error"] = exc
@@ -117,8 +116,8 @@ def test_ctrl_c_while_waiting_leaves_nothing_behind(fleet: Fleet) -> None:
         launch_task(
             parse_task("true", gpus="H100:8", name="cancelled"),
             settings(ONE, TWO),
+            LaunchControls(retry_until_up=True),
             observer=CtrlC(),
-            retry_until_up=True,
         )
     assert "nothing was created" in str(info.value)
     assert skymagic_pods(fleet) == {}
@@ -137,9 +136,8 @@ def test_a_bounded_wait_ends_with_what_would_fit(fleet: Fleet) -> None:
         launch_task(
             parse_task("true", gpus="H100:8", name="bounded"),
             settings(ONE, TWO),
+            LaunchControls(retry_until_up=True, timeout_minutes=0.02),
             observer=Recorder(),
-            retry_until_up=True,
-            timeout_minutes=0.02,
         )
     assert time.monotonic() - t0 < 10
     assert "H100:8 fits nowhere now; H100:2 fits in one (2 nodes)" in str(info.value)
@@ -150,8 +148,8 @@ def test_waiting_for_what_can_never_fit_fails_at_once(fleet: Fleet) -> None:
         launch_task(
             parse_task("true", gpus="A100:1", name="never"),
             settings(ONE, TWO),
+            LaunchControls(retry_until_up=True),
             observer=Recorder(),
-            retry_until_up=True,
         )
     assert "no such GPU: A100" in str(info.value)
 
@@ -163,8 +161,8 @@ def test_retry_until_up_in_the_config(fleet: Fleet, isolated_env: Path) -> None:
         launch_task(
             parse_task("true", gpus="H100:8", name="configured"),
             settings(ONE, TWO),
+            LaunchControls(timeout_minutes=0.01),
             observer=Recorder(),
-            timeout_minutes=0.01,
         )
     write_sky_config(isolated_env, "kubernetes:\n  retry_until_up: maybe\n")
     with pytest.raises(Exception, match="retry_until_up must be true or false"):

@@ -20,14 +20,16 @@ from checkkit import (
 from launchkit import FREE, FREE2, LAUNCH_SPEC, fleet_fixture, pod, settings
 
 from skymagic.errors import TransportError
-from skymagic.launches import LaunchResult, launch_task, logs, parse_task
+from skymagic.launches import LaunchControls, LaunchResult, launch_task, logs, parse_task
 from skymagic.sim import Fleet
 
 fleet = fleet_fixture(LAUNCH_SPEC)
 
 
 def start(body: str) -> None:
-    result = launch_task(parse_task(body, name="job"), settings(FREE, FREE2), detach=True)
+    result = launch_task(
+        parse_task(body, name="job"), settings(FREE, FREE2), LaunchControls(detach=True)
+    )
     assert isinstance(result, LaunchResult) and result.context == FREE
 
 

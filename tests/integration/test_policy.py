@@ -21,7 +21,7 @@ from conftest import shared_ipython, write_sky_config
 from skymagic.core.targets import Settings
 from skymagic.errors import PolicyError
 from skymagic.health import check
-from skymagic.launches import launch_task, parse_task
+from skymagic.launches import LaunchControls, launch_task, parse_task
 from skymagic.sim import Fleet
 
 SPEC = {
@@ -160,7 +160,7 @@ def test_launch_over_the_gpu_cap_is_refused_with_the_policys_reason(
     ok = launch_task(
         parse_task("echo hi", name="small", gpus="H100:2", cpus="1", memory="1"),
         Settings(),
-        detach=True,
+        LaunchControls(detach=True),
     )
     assert getattr(ok, "context", None) == "team-beta"
 
@@ -327,7 +327,9 @@ def test_contexts_a_policy_removes_show_in_the_plan_as_excluded(
         "admin_policy: mypolicy.NoBetaLaunches\n"
         "kubernetes:\n  allowed_contexts: [team-beta, team-alpha, team-gamma]\n",
     )
-    plan = launch_task(parse_task("echo hi", name="p", gpus="H100:1"), Settings(), dry_run=True)
+    plan = launch_task(
+        parse_task("echo hi", name="p", gpus="H100:1"), Settings(), LaunchControls(dry_run=True)
+    )
     rows = {r.context: r for r in plan.rows}  # type: ignore[union-attr]
     assert [r.context for r in plan.rows] == ["team-alpha", "team-gamma", "team-beta"]  # type: ignore[union-attr]
     assert not rows["team-beta"].fits
@@ -340,7 +342,9 @@ def test_contexts_a_policy_removes_show_in_the_plan_as_excluded(
         PolicyError, match="context 'team-beta': not available: removed by admin policy"
     ):
         launch_task(
-            parse_task("echo hi", name="p", infra="k8s/team-beta"), Settings(), dry_run=True
+            parse_task("echo hi", name="p", infra="k8s/team-beta"),
+            Settings(),
+            LaunchControls(dry_run=True),
         )
     # Other operations are untouched by this policy: check still sees all three.
     assert [c.context for c in check(Settings()).contexts] == [

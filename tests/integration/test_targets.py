@@ -28,7 +28,7 @@ from skymagic.core.targets import Settings
 from skymagic.errors import ConfigError
 from skymagic.gpus.inventory import show_gpus
 from skymagic.health import check
-from skymagic.launches import LaunchResult, Plan, down, launch_task, parse_task
+from skymagic.launches import LaunchControls, LaunchResult, Plan, down, launch_task, parse_task
 from skymagic.sim import Fleet
 
 SPEC = {
@@ -116,7 +116,7 @@ def fast() -> Settings:
 
 def launch(name: str, infra: str | None = None, **kw: Any) -> LaunchResult | Plan:
     task = parse_task("sleep 1", name=name, gpus="H100:1", cpus="1", memory="1", infra=infra)
-    return launch_task(task, fast(), **kw)
+    return launch_task(task, fast(), LaunchControls(**kw))
 
 
 @pytest.mark.parametrize(

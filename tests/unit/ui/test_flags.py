@@ -9,9 +9,16 @@ from pathlib import Path
 import pytest
 from IPython.core.magic_arguments import parse_argstring
 
+from skymagic.launches import LaunchControls
 from skymagic.launches.task import TaskOptions
 from skymagic.ui.cli import build_parser, main
-from skymagic.ui.flags import check_seconds, positive_seconds, read_task_file, task_options
+from skymagic.ui.flags import (
+    check_seconds,
+    launch_controls,
+    positive_seconds,
+    read_task_file,
+    task_options,
+)
 from skymagic.ui.magics import SkyMagics
 
 
@@ -107,6 +114,30 @@ def test_no_flags_are_no_options() -> None:
     assert task_options(parse_argstring(SkyMagics.sky_launch, "")) == TaskOptions(
         env=[], secret=[], ports=[]
     )
+
+
+CONTROL_FLAGS = "--detach --dry-run -r --timeout-minutes 3"
+CONTROLS = LaunchControls(
+    detach=True, dry_run=True, provision_timeout=7.0, retry_until_up=True, timeout_minutes=3.0
+)
+
+
+def test_magic_and_cli_launch_flags_become_the_same_controls() -> None:
+    """The provision timeout is the magic's --timeout and the CLI's --provision-timeout."""
+    magic = parse_argstring(SkyMagics.sky_launch, f"job {CONTROL_FLAGS} --timeout 7")
+    assert launch_controls(magic) == CONTROLS
+    cli = build_parser().parse_args(
+        ["launch", *CONTROL_FLAGS.split(), "--provision-timeout", "7", "--timeout", "2"]
+    )
+    assert launch_controls(cli, hint_style="cli") == LaunchControls(
+        **{**vars(CONTROLS), "hint_style": "cli"}
+    )
+
+
+def test_no_control_flags_are_the_default_controls() -> None:
+    """-r unset is None (the config's retry_until_up decides), not False."""
+    assert launch_controls(parse_argstring(SkyMagics.sky_launch, "")) == LaunchControls()
+    assert launch_controls(build_parser().parse_args(["launch"])) == LaunchControls()
 
 
 @pytest.mark.parametrize("command", [["launch"], ["jobs", "launch"]])
