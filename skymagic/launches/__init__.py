@@ -9,7 +9,7 @@ two never collide (importing a subpackage binds its name on the parent package).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 from skymagic.core.targets import Settings
@@ -56,6 +56,14 @@ def launch(
     Progress goes to `observer` (default: none; `skymagic.launch` prints plain lines). Returns
     the LaunchResult, or the Plan with `dry_run`.
     """
+    option_names = {f.name for f in fields(TaskOptions)}
+    unknown = sorted(flags.keys() - CONTROL_NAMES - option_names)
+    if unknown:
+        raise TypeError(
+            f"unknown launch keyword{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}; task options: {', '.join(sorted(option_names))}; "
+            f"launch controls: {', '.join(sorted(CONTROL_NAMES))}"
+        )
     how = {name: flags.pop(name) for name in CONTROL_NAMES & flags.keys()}
     task = parse_task(body, options, **flags)
     return launch_task(

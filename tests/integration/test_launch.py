@@ -603,8 +603,11 @@ def test_launch_takes_task_options_and_their_fields_as_keywords(fleet: Fleet) ->
         avoid_context=FULL,
     )
     assert isinstance(avoided, Plan) and avoided.chosen == FREE
-    with pytest.raises(TypeError, match="unknown task option 'gpu'"):
-        launch("true", gpu="H100", settings=settings(FREE), dry_run=True)
+    with pytest.raises(
+        TypeError,
+        match=r"unknown launch keywords 'detatch', 'gpu'; task options: .*gpus.*; launch controls: .*detach",
+    ):
+        launch("true", gpu="H100", detatch=True, settings=settings(FREE), dry_run=True)
     for cluster in (FULL, FREE):
         assert writes(fleet, cluster) == 0
 
