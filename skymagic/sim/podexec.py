@@ -308,10 +308,11 @@ class PodRuntime:
                 env[item["name"]] = str(item["value"])
         for port, local in self.ports(key, pod).items():
             env[f"PORT_{port}"] = str(local)
-        mark = f"{self._tag}/{key}/{pod['metadata'].get('uid', '')}"
-        with self._lock:
-            self._containers[key] = mark
-        env[CONTAINER_ENV] = mark  # every process of the container, and what it starts
+        if self.spec.runtime == "local":  # every process of the container, and what it starts
+            mark = f"{self._tag}/{key}/{pod['metadata'].get('uid', '')}"
+            with self._lock:
+                self._containers[key] = mark
+            env[CONTAINER_ENV] = mark
         # headless-Service names (netnames.py)
         env.update(names_env(self.workdir, env.get("PATH", ""), env.get("PYTHONPATH", "")))
         return env
