@@ -21,7 +21,7 @@ from checkkit import (
 )
 from launchkit import GANG_SPEC, ONE, TWO, Recorder, fleet_fixture, pod, settings, writes
 
-from skymagic.launches import LaunchResult, launch_task, parse_task
+from skymagic.launches import LaunchControls, LaunchResult, launch_task, parse_task
 from skymagic.sim import Fleet
 
 fleet = fleet_fixture(GANG_SPEC)
@@ -71,8 +71,8 @@ def launch_within(
                 launch_task(
                     task,
                     settings(ONE, TWO),
+                    LaunchControls(provision_timeout=5.0),
                     observer=rec,
-                    provision_timeout=5.0,
                     **kw,
                 )
             )
