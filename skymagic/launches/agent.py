@@ -39,6 +39,7 @@ __all__ = [
     "idle_note",
     "idle_probe",
     "idle_seconds",
+    "run_done_code",
     "setup_hash",
     "stop_run",
 ]
@@ -71,6 +72,17 @@ _JOB = f"""_sky_job() {{
   fi
   return $_sky_rc
 }}"""
+
+
+def run_done_code(line: str) -> int | None:
+    """The run's exit code when `line` is the entrypoint's RUN_DONE line (-1: unreadable),
+    else None."""
+    if not line.startswith(RUN_DONE):
+        return None
+    try:
+        return int(line[len(RUN_DONE) :].strip())
+    except ValueError:
+        return -1
 
 
 def setup_hash(setup: str | None) -> str:

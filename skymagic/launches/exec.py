@@ -51,6 +51,7 @@ class ExecResult:
     hints: list[str] = field(default_factory=list)
     rank: int | None = None  # a multi-node launch's rank (the failing one, for `--rank all`)
     ranks: list[ExecResult] = field(default_factory=list)  # `--rank all`: each rank's, in order
+    stopped: bool = False  # `--rank all`: stopped because another rank failed
 
     def __str__(self) -> str:
         which = "" if self.rank is None else f" rank {self.rank}"

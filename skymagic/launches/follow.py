@@ -10,9 +10,11 @@ the follow with its exit code, a running one is followed again from where the lo
 how to follow it.
 
 `follow_lines` is that one mechanism as a generator of log lines (its return value is the
-FollowOutcome): the launch's own follow (`follow_pod`, which hands each line to an observer)
-and `%sky_logs NAME --follow` (`lifecycle.logs`) both run it, so a stalled stream is detected,
-resumed and bounded the same way in both.
+FollowOutcome): the launch's own follow (`follow_pod`, which hands each line to an observer;
+with `run_done` it ends at the entrypoint's RUN_DONE line, for a pod that outlives its run),
+each rank of a multi-node launch (gangfollow.py, one thread per rank) and
+`%sky_logs NAME --follow` (`lifecycle.logs`) all run it, so a stalled stream is detected,
+resumed and bounded the same way in each.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from urllib3.exceptions import HTTPError
 
 from skymagic.core.client import ContextClient
 from skymagic.errors import NotFoundError, SkymagicError
+from skymagic.launches.agent import run_done_code
 
 if TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Callable, Generator
 
 __all__ = [
     "FOLLOW_READ_TIMEOUT_S",
@@ -65,7 +68,7 @@ class PodObserver(FollowReporter, Protocol):
 class FollowOutcome:
     """How a follow ended: `phase` Succeeded/Failed (with `exit_code`), or why it stopped."""
 
-    phase: str  # Succeeded | Failed | Running (unreachable) | Deleted | Interrupted
+    phase: str  # Succeeded | Failed | Running (unreachable) | Deleted | Stopped (by `stop`)
     exit_code: int | None = None
     lost: str = ""  # the last error, when the context became unreachable
     reconnects: int = 0
@@ -146,10 +149,13 @@ def follow_pod(
     *,
     read_timeout: float,
     reconnect_for: float,
+    run_done: bool = False,
 ) -> FollowOutcome:
     """Stream the pod's log to `obs` until the container ends; never raises for the context's
     faults.
 
+    With `run_done` (a pod that outlives its run: autostop) the follow ends at the
+    entrypoint's RUN_DONE line instead, with the run's exit code; the pod keeps running.
     KeyboardInterrupt propagates to the caller (who detaches and says so).
     """
     lines = follow_lines(
@@ -160,8 +166,11 @@ def follow_pod(
             try:
                 line = next(lines)
             except StopIteration as done:
-                outcome: FollowOutcome = done.value
+                outcome: FollowOutcome = done.value  # the pod ended (or was lost) first
                 return outcome
+            code = run_done_code(line) if run_done else None
+            if code is not None:
+                return FollowOutcome("Succeeded" if code == 0 else "Failed", code)
             obs.on_log(line)
     finally:
         lines.close()  # an interrupted follow closes its open stream now, not at collection
@@ -177,6 +186,7 @@ def follow_lines(
     read_timeout: float,
     reconnect_for: float,
     tail: int | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Generator[str, None, FollowOutcome]:
     """Yield the pod's log lines until the container ends, then return how it ended.
 
@@ -184,7 +194,9 @@ def follow_lines(
     stream is a timeout like any other failure), after which the pod is re-read; a running pod
     is followed again from where the log stood (`sinceTime`, no line twice); a context that
     stays unreachable for `reconnect_for` seconds ends the follow with phase "Running".
-    `tail` limits the first read to the last lines (as `tailLines`).
+    `tail` limits the first read to the last lines (as `tailLines`). `stop()` is asked each
+    time the stream ended or failed (so within `read_timeout` of being set): True ends the
+    follow with phase "Stopped" (a follower on a thread of its own whose caller is done).
     """
     path = f"/api/v1/namespaces/{ns}/pods/{name}"
     cursor = _Cursor()
@@ -204,6 +216,8 @@ def follow_lines(
             last_contact = time.monotonic()
         except (SkymagicError, HTTPError, OSError) as exc:
             lost = exc.message if isinstance(exc, SkymagicError) else _describe(exc)
+        if stop is not None and stop():
+            return FollowOutcome("Stopped", lost=lost, reconnects=reconnects)
         # The stream ended or failed: the pod's own state says what happened.
         try:
             pod = client.get_json(path)

@@ -36,7 +36,7 @@ from skymagic.core.targets import Settings, Targets
 from skymagic.core.watch import Changed, DriverEvent, Failed, Listed, WatchDriver
 from skymagic.errors import LaunchError, NotFoundError, SkymagicError
 from skymagic.launches.files import FileSet
-from skymagic.launches.follow import PodObserver
+from skymagic.launches.follow import FOLLOW_READ_TIMEOUT_S, RECONNECT_FOR_S, PodObserver
 from skymagic.launches.gangfiles import send_to_ranks
 from skymagic.launches.gangfollow import follow_gang
 from skymagic.launches.outcome import Attempt, LaunchResult
@@ -336,13 +336,16 @@ def gang_attempt(
     service_account: Callable[[ContextClient, str, str], str | None],
     command: Callable[[str, str], str],
     files: FileSet | None = None,
+    read_timeout: float = FOLLOW_READ_TIMEOUT_S,
+    reconnect_for: float = RECONNECT_FOR_S,
 ) -> tuple[Attempt, LaunchResult | None]:
     """Start the gang in `cand.context`, then follow every rank unless `detach`.
 
     Returns the attempt as the runner records it, and the launch's result (None: not started
     here, fail over). `command(verb, name)` words a hint's command in the caller's syntax;
-    `files` go to every rank before any starts (try_gang). Ctrl-C before every rank runs
-    deletes what was made and raises LaunchError (interrupted); after, it detaches.
+    `files` go to every rank before any starts (try_gang); `read_timeout` and `reconnect_for`
+    bound the follow (follow.follow_lines). Ctrl-C before every rank runs deletes what was made
+    and raises LaunchError (interrupted); after, it detaches.
     """
     try:
         gang = try_gang(
@@ -383,9 +386,26 @@ def gang_attempt(
     if detach or task.is_dev_pod:
         result.hints.append(stop)
         return _recorded(gang), result
-    follow = follow_gang(gang.client, ns, task, gang.pods, obs)
+    follow = follow_gang(
+        gang.client,
+        ns,
+        task,
+        gang.pods,
+        obs,
+        read_timeout=read_timeout,
+        reconnect_for=reconnect_for,
+    )
     result.status, result.exit_code = follow.status, follow.exit_code
-    if follow.status == "Detached":
+    if follow.status == "Unreachable":
+        # Once the ranks started, failover is over: they keep running where they are.
+        lost = next(iter(follow.lost.values()))
+        result.hints.insert(
+            0,
+            f"Lost contact with {ctx} after the ranks started ({lost}); the {task.num_nodes} "
+            f"pods keep running there. Follow them with {command('logs', name)} --rank N "
+            f"--follow, stop them with {command('down', name)}.",
+        )
+    elif follow.status == "Detached":
         result.interrupted = True
         result.hints.insert(0, f"Detached; the {task.num_nodes} pods keep running. {stop}")
     elif follow.status in ("Succeeded", "Failed"):

@@ -1,16 +1,20 @@
 """Following a started gang: every rank's log, and the first failing rank stopping the others.
 
-Every rank's log streams at once on its own thread; the lines reach the observer from the
-caller's thread, each prefixed `(rank=N)` (the rendezvous prologue's own line is dropped). A
-rank's run has ended when its log ends (a task pod: the pod's phase and exit code say how), or,
+Every rank's log is followed at once, each on its own thread, with the launch's own bounded
+follow (follow.follow_lines): each read waits at most `read_timeout`, a stalled or broken
+stream is followed again from where it stood (`sinceTime`, no line twice), and a context that
+stays unreachable for `reconnect_for` seconds ends that rank's follow. The lines reach the
+observer from the caller's thread, each prefixed `(rank=N)` (the rendezvous prologue's own line
+is dropped). A rank's run has ended when its pod ended (its phase and exit code say how), or,
 for pods that outlive their run (autostop), at the entrypoint's RUN_DONE line.
 
 The first rank whose run fails fails the launch, and the run on every other rank still going
 is stopped at once (gangstop.py: SkyPilot cancels the other nodes' tasks the same way), so no
 rank is left hanging in a collective with its GPUs held. The follow then waits for the stopped
 ranks to end, showing what they printed meanwhile, and reports the failing rank and its exit
-code; the stopped ranks are named as stopped, not as failures. Ctrl-C detaches: the pods keep
-running, nothing is stopped.
+code; the stopped ranks are named as stopped, not as failures. A rank whose context stopped
+answering ends the follow as Unreachable (its pod keeps running; nothing is stopped). Ctrl-C
+detaches: the pods keep running, nothing is stopped.
 """
 
 from __future__ import annotations
@@ -22,26 +26,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skymagic.core.client import ContextClient
-from skymagic.errors import NotFoundError, SkymagicError
-from skymagic.launches.agent import LAUNCH_RUN, RUN_DONE
-from skymagic.launches.follow import PodObserver, pod_exit
+from skymagic.launches.agent import LAUNCH_RUN, run_done_code
+from skymagic.launches.follow import (
+    FOLLOW_READ_TIMEOUT_S,
+    RECONNECT_FOR_S,
+    FollowOutcome,
+    PodObserver,
+    follow_lines,
+)
 from skymagic.launches.gangstop import FirstFailure, RankEnds
 from skymagic.launches.rendezvous import MARKER
 from skymagic.launches.task import Task
 
 __all__ = ["GangFollow", "follow_gang"]
 
-_FINAL_PHASES = ("Succeeded", "Failed")
-
 
 @dataclass
 class GangFollow:
     """How a followed gang ended: its status, the exit code (the first failing rank's, else
-    rank 0's) and each rank's end (gangstop.RankEnds)."""
+    rank 0's), each rank's end (gangstop.RankEnds) and, per rank whose context stopped
+    answering, the last error."""
 
-    status: str  # Succeeded | Failed | Running | Detached
+    status: str  # Succeeded | Failed | Running | Detached | Unreachable
     exit_code: int | None = None
     ends: RankEnds = field(default_factory=RankEnds)
+    lost: dict[int, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[tuple[int, int | None]]:
@@ -51,64 +60,90 @@ class GangFollow:
         return self.ends.reason()
 
 
-# What the threads hand the caller's thread: ("line", rank, text), ("end", rank, None) when a
-# rank's log ended, ("stopped", -1, {rank: why}) when stopping the other ranks is done.
+# What the threads hand the caller's thread: ("line", rank, text); ("end", rank, FollowOutcome
+# or None) when a rank's follow ended (None: at its RUN_DONE line, or told to stop);
+# ("progress", rank, (context, phase)) and ("message", rank, text) from the follow;
+# ("stopped", -1, {rank: why}) when stopping the other ranks is done.
 _Event = tuple[str, int, Any]
 
 
-def _stream(
-    client: ContextClient, path: str, rank: int, q: queue.Queue[_Event], done: threading.Event
+class _RankReport:
+    """A rank's follow reports through the queue: the observer is the caller's thread's."""
+
+    def __init__(self, rank: int, q: queue.Queue[_Event]) -> None:
+        self.rank, self.q = rank, q
+
+    def on_progress(self, context: str, phase: str, elapsed: float) -> None:
+        self.q.put(("progress", self.rank, (context, phase)))
+
+    def on_message(self, text: str) -> None:
+        self.q.put(("message", self.rank, text))
+
+
+def _follow_rank(
+    client: ContextClient,
+    ns: str,
+    name: str,
+    rank: int,
+    q: queue.Queue[_Event],
+    done: threading.Event,
+    outlives: bool,
+    timeouts: tuple[float, float],
 ) -> None:
+    """One rank's follow, on its own thread; always ends with an ("end", rank, ...) event."""
+    end: FollowOutcome | None = None
+    lines = follow_lines(
+        client,
+        ns,
+        name,
+        _RankReport(rank, q),
+        time.monotonic(),
+        read_timeout=timeouts[0],
+        reconnect_for=timeouts[1],
+        stop=done.is_set,
+    )
     try:
-        for line in client.stream_lines(path, {"follow": "true"}):
-            if done.is_set():
-                return  # the follow is over; closing the generator drops the stream
-            q.put(("line", rank, line.decode("utf-8", "replace")))
-    except SkymagicError as exc:
-        q.put(("line", rank, f"(log stream ended: {exc.message})"))
+        while not done.is_set():
+            try:
+                line = next(lines)
+            except StopIteration as finished:
+                end = finished.value
+                break
+            q.put(("line", rank, line))
+            if outlives and run_done_code(line) is not None:
+                break  # the run ended; the pod idles on (autostop)
+    except Exception as exc:  # never leave the caller waiting for this rank
+        end = FollowOutcome("Running", lost=f"{type(exc).__name__}: {exc}")
     finally:
-        q.put(("end", rank, None))
-
-
-def _final(client: ContextClient, ns: str, name: str, wait_s: float = 30.0) -> dict[str, Any]:
-    """The pod once its phase is final (its log ended), or as it is after `wait_s`."""
-    deadline = time.monotonic() + wait_s
-    pod: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        try:
-            pod = client.get_json(f"/api/v1/namespaces/{ns}/pods/{name}")
-        except NotFoundError:
-            return {"status": {"phase": "Failed"}, "metadata": {"name": name}}
-        if pod.get("status", {}).get("phase") in _FINAL_PHASES:
-            return pod
-        time.sleep(0.05)
-    return pod
-
-
-def _run_done(line: str) -> int:
-    try:
-        return int(line[len(RUN_DONE) :].strip())
-    except ValueError:
-        return -1
+        lines.close()  # drops the open stream now
+        q.put(("end", rank, end))
 
 
 def follow_gang(
-    client: ContextClient, ns: str, task: Task, pods: dict[int, dict[str, Any]], obs: PodObserver
+    client: ContextClient,
+    ns: str,
+    task: Task,
+    pods: dict[int, dict[str, Any]],
+    obs: PodObserver,
+    *,
+    read_timeout: float = FOLLOW_READ_TIMEOUT_S,
+    reconnect_for: float = RECONNECT_FOR_S,
 ) -> GangFollow:
-    """Stream every rank's log, prefixed `(rank=N)`, until every rank's run ended.
+    """Follow every rank's log, prefixed `(rank=N)`, until every rank's run ended.
 
-    The first failing rank stops the run on the others (the module docstring); Ctrl-C
-    detaches (the pods keep running).
+    The first failing rank stops the run on the others (the module docstring); a rank whose
+    context stays unreachable for `reconnect_for` seconds ends as lost (status Unreachable,
+    unless a rank failed); Ctrl-C detaches (the pods keep running).
     """
     q: queue.Queue[_Event] = queue.Queue()
     done = threading.Event()
     names = {r: str(p["metadata"]["name"]) for r, p in pods.items()}
     outlives = task.idle_minutes is not None  # RUN_DONE ends a rank's run, not its log
+    started = time.monotonic()
     for rank, name in sorted(names.items()):
-        path = f"/api/v1/namespaces/{ns}/pods/{name}/log"
         threading.Thread(
-            target=_stream,
-            args=(client, path, rank, q, done),
+            target=_follow_rank,
+            args=(client, ns, name, rank, q, done, outlives, (read_timeout, reconnect_for)),
             name=f"skymagic-rank-{rank}",
             daemon=True,
         ).start()
@@ -130,19 +165,14 @@ def follow_gang(
                 break
             if kind == "stopped":
                 rule.stopped(item)
+            elif kind == "progress":
+                obs.on_progress(item[0], f"{item[1]} (rank {rank})", time.monotonic() - started)
+            elif kind == "message":
+                obs.on_message(f"rank {rank}: {item}")
             elif kind == "line":
-                if rank in rule.ends.codes and outlives:
-                    continue  # the idle pod after its run
-                if outlives and item.startswith(RUN_DONE):
-                    code = _run_done(item)
-                    rule.end(rank, code, code != 0, obs)
-                elif not item.startswith(MARKER):  # the rendezvous prologue's own line
-                    obs.on_log(f"(rank={rank}) {item}")
+                _line(rule, rank, item, outlives, obs)
             elif rank not in rule.ends.codes:
-                pod = _final(client, ns, names[rank])
-                ended = pod_exit(pod)
-                failed = pod.get("status", {}).get("phase") == "Failed" or bool(ended)
-                rule.end(rank, ended, failed, obs)
+                _end(rule, rank, item, result, obs)
     except KeyboardInterrupt:
         result.status = "Detached"
         return result
@@ -150,6 +180,31 @@ def follow_gang(
         done.set()
     if rule.ends.failed:
         result.status, result.exit_code = "Failed", rule.ends.exit_code
+    elif result.lost:
+        result.status = "Unreachable"
     elif rule.done:
         result.status, result.exit_code = "Succeeded", rule.ends.exit_code
     return result
+
+
+def _line(rule: FirstFailure, rank: int, line: str, outlives: bool, obs: PodObserver) -> None:
+    if rank in rule.ends.codes and outlives:
+        return  # the idle pod after its run
+    code = run_done_code(line) if outlives else None
+    if code is not None:
+        rule.end(rank, code, code != 0, obs)
+    elif not line.startswith(MARKER):  # the rendezvous prologue's own line
+        obs.on_log(f"(rank={rank}) {line}")
+
+
+def _end(
+    rule: FirstFailure, rank: int, end: FollowOutcome | None, result: GangFollow, obs: PodObserver
+) -> None:
+    """Rank `rank`'s follow ended (before its RUN_DONE line, when its pod outlives its run)."""
+    if end is None or end.phase == "Stopped":
+        return  # told to stop: the caller is done
+    if end.phase == "Running":  # its context stopped answering: the pod keeps running
+        result.lost[rank] = end.lost
+        rule.end(rank, None, False, obs)
+    else:  # Succeeded | Failed | Deleted (a deleted pod's run did not succeed)
+        rule.end(rank, end.exit_code, end.phase != "Succeeded" or bool(end.exit_code), obs)

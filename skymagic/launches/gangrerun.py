@@ -22,20 +22,18 @@ each) and returns.
 
 from __future__ import annotations
 
-import queue
 import secrets
 import time
-from typing import Any
 
-from skymagic.errors import ConfigError, SkymagicError
+from skymagic.errors import ConfigError
 from skymagic.launches.agent import exec_wrapper
-from skymagic.launches.exec import ExecResult, fits_running_pod, run_in_pod
+from skymagic.launches.exec import fits_running_pod, run_in_pod
 from skymagic.launches.files import FileSet
 from skymagic.launches.follow import PodObserver
 from skymagic.launches.gangfiles import send_to_ranks
 from skymagic.launches.gangstop import FirstFailure, ranks_named
 from skymagic.launches.pods import LivePod
-from skymagic.launches.rankexec import start_ranks
+from skymagic.launches.rankexec import run_on_ranks
 from skymagic.launches.rendezvous import rerun_env, task_id
 from skymagic.launches.rerun import Outcome, reused_dev_pod
 from skymagic.launches.task import Task
@@ -123,40 +121,19 @@ def _run_everywhere(
     lives: list[LivePod], commands: list[list[str]], run_id: str, obs: PodObserver
 ) -> FirstFailure:
     """Run each rank's command at once; stop the others at the first failure."""
-    q: queue.Queue[tuple[int, str, Any]] = queue.Queue()
-    first = lives[0]
-    names = {r: live.name for r, live in enumerate(lives)}
-    rule = FirstFailure(
-        first.client,
-        first.namespace,
-        names,
-        run_id,
-        annotate=False,  # the pods keep running: their status is Running, rightly
-        post=lambda why: q.put((-1, "stopped", why)),
-    )
-    start_ranks(zip(lives, commands, strict=True), q.put, "rerun")
     try:
-        while not rule.done:
-            try:
-                rank, stream, item = q.get(timeout=rule.wait_s())
-            except queue.Empty:
-                rule.give_up()
-                break
-            if stream == "stopped":
-                rule.stopped(item)
-            elif isinstance(item, str):
-                obs.on_log(f"(rank={rank}) {item}")
-            elif isinstance(item, ExecResult):
-                if item.message:
-                    obs.on_message(f"rank {rank}: {item.message}")
-                rule.end(rank, item.exit_code, item.exit_code != 0, obs)
-            elif isinstance(item, SkymagicError):
-                obs.on_message(f"rank {rank}: {item.message}")
-                rule.end(rank, None, True, obs)
+        run = run_on_ranks(
+            lives,
+            commands,
+            run_id,
+            lambda rank, _stream, line: obs.on_log(f"(rank={rank}) {line}"),
+            obs.on_message,
+            "rerun",
+        )
     except KeyboardInterrupt:
         # As for one pod: the body keeps running on every rank; the cell stops following.
         obs.on_message(
-            f"Stopped following; the new body keeps running on the ranks of '{first.name}'."
+            f"Stopped following; the new body keeps running on the ranks of '{lives[0].name}'."
         )
         raise
-    return rule
+    return run.rule

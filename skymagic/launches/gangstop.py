@@ -13,8 +13,9 @@ log stays readable), a pod that outlives its run (a dev pod, autostop) stays up.
 
 A task pod's status would otherwise say only Failed; it is annotated first with why it was
 stopped, and `%sky_status --ranks` shows `Stopped (rank N failed)`. Stopping runs on worker
-threads, all ranks at once. `FirstFailure` is the rule both followers of a gang's run share
-(the launch's own run, gangfollow.py; a re-run on every rank, gangrerun.py).
+threads, all ranks at once. `FirstFailure` is the rule every follower of a gang's run shares
+(the launch's own run, gangfollow.py; a re-run on every rank, gangrerun.py; `%%sky_exec NAME
+--rank all`, rankexec.run_on_ranks, which gangrerun.py runs too).
 """
 
 from __future__ import annotations

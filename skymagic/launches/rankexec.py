@@ -3,26 +3,45 @@
 `%%sky_exec NAME`, `skymagic exec NAME` and `skymagic.exec` run on rank 0 (the pod named
 NAME) unless told `--rank N`. With `--rank all` the command runs on every rank in parallel
 (one exec stream each); each line is handed over whole, prefixed `(rank=N)` as the launch's
-own output is, from the caller's thread (a notebook cell's output stays in its cell). It
-waits for every rank, then the result is the first non-zero exit in the order the ranks
-ended, naming that rank (0 when all succeeded); each rank's result is in `.ranks`.
+own output is, from the caller's thread (a notebook cell's output stays in its cell).
+
+The ranks' commands are one job: as for a launch or a re-run of a gang (gangstop.py), the
+first rank whose command fails fails the whole (its rank and exit code in the result), and the
+command still running on every other rank is stopped at once (each runs as a stoppable job of
+one id, agent.exec_wrapper's `run_id`), so no rank is left waiting in a collective. The
+stopped ranks end with `skymagic: stopped: rank N failed (exit code C)` in their output and
+are named as stopped in the result, not as failures; the pods keep running. Each rank's result
+is in `.ranks`. `run_on_ranks` is that rule for any per-rank commands (gangrerun.py runs a
+re-run's body with it).
 """
 
 from __future__ import annotations
 
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from skymagic.core.targets import Settings
 from skymagic.errors import ConfigError, SkymagicError
 from skymagic.launches.agent import exec_wrapper
 from skymagic.launches.exec import ExecResult, Output, exec_command, run_in_pod
+from skymagic.launches.gangstop import FirstFailure, ranks_named, stop_note
 from skymagic.launches.pods import LivePod, find_ranks
 from skymagic.launches.values import whole_number
 
-__all__ = ["ALL", "RankItem", "exec_ranks", "parse_rank", "run_rank", "start_ranks"]
+__all__ = [
+    "ALL",
+    "RankItem",
+    "RanksRun",
+    "exec_ranks",
+    "parse_rank",
+    "run_on_ranks",
+    "run_rank",
+    "start_ranks",
+]
 
 ALL = "all"
 Rank = int | str  # a rank number, or ALL
@@ -52,7 +71,8 @@ def exec_ranks(
     check: bool = False,
     envs: dict[str, str] | None = None,
 ) -> ExecResult:
-    """Run `script` on rank `rank` of launch `name` (a number, or ALL for every rank)."""
+    """Run `script` on rank `rank` of launch `name` (a number, or ALL for every rank: the
+    first failing rank stops the others, see the module docstring)."""
     rank = parse_rank(rank)
     if rank != ALL:
         assert isinstance(rank, int)
@@ -80,6 +100,88 @@ def exec_ranks(
     return result
 
 
+@dataclass
+class RanksRun:
+    """How per-rank commands ended: the rule's account (rule.ends: codes, failed, stopped),
+    each ended rank's result, and the ranks whose command could not run at all."""
+
+    rule: FirstFailure
+    results: dict[int, ExecResult] = field(default_factory=dict)
+    errors: dict[int, SkymagicError] = field(default_factory=dict)
+
+
+class _Said:
+    """FirstFailure reports through an observer; exec has only a message sink."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+
+    def on_log(self, line: str) -> None:
+        self.say(line)
+
+    def on_progress(self, context: str, phase: str, elapsed: float) -> None:
+        pass
+
+    def on_message(self, text: str) -> None:
+        self.say(text)
+
+
+def run_on_ranks(
+    lives: list[LivePod],
+    commands: list[list[str]],
+    run_id: str,
+    on_line: Callable[[int, str, str], None],
+    say: Callable[[str], None],
+    what: str = "run",
+) -> RanksRun:
+    """Run each rank's command (stoppable as job `run_id`) at once; at the first failure, stop
+    it on the others (gangstop.FirstFailure). `on_line(rank, stream, line)` gets each whole
+    line and `say(text)` what the rule and the ranks report, both on the caller's thread;
+    `what` names the threads.
+
+    KeyboardInterrupt propagates (the commands keep running; the caller says so).
+    """
+    q: queue.Queue[tuple[int, str, object]] = queue.Queue()
+    first = lives[0]
+    rule = FirstFailure(
+        first.client,
+        first.namespace,
+        {r: live.name for r, live in enumerate(lives)},
+        run_id,
+        annotate=False,  # the pods keep running: their status is Running, rightly
+        post=lambda why: q.put((-1, "stopped", why)),
+    )
+    run = RanksRun(rule)
+    said = _Said(say)
+    start_ranks(zip(lives, commands, strict=True), q.put, what)
+    while not rule.done:
+        try:
+            rank, stream, item = q.get(timeout=rule.wait_s())
+        except queue.Empty:
+            rule.give_up()  # a stopped rank did not end in time: report without it
+            break
+        if stream == "stopped":
+            assert isinstance(item, dict)
+            rule.stopped(item)
+        elif isinstance(item, str):
+            on_line(rank, stream, item)
+        elif isinstance(item, ExecResult):
+            item.rank = rank
+            run.results[rank] = item
+            if item.message:
+                say(f"rank {rank}: {item.message}")
+            rule.end(rank, item.exit_code, item.exit_code != 0, said)
+        elif isinstance(item, SkymagicError):
+            run.errors[rank] = item
+            say(f"rank {rank}: {item.message}")
+            rule.end(rank, None, True, said)
+    for rank in rule.ends.stopped:
+        if rank in run.results:
+            run.results[rank].stopped = True
+            run.results[rank].message = f"stopped: {stop_note(*rule.ends.failed[0])}"
+    return run
+
+
 def _run_all(
     lives: list[LivePod],
     script: str,
@@ -88,41 +190,48 @@ def _run_all(
     on_stderr: Output | None,
 ) -> ExecResult:
     started = time.monotonic()
-    q: queue.Queue[RankItem] = queue.Queue()
-    command = exec_wrapper(script, envs=envs)
-    start_ranks(((live, command) for live in lives), q.put, "exec")
+    run_id = f"exec-{secrets.token_hex(3)}"
+    command = exec_wrapper(script, envs=envs, run_id=run_id)
     sinks = {"out": on_stdout, "err": on_stderr}
-    ended: list[ExecResult] = []
-    errors: list[tuple[int, SkymagicError]] = []
-    while len(ended) + len(errors) < len(lives):
-        rank, stream, item = q.get()
-        if isinstance(item, str):
-            sink = sinks[stream]
-            if sink is not None:
-                sink(f"(rank={rank}) {item}\n")
-        elif isinstance(item, ExecResult):
-            item.rank = rank
-            ended.append(item)
-        else:
-            errors.append((rank, item))
-    if errors:  # a rank's stream could not run at all: that is the cell's error
-        rank, exc = errors[0]
-        exc.message = f"rank {rank} of '{lives[0].name}': {exc.message}"
+
+    def on_line(rank: int, stream: str, line: str) -> None:
+        sink = sinks[stream]
+        if sink is not None:
+            sink(f"(rank={rank}) {line}\n")
+
+    def say(text: str) -> None:
+        if on_stderr is not None:
+            on_stderr(f"skymagic: {text}\n")
+
+    run = run_on_ranks(lives, [command] * len(lives), run_id, on_line, say, "exec")
+    ends = run.rule.ends
+    failing = ends.failed[0][0] if ends.failed else None
+    if failing in run.errors:  # its stream could not run at all: that is the cell's error
+        exc = run.errors[failing]
+        exc.message = f"rank {failing} of '{lives[0].name}': {exc.message}"
         exc.args = (exc.message,)
         raise exc
     first = lives[0]
-    failed = [r for r in ended if r.exit_code != 0]
-    head = failed[0] if failed else None
-    others = ", ".join(f"rank {r.rank} exited with code {r.exit_code}" for r in failed[1:])
+    head = run.results[ends.failed[0][0]] if ends.failed else None
+    notes = [head.message] if head is not None and head.message else []
+    for r, c in ends.failed[1:]:
+        notes.append(
+            f"rank {r}: {run.errors[r].message}"
+            if r in run.errors
+            else f"rank {r} exited with code {c}"
+        )
+    if ends.stopped:
+        notes.append(f"stopped the command on {ranks_named(ends.stopped)}")
+    notes += [f"could not stop rank {r} ({why})" for r, why in sorted(ends.not_stopped.items())]
     return ExecResult(
-        ended[0].name,
+        first.name,
         first.context,
         first.namespace,
         head.exit_code if head else 0,
         time.monotonic() - started,
-        "; ".join(m for m in ((head.message if head else ""), others) if m),
+        "; ".join(notes),
         rank=head.rank if head else None,
-        ranks=sorted(ended, key=lambda r: r.rank or 0),
+        ranks=[run.results[r] for r in sorted(run.results)],
     )
 
 

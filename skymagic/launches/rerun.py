@@ -9,24 +9,23 @@ multi-node launch's re-run runs on every rank (gangrerun.py).
 
 A new pod with autostop outlives its run (agent.py): its entrypoint runs setup and run, logs
 `RUN_DONE <code>`, then idles. The launch follows that log up to the line instead of to the
-container's end.
+container's end, with the launch's own bounded follow (follow.follow_pod with `run_done`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from skymagic.errors import ConfigError, LaunchError
-from skymagic.launches.agent import RUN_DONE, exec_wrapper
+from skymagic.errors import ConfigError
+from skymagic.launches.agent import exec_wrapper
 from skymagic.launches.exec import fits_running_pod, run_in_pod
 from skymagic.launches.files import FileSet, send_files
 from skymagic.launches.follow import PodObserver
 from skymagic.launches.pods import LivePod
 from skymagic.launches.task import Task
 
-__all__ = ["Outcome", "follow_run", "rerun_on_pod", "reused_dev_pod", "send_launch_files"]
+__all__ = ["Outcome", "rerun_on_pod", "reused_dev_pod", "send_launch_files"]
 
 
 @dataclass
@@ -130,24 +129,3 @@ def rerun_on_pod(
         f"stop it with %sky_down {task.name}."
     )
     return out
-
-
-def follow_run(live: LivePod, obs: PodObserver, timeout_s: float = 7 * 24 * 3600) -> int:
-    """Stream the pod's log up to the entrypoint's RUN_DONE line; the run's exit code."""
-    path = f"/api/v1/namespaces/{live.namespace}/pods/{live.name}/log"
-    deadline = time.monotonic() + timeout_s
-    for raw in live.client.stream_lines(path, {"follow": "true"}, read_timeout=timeout_s):
-        line = raw.decode("utf-8", "replace")
-        if line.startswith(RUN_DONE):
-            try:
-                return int(line[len(RUN_DONE) :].strip())
-            except ValueError:
-                return -1
-        obs.on_log(line)
-        if time.monotonic() > deadline:
-            break
-    raise LaunchError(
-        f"the log of pod {live.namespace}/{live.name} ended before its run did; "
-        "see %sky_logs and %sky_status",
-        context=live.context,
-    )

@@ -53,7 +53,7 @@ from skymagic.launches.plan import Candidate, Plan, make_plan
 from skymagic.launches.pods import LivePod, reap_ended
 from skymagic.launches.podspec import attempt_manifests, selector_for, service_manifest
 from skymagic.launches.ranks import rank_of
-from skymagic.launches.rerun import follow_run, rerun_on_pod, send_launch_files
+from skymagic.launches.rerun import rerun_on_pod, send_launch_files
 from skymagic.launches.starting import wait_for_start
 from skymagic.launches.task import Task
 from skymagic.launches.wait import CapacityWaiter, retry_from_config
@@ -164,6 +164,8 @@ def launch_task(
                         service_account=lambda c, ns, who: _service_account(c, ns, who, obs),
                         command=lambda verb, name: command(hint_style, verb, name),
                         files=files,
+                        read_timeout=follow_timeout,
+                        reconnect_for=reconnect_for,
                     )
                     attempts.append(attempt)
                     obs.on_attempt(attempt)
@@ -263,14 +265,13 @@ def _after_start(
     if phase in ("Succeeded", "Failed"):
         # Finished before the follow began (a very short task): show its whole log.
         _finish_follow(start, obs, started, result, hint_style, 0.0, follow_timeout)
-    elif not (detach or ran.is_dev_pod or phase != "Running") and ran.idle_minutes is not None:
-        # The pod outlives its run (autostop): follow the log to the run's end only.
-        live = LivePod(start.client, start.client.name, start.ns, ran.name, start.pod)
-        result.exit_code = follow_run(live, obs)
-        result.status = "Succeeded" if result.exit_code == 0 else "Failed"
     elif not (detach or ran.is_dev_pod or phase != "Running"):
-        _finish_follow(start, obs, started, result, hint_style, reconnect_for, follow_timeout)
-        if ran.down and result.status in ("Succeeded", "Failed"):
+        # With autostop the pod outlives its run: the follow ends at the run's end.
+        outlives = ran.idle_minutes is not None
+        _finish_follow(
+            start, obs, started, result, hint_style, reconnect_for, follow_timeout, outlives
+        )
+        if ran.down and result.status in ("Succeeded", "Failed") and not outlives:
             _remove_ended(start, result)
     else:
         result.status = "Running" if phase == "Running" else str(phase)
@@ -506,8 +507,10 @@ def _finish_follow(
     style: str,
     reconnect_for: float,
     follow_timeout: float,
+    run_done: bool = False,
 ) -> None:
-    """Follow the started pod to its end and set the result (never fails over)."""
+    """Follow the started pod to its end (`run_done`: its run's end) and set the result (never
+    fails over)."""
     name, ctx = start.task.name, start.client.name
     # The phase line follows the pod: it runs now, on its node (a widget ticks the seconds).
     obs.on_progress(ctx, f"running on {result.node or 'its node'}", time.monotonic() - started)
@@ -520,6 +523,7 @@ def _finish_follow(
             started,
             read_timeout=follow_timeout,
             reconnect_for=reconnect_for,
+            run_done=run_done,
         )
     except KeyboardInterrupt:
         result.interrupted = True
@@ -546,7 +550,9 @@ def _finish_follow(
                 *result.hints[:-1],
             ]
         return
-    if out.phase in ("Succeeded", "Failed"):
+    if out.phase in ("Succeeded", "Failed") and run_done:
+        result.status, result.exit_code = out.phase, out.exit_code  # the pod stays (autostop)
+    elif out.phase in ("Succeeded", "Failed"):
         result.status, result.exit_code = out.phase, out.exit_code
         # The finished pod is kept (status, logs) until removed or replaced; "stop" would
         # mislead.

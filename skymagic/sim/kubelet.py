@@ -2,7 +2,9 @@
 
 A pod bound to a node waits `pod_start_s`, then runs: `runtime: simulate` answers from the
 pod's annotations (log lines, duration, exit code); `runtime: local` runs the container's
-command as a local process in the pod's directory (podexec.py), its output the pod's log.
+command as a local process in the pod's directory (podexec.py), its output the pod's log; the
+container ends when that process exits, and every process left in it with it
+(containerprocs.py).
 Status, conditions and events follow what a real kubelet reports at each step.
 """
 
@@ -176,12 +178,31 @@ class Kubelet:
             return 127
         self.cluster.procs[key] = proc
         assert proc.stdout is not None
-        while True:
-            line = await proc.stdout.readline()
-            if not line:
-                break
-            log.append(line)
-        return await proc.wait()
+        # The container ends when its main process exits, with every process left in it: one
+        # left in the background must not keep the pod (and its log pipe) open.
+        ender = asyncio.create_task(self._end_with_main(key, proc))
+        try:
+            while line := await proc.stdout.readline():
+                log.append(line)
+            return await proc.wait()
+        finally:
+            ender.cancel()
+
+    async def _end_with_main(self, key: str, proc: asyncio.subprocess.Process) -> None:
+        """Once the main process exited, kill what is left in its container (the log's EOF
+        follows); a pipe still held after that (a process that escaped the mark,
+        containerprocs.py) is closed on our side after a few seconds.
+
+        Polled: Process.wait() answers only once the pipe is closed. The log is read by the
+        kubelet's own task alone (a node's shutdown drains it once that task is cancelled)."""
+        while proc.returncode is None:
+            await asyncio.sleep(0.05)
+        self.cluster.runtime.end_processes(key)
+        await asyncio.sleep(5.0)
+        transport = getattr(proc, "_transport", None)  # asyncio has no public way to the pipe
+        pipe = transport.get_pipe_transport(1) if transport is not None else None
+        if pipe is not None:
+            pipe.close()
 
 
 def _argv(container: dict[str, Any]) -> list[str]:

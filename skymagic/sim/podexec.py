@@ -5,7 +5,9 @@
 another local process in the same directory with the same environment (plus TERM=xterm with
 a tty), in a session of its own; it and whatever it started are killed when the pod stops, as
 a container's processes die with the container, but not when the client goes away (a real
-exec'd process outlives a dropped `kubectl exec` too).
+exec'd process outlives a dropped `kubectl exec` too). The container ends when its main process
+exits or the pod stops: then every process still in it is killed, whatever session it started
+(containerprocs.py: each process of a local container carries its container's mark).
 
 Ports: every declared containerPort P of a local pod is given a free loopback port L when the
 pod starts, and every process of the pod (main and exec'd) gets `PORT_<P>=L` in its
@@ -30,6 +32,7 @@ import fcntl
 import itertools
 import os
 import re
+import secrets
 import shlex
 import signal
 import socket
@@ -42,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skymagic.sim.containerprocs import CONTAINER_ENV, end_container
 from skymagic.sim.netnames import names_env
 from skymagic.sim.spec import ClusterSpec, ExecRule
 from skymagic.sim.streamio import FdEnd, Reactor
@@ -266,6 +270,9 @@ class PodRuntime:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _stdins: dict[str, tuple[int, bool]] = field(default_factory=dict)  # write end, stdinOnce
+    _containers: dict[str, str] = field(default_factory=dict)  # pod key -> its container's mark
+    _mains: dict[str, int] = field(default_factory=dict)  # pod key -> main process (group) id
+    _tag: str = field(default_factory=lambda: secrets.token_hex(6))  # this runtime's marks
 
     def pod_dir(self, key: str) -> Path:
         path = self.workdir / "pods" / key.replace("/", "_")
@@ -301,6 +308,11 @@ class PodRuntime:
                 env[item["name"]] = str(item["value"])
         for port, local in self.ports(key, pod).items():
             env[f"PORT_{port}"] = str(local)
+        if self.spec.runtime == "local":  # every process of the container, and what it starts
+            mark = f"{self._tag}/{key}/{pod['metadata'].get('uid', '')}"
+            with self._lock:
+                self._containers[key] = mark
+            env[CONTAINER_ENV] = mark
         # headless-Service names (netnames.py)
         env.update(names_env(self.workdir, env.get("PATH", ""), env.get("PYTHONPATH", "")))
         return env
@@ -317,7 +329,7 @@ class PodRuntime:
             with self._lock:
                 self._stdins[key] = (write_end, once)
         try:
-            return await asyncio.create_subprocess_exec(
+            proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.DEVNULL if read_end is None else read_end,
                 stdout=asyncio.subprocess.PIPE,
@@ -329,6 +341,18 @@ class PodRuntime:
         finally:
             if read_end is not None:
                 os.close(read_end)
+        with self._lock:
+            self._mains[key] = proc.pid
+        return proc
+
+    def end_processes(self, key: str) -> int:
+        """The container ended (its main process exited, or the pod stops): kill every process
+        still in it (containerprocs.py); how many were left."""
+        with self._lock:
+            mark = self._containers.get(key)
+            main = self._mains.get(key)
+            groups = [p.proc.pid for p in self._execs.get(key, set())]
+        return end_container(mark, ([main] if main else []) + groups)
 
     def attach_stdin(self, key: str) -> tuple[int, bool] | None:
         """For an attach with stdin: a writer of the main process's stdin (the caller closes
@@ -405,18 +429,24 @@ class PodRuntime:
         return cancel
 
     def forget(self, key: str) -> None:
-        """The pod stopped: its exec'd processes die, its streams end, its ports are free."""
+        """The pod stopped: every process left in its container dies (exec'd ones too), its
+        streams end, its ports are free."""
+        self.end_processes(key)
         with self._lock:
             procs = self._execs.pop(key, set())
             self._ports.pop(key, None)
             watchers = list(self._watchers.pop(key, {}).values())
+            self._containers.pop(key, None)
+            self._mains.pop(key, None)
         self.close_stdin(key)
-        for proc in procs:
+        for proc in procs:  # reaped on threads (killed already)
             threading.Thread(target=proc.kill, daemon=True).start()
         for on_stop in watchers:
             on_stop()
 
     def stop_all(self) -> None:
+        for key in list(self._containers):
+            self.end_processes(key)
         with self._lock:
             procs = [p for group in self._execs.values() for p in group]
             self._execs.clear()

@@ -33,7 +33,8 @@ class PodMagics(Magics):
         "--rank",
         default="0",
         help="A multi-node launch's rank to run on (default 0), or 'all': every rank at once, "
-        "each line prefixed (rank=N); the first rank to fail fails the cell.",
+        "each line prefixed (rank=N); the first rank to fail fails the cell and stops the "
+        "command on the other ranks.",
     )
     @argument(
         "command",
@@ -48,8 +49,9 @@ class PodMagics(Magics):
         `%%sky_exec NAME` runs the cell (a shell script, bash when the image has it) in the
         pod from ~/sky_workdir, with the task's environment. `%sky_exec NAME CMD...` runs one
         command line. Each run counts as activity for autostop. A multi-node launch runs it
-        on rank 0 unless `--rank N`, or on every rank with `--rank all`. Returns nothing on
-        success; the ExecResult is kept in `_sky_exec`.
+        on rank 0 unless `--rank N`, or on every rank with `--rank all` (the first rank that
+        fails stops the command on the others). Returns nothing on success; the ExecResult is
+        kept in `_sky_exec`.
         """
         from skymagic.launches.exec import print_to
         from skymagic.launches.rankexec import exec_ranks

@@ -171,6 +171,51 @@ def test_sky_exec_rank_all_prints_every_rank_and_a_failing_rank_fails_the_cell(
         ipshell.run_line_magic("config", "SkyMagics.allowed_contexts = None")
 
 
+# Rank 0 hangs (its sleep's pid recorded), rank 1 fails once rank 0's sleep runs (local pods
+# share this machine's files: it waits for rank 0's). The hang is longer than the bound below.
+EXEC_FAILS = """\
+if [ "$SKYPILOT_NODE_RANK" = 1 ]; then
+  while [ ! -s ~/../default_{name}/hang.pid ]; do sleep 0.1; done
+  echo "rank 1 fails"; exit 3
+fi
+sleep 90 & echo $! > ~/hang.pid
+echo "rank 0 hangs"; wait
+"""
+
+
+def test_sky_exec_rank_all_stops_the_other_ranks_when_one_fails(
+    fleet: Fleet, ipshell: InteractiveShell
+) -> None:
+    result, rec = gang_launch(DEV_GANG, "stopx")
+    assert result.status == "Running", rec.text.getvalue()
+    ipshell.run_line_magic("load_ext", "skymagic")
+    ipshell.run_line_magic("config", f"SkyMagics.allowed_contexts = ['{ONE}']")
+    try:
+        with capture_output() as cap:
+            cell = ipshell.run_cell(
+                "%%sky_exec stopx --rank all\n" + EXEC_FAILS.format(name="stopx")
+            )
+    finally:
+        ipshell.run_line_magic("config", "SkyMagics.allowed_contexts = None")
+    # The first failing rank fails the cell with its rank and exit code ...
+    err = cell.error_in_exec
+    assert isinstance(err, CommandFailedError) and err.exit_code == 3, cap.stdout + cap.stderr
+    assert "'stopx' (rank 1) exited with code 3: stopped the command on rank 0" in str(err)
+    # ... and the other rank's command was stopped, not waited for (its sleep is 90 s).
+    done = ipshell.user_ns["_sky_exec"]
+    assert done.seconds < 60, str(done)
+    assert [(r.rank, r.stopped) for r in done.ranks] == [(0, True), (1, False)]
+    assert done.ranks[0].message == "stopped: rank 1 failed (exit code 3)"
+    out = cap.stdout.splitlines()
+    assert "(rank=0) rank 0 hangs" in out and "(rank=1) rank 1 fails" in out
+    assert "(rank=0) skymagic: stopped: rank 1 failed (exit code 3)" in out
+    assert "skymagic: rank 1 failed (exit code 3): stopping the run on rank 0" in cap.stderr
+    hang = int((pod_dir(fleet, "stopx") / "hang.pid").read_text())
+    wait_for(lambda: not alive(hang), 10, "rank 0's sleep gone")
+    # The pods keep running, ready for the next command on every rank.
+    assert exec_ranks("stopx", "true", settings(ONE), rank="all").exit_code == 0
+
+
 def test_cli_exec_rank_all_exits_with_the_failing_ranks_code(fleet: Fleet) -> None:
     result, rec = gang_launch(DEV_GANG, "clig")
     assert result.status == "Running", rec.text.getvalue()
