@@ -184,7 +184,10 @@ class Kubelet:
         try:
             while line := await proc.stdout.readline():
                 log.append(line)
-            return await proc.wait()
+            code = await proc.wait()
+            # A main process ended by a signal: the runtime reports 128 + signal (137 for
+            # SIGKILL), as a shell does, never Python's negative return code.
+            return 128 - code if code < 0 else code
         finally:
             ender.cancel()
 

@@ -138,7 +138,14 @@ def test_a_process_that_escaped_the_mark_does_not_keep_the_pod_running(
     """`env -i` drops the mark and `setsid` leaves the group (nothing escapes a real cgroup):
     the pod still ends with its main process, its log closed on the simulator's side a few
     seconds later."""
-    start(v1, "escape", "env -i setsid sh -c 'echo $$ > esc.pid; exec sleep 60' & echo bye")
+    # The main process waits for the escape to complete: exiting sooner would end the
+    # container while the child still carried the mark, and it would rightly be killed.
+    start(
+        v1,
+        "escape",
+        "env -i setsid sh -c 'echo $$ > esc.pid; exec sleep 60' & "
+        "while [ ! -s esc.pid ]; do sleep 0.05; done; echo bye",
+    )
     escaped = pids(fleet, "escape", "esc")["esc"]
     try:
         wait_for(lambda: phase(v1, "escape") == "Succeeded", 20, "the pod to end")
@@ -164,3 +171,16 @@ def test_the_mark_finds_a_containers_processes_only() -> None:
             proc.kill()
             proc.wait()
     assert marked_pids(mine) == []
+
+
+def test_a_main_process_killed_by_a_signal_exits_128_plus_the_signal(
+    fleet: Fleet, v1: client.CoreV1Api
+) -> None:
+    # As a container runtime reports it (137 for SIGKILL), never Python's negative code.
+    start(v1, "killed", "echo $$ > ~/main.pid; exec sleep 300")
+    main = pids(fleet, "killed", "main")["main"]
+    os.kill(main, signal.SIGKILL)
+    wait_for(lambda: phase(v1, "killed") == "Failed", 15, "the pod to fail")
+    terminated = v1.read_namespaced_pod("killed", "default").status.container_statuses[0]
+    assert terminated.state.terminated.exit_code == 137
+    assert terminated.state.terminated.reason == "Error"
