@@ -51,6 +51,7 @@ ROOT = BENCH.parent
 SKY_VENV = BENCH / ".venv-skypilot"
 SKY_VERSION = "0.14.1"
 RESULTS = BENCH / "results" / "inventory.json"
+GZIP = [False]  # --gzip: skymagic, the watcher and the floors ask for gzip'd lists
 TOOLS = ("skymagic", "watcher", "skypilot", "byte-floor", "orjson-floor", "orjson-floor-gc")
 RUNNERS = {
     "skymagic": "_skymagic_runner.py",
@@ -362,6 +363,7 @@ def _command(
         "state_dir": str(fleet.state_dir),
         "churn": churn,
         "breakdown": tool == "skymagic",
+        "gzip": GZIP[0] and tool != "skypilot",
     }
     if tool == "skypilot":
         assert sky_py is not None
@@ -1085,8 +1087,15 @@ def main(argv: list[str] | None = None) -> int:
         help="list page size (limit) for skymagic and the floor "
         "(default: skymagic's ClientSettings.page_size)",
     )
+    ap.add_argument(
+        "--gzip",
+        action="store_true",
+        help="skymagic, the watcher and the floors ask for gzip'd lists (Accept-Encoding: gzip; "
+        "the simulator compresses as kube-apiserver does); SkyPilot's client never asks",
+    )
     ap.add_argument("--out", default=str(RESULTS))
     a = ap.parse_args(argv)
+    GZIP[0] = a.gzip
 
     setup_log: list[str] = []
     sky_py: Path | None = None

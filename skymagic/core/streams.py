@@ -17,6 +17,7 @@ import contextlib
 import http.client
 import mmap
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -154,7 +155,10 @@ def read_body(
 
 def _read_into_map(resp: urllib3.BaseHTTPResponse) -> memoryview:
     fp = getattr(resp, "_fp", None)  # urllib3's http.client response
-    if fp is None or not hasattr(fp, "readinto") or resp.headers.get("content-encoding"):
+    encoding = (resp.headers.get("content-encoding") or "").strip().lower()
+    if fp is not None and hasattr(fp, "readinto") and encoding == "gzip":
+        return _inflate_into_map(fp)
+    if fp is None or not hasattr(fp, "readinto") or encoding:
         data = resp.read()
         buf = PAGES.take(len(data))
         buf[: len(data)] = data
@@ -178,6 +182,50 @@ def _read_into_map(resp: urllib3.BaseHTTPResponse) -> memoryview:
         got += n
     if length and got < length:
         raise http.client.IncompleteRead(b"", length - got)
+    return memoryview(buf)[:got]
+
+
+_INFLATE_READ = 64 * 1024
+_INFLATE_PIECE = 1 << 20
+_inflated_hint = 1 << 20  # the last gzip'd page's size: the next one's first map
+
+
+def _inflate_into_map(fp: Any) -> memoryview:
+    """A gzip'd body inflated into a map of `PAGES` as it arrives.
+
+    Read 64 KiB at a time and inflated at most 1 MiB at a time (a highly compressible body
+    never makes a big temporary), so nothing but the map grows with the page. zlib releases
+    the GIL while it inflates. A body that ends before the gzip stream does was cut short.
+    """
+    global _inflated_hint
+    z = zlib.decompressobj(31)
+    raw = bytearray(_INFLATE_READ)
+    buf = PAGES.take(_inflated_hint)
+    got = 0
+    with memoryview(raw) as rview:
+        while not z.eof:
+            n = fp.readinto(rview)
+            if not n:
+                break
+            data: bytes | memoryview = rview[:n]
+            while data and not z.eof:
+                piece = z.decompress(data, _INFLATE_PIECE)
+                data = z.unconsumed_tail
+                if got + len(piece) > len(buf):
+                    bigger = PAGES.take(max(2 * len(buf), got + len(piece)))
+                    bigger[:got] = buf[:got]
+                    with memoryview(buf) as old:
+                        PAGES.recycle(old)
+                    buf = bigger
+                buf[got : got + len(piece)] = piece
+                got += len(piece)
+    if not z.eof:
+        with memoryview(buf) as old:
+            PAGES.recycle(old)
+        raise http.client.IncompleteRead(b"", None)
+    while fp.readinto(raw):  # the last chunk's end, so the connection can be reused
+        pass
+    _inflated_hint = max(1 << 20, got + got // 8)
     return memoryview(buf)[:got]
 
 
