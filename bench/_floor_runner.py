@@ -14,7 +14,10 @@ freshly decoded dicts cost 3-4x the decode itself on a 64 MB list and are not pa
 decode"); with "gc": true it stays on (the `orjson-floor-gc` variant).
 
 Usage: python _floor_runner.py '{"kubeconfig": PATH, "contexts": [...], "runs": N,
-                                 "warmup": 1, "limit": 2000, "gc": false, "decode": "orjson"}'
+                                 "warmup": 1, "limit": 2000, "gc": false, "decode": "orjson",
+                                 "gzip": false}'
+   (gzip: ask for gzip'd lists; the byte floor then reads the compressed bodies, inflating
+   only the first KB of each page for its continue token)
 Prints one JSON object on the last line of stdout.
 """
 
@@ -30,6 +33,7 @@ import resource
 import ssl
 import sys
 import urllib.parse
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -87,12 +91,14 @@ def _connect(target: dict[str, Any]) -> http.client.HTTPSConnection:
     )
 
 
-def _get(conn: http.client.HTTPSConnection, url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+def _get(
+    conn: http.client.HTTPSConnection, url: str, headers: dict[str, str]
+) -> tuple[int, bytes, str]:
     for attempt in (0, 1):
         try:
             conn.request("GET", url, headers=headers)
             resp = conn.getresponse()
-            return resp.status, resp.read()
+            return resp.status, resp.read(), resp.getheader("Content-Encoding") or ""
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
             conn.close()  # a keep-alive connection the server closed: reconnect once
             if attempt:
@@ -114,7 +120,9 @@ def _list_all(
         q = dict(query)
         if token:
             q["continue"] = token
-        status, body = _get(conn, f"{path}?{urllib.parse.urlencode(q)}", target["headers"])
+        status, body, encoding = _get(
+            conn, f"{path}?{urllib.parse.urlencode(q)}", target["headers"]
+        )
         if status != 200:
             raise RuntimeError(f"GET {path}: HTTP {status}: {body[:200]!r}")
         nbytes += len(body)
@@ -124,6 +132,8 @@ def _list_all(
             token = (doc.get("metadata") or {}).get("continue") or ""
             del doc
         else:
+            if encoding == "gzip":  # the token is in the first bytes of the inflated page
+                body = zlib.decompressobj(31).decompress(body, 4096)
             m = CONTINUE_RE.search(body, 0, 4096)
             token = m.group(1).decode() if m else ""
         del body
@@ -138,6 +148,9 @@ def main() -> int:
     collect = bool(args.get("gc", False))
     decode = args.get("decode", "orjson") == "orjson"
     targets = _targets(args["kubeconfig"], contexts)
+    if args.get("gzip"):  # the same requests as a client asking for compressed lists
+        for t in targets.values():
+            t["headers"]["Accept-Encoding"] = "gzip"
     gc.collect()
     gc.freeze()
     rss_before_mb = _current_rss_mb()

@@ -10,7 +10,8 @@ read: download (the pages read and dropped), decode (every page kept, then decod
 typed structs), tally (the decoded pods counted) and build (the Inventory's DataFrames).
 
 Usage: python _skymagic_runner.py '{"kubeconfig": PATH, "contexts": [...], "runs": N,
-                                    "warmup": 1, "limit": null, "breakdown": false}'
+                                    "warmup": 1, "limit": null, "breakdown": false,
+                                    "gzip": false}'
    (limit: the list page size; null = skymagic's default ClientSettings.page_size)
 Prints one JSON object on the last line of stdout.
 """
@@ -164,10 +165,12 @@ def main() -> int:
     gc.collect()
     gc.freeze()
     settings = Settings(kubeconfig=(args["kubeconfig"],), allowed_contexts=tuple(contexts))
-    if args.get("limit"):
+    if args.get("limit") or args.get("gzip"):
         from skymagic.core.client import ClientSettings
 
-        settings = replace(settings, client=ClientSettings(page_size=int(args["limit"])))
+        page_size = int(args.get("limit") or ClientSettings().page_size)
+        client = ClientSettings(page_size=page_size, gzip_lists=bool(args.get("gzip")))
+        settings = replace(settings, client=client)
     rss_before_mb = _current_rss_mb()
 
     result: dict[str, Any] = {}

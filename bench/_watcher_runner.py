@@ -162,8 +162,10 @@ def main() -> int:
     gc.collect()
     gc.freeze()
     settings = Settings(kubeconfig=(args["kubeconfig"],), allowed_contexts=tuple(contexts))
-    if args.get("limit"):
-        settings = replace(settings, client=ClientSettings(page_size=int(args["limit"])))
+    if args.get("limit") or args.get("gzip"):
+        page_size = int(args.get("limit") or ClientSettings().page_size)
+        client = ClientSettings(page_size=page_size, gzip_lists=bool(args.get("gzip")))
+        settings = replace(settings, client=client)
     rss_before_mb = _current_rss_mb()
 
     def first_view() -> None:

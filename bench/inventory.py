@@ -17,7 +17,10 @@ process (so peak RSS is per tool), against that same running fleet:
             bench/.venv-skypilot, created here from PyPI if missing);
 * byte-floor       concurrent raw HTTPS GETs of the same two lists per context with the same
                    page size, bodies read and dropped (bench/_floor_runner.py);
-* orjson-floor(-gc) the same, each page decoded into dicts with orjson (GC off / on).
+* orjson-floor(-gc) the same, each page decoded into dicts with orjson (GC off / on);
+* one-thread       a probe (large fleet): skymagic's own decoding and counting, with every
+                   list read by one thread on non-blocking sockets (bench/_one_thread_runner.py):
+                   what skymagic would take without GIL hand-offs between reading threads.
 
 Every tool of a fleet starts at once, each in its own process, and the tools then take turns:
 one warm-up round and N timed rounds of one call each, each round in another order, so that
@@ -51,7 +54,16 @@ ROOT = BENCH.parent
 SKY_VENV = BENCH / ".venv-skypilot"
 SKY_VERSION = "0.14.1"
 RESULTS = BENCH / "results" / "inventory.json"
-TOOLS = ("skymagic", "watcher", "skypilot", "byte-floor", "orjson-floor", "orjson-floor-gc")
+GZIP = [False]  # --gzip: skymagic, the watcher and the floors ask for gzip'd lists
+TOOLS = (
+    "skymagic",
+    "watcher",
+    "skypilot",
+    "byte-floor",
+    "orjson-floor",
+    "orjson-floor-gc",
+    "one-thread",
+)
 RUNNERS = {
     "skymagic": "_skymagic_runner.py",
     "watcher": "_watcher_runner.py",
@@ -59,6 +71,7 @@ RUNNERS = {
     "byte-floor": "_floor_runner.py",
     "orjson-floor": "_floor_runner.py",
     "orjson-floor-gc": "_floor_runner.py",
+    "one-thread": "_one_thread_runner.py",  # a probe: skymagic's decoding on one reading thread
 }
 
 sys.path.insert(0, str(ROOT))
@@ -362,6 +375,7 @@ def _command(
         "state_dir": str(fleet.state_dir),
         "churn": churn,
         "breakdown": tool == "skymagic",
+        "gzip": GZIP[0] and tool != "skypilot",
     }
     if tool == "skypilot":
         assert sky_py is not None
@@ -863,6 +877,11 @@ def report_fleet(name: str, result: dict[str, Any], goals: bool) -> None:
                 f"{k} {v['wall_s']:.3f} s wall / {v['cpu_s']:.3f} s CPU" for k, v in bd.items()
             )
         )
+    if "one_thread_same_counts" in result:
+        same = result["one_thread_same_counts"]
+        print(
+            f"one-thread probe: GPU totals and free counts {'equal' if same else 'DIFFER from'} skymagic's"
+        )
     r = result.get("ratios") or {}
     if r:
         parts = [f"{k} = {v:.3f}" for k, v in r.items() if v is not None]
@@ -1001,6 +1020,8 @@ def _finish(res: dict[str, Any], truth: dict[str, Any]) -> None:
         ("skymagic", "skypilot"),
         ("watcher", "byte-floor"),
         ("orjson-floor", "byte-floor"),
+        ("one-thread", "byte-floor"),
+        ("one-thread", "skymagic"),
     ]
     for a, b in pairs:
         if med.get(a) and med.get(b):
@@ -1038,6 +1059,13 @@ def _finish(res: dict[str, Any], truth: dict[str, Any]) -> None:
         res["check"] = cross_check(sm, sky, truth, res["contexts"])
     elif sm.get("gpus") is not None:
         res["check"] = spec_check(sm, truth, res["contexts"])
+    probe = (tools.get("one-thread") or {}).get("gpus_total_free")
+    if probe is not None and sm.get("gpus") is not None:
+        mine = {
+            c: {g: [v["total"], v["free"]] for g, v in gpus.items()}
+            for c, gpus in sm["gpus"].items()
+        }
+        res["one_thread_same_counts"] = probe == mine
     floor = tools.get("orjson-floor") or {}
     if floor.get("items"):
         res["floor_items"] = floor["items"]
@@ -1085,8 +1113,15 @@ def main(argv: list[str] | None = None) -> int:
         help="list page size (limit) for skymagic and the floor "
         "(default: skymagic's ClientSettings.page_size)",
     )
+    ap.add_argument(
+        "--gzip",
+        action="store_true",
+        help="skymagic, the watcher and the floors ask for gzip'd lists (Accept-Encoding: gzip; "
+        "the simulator compresses as kube-apiserver does); SkyPilot's client never asks",
+    )
     ap.add_argument("--out", default=str(RESULTS))
     a = ap.parse_args(argv)
+    GZIP[0] = a.gzip
 
     setup_log: list[str] = []
     sky_py: Path | None = None
@@ -1103,7 +1138,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     for f in fleets:
         if f == "small":
-            tools = tuple(t for t in all_tools if t != "watcher")
+            tools = tuple(t for t in all_tools if t not in ("watcher", "one-thread"))
             results.update(
                 bench_fleet("small", small_spec(), a.runs or 5, sky_py, sky_error, tools, None, ps)
             )

@@ -73,6 +73,12 @@ class ClientSettings:
     # A large page (4x kubectl's 500) keeps requests few; bigger pages cost memory, not time:
     # a decoded 10,000-pod page is ~200 MB of Python objects (bench/README.md, GPU inventory).
     page_size: int = 2_000
+    # Ask for list pages gzip'd (the API server compresses answers over 128 KiB at level 1):
+    # ~1/10 of the bytes on the wire, for the server's compression and the client's inflation
+    # (~0.5 s of CPU per 270 MB). Off by default: on a fast link (the same host, the same
+    # cluster's network) it costs more than it saves; worth it over a slow or metered link
+    # (bench/README.md, GPU inventory).
+    gzip_lists: bool = False
 
 
 @dataclass
@@ -326,7 +332,8 @@ class ContextClient:
             PAGES.end()
 
     def _get_body(self, path: str, query: Mapping[str, Any]) -> memoryview:
-        resp = self.request("GET", path, query=query, stream=True)
+        hdrs = {"Accept-Encoding": "gzip"} if self.settings.gzip_lists else None
+        resp = self.request("GET", path, query=query, stream=True, headers=hdrs)
         return read_body(resp, self._timeout_error, lambda exc: self._classify(exc)[0])
 
     def list_items(

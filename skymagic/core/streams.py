@@ -17,6 +17,7 @@ import contextlib
 import http.client
 import mmap
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -154,7 +155,10 @@ def read_body(
 
 def _read_into_map(resp: urllib3.BaseHTTPResponse) -> memoryview:
     fp = getattr(resp, "_fp", None)  # urllib3's http.client response
-    if fp is None or not hasattr(fp, "readinto") or resp.headers.get("content-encoding"):
+    encoding = (resp.headers.get("content-encoding") or "").strip().lower()
+    if fp is not None and hasattr(fp, "readinto") and encoding == "gzip":
+        return _inflate_into_map(fp)
+    if fp is None or not hasattr(fp, "readinto") or encoding:
         data = resp.read()
         buf = PAGES.take(len(data))
         buf[: len(data)] = data
@@ -178,6 +182,54 @@ def _read_into_map(resp: urllib3.BaseHTTPResponse) -> memoryview:
         got += n
     if length and got < length:
         raise http.client.IncompleteRead(b"", length - got)
+    return memoryview(buf)[:got]
+
+
+_INFLATE_READ = 64 * 1024
+_INFLATE_PIECE = 64 * 1024
+# The biggest gzip'd page seen (plus an eighth): the first map of the next one. It only grows:
+# a map's untouched pages cost no memory, while a map outgrown mid-page is copied and kept.
+_inflated_hint = 1 << 20
+_INFLATED_HINT_MAX = 256 << 20
+
+
+def _inflate_into_map(fp: Any) -> memoryview:
+    """A gzip'd body inflated into a map of `PAGES` as it arrives.
+
+    Read and inflated 64 KiB at a time: bigger pieces (1 MiB) are heap blocks that malloc keeps
+    per thread, +35 MB of peak RSS on the large bench fleet; 64 KiB pieces, +12 MB, for the
+    same CPU. zlib releases the GIL while it inflates. A body that ends before the gzip stream
+    does was cut short.
+    """
+    global _inflated_hint
+    z = zlib.decompressobj(31)
+    raw = bytearray(_INFLATE_READ)
+    buf = PAGES.take(_inflated_hint)
+    got = 0
+    with memoryview(raw) as rview:
+        while not z.eof:
+            n = fp.readinto(rview)
+            if not n:
+                break
+            data: bytes | memoryview = rview[:n]
+            while data and not z.eof:
+                piece = z.decompress(data, _INFLATE_PIECE)
+                data = z.unconsumed_tail
+                if got + len(piece) > len(buf):
+                    bigger = PAGES.take(max(2 * len(buf), got + len(piece)))
+                    bigger[:got] = buf[:got]
+                    with memoryview(buf) as old:
+                        PAGES.recycle(old)
+                    buf = bigger
+                buf[got : got + len(piece)] = piece
+                got += len(piece)
+    if not z.eof:
+        with memoryview(buf) as old:
+            PAGES.recycle(old)
+        raise http.client.IncompleteRead(b"", None)
+    while fp.readinto(raw):  # the last chunk's end, so the connection can be reused
+        pass
+    _inflated_hint = max(_inflated_hint, min(got + got // 8, _INFLATED_HINT_MAX))
     return memoryview(buf)[:got]
 
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,7 +141,10 @@ def _container_requests(container: Container) -> dict[str, float]:
     Thousands of pods share a handful of `resources` texts: each distinct one is decoded and
     parsed once, so a pod costs a byte-string lookup.
     """
-    key = bytes(container.resources)
+    return _requests_of_text(bytes(container.resources))
+
+
+def _requests_of_text(key: bytes) -> dict[str, float]:
     req = _CONTAINER_CACHE.get(key)
     if req is None:
         req = resource_requests(key, _wanted, _qty)
@@ -215,8 +219,42 @@ class Usage:
             acc[res] = acc.get(res, 0.0) + sign * qty
 
     def add_pods(self, pods: Iterable[PodUsage]) -> None:
-        """Add every resource-holding pod of a decoded list page (the inventory's hot loop)."""
-        self.add_bindings(_bindings(pods))
+        """Add every resource-holding pod of a decoded list page (the inventory's hot loop).
+
+        `pod_binding_cached` inlined (tests/unit/gpus/test_counting.py holds the two together
+        pod by pod on random pods): a pod holds resources once bound and until terminal. A
+        one-container pod (most of them) is counted per (node, `resources` text), by a C-level
+        `Counter` over the page, and each distinct text is parsed (or found in the cache) once
+        per page; any other pod takes the one rule (`pod_requests`). 100,000 pods: ~45 ms
+        instead of ~60 ms keyed on the parsed requests (bench/README.md, GPU inventory).
+        """
+        simple: list[tuple[str, bytes]] = []
+        keep = simple.append
+        other: list[Binding] = []
+        for pod in pods:
+            spec = pod.spec
+            if spec is None:
+                continue
+            node = spec.nodeName
+            if not node:
+                continue
+            status = pod.status
+            if status is not None and status.phase in TERMINAL_PHASES:
+                continue
+            cs = spec.containers
+            if cs and len(cs) == 1 and not spec.initContainers and not spec.overhead:
+                keep((node, bytes(cs[0].resources)))
+            else:
+                other.append((node, pod_requests(spec)))
+        by_node = self.by_node
+        for (node, text), n in Counter(simple).items():
+            acc = by_node.get(node)
+            if acc is None:
+                acc = by_node[node] = {}
+            for name, qty in _requests_of_text(text).items():
+                acc[name] = acc.get(name, 0.0) + n * qty
+        if other:
+            self.add_bindings(other)
 
     def add_bindings(self, bindings: Iterable[Binding]) -> None:
         """Add many pods' bindings at once.
@@ -249,29 +287,6 @@ class Usage:
 
     def get(self, node: str) -> Mapping[str, float]:
         return self.by_node.get(node, {})
-
-
-def _bindings(pods: Iterable[PodUsage]) -> Iterator[Binding]:
-    """(node, requests) of each resource-holding pod: `pod_binding_cached`, inlined.
-
-    Inlined, it takes half the time on 100,000 pods: a pod holds resources once bound and
-    until terminal; a one-container pod holds its container's requests (the same object for
-    every container with the same `resources` text); any other pod the one rule
-    (`pod_requests`).
-    """
-    cached = _CONTAINER_CACHE.get
-    for pod in pods:
-        spec = pod.spec
-        if spec is None or not spec.nodeName:
-            continue
-        status = pod.status
-        if status is not None and status.phase in TERMINAL_PHASES:
-            continue
-        cs = spec.containers
-        if cs and len(cs) == 1 and not spec.initContainers and not spec.overhead:
-            yield spec.nodeName, cached(bytes(cs[0].resources)) or _container_requests(cs[0])
-        else:
-            yield spec.nodeName, pod_requests(spec)
 
 
 # --- nodes --------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ class ApiServer:
                 "watch": resp.stream is not None,
                 # who acted for whom, and the groups it asked for (one Impersonate-Group each)
                 **({"impersonator": impersonator, "groups": groups} if impersonator else {}),
+                **({"accept_encoding": enc} if (enc := req.headers.get("accept-encoding")) else {}),
             }
         )
         return resp

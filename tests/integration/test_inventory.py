@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -573,3 +574,59 @@ def test_watcher_relists_after_410(small: Fleet) -> None:
         snap = watcher.wait_for(lambda i: one(i.by_context, gpu="H100")["gpu_free"] == 6, 10)
         assert one(snap.by_context, gpu="H100")["gpu_free"] == 6
         assert snap.errors.empty
+
+
+BIG_PAGES: dict[str, Any] = {
+    "clusters": [
+        {
+            "name": "gamma",
+            "nodes": [{"name": "g", "count": 4, "gpu": "H100", "gpus": 8, "labels": "gfd"}],
+            "pods": [
+                {"count": 12, "name": "train", "gpu": "H100", "gpus": 2},
+                {"count": 240, "name": "web", "cpu": 0.1, "memory_gb": 0.1},
+            ],
+        }
+    ]
+}
+
+
+def test_gzip_lists_give_the_same_inventory_and_the_server_compresses_like_kube_apiserver(
+    make_fleet: Callable[..., Fleet],
+) -> None:
+    fleet = make_fleet(BIG_PAGES)
+    plain = show_gpus(settings_for(fleet, "gamma"))
+    # off by default (http.client says "identity")
+    assert {r.get("accept_encoding") for r in fleet.requests("gamma")} <= {None, "identity"}
+    fleet.clear_requests("gamma")
+    s = settings_for(fleet, "gamma")
+    gz = show_gpus(
+        dataclasses.replace(s, client=ClientSettings(retries=0, page_size=100, gzip_lists=True))
+    )
+    pages = [r for r in fleet.requests("gamma") if r["path"] == "/api/v1/pods"]
+    assert len(pages) == 3 and all(r["accept_encoding"] == "gzip" for r in pages)
+    assert one(gz.by_context, gpu="H100")["gpu_free"] == 32 - 24
+    pd.testing.assert_frame_equal(gz.nodes, plain.nodes)
+    pd.testing.assert_frame_equal(gz.by_context, plain.by_context)
+
+    client = ContextClient(load_kubeconfig([fleet.kubeconfig]).resolve("gamma"))
+
+    def answer(path: str, accept: str, **query: Any) -> tuple[dict[str, str], bytes]:
+        resp = client.request(
+            "GET", path, query=query, headers={"Accept-Encoding": accept}, stream=True
+        )
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        return headers, resp.read(decode_content=False)
+
+    head, body = answer("/api/v1/pods", "gzip", limit=100)  # ~250 KB: over 128 KiB
+    assert head.get("content-encoding") == "gzip" and head.get("vary") == "Accept-Encoding"
+    assert "content-length" not in head and head.get("transfer-encoding") == "chunked"
+    items = json.loads(zlib.decompress(body, 31))["items"]
+    assert len(items) == 100
+    for path, accept, query in (
+        ("/api/v1/pods", "gzip", {"limit": 10}),  # ~25 KB: never compressed
+        ("/api/v1/pods", "gzip;q=0", {"limit": 100}),  # refused
+        ("/api/v1/pods", "identity", {"limit": 100}),
+    ):
+        head, body = answer(path, accept, **query)
+        assert "content-encoding" not in head, (accept, query)
+        assert len(json.loads(body)["items"]) == query["limit"]

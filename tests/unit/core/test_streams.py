@@ -7,6 +7,7 @@ What happens when a live stream stalls or is cut is tested against the simulated
 from __future__ import annotations
 
 import io
+import zlib
 
 import msgspec
 import pytest
@@ -118,6 +119,36 @@ def test_read_body_reads_whole_bodies_into_a_page_map(with_length: bool) -> None
 def test_a_body_shorter_than_its_length_is_classified_not_returned() -> None:
     with pytest.raises(SkymagicError, match="classified: ProtocolError"):
         read_body(sized(b'{"items": [', 1000), fail, fail)
+
+
+def gzipped(body: bytes) -> urllib3.HTTPResponse:
+    z = zlib.compressobj(1, zlib.DEFLATED, 31)
+    data = z.compress(body) + z.flush()
+    return urllib3.HTTPResponse(
+        body=io.BytesIO(data),
+        preload_content=False,
+        status=200,
+        headers={"content-encoding": "gzip"},
+    )
+
+
+def test_a_gzipd_body_is_inflated_into_a_page_map() -> None:
+    # 6 MB inflated from a few KB: more than the first map and more than one inflation step
+    body = b'{"metadata": {"continue": "x"}, "items": [' + b'{"a": 1},' * 700_000 + b"{}]}"
+    page = read_body(gzipped(body), fail, fail)
+    assert bytes(page) == body
+    PAGES.recycle(page)
+
+
+def test_a_gzipd_body_cut_short_is_classified_not_returned() -> None:
+    whole = gzipped(b"[" + b"1," * 500_000 + b"1]")
+    cut = whole.read(decode_content=False)[:-20]
+    resp = urllib3.HTTPResponse(
+        body=io.BytesIO(cut), preload_content=False, status=200,
+        headers={"content-encoding": "gzip"},
+    )  # fmt: skip
+    with pytest.raises(SkymagicError, match="classified: ProtocolError"):
+        read_body(resp, fail, fail)
 
 
 def test_a_page_map_is_reused_only_once_nothing_points_into_it() -> None:
