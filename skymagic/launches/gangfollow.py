@@ -34,7 +34,7 @@ from skymagic.launches.follow import (
     PodObserver,
     follow_lines,
 )
-from skymagic.launches.gangstop import FirstFailure, RankEnds
+from skymagic.launches.gangstop import FirstFailure, RankEnds, RankEvent
 from skymagic.launches.rendezvous import MARKER
 from skymagic.launches.task import Task
 
@@ -60,11 +60,10 @@ class GangFollow:
         return self.ends.reason()
 
 
-# What the threads hand the caller's thread: ("line", rank, text); ("end", rank, FollowOutcome
-# or None) when a rank's follow ended (None: at its RUN_DONE line, or told to stop);
-# ("progress", rank, (context, phase)) and ("message", rank, text) from the follow;
-# ("stopped", -1, {rank: why}) when stopping the other ranks is done.
-_Event = tuple[str, int, Any]
+# The ranks' events (gangstop.RankEvent): (rank, "line", text); (rank, "end", FollowOutcome or
+# None) when a rank's follow ended (None: at its RUN_DONE line, or told to stop); (rank,
+# "progress", (context, phase)) and (rank, "message", text) from the follow.
+_Event = RankEvent
 
 
 class _RankReport:
@@ -74,10 +73,10 @@ class _RankReport:
         self.rank, self.q = rank, q
 
     def on_progress(self, context: str, phase: str, elapsed: float) -> None:
-        self.q.put(("progress", self.rank, (context, phase)))
+        self.q.put((self.rank, "progress", (context, phase)))
 
     def on_message(self, text: str) -> None:
-        self.q.put(("message", self.rank, text))
+        self.q.put((self.rank, "message", text))
 
 
 def _follow_rank(
@@ -90,7 +89,7 @@ def _follow_rank(
     outlives: bool,
     timeouts: tuple[float, float],
 ) -> None:
-    """One rank's follow, on its own thread; always ends with an ("end", rank, ...) event."""
+    """One rank's follow, on its own thread; always ends with a (rank, "end", ...) event."""
     end: FollowOutcome | None = None
     lines = follow_lines(
         client,
@@ -109,14 +108,14 @@ def _follow_rank(
             except StopIteration as finished:
                 end = finished.value
                 break
-            q.put(("line", rank, line))
+            q.put((rank, "line", line))
             if outlives and run_done_code(line) is not None:
                 break  # the run ended; the pod idles on (autostop)
     except Exception as exc:  # never leave the caller waiting for this rank
         end = FollowOutcome("Running", lost=f"{type(exc).__name__}: {exc}")
     finally:
         lines.close()  # drops the open stream now
-        q.put(("end", rank, end))
+        q.put((rank, "end", end))
 
 
 def follow_gang(
@@ -135,37 +134,37 @@ def follow_gang(
     context stays unreachable for `reconnect_for` seconds ends as lost (status Unreachable,
     unless a rank failed); Ctrl-C detaches (the pods keep running).
     """
-    q: queue.Queue[_Event] = queue.Queue()
     done = threading.Event()
     names = {r: str(p["metadata"]["name"]) for r, p in pods.items()}
     outlives = task.idle_minutes is not None  # RUN_DONE ends a rank's run, not its log
     started = time.monotonic()
-    for rank, name in sorted(names.items()):
-        threading.Thread(
-            target=_follow_rank,
-            args=(client, ns, name, rank, q, done, outlives, (read_timeout, reconnect_for)),
-            name=f"skymagic-rank-{rank}",
-            daemon=True,
-        ).start()
     rule = FirstFailure(
         client,
         ns,
         names,
         LAUNCH_RUN,
         annotate=not outlives,  # a task pod ends with its run: its status says why
-        post=lambda why: q.put(("stopped", -1, why)),
     )
+    for rank, name in sorted(names.items()):
+        threading.Thread(
+            target=_follow_rank,
+            args=(
+                client,
+                ns,
+                name,
+                rank,
+                rule.queue,
+                done,
+                outlives,
+                (read_timeout, reconnect_for),
+            ),
+            name=f"skymagic-rank-{rank}",
+            daemon=True,
+        ).start()
     result = GangFollow("Running", ends=rule.ends)
     try:
-        while not rule.done:
-            try:
-                kind, rank, item = q.get(timeout=rule.wait_s())
-            except queue.Empty:
-                rule.give_up()  # a stopped rank did not end in time: report without it
-                break
-            if kind == "stopped":
-                rule.stopped(item)
-            elif kind == "progress":
+        for rank, kind, item in rule.events():
+            if kind == "progress":
                 obs.on_progress(item[0], f"{item[1]} (rank {rank})", time.monotonic() - started)
             elif kind == "message":
                 obs.on_message(f"rank {rank}: {item}")

@@ -21,11 +21,13 @@ threads, all ranks at once. `FirstFailure` is the rule every follower of a gang'
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from skymagic.core.client import ContextClient
 from skymagic.core.podstreams import exec_stream
@@ -37,6 +39,7 @@ __all__ = [
     "ANNOTATION_STOPPED",
     "FirstFailure",
     "RankEnds",
+    "RankEvent",
     "ranks_named",
     "stop_note",
     "stop_ranks",
@@ -163,11 +166,18 @@ class RankEnds:
         return self.failed[0][1] if self.failed else self.codes.get(0)
 
 
+# What a rank's thread hands the follower's thread: (rank, kind, item); kinds are the caller's,
+# except _STOPPED, the stop's answer ({rank: why}), which FirstFailure.events() takes in.
+RankEvent = tuple[int, str, Any]
+_STOPPED = "stopped"
+
+
 class FirstFailure:
     """Records each rank's end; at the first failure, stops the run on every rank still going.
 
-    `end()` runs on the follower's thread; the stop runs on a thread of its own and hands its
-    answer to `post` (the follower queues it and calls `stopped()` from its own thread), so
+    The ranks' threads put their (rank, kind, item) events on `queue`; the follower reads them
+    through `events()` and calls `end()`, all on its own thread. The stop runs on a thread of
+    its own and puts its answer on the same queue, which `events()` takes in (`stopped()`), so
     the follower keeps showing the stopped ranks' last lines meanwhile. `deadline` is when to
     stop waiting for stopped ranks to end.
     """
@@ -180,10 +190,10 @@ class FirstFailure:
         run_id: str,
         *,
         annotate: bool,
-        post: Callable[[dict[int, str]], None],
     ) -> None:
         self.client, self.ns, self.names, self.run_id = client, ns, names, run_id
-        self.annotate, self.post = annotate, post
+        self.annotate = annotate
+        self.queue: queue.Queue[RankEvent] = queue.Queue()
         self.ends = RankEnds()
         self.stopping: set[int] = set()
         self.deadline: float | None = None
@@ -225,10 +235,24 @@ class FirstFailure:
                 )
             except Exception as exc:  # never leave the follower waiting for this answer
                 why = dict.fromkeys(others, f"{type(exc).__name__}: {exc}")
-            self.post(why)
+            self.queue.put((-1, _STOPPED, why))
 
         threading.Thread(target=stop, name="skymagic-stop-ranks", daemon=True).start()
         self.deadline = time.monotonic() + STOP_GRACE_S + STOP_WAIT_S
+
+    def events(self) -> Iterator[RankEvent]:
+        """The ranks' events until every rank ended, or until the stopped ranks' deadline
+        passed (`give_up`); the stop's answer is taken in here, not yielded."""
+        while not self.done:
+            try:
+                rank, kind, item = self.queue.get(timeout=self.wait_s())
+            except queue.Empty:
+                self.give_up()  # a stopped rank did not end in time: report without it
+                return
+            if kind == _STOPPED:
+                self.stopped(item)
+            else:
+                yield rank, kind, item
 
     def stopped(self, why: dict[int, str]) -> None:
         """The stop's answer: a rank that could not be stopped is not waited for."""

@@ -17,7 +17,6 @@ re-run's body with it).
 
 from __future__ import annotations
 
-import queue
 import secrets
 import threading
 import time
@@ -141,7 +140,6 @@ def run_on_ranks(
 
     KeyboardInterrupt propagates (the commands keep running; the caller says so).
     """
-    q: queue.Queue[tuple[int, str, object]] = queue.Queue()
     first = lives[0]
     rule = FirstFailure(
         first.client,
@@ -149,21 +147,12 @@ def run_on_ranks(
         {r: live.name for r, live in enumerate(lives)},
         run_id,
         annotate=False,  # the pods keep running: their status is Running, rightly
-        post=lambda why: q.put((-1, "stopped", why)),
     )
     run = RanksRun(rule)
     said = _Said(say)
-    start_ranks(zip(lives, commands, strict=True), q.put, what)
-    while not rule.done:
-        try:
-            rank, stream, item = q.get(timeout=rule.wait_s())
-        except queue.Empty:
-            rule.give_up()  # a stopped rank did not end in time: report without it
-            break
-        if stream == "stopped":
-            assert isinstance(item, dict)
-            rule.stopped(item)
-        elif isinstance(item, str):
+    start_ranks(zip(lives, commands, strict=True), rule.queue.put, what)
+    for rank, stream, item in rule.events():
+        if isinstance(item, str):
             on_line(rank, stream, item)
         elif isinstance(item, ExecResult):
             item.rank = rank
