@@ -16,7 +16,7 @@ node whose taints keep a GPU pod off (gpus/counting.py).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from skymagic.launches.podspec import pod_manifest
@@ -78,10 +78,7 @@ def _admits(spec: Mapping[str, Any], labels: Mapping[str, str], name: str) -> bo
     for key, value in (spec.get("nodeSelector") or {}).items():
         if labels.get(str(key)) != str(value):
             return False
-    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
-        "requiredDuringSchedulingIgnoredDuringExecution"
-    ) or {}
-    terms = required.get("nodeSelectorTerms")
+    terms = _terms(spec)
     if not terms:
         return True
     return any(_term(labels, name, t) for t in terms)
@@ -99,11 +96,26 @@ class NodeRule:
     kind: str
     match: str
     constrained: bool
+    # The label keys the constraints read (and whether a term matches the node's name): a
+    # node's verdict depends on these values only, so it is decided once per distinct
+    # combination (a node pool's nodes share it) and looked up for the rest.
+    keys: tuple[str, ...] = ()
+    by_name: bool = False
+    _seen: dict[tuple[str | None, ...], bool] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def what(self) -> str:
         """One such node, for a reason: "spot node", "node matching the pod's nodeSelector"."""
         return self.kind + (f" matching the pod's {self.match}" if self.match else "")
+
+    @property
+    def other(self) -> str:
+        """The nodes it may not take, as an adjective: "on-demand" for a spot pod."""
+        if self.match:
+            return "other"
+        return {"spot node": "on-demand", "on-demand node": "spot"}.get(self.kind, "other")
 
     @property
     def whats(self) -> str:
@@ -117,7 +129,15 @@ class NodeRule:
         labels = node_labels(rec.get("labels"))
         if labels is None:
             return True
-        return _admits(self.spec, labels, str(rec.get("node", "")))
+        name = str(rec.get("node", ""))
+        key = tuple(labels.get(k) for k in self.keys) + ((name,) if self.by_name else ())
+        verdict = self._seen.get(key)
+        if verdict is None:
+            verdict = _admits(self.spec, labels, name)
+            if len(self._seen) >= _LABELS_CACHE_MAX:
+                self._seen.clear()
+            self._seen[key] = verdict
+        return verdict
 
     def only(self, recs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         return [r for r in recs if self.admits(r)]
@@ -128,7 +148,8 @@ _RULES: dict[tuple[Any, ...], NodeRule] = {}
 
 def node_rule(task: Task) -> NodeRule:
     """The rule for `task`'s pod, from the very manifest a launch would create for it."""
-    key = (task.gpu, task.gpu_count, task.use_spot, repr(task.pod_config))
+    # The GPU count never changes the placement, only whether there is a GPU and which.
+    key = (task.gpu if task.gpu_count else None, task.use_spot, repr(task.pod_config))
     rule = _RULES.get(key)
     if rule is None:
         rule = _build(task)
@@ -154,7 +175,21 @@ def _build(task: Task) -> NodeRule:
     )["spec"]
     placement = {k: spec[k] for k in ("nodeSelector", "affinity") if spec.get(k)}
     kind = {None: "node", True: "spot node", False: "on-demand node"}[task.use_spot]
-    return NodeRule(placement, kind, _custom(task.pod_config), bool(placement))
+    keys = set(map(str, (placement.get("nodeSelector") or {})))
+    by_name = False
+    for term in _terms(placement):
+        keys.update(str(e.get("key", "")) for e in term.get("matchExpressions") or [])
+        by_name = by_name or bool(term.get("matchFields"))
+    return NodeRule(
+        placement, kind, _custom(task.pod_config), bool(placement), tuple(sorted(keys)), by_name
+    )
+
+
+def _terms(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The required node affinity's terms (ORed), [] when there is none."""
+    affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
+    required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+    return list(required.get("nodeSelectorTerms") or [])
 
 
 def _custom(pod_config: Mapping[str, Any]) -> str:

@@ -264,7 +264,7 @@ def _fit(
                 False,
                 None,
                 f"no such GPU on {rule.whats}: {task.gpu} only on {len(with_gpu)} "
-                f"other node{'s' if len(with_gpu) != 1 else ''}",
+                f"{rule.other} node{'s' if len(with_gpu) != 1 else ''}",
             ), None
         most = max(int(number(n.get("gpu_total")) or 0) for n in matching)
         if most < task.gpu_count:

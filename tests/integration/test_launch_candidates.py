@@ -86,5 +86,5 @@ def test_use_spot_lands_only_on_spot_nodes(fleet: Fleet) -> None:
         ("skipped", False),
         ("running", True),
     ]
-    assert rec.attempts[0].reason == "no such GPU on spot nodes: H100 only on 1 other node"
+    assert rec.attempts[0].reason == "no such GPU on spot nodes: H100 only on 1 on-demand node"
     assert pod(fleet, "spot", "s")["spec"]["nodeName"] == "h100-spot"

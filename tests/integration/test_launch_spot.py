@@ -71,7 +71,7 @@ def test_a_spot_launch_goes_straight_to_the_context_with_free_spot_nodes(fleet: 
     assert rec.plan is not None
     first = rec.plan.rows[0]
     assert (first.context, first.fits) == (ONDEMAND, False)
-    assert first.reason == "no such GPU on spot nodes: H100 only on 1 other node"
+    assert first.reason == "no such GPU on spot nodes: H100 only on 1 on-demand node"
     assert "H100:8 on-demand (1 node)" in first.would_fit
 
 
@@ -83,7 +83,7 @@ def test_a_spot_task_with_no_spot_capacity_anywhere_fails_at_once_with_the_advic
     with pytest.raises(ProvisionFailedError) as info:
         launch("true", ONDEMAND, KARP, rec=Recorder(), name="nospot")
     reasons = dict(info.value.failures)
-    assert reasons[ONDEMAND] == "no such GPU on spot nodes: H100 only on 1 other node"
+    assert reasons[ONDEMAND] == "no such GPU on spot nodes: H100 only on 1 on-demand node"
     assert reasons[KARP] == "none free now: no spot node with 8 free H100 (best spot node has 0)"
     assert info.value.advice == (
         "H100:8 spot fits nowhere now; H100:8 on-demand fits in ondemand (1 node)"
@@ -98,7 +98,7 @@ def test_an_on_demand_task_skips_spot_only_capacity(fleet: Fleet) -> None:
     with pytest.raises(ProvisionFailedError) as info:
         launch("false", KARP, rec=rec, name="ondemand")
     assert dict(info.value.failures)[KARP] == (
-        "no such GPU on on-demand nodes: H100 only on 1 other node"
+        "no such GPU on on-demand nodes: H100 only on 1 spot node"
     )
     assert info.value.advice.endswith("H100:8 spot fits in karp (1 node)")
     assert writes(fleet, KARP) == 0
@@ -126,3 +126,6 @@ run: sleep 30
     )
     assert isinstance(result, LaunchResult) and result.context == KARP
     assert writes(fleet, ONDEMAND) == 0
+    assert result.attempts[0].reason == (
+        "no such GPU on nodes matching the pod's nodeSelector: H100 only on 1 other node"
+    )

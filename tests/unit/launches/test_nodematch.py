@@ -103,7 +103,7 @@ def test_the_plan_and_advice_count_spot_nodes_for_a_spot_task() -> None:
     assert plan.candidates == []
     rows = {r.context: r.reason for r in plan.rows}
     assert rows == {
-        "a": "no such GPU on spot nodes: H100 only on 1 other node",
+        "a": "no such GPU on spot nodes: H100 only on 1 on-demand node",
         "b": "none free now: no spot node with 8 free H100 (best spot node has 2)",
     }
     assert plan.advice() == (
