@@ -58,6 +58,7 @@ __all__ = [
     "Usage",
     "context_rows",
     "format_utilization",
+    "labels_text",
     "node_rows",
     "node_status",
     "parse_node",
@@ -86,6 +87,7 @@ NODE_COLUMNS: tuple[str, ...] = (
     "schedulable",
     "status",
     "taints",
+    "labels",
 )
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
@@ -302,6 +304,9 @@ class NodeInfo:
     ready: bool = True
     unschedulable: bool = False
     taints: list[tuple[str, str, str]] = field(default_factory=list)  # (key, value, effect)
+    # The node's labels as `labels_text` writes them: what a pod's nodeSelector and node
+    # affinity are matched against (spot capacity, node pools), one shared string per node.
+    labels: str = ""
 
 
 def parse_node(obj: Node | Mapping[str, Any]) -> NodeInfo:
@@ -325,7 +330,18 @@ def parse_node(obj: Node | Mapping[str, Any]) -> NodeInfo:
         ready=ready,
         unschedulable=bool(spec.unschedulable),
         taints=taints,
+        labels=labels_text(meta.labels or {}),
     )
+
+
+def labels_text(labels: Mapping[str, str]) -> str:
+    """A node's labels as one text, `key=value,key=value` sorted by key (as kubectl shows them).
+
+    Unambiguous: neither a label key nor a value may hold `,` or `=` (only a key's prefix
+    holds `/`), so `launches.nodematch` reads it back exactly; a text keeps the CSV and JSON
+    outputs of the nodes frame flat.
+    """
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 @dataclass
@@ -403,6 +419,7 @@ def node_rows(context: str, nodes: Iterable[NodeInfo], usage: Usage | None) -> l
             "schedulable": schedulable,
             "status": status,
             "taints": _taints_text(node),
+            "labels": node.labels,
         }
         if not node.gpus:
             rows.append(

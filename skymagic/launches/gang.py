@@ -7,9 +7,12 @@ labelled with the attempt's id:
 - every rank Running (or already finished): started, failover is over;
 - a rank the scheduler cannot place (PodScheduled False, Unschedulable: another user took
   the room since the inventory was read) and still unbound after a short grace for a cluster
-  autoscaler, or not every rank bound within provision_timeout: a race. Everything the
-  attempt made is deleted (by its attempt label) and the launch waits until no pod of it is
-  left, then tries the next context. Part of a gang is never left behind.
+  autoscaler, a rank the autoscaler says no node is coming for (NotTriggerScaleUp), or not
+  every rank bound within provision_timeout (moved on by a TriggeredScaleUp: a node is
+  coming): a race. The rule is a single pod's (scaleup.StartRule), fed by the ranks' pods and
+  their Events. Everything the attempt made is deleted (by its attempt label) and the launch
+  waits until no pod of it is left, then tries the next context. Part of a gang is never
+  left behind.
 
 Once every rank runs, the launch's files go to every rank in parallel (gangfiles.py), then
 the ranks are let go (each entrypoint waits for its files before setup and run).
@@ -51,6 +54,8 @@ from skymagic.launches.rendezvous import (
     service_name,
     task_id,
 )
+from skymagic.launches.scaleup import StartRule
+from skymagic.launches.starting import pod_events_path, watch_into
 from skymagic.launches.task import Task
 
 __all__ = [
@@ -61,7 +66,6 @@ __all__ = [
     "try_gang",
 ]
 
-FAILED_SCHEDULING_GRACE_S = 1.5  # as for one pod: time for an autoscaler to answer
 _STARTED_PHASES = ("Running", "Succeeded", "Failed")
 
 
@@ -138,9 +142,15 @@ def try_gang(
             ports["spec"]["selector"][LABEL_RANK] = "0"
             client.post_json(f"/api/v1/namespaces/{ns}/services", ports)
         tid = task_id(task.name, attempt_id)
-        for rank in range(task.num_nodes):
+        made_pods = [
             client.post_json(f"/api/v1/namespaces/{ns}/pods", gang_pod(base, task, rank, tid))
-        outcome, reason, pods = _wait_all(client, ns, task, attempt_id, provision_timeout, obs, t0)
+            for rank in range(task.num_nodes)
+        ]
+        since = str(made_pods[0].get("metadata", {}).get("resourceVersion", ""))
+        uids = {str(p.get("metadata", {}).get("uid", "")) for p in made_pods} - {""}
+        outcome, reason, pods = _wait_all(
+            client, ns, task, attempt_id, provision_timeout, obs, t0, (since, uids)
+        )
         if outcome == "running":
             send_to_ranks(client, ns, pods, files, obs, t0)  # every rank waits for them
             labels = base["metadata"]["labels"]
@@ -175,8 +185,13 @@ def _wait_all(
     provision_timeout: float,
     obs: PodObserver,
     t0: float,
+    made: tuple[str, set[str]] = ("", set()),
 ) -> tuple[str, str, dict[int, dict[str, Any]]]:
-    """Watch the attempt's pods: ('running', '', pods) or (outcome, reason, {})."""
+    """Watch the attempt's pods and their Events: ('running', '', pods) or (outcome, reason, {}).
+
+    `made`: the resourceVersion the first rank was created at, and the ranks' uids (their
+    Events are read from then on; an earlier attempt's pods of the same names are not them).
+    """
     events: queue.Queue[DriverEvent[dict[int, Any]]] = queue.Queue()
     driver: WatchDriver[dict[int, Any]] = WatchDriver(
         client,
@@ -188,11 +203,27 @@ def _wait_all(
     )
     thread = threading.Thread(target=driver.run, name="skymagic-gang-watch", daemon=True)
     thread.start()
+    since, uids = made
+    notes: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+    stop_notes = threading.Event()
+    threading.Thread(
+        target=watch_into,
+        args=(
+            client,
+            pod_events_path(ns),
+            {"resourceVersion": since},
+            "event",
+            notes,
+            stop_notes,
+            5,
+        ),
+        name="skymagic-gang-events",
+        daemon=True,
+    ).start()
     n = task.num_nodes
     ranks: dict[int, dict[str, Any]] = {}
-    deadline = t0 + provision_timeout
-    failed_at: float | None = None
-    failed_msg = ""
+    names: dict[str, int] = {}
+    rule = StartRule(provision_timeout, t0 + provision_timeout)
     try:
         while True:
             try:
@@ -207,29 +238,35 @@ def _wait_all(
                 ranks[_rank(event.object)] = event.object
             elif isinstance(event, Failed):
                 return "error", event.error.message, {}
+            names = {str(p.get("metadata", {}).get("name")): r for r, p in ranks.items()}
             now = time.monotonic()
             phases = [(ranks.get(r) or {}).get("status", {}).get("phase") for r in range(n)]
             if all(p in _STARTED_PHASES for p in phases):
                 return "running", "", ranks
             bound = sum(1 for p in ranks.values() if p.get("spec", {}).get("nodeName"))
             if bound == n:
-                failed_at = None
-            elif failed_at is None:
+                rule.all_bound()
+            else:
                 for r in sorted(ranks):
                     why = _unschedulable(ranks[r])
                     if why is not None:
-                        failed_msg = f"rank {r}: {why}"
-                        failed_at = now + min(FAILED_SCHEDULING_GRACE_S, provision_timeout)
+                        rule.unschedulable(f"rank {r}: {why}", now)
                         break
-            if failed_at is not None and now >= failed_at:
-                return "unschedulable", failed_msg, {}
-            if bound < n and now >= deadline:
-                return (
-                    "timeout",
-                    f"only {bound} of {n} pods scheduled within provision_timeout "
-                    f"({provision_timeout:g} s)",
-                    {},
-                )
+                _autoscaler_notes(notes, rule, names, uids, client.name, obs)
+            verdict = rule.verdict(time.monotonic(), bound == n)
+            if verdict is not None:
+                outcome, reason = verdict
+                if outcome == "timeout":
+                    reason = (
+                        f"only {bound} of {n} pods scheduled within provision_timeout "
+                        f"({provision_timeout:g} s)"
+                        + (
+                            " after the cluster autoscaler triggered a scale-up"
+                            if rule.scaling
+                            else ""
+                        )
+                    )
+                return outcome, reason, {}
             running = sum(1 for p in phases if p in _STARTED_PHASES)
             phase = (
                 f"{bound}/{n} pods scheduled"
@@ -239,6 +276,38 @@ def _wait_all(
             obs.on_progress(client.name, phase, now - t0)
     finally:
         driver.stop()
+        stop_notes.set()
+
+
+def _autoscaler_notes(
+    notes: queue.Queue[tuple[str, dict[str, Any]]],
+    rule: StartRule,
+    names: dict[str, int],
+    uids: set[str],
+    context: str,
+    obs: PodObserver,
+) -> None:
+    """Feed the ranks' Events that arrived to the rule, each reason naming its rank."""
+    while True:
+        try:
+            kind, event = notes.get_nowait()
+        except queue.Empty:
+            return
+        if kind == "error":
+            continue  # the pods' own watch decides; Events only hasten or extend the wait
+        obj = event.get("object") or {}
+        about = obj.get("involvedObject") or {}
+        uid = str(about.get("uid") or "")
+        name = str(about.get("name") or "")
+        if (uids and uid not in uids) or (not uids and name not in names):
+            continue
+        rank = names.get(name)
+        where = f"rank {rank}: " if rank is not None else f"{name}: "
+        said = rule.event(
+            str(obj.get("reason", "")), where + str(obj.get("message", "")), time.monotonic()
+        )
+        if said:
+            obs.on_message(f"{context}: {said}")
 
 
 def _release(

@@ -24,6 +24,7 @@ from skymagic.launches.fit import (
     requested,
     what_fits,
 )
+from skymagic.launches.nodematch import node_rule
 from skymagic.launches.planview import plan_html
 from skymagic.launches.task import Task
 
@@ -244,17 +245,31 @@ def _fit(
     task: Task, ctx: str, nodes: list[dict[str, Any]], free_unknown: bool
 ) -> tuple[PlanRow, Candidate | None]:
     cpu, mem = task.cpu_request, task.memory_request_gb
+    # Only nodes the pod could be bound to count: its spot or on-demand labels, its
+    # pod_config nodeSelector/affinity (nodematch.py, read off the pod spec itself).
+    rule = node_rule(task)
+    what = rule.what
     if task.gpu_count:
         assert task.gpu is not None
-        matching = [n for n in nodes if n.get("gpu") and gpu_names_match(task.gpu, str(n["gpu"]))]
-        if not matching:
+        with_gpu = [n for n in nodes if n.get("gpu") and gpu_names_match(task.gpu, str(n["gpu"]))]
+        if not with_gpu:
             have = sorted({str(n["gpu"]) for n in nodes if n.get("gpu")})
             detail = f" (has {', '.join(have)})" if have else " (no GPU nodes)"
             return PlanRow(ctx, False, None, f"no such GPU: {task.gpu}{detail}"), None
+        matching = rule.only(with_gpu)
+        if not matching:
+            # "no such GPU" first: like a missing GPU, it does not change by waiting.
+            return PlanRow(
+                ctx,
+                False,
+                None,
+                f"no such GPU on {rule.whats}: {task.gpu} only on {len(with_gpu)} "
+                f"{rule.other} node{'s' if len(with_gpu) != 1 else ''}",
+            ), None
         most = max(int(number(n.get("gpu_total")) or 0) for n in matching)
         if most < task.gpu_count:
             return PlanRow(
-                ctx, False, 0, f"not enough per node: at most {most} {task.gpu} per node"
+                ctx, False, 0, f"not enough per node: at most {most} {task.gpu} per {what}"
             ), None
         if free_unknown:
             names = [str(n["node"]) for n in matching if healthy(n)]
@@ -279,16 +294,21 @@ def _fit(
                 ctx,
                 False,
                 max(f for f, _ in fitting),
-                f"not enough nodes free now: {len(fitting)} of {task.num_nodes} nodes have "
+                f"not enough nodes free now: {len(fitting)} of {task.num_nodes} {rule.whats} have "
                 f"{task.gpu_count} {task.gpu} free",
             ), None
         if not fitting:
             why = (
                 f"none free now: best node has {best_free} {task.gpu} free, needs {task.gpu_count}"
             )
+            if rule.constrained and what != "node":
+                why = (
+                    f"none free now: no {what} with {task.gpu_count} free {task.gpu} "
+                    f"(best {what} has {best_free})"
+                )
             if best_free >= task.gpu_count:
                 why = (
-                    f"none free now: no node with {task.gpu_count} {task.gpu} also has "
+                    f"none free now: no {what} with {task.gpu_count} {task.gpu} also has "
                     f"{num_text(cpu)} vCPU and {num_text(mem)} GB free"
                 )
             return PlanRow(ctx, False, best_free, why), None
@@ -304,7 +324,7 @@ def _fit(
         if name in seen:
             continue
         seen.add(name)
-        if not healthy(n) or gpu_tainted(n.get("taints")):
+        if not healthy(n) or gpu_tainted(n.get("taints")) or not rule.admits(n):
             continue
         cpu_free = number(n.get("cpu_free"))
         mem_free = number(n.get("memory_gb_free"))
@@ -315,15 +335,15 @@ def _fit(
             ctx,
             False,
             None,
-            f"not enough nodes free now: {len(fitting_cpu)} of {task.num_nodes} untainted nodes "
-            f"have {num_text(cpu)} vCPU and {num_text(mem)} GB free",
+            f"not enough nodes free now: {len(fitting_cpu)} of {task.num_nodes} untainted "
+            f"{rule.whats} have {num_text(cpu)} vCPU and {num_text(mem)} GB free",
         ), None
     if not fitting_cpu:
         return PlanRow(
             ctx,
             False,
             None,
-            f"none free now: no untainted node has {num_text(cpu)} vCPU and "
+            f"none free now: no untainted {what} has {num_text(cpu)} vCPU and "
             f"{num_text(mem)} GB free",
         ), None
     fitting_cpu.sort(key=lambda fn: -fn[0])

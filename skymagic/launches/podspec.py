@@ -15,7 +15,7 @@ import copy
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
@@ -27,7 +27,6 @@ from skymagic.launches.task import Task
 
 if TYPE_CHECKING:
     from skymagic.core.targets import Targets
-    from skymagic.launches.plan import Candidate
 
 __all__ = [
     "LABEL_LAUNCH",
@@ -338,6 +337,18 @@ def service_manifest(task: Task, *, context: str, namespace: str, attempt: str) 
     }
 
 
+class Placed(Protocol):
+    """Where an attempt goes: a plan's Candidate (plan.py, which reads this module's pod
+    spec to count nodes, so it is named by shape here, not imported)."""
+
+    @property
+    def context(self) -> str: ...
+    @property
+    def resource(self) -> str | None: ...
+    @property
+    def nodes(self) -> list[str]: ...
+
+
 @dataclass
 class AttemptManifests:
     """What one attempt creates for its pod: the Secrets first (in order), then the pod."""
@@ -348,7 +359,7 @@ class AttemptManifests:
 
 def attempt_manifests(
     task: Task,
-    cand: Candidate,
+    cand: Placed,
     targets: Targets,
     identity: str,
     service_account: str | None,

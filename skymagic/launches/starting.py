@@ -1,8 +1,9 @@
 """Watching a new pod until it starts, or until it is clear it will not start in time.
 
 The pod and its events are watched together: Bound goes on; FailedScheduling (the inventory
-raced another user) fails the attempt after a short grace for a cluster autoscaler; no
-binding within provision_timeout (extended by a TriggeredScaleUp event) is a timeout.
+raced another user), a cluster autoscaler's TriggeredScaleUp (keep waiting) or
+NotTriggerScaleUp (fail over now), and provision_timeout are weighed by the one rule a gang's
+ranks follow too (scaleup.StartRule).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 
 from skymagic.core.client import ContextClient
 from skymagic.errors import SkymagicError
+from skymagic.launches.scaleup import StartRule
 
-__all__ = ["wait_for_start"]
+__all__ = ["pod_events_path", "wait_for_start", "watch_into"]
 
-_FAILED_SCHEDULING_GRACE_S = 1.5  # time for a cluster-autoscaler to answer a FailedScheduling
 _WATCH_SECONDS = 5
 
 
@@ -25,7 +26,11 @@ def _pods_path(ns: str) -> str:
     return f"/api/v1/namespaces/{ns}/pods"
 
 
-def _watch_into(
+def pod_events_path(ns: str) -> str:
+    return f"/api/v1/namespaces/{ns}/events"
+
+
+def watch_into(
     client: ContextClient,
     path: str,
     query: dict[str, Any],
@@ -69,7 +74,7 @@ def wait_for_start(
     seconds = _WATCH_SECONDS
     threads = [
         threading.Thread(
-            target=_watch_into,
+            target=watch_into,
             args=(
                 client,
                 _pods_path(ns),
@@ -82,10 +87,10 @@ def wait_for_start(
             daemon=True,
         ),
         threading.Thread(
-            target=_watch_into,
+            target=watch_into,
             args=(
                 client,
-                f"/api/v1/namespaces/{ns}/events",
+                pod_events_path(ns),
                 {"fieldSelector": f"involvedObject.name={name}", "resourceVersion": rv},
                 "event",
                 q,
@@ -97,53 +102,37 @@ def wait_for_start(
     ]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + provision_timeout
+    rule = StartRule.starting(provision_timeout, time.monotonic())
     bound = False
-    failed_at: float | None = None
-    failed_msg = ""
     phase = "Pending"
     try:
         while True:
             now = time.monotonic()
-            if failed_at is not None and now >= failed_at:
-                return "unschedulable", failed_msg, None
-            if not bound and now >= deadline:
-                return (
-                    "timeout",
-                    f"not scheduled within provision_timeout ({provision_timeout:g} s)",
-                    None,
-                )
-            wait = 0.25
-            if not bound:
-                wait = min(wait, max(0.0, deadline - now))
-            if failed_at is not None:
-                wait = min(wait, max(0.0, failed_at - now))
+            verdict = rule.verdict(now, bound)
+            if verdict is not None:
+                return verdict[0], verdict[1], None
             obs.on_progress(client.name, phase if bound else "waiting for a node", now - t0)
             try:
-                kind, event = q.get(timeout=max(wait, 0.01))
+                kind, event = q.get(timeout=rule.wait(now, bound))
             except queue.Empty:
                 continue
             if kind == "error":
                 return "error", str(event.get("message", "watch failed")), None
             obj = event.get("object") or {}
             if kind == "event":
-                reason = obj.get("reason")
-                if reason == "FailedScheduling" and not bound:
-                    failed_msg = str(obj.get("message", "FailedScheduling"))
-                    failed_at = time.monotonic() + min(
-                        _FAILED_SCHEDULING_GRACE_S, provision_timeout
+                if not bound:
+                    said = rule.event(
+                        str(obj.get("reason", "")), str(obj.get("message", "")), time.monotonic()
                     )
-                elif reason == "TriggeredScaleUp":
-                    failed_at = None
-                    deadline = max(deadline, time.monotonic() + provision_timeout)
-                    obs.on_message(f"{client.name}: the cluster autoscaler is adding a node")
+                    if said:
+                        obs.on_message(f"{client.name}: {said}")
                 continue
             if event.get("type") == "DELETED":
                 return "error", "the pod was deleted while starting", None
             node = obj.get("spec", {}).get("nodeName")
             if node:
                 bound = True
-                failed_at = None
+                rule.all_bound()
             phase = str(obj.get("status", {}).get("phase", phase))
             if node and phase == "Pending":
                 phase = f"scheduled on {node}, starting the container"

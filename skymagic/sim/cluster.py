@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from skymagic.sim import objects
+from skymagic.sim.autoscaler import Autoscaler
 from skymagic.sim.defaults import default_pod
 from skymagic.sim.kubelet import Kubelet, PodLog
 from skymagic.sim.netnames import NameTable
@@ -67,6 +68,7 @@ class SimCluster:
         # Preemption, lost nodes, taint eviction and pod GC (nodelife.py).
         self.nodelife = NodeLifecycle(self)
         self.kubelet = Kubelet(self)  # runs bound pods (kubelet.py)
+        self.autoscaler = Autoscaler(self)  # off until set at run time (autoscaler.py)
         if spec.runtime == "local":  # headless-Service names for local pods (netnames.py)
             self.store.listeners.append(NameTable(workdir).on_change)
 
@@ -189,11 +191,13 @@ class SimCluster:
             return
         pending.sort(key=lambda p: p["metadata"]["resourceVersion"])
         nodes = [e.obj for e in self.store.objects["nodes"].values()]
+        failed: list[dict[str, Any]] = []
         for pod in pending:
             node_name, message = fits(pod, nodes, self.usage)
             key = object_key("pods", pod)
             if node_name is None:
                 if self._fail_messages.get(key) != message:
+                    failed.append(pod)
                     self._fail_messages[key] = message
                     pod["status"]["conditions"] = [
                         {
@@ -211,6 +215,7 @@ class SimCluster:
                 continue
             self._fail_messages.pop(key, None)
             self._bind(pod, node_name)
+        self.autoscaler.on_unschedulable(failed)
 
     def _bind(self, pod: dict[str, Any], node_name: str) -> None:
         pod["spec"]["nodeName"] = node_name

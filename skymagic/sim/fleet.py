@@ -265,6 +265,24 @@ class Fleet:
         """Add nodes (NodeGroup keys: name, count, gpu, gpus, labels, cpu, memory_gb, ...)."""
         return list(self._call("add_nodes", {"cluster": cluster, "group": group}))
 
+    def set_autoscaler(
+        self,
+        cluster: str,
+        group: dict[str, Any] | None,
+        *,
+        max_nodes: int = 1,
+        delay_s: float = 1.0,
+    ) -> dict[str, Any]:
+        """A cluster autoscaler growing node group `group` (NodeGroup keys; None: off).
+
+        Each pod the scheduler finds Unschedulable gets cluster-autoscaler's verdict as an
+        Event: TriggeredScaleUp when a new node of the group would take it and the group has
+        fewer than `max_nodes` nodes (the nodes join `delay_s` later), NotTriggerScaleUp
+        otherwise (sim/autoscaler.py).
+        """
+        args = {"cluster": cluster, "group": group, "max_nodes": max_nodes, "delay_s": delay_s}
+        return dict(self._call("autoscaler", args))
+
     def add_pods(self, cluster: str, **group: Any) -> list[str]:
         """Add running load bound to nodes with room (PodGroup keys: count, gpu, gpus, ...)."""
         return list(self._call("add_pods", {"cluster": cluster, "group": group}))

@@ -17,7 +17,7 @@ import msgspec
 
 from skymagic.sim.quantity import effective_requests, parse_quantity
 
-__all__ = ["NodeUsage", "explain", "fits", "node_allocatable", "tolerates"]
+__all__ = ["NodeUsage", "explain", "fits", "node_allocatable", "reasons_on_new_node", "tolerates"]
 
 TERMINAL = ("Succeeded", "Failed")
 # Filter failures that evicting lower-priority pods could fix (NodeResourcesFit): kube-scheduler
@@ -167,6 +167,15 @@ def _node_reasons(
         if used.get(res, 0.0) + qty > alloc.get(res, 0.0) + 1e-9:
             reasons.append(f"Insufficient {res}")
     return reasons
+
+
+def reasons_on_new_node(pod: Mapping[str, Any], node: Mapping[str, Any]) -> list[str]:
+    """Why `pod` would not fit on an empty `node` (the filters above; [] when it would).
+
+    What a cluster autoscaler asks of its node group's template node before a scale-up.
+    """
+    spec = pod.get("spec", {})
+    return _node_reasons(spec, effective_requests(dict(spec)), node, {})
 
 
 def fits(

@@ -279,6 +279,10 @@ class FleetProcess:
             return None
         if op == "add_nodes":
             return cluster.add_nodes(NodeGroup(**args["group"]))
+        if op == "autoscaler":
+            return cluster.autoscaler.configure(
+                args.get("group"), int(args.get("max_nodes", 1)), float(args.get("delay_s", 1.0))
+            )
         if op == "add_pods":
             return cluster.add_pods(PodGroup(**args["group"]))
         if op == "remove_pods":

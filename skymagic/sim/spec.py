@@ -44,7 +44,9 @@ clusters:
 ```
 
 Nodes that go away (`Fleet.preempt_node`, `Fleet.lose_node`, `Fleet.remove_node`) behave as on
-a real cluster: see `skymagic.sim.nodelife`.
+a real cluster: see `skymagic.sim.nodelife`. A cluster autoscaler that grows one node group
+and reports TriggeredScaleUp / NotTriggerScaleUp Events on unschedulable pods is set at run
+time (`Fleet.set_autoscaler`): see `skymagic.sim.autoscaler`.
 
 Runtimes: `simulate` runs a pod for `default_duration_s` (or the pod annotation
 `sim.skymagic.dev/duration`; a command containing `sleep infinity` runs until deleted) and

@@ -71,8 +71,8 @@ def test_a_launch_picks_by_the_stated_rule(
 
 
 def test_use_spot_lands_only_on_spot_nodes(fleet: Fleet) -> None:
-    """FREE has H100s but no spot nodes: the pod cannot schedule there (affinity) and the
-    launch fails over to the cluster whose nodes carry Karpenter's spot label."""
+    """FREE has H100s but no spot nodes: the plan skips it (the pod's affinity admits no node
+    there) and the launch goes to the cluster whose nodes carry Karpenter's spot label."""
     body = "resources:\n  accelerators: H100:1\n  use_spot: true\nrun: sleep 30\n"
     rec = Recorder()
     result = launch_task(
@@ -82,6 +82,9 @@ def test_use_spot_lands_only_on_spot_nodes(fleet: Fleet) -> None:
         observer=rec,
     )
     assert isinstance(result, LaunchResult) and result.context == "spot"
-    assert [a.outcome for a in rec.attempts] == ["unschedulable", "running"]
-    assert "node affinity" in rec.attempts[0].reason
+    assert [(a.outcome, a.pod_created) for a in rec.attempts] == [
+        ("skipped", False),
+        ("running", True),
+    ]
+    assert rec.attempts[0].reason == "no such GPU on spot nodes: H100 only on 1 on-demand node"
     assert pod(fleet, "spot", "s")["spec"]["nodeName"] == "h100-spot"
