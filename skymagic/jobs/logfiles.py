@@ -201,8 +201,12 @@ def read_job_logs(
         finished = job.status in TERMINAL and all(a.attempt <= shown_attempt for a in attempts)
         if not follow or finished:
             if status_lines and (finished or not follow):
-                failed = job.last_failure and job.status != JobStatus.SUCCEEDED
-                why = f": {job.last_failure}" if failed else ""
+                # The last failure explains a failed or recovering job only: a job RUNNING
+                # again, or CANCELLED, after a recovery is not in that state because of it
+                # (its attempt's footer above already says why that attempt ended).
+                explained = job.status in TERMINAL - {JobStatus.SUCCEEDED, JobStatus.CANCELLED}
+                explained = explained or job.status == JobStatus.RECOVERING
+                why = f": {job.last_failure}" if job.last_failure and explained else ""
                 yield f"[job {job_id}] {job.status}{why}"
             return
         time.sleep(poll_s)

@@ -85,7 +85,12 @@ def run_notebook(path: Path, env: dict[str, str], *, timeout: int = 600, echo: b
     return nb
 
 
-NOTEBOOKS = ("quickstart.ipynb", "inventory-analysis.ipynb", "real-clusters.ipynb")
+NOTEBOOKS = (
+    "quickstart.ipynb",
+    "inventory-analysis.ipynb",
+    "real-clusters.ipynb",
+    "dev-pods-and-jobs.ipynb",
+)
 
 
 def run_demo(

@@ -6,6 +6,7 @@ against the simulated fleet, and any error output fails the suite. README's main
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,10 +75,39 @@ def test_notebook_runs_without_errors(name: str, clean_env: dict[str, str]) -> N
     elif name == "inventory-analysis.ipynb":
         assert "Cordoned" in text and "delta_free" in text
         assert any("image/png" in o.get("data", {}) for o in outputs(nb))
-    else:
+    elif name == "real-clusters.ipynb":
         assert "gke-gcloud-auth-plugin" in text and "`aws` was not found" in text
         assert "allowed context 'my-old-cluster' is not in the kubeconfig" in text
         assert "my-h100-cluster: enabled." in text
+    else:
+        assert name == "dev-pods-and-jobs.ipynb", f"{name}: say what its outputs must show"
+        dev_pod_and_job_story(text)
+
+
+def dev_pod_and_job_story(text: str) -> None:
+    """What the dev-pod and managed-job notebook must show, in order of its story."""
+    # The workdir arrives in the pod, a re-run sends only the changed file and runs there.
+    assert "my-h100-cluster: sent 2 changed file(s)" in text and "(0 unchanged)" in text
+    assert "train.py: 100 rows in data.csv, the last one 99,0.0100" in text  # %%sky_exec
+    assert "my-h100-cluster: sent 1 changed file(s)" in text and "(1 unchanged)" in text
+    assert "'dev' is already running in my-h100-cluster: running the new body there" in text
+    assert "train.py: 150 rows in data.csv, the last one 149,0.0067" in text
+    # The pod's web server answers through the kernel's port-forward; status shows it.
+    assert "150 rows; the last: 149,0.0067" in text
+    assert re.search(r"idle \d+s, stops in (29|30)m", text), "no autostop in %sky_status"
+    # The managed job: preempted on my-h100-cluster, recovered on the next context.
+    gke = "gke_my-project_us-central2-b_my-tpu-cluster"
+    assert "job train: RUNNING    on my-h100-cluster" in text
+    assert "job train: RECOVERING" in text
+    assert f"job train: RUNNING    on {gke}" in text
+    assert f"recovered from my-h100-cluster to {gke} after 1 recovery: Terminated" in text
+    first = text.index("attempt 1 on context 'my-h100-cluster'")
+    ended = text.index("=== attempt 1 ended", first)
+    second = text.index(f"attempt 2 on context '{gke}'", ended)
+    assert "step 2" in text[first:ended] and "step 2" in text[second:]
+    assert f"attempt 2 on {gke}, recoveries so far: 1" in text
+    assert "job train: CANCELLED" in text
+    assert "jobs controller stopped: True" in text
 
 
 def test_readme_main_command_runs_the_quickstart(tmp_path: Path) -> None:

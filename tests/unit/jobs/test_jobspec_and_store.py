@@ -207,6 +207,23 @@ def test_a_database_from_before_details_gains_the_column(tmp_path: Path) -> None
     assert JobStore(tmp_path).jobs()[0].details == ""  # a second open: nothing to add
 
 
+def test_log_reader_closes_with_the_last_failure_only_when_it_explains_the_status(
+    tmp_path: Path,
+) -> None:
+    store = JobStore(tmp_path)
+    job_id = _submit(store, "train")
+    why = "Terminated: Pod was terminated in response to imminent node shutdown."
+    for status, shown in (
+        (JobStatus.RECOVERING, True),
+        (JobStatus.RUNNING, False),  # recovered: running again, not because of the preemption
+        (JobStatus.CANCELLED, False),
+        (JobStatus.FAILED, True),
+    ):
+        store.set_status(job_id, status, "", last_failure=why)
+        last = list(read_job_logs(store, job_id))[-1]
+        assert last == f"[job 1] {status}" + (f": {why}" if shown else ""), status
+
+
 def test_log_reader_heads_each_attempt_with_its_context(tmp_path: Path) -> None:
     store = JobStore(tmp_path)
     job_id = _submit(store, "train")
