@@ -308,11 +308,11 @@ class LaunchProgressWidget:
             return ""
         rows = "".join(
             f"<tr style='color:{'#888' if a.outcome == 'skipped' else 'inherit'}'>"
-            f"<td>{i}</td>{_wrapped(a.context, '10em')}"
+            f"<td>{n}</td>{_wrapped(a.context, '10em')}"
             f"<td style='color:{_OUTCOME_COLOURS.get(a.outcome, 'inherit')}'>"
             f"{html.escape(a.outcome)}</td>{_wrapped(a.reason, '26em')}"
             f"<td style='text-align:right'>{a.seconds:.1f}</td></tr>"
-            for i, a in enumerate(self.attempts, 1)
+            for n, a in _numbered(self.attempts)
         )
         return (
             "<div class='sky-tables'><table class='sky-attempts'><thead><tr><th>#</th>"
@@ -328,9 +328,10 @@ class LaunchProgressWidget:
                 lines.append(self._plan_text)
             if self.current and self.state_kind == "busy":
                 lines.append(self.current)
-            for i, a in enumerate(self.attempts, 1):
+            for n, a in _numbered(self.attempts):
                 reason = f": {a.reason}" if a.reason else ""
-                lines.append(f"{i}. [{a.context}] {a.outcome}{reason} ({a.seconds:.1f} s)")
+                mark = f"{n}." if n != "-" else "-"
+                lines.append(f"{mark} [{a.context}] {a.outcome}{reason} ({a.seconds:.1f} s)")
             lines.extend(self.messages[-10:])
             tail = list(self.log)[-20:]
             if tail:
@@ -364,3 +365,11 @@ class LaunchProgressWidget:
         bundle["text/plain"] = self.to_text()
         bundle["text/html"] = self.to_html()
         return bundle
+
+
+def _numbered(attempts: list[Attempt]) -> list[tuple[str, Attempt]]:
+    """Each attempt with its number in the order contexts were tried; a context the plan
+    skipped (nothing created there) gets "-", so a skipped context listed first never reads
+    as the first one tried."""
+    tried = iter(range(1, len(attempts) + 1))
+    return [("-" if a.outcome == "skipped" else str(next(tried)), a) for a in attempts]

@@ -586,7 +586,7 @@ def test_launch_widget_shows_attempts_and_the_log(ipshell: InteractiveShell) -> 
             p.on_log(f"line {i}")
         until(lambda: "line 49" in p.log_view.value, timeout=5, what="the batched log")
         text = p.to_text()
-        assert "2. [alpha] unschedulable: 0/3 nodes are available (1.5 s)" in text
+        assert "1. [alpha] unschedulable: 0/3 nodes are available (1.5 s)" in text
         assert "  line 49" in text
         with capture_output() as cap:
             display(p)

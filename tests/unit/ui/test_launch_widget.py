@@ -96,3 +96,23 @@ def test_hints_land_in_the_notes() -> None:
         assert "Stop it with %sky_down hello" in p.to_text()
     finally:
         p.close()
+
+
+def test_contexts_the_plan_skipped_are_not_numbered_as_tried() -> None:
+    # The plan's skips arrive first, whatever their place in the failover order: numbering
+    # them would read as "a100 was tried first".
+    p = LaunchProgressWidget(tick=0)
+    try:
+        p.on_attempt(Attempt("a100", "skipped", "none free now"))
+        p.on_attempt(Attempt("h100", "timeout", "unschedulable", seconds=2.0))
+        p.on_attempt(Attempt("tpu", "running", seconds=0.6))
+        text = p.to_text()
+        assert "- [a100] skipped: none free now" in text
+        assert "1. [h100] timeout: unschedulable (2.0 s)" in text
+        assert "2. [tpu] running (0.6 s)" in text
+        cells = [
+            row.split("</td>")[0].rsplit(">", 1)[-1] for row in p._attempts_html().split("<tr")[2:]
+        ]
+        assert cells == ["-", "1", "2"]
+    finally:
+        p.close()
