@@ -72,33 +72,17 @@ def wait_for_start(
     # can only notice `stop` between events, so this bounds how long a finished attempt's
     # two watch connections linger (a long watch would hold them for the whole timeout).
     seconds = _WATCH_SECONDS
+    watches = (
+        (_pods_path(ns), {"fieldSelector": f"metadata.name={name}"}, "pod"),
+        (pod_events_path(ns), {"fieldSelector": f"involvedObject.name={name}"}, "event"),
+    )
     threads = [
         threading.Thread(
             target=watch_into,
-            args=(
-                client,
-                _pods_path(ns),
-                {"fieldSelector": f"metadata.name={name}", "resourceVersion": rv},
-                "pod",
-                q,
-                stop,
-                seconds,
-            ),
+            args=(client, path, {**params, "resourceVersion": rv}, kind, q, stop, seconds),
             daemon=True,
-        ),
-        threading.Thread(
-            target=watch_into,
-            args=(
-                client,
-                pod_events_path(ns),
-                {"fieldSelector": f"involvedObject.name={name}", "resourceVersion": rv},
-                "event",
-                q,
-                stop,
-                seconds,
-            ),
-            daemon=True,
-        ),
+        )
+        for path, params, kind in watches
     ]
     for t in threads:
         t.start()

@@ -26,6 +26,7 @@ from dataclasses import asdict, replace
 from typing import Any, Protocol
 
 from skymagic.sim import objects
+from skymagic.sim.clusterparts import ClusterCore
 from skymagic.sim.scheduler import reasons_on_new_node
 from skymagic.sim.spec import ClusterSpec, NodeGroup
 from skymagic.sim.store import Store
@@ -35,17 +36,13 @@ __all__ = ["Autoscaler"]
 COMPONENT = "cluster-autoscaler"
 
 
-class _Cluster(Protocol):
+class _Cluster(ClusterCore, Protocol):
     """What the autoscaler uses of its SimCluster (cluster.py, which owns it)."""
 
     spec: ClusterSpec
     index: int
     store: Store
     offers: dict[str, tuple[str, str]]
-
-    def event(
-        self, obj: dict[str, Any], reason: str, message: str, etype: str, component: str
-    ) -> None: ...
 
 
 class Autoscaler:

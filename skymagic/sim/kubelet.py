@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from skymagic.sim import objects
+from skymagic.sim.clusterparts import ClusterCore
 from skymagic.sim.netnames import local_pod_ip
 from skymagic.sim.podexec import PodRuntime
 from skymagic.sim.spec import ClusterSpec
@@ -55,7 +56,7 @@ class PodLog:
         self.changed.set()
 
 
-class SimCluster(Protocol):
+class SimCluster(ClusterCore, Protocol):
     """What this module uses of cluster.py's SimCluster (which owns a Kubelet)."""
 
     spec: ClusterSpec
@@ -65,10 +66,6 @@ class SimCluster(Protocol):
     procs: dict[str, asyncio.subprocess.Process]
     logs: dict[str, PodLog]
     runtime: PodRuntime
-
-    def event(
-        self, obj: dict[str, Any], reason: str, message: str, etype: str, component: str
-    ) -> None: ...
 
 
 class Kubelet:

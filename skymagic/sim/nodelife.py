@@ -34,6 +34,7 @@ import os
 import signal
 from typing import Any, Protocol
 
+from skymagic.sim.clusterparts import ClusterCore
 from skymagic.sim.scheduler import TERMINAL
 from skymagic.sim.spec import ClusterSpec
 from skymagic.sim.store import Store, now_rfc3339, object_key
@@ -52,7 +53,7 @@ _LOST_MESSAGE = "Kubelet stopped posting node status."
 _GC_MESSAGE = "PodGC: node no longer exists"
 
 
-class SimCluster(Protocol):
+class SimCluster(ClusterCore, Protocol):
     """What this module uses of cluster.py's SimCluster (which owns a NodeLifecycle)."""
 
     spec: ClusterSpec
@@ -65,9 +66,6 @@ class SimCluster(Protocol):
     def node(self, name: str) -> dict[str, Any]: ...
     def delete_pod(self, namespace: str, name: str, grace: float | None) -> Any: ...
     def _stop_pod(self, key: str, hard: bool) -> None: ...
-    def event(
-        self, obj: dict[str, Any], reason: str, message: str, etype: str, component: str
-    ) -> None: ...
     def pod_changed(
         self, pod: dict[str, Any], reason: str, message: str, component: str, etype: str = ...
     ) -> None: ...
