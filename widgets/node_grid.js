@@ -2,7 +2,9 @@
 //
 // Model traits (set by Python, skymagic/ui/dashboard/widgets.py and app.py):
 //   sections: [{context, error, shown, total}]  one group per context, in failover order
-//   nodes:    [{id, context, node, gpu, total, free, status, taints}]  already filtered
+//   nodes:    [{id, context, node, gpu, total, free, status, taints, job, job_title}]
+//             already filtered; `job` is the tag of a node whose GPUs managed jobs hold
+//             ("3", "3+" for several) and `job_title` its tooltip line (view.job_tag/job_hint)
 //   selected: {context, node} | {}   set here on click; Python answers with the node's pods
 //   rendered: int                    counted up here once per view drawn: the kernel's sign
 //                                    that this front end's messages reach it
@@ -45,6 +47,13 @@ function cell(n, selected) {
     `status: ${n.status}`,
   ];
   if (n.taints) lines.push(`taints: ${n.taints}`);
+  if (n.job) {
+    const tag = document.createElement("span");
+    tag.className = "sky-node-job";
+    tag.textContent = n.job;
+    div.appendChild(tag);
+    if (n.job_title) lines.push(n.job_title);
+  }
   div.title = lines.join("\n");
   div.setAttribute("role", "button");
   div.tabIndex = 0;
@@ -102,6 +111,11 @@ function render({ model, el }) {
     legend.textContent =
       "colour: share of GPUs free (red none, green all; grey unknown) · × NotReady · " +
       "hatched: cordoned · dashed: tainted · click a node for its pods";
+    if (nodes.some((n) => n.job)) {
+      // as the static snapshot says it (skymagic/ui/dashboard/snapshot.py, _TAG_LEGEND)
+      legend.textContent +=
+        " · blue tag N: managed job N holds the node's GPUs (hover a cell: how to stop it)";
+    }
     frag.appendChild(legend);
     root.replaceChildren(frag);
   }

@@ -10,7 +10,9 @@ the rules are unit-tested on their own and shared by the one-shot inventory and 
   (`skymagic.gpus.quantity.effective_requests`: app containers, native sidecars, the init
   phase's peak, overhead);
 * free = total - requested, and zero on a node nobody can schedule to (NotReady, cordoned, or a
-  NoSchedule/NoExecute taint that GPU pods do not tolerate); the row's `status` says why.
+  NoSchedule/NoExecute taint that GPU pods do not tolerate); the row's `status` says why;
+* jobs = the managed jobs (`job_of`, from the pods' labels) whose pods hold that resource on
+  the node: what the dashboard marks on its cells, read off the same pod lists.
 
 Only the resources the inventory shows are kept per pod (cpu, memory, accelerators); each
 distinct container `resources` text is decoded and parsed once (on a cluster with 50,000 pods a
@@ -36,6 +38,8 @@ from skymagic.gpus.accelerators import (
 )
 from skymagic.gpus.quantity import effective_requests, parse_quantity, resource_requests
 from skymagic.gpus.wire import (
+    JOB_ATTEMPT_LABEL,
+    JOB_ID_LABEL,
     Container,
     Node,
     NodeMeta,
@@ -45,6 +49,7 @@ from skymagic.gpus.wire import (
     Pod,
     PodSpec,
     PodUsage,
+    PodUsageMeta,
     to_node,
     to_pod,
 )
@@ -54,10 +59,13 @@ __all__ = [
     "TERMINAL_PHASES",
     "Binding",
     "ContextData",
+    "JobPod",
     "NodeInfo",
     "Usage",
     "context_rows",
     "format_utilization",
+    "job_of",
+    "jobs_text",
     "labels_text",
     "node_rows",
     "node_status",
@@ -87,6 +95,7 @@ NODE_COLUMNS: tuple[str, ...] = (
     "schedulable",
     "status",
     "taints",
+    "jobs",
     "labels",
 )
 
@@ -196,6 +205,43 @@ def pod_binding_cached(pod: PodUsage) -> Binding | None:
     return spec.nodeName, pod_requests(spec)
 
 
+def job_of(meta: PodUsageMeta | Mapping[str, Any] | None) -> str:
+    """The managed job a pod runs, from its labels: '3', '3 (attempt 2)', or '' (not a job's).
+
+    The one rule for every reader: the decoded metadata of a list page (`wire`) or a pod's
+    `metadata` dict (the dashboard's pod table).
+    """
+    if meta is None:
+        return ""
+    if isinstance(meta, PodUsageMeta):
+        labels = meta.labels
+        job, attempt = (labels.job, labels.attempt) if labels is not None else (None, None)
+    else:
+        found = meta.get("labels") or {}
+        job, attempt = found.get(JOB_ID_LABEL), found.get(JOB_ATTEMPT_LABEL)
+    job, attempt = str(job or ""), str(attempt or "")
+    if job and attempt and attempt != "1":
+        return f"{job} (attempt {attempt})"
+    return job
+
+
+def _job_order(job: str) -> tuple[int, str]:
+    number = job.split(maxsplit=1)[0]
+    return (int(number) if number.isdigit() else 1 << 62, job)
+
+
+def jobs_text(jobs: Iterable[str]) -> str:
+    """Managed jobs as one text, by job number, each once: "3, 12 (attempt 2)".
+
+    Unambiguous: a label value holds no space or comma, so `text.split(", ")` reads it back.
+    """
+    return ", ".join(sorted({j for j in jobs if j}, key=_job_order))
+
+
+JobPod = tuple[str, str, Mapping[str, float]]
+"""(node, `job_of`, effective requests) of a managed job's pod that holds resources."""
+
+
 def pod_key(pod: Pod | Mapping[str, Any]) -> str:
     """A pod's identity across list and watch events: its uid (namespace/name without one)."""
     if isinstance(pod, Pod):
@@ -206,12 +252,19 @@ def pod_key(pod: Pod | Mapping[str, Any]) -> str:
 
 
 class Usage:
-    """Requested resources per node, summed over the pods bound to it."""
+    """Requested resources per node, summed over the pods bound to it; and which of those
+    pods are managed jobs' (`job_pods`: a handful among thousands, kept one by one)."""
 
-    __slots__ = ("by_node",)
+    __slots__ = ("by_node", "job_pods")
 
     def __init__(self) -> None:
         self.by_node: dict[str, dict[str, float]] = {}
+        self.job_pods: list[JobPod] = []
+
+    def clear(self) -> None:
+        """Forget everything counted (a list that starts over)."""
+        self.by_node.clear()
+        self.job_pods.clear()
 
     def add(self, node: str, requests: Mapping[str, float], sign: float = 1.0) -> None:
         acc = self.by_node.get(node)
@@ -229,6 +282,8 @@ class Usage:
         `Counter` over the page, and each distinct text is parsed (or found in the cache) once
         per page; any other pod takes the one rule (`pod_requests`). 100,000 pods: ~45 ms
         instead of ~60 ms keyed on the parsed requests (bench/README.md, GPU inventory).
+        A managed job's pod (its job label decoded, `wire.JobLabels`) is also kept in
+        `job_pods`.
         """
         simple: list[tuple[str, bytes]] = []
         keep = simple.append
@@ -243,6 +298,9 @@ class Usage:
             status = pod.status
             if status is not None and status.phase in TERMINAL_PHASES:
                 continue
+            meta = pod.metadata
+            if meta is not None and meta.labels is not None and meta.labels.job:
+                self.job_pods.append((node, job_of(meta), pod_requests(spec)))
             cs = spec.containers
             if cs and len(cs) == 1 and not spec.initContainers and not spec.overhead:
                 keep((node, bytes(cs[0].resources)))
@@ -389,14 +447,24 @@ def _count(value: float) -> int:
     return round(value)
 
 
+def _jobs_by_node(usage: Usage | None) -> dict[str, list[tuple[str, Mapping[str, float]]]]:
+    out: dict[str, list[tuple[str, Mapping[str, float]]]] = {}
+    for node, job, requests in usage.job_pods if usage is not None else ():
+        out.setdefault(node, []).append((job, requests))
+    return out
+
+
 def node_rows(context: str, nodes: Iterable[NodeInfo], usage: Usage | None) -> list[dict[str, Any]]:
     """Rows of the nodes frame: one per node and accelerator resource; CPU-only nodes once.
 
     `usage=None` means the pods could not be listed: totals are known, requested and free are
-    None (unknown), never a guess.
+    None (unknown), never a guess. `jobs`: the managed jobs whose pods request the row's
+    accelerator (on a CPU-only node: whose pods run there), as `jobs_text` writes them.
     """
     rows: list[dict[str, Any]] = []
+    jobs_on = _jobs_by_node(usage)
     for node in nodes:
+        here = jobs_on.get(node.name, ())
         schedulable, status = node_status(node)
         usable = schedulable  # not ready implies not schedulable
         alloc = node.allocatable
@@ -432,6 +500,7 @@ def node_rows(context: str, nodes: Iterable[NodeInfo], usage: Usage | None) -> l
                     "gpu_total": 0,
                     "gpu_requested": None if used is None else 0,
                     "gpu_free": None if used is None else 0,
+                    "jobs": jobs_text(job for job, _req in here),
                     "_is_tpu": False,
                 }
             )
@@ -453,6 +522,7 @@ def node_rows(context: str, nodes: Iterable[NodeInfo], usage: Usage | None) -> l
                     "gpu_total": total,
                     "gpu_requested": requested,
                     "gpu_free": free,
+                    "jobs": jobs_text(job for job, req in here if req.get(ident.resource, 0) > 0),
                     "_is_tpu": ident.is_tpu,
                 }
             )

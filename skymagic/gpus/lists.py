@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from skymagic.core.client import ContextClient
 from skymagic.errors import MalformedResponseError, SkymagicError
@@ -38,6 +38,7 @@ from skymagic.gpus.counting import (
     ContextData,
     NodeInfo,
     Usage,
+    job_of,
     parse_node,
     pod_binding_cached,
     pod_key,
@@ -56,6 +57,7 @@ __all__ = [
     "NODES_PATH",
     "PODS_PATH",
     "POD_FIELD_SELECTOR",
+    "PodBindings",
     "cached_fetch",
     "fetch_context",
     "list_nodes",
@@ -161,24 +163,40 @@ def list_nodes(client: ContextClient) -> tuple[list[NodeInfo], str]:
 def tally_pods(client: ContextClient) -> Usage:
     """Requests per node, summed over the pods that hold resources (the one-shot inventory)."""
     usage = Usage()
-    _fold_list(
-        client, PODS_PATH, _POD_QUERY, decode_pod_usage_list, usage.add_pods, usage.by_node.clear
-    )
+    _fold_list(client, PODS_PATH, _POD_QUERY, decode_pod_usage_list, usage.add_pods, usage.clear)
     return usage
 
 
-def list_pod_bindings(client: ContextClient) -> tuple[dict[str, Binding], str]:
-    """Each resource-holding pod's binding by pod key (what a watch then updates); the RV."""
+class PodBindings(NamedTuple):
+    """What the live inventory keeps of a pod list: each resource-holding pod's binding by pod
+    key, and the managed job (`job_of`) of those that run one."""
+
+    bindings: dict[str, Binding]
+    jobs: dict[str, str]
+
+
+def list_pod_bindings(client: ContextClient) -> tuple[PodBindings, str]:
+    """Each resource-holding pod's binding and job by pod key (what a watch then updates);
+    the list's resourceVersion."""
     pods: dict[str, Binding] = {}
+    jobs: dict[str, str] = {}
 
     def fold(items: Sequence[Pod]) -> None:
         for item in items:
             binding = pod_binding_cached(item)
             if binding is not None:
-                pods[pod_key(item)] = binding
+                key = pod_key(item)
+                pods[key] = binding
+                meta = item.metadata
+                if meta is not None and meta.labels is not None and meta.labels.job:
+                    jobs[key] = job_of(meta)
 
-    rv = _fold_list(client, PODS_PATH, _POD_QUERY, decode_pod_list, fold, pods.clear)
-    return pods, rv
+    def restart() -> None:
+        pods.clear()
+        jobs.clear()
+
+    rv = _fold_list(client, PODS_PATH, _POD_QUERY, decode_pod_list, fold, restart)
+    return PodBindings(pods, jobs), rv
 
 
 def fetch_context(client: ContextClient) -> ContextData:

@@ -9,12 +9,12 @@ applies them under its lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from skymagic.errors import RequestTimeoutError, SkymagicError
-from skymagic.gpus.counting import Binding, ContextData, NodeInfo, Usage
+from skymagic.gpus.counting import Binding, ContextData, JobPod, NodeInfo, Usage
 
 __all__ = [
     "ContextState",
@@ -49,19 +49,26 @@ class NodeDeleted(NamedTuple):
     name: str
 
 
+_NO_JOBS: Mapping[str, str] = {}
+
+
 class PodsListed(NamedTuple):
-    """A (re-)list of the context's resource-holding pods (by pod key): replaces them all."""
+    """A (re-)list of the context's resource-holding pods (by pod key): replaces them all.
+    `jobs`: the managed job (`counting.job_of`) of those that run one, by pod key."""
 
     context: str
     pods: dict[str, Binding]
+    jobs: Mapping[str, str] = _NO_JOBS
 
 
 class PodSet(NamedTuple):
-    """A pod changed: its binding now, or None once it holds nothing (deleted, finished)."""
+    """A pod changed: its binding now, or None once it holds nothing (deleted, finished);
+    `job`: the managed job it runs ('' for other pods)."""
 
     context: str
     key: str
     binding: Binding | None
+    job: str = ""
 
 
 class ListFailed(NamedTuple):
@@ -77,10 +84,12 @@ LiveEvent = NodesListed | NodeSet | NodeDeleted | PodsListed | PodSet | ListFail
 
 @dataclass
 class ContextState:
-    """One context's live view: nodes by name, resource-holding pods by key, their sums."""
+    """One context's live view: nodes by name, resource-holding pods by key, their sums, and
+    the managed jobs' pods among them (their jobs by pod key)."""
 
     nodes: dict[str, NodeInfo] = field(default_factory=dict)
     pods: dict[str, Binding] = field(default_factory=dict)
+    jobs: dict[str, str] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
     nodes_synced: bool = False
     pods_synced: bool = False
@@ -95,18 +104,26 @@ class ContextState:
         pods_done = self.pods_synced or self.pods_error is not None
         return nodes_done and pods_done
 
-    def set_pod(self, key: str, binding: Binding | None) -> None:
+    def set_pod(self, key: str, binding: Binding | None, job: str = "") -> None:
         old = self.pods.pop(key, None)
         if old is not None:
             self.usage.add(old[0], old[1], -1.0)
+        self.jobs.pop(key, None)
         if binding is not None:
             self.pods[key] = binding
             self.usage.add(binding[0], binding[1])
+            if job:
+                self.jobs[key] = job
 
-    def reset_pods(self, pods: dict[str, Binding]) -> None:
+    def reset_pods(self, pods: dict[str, Binding], jobs: Mapping[str, str] = _NO_JOBS) -> None:
         self.pods = dict(pods)
+        self.jobs = {k: j for k, j in jobs.items() if j and k in self.pods}
         self.usage = Usage()
         self.usage.add_bindings(self.pods.values())
+
+    def job_pods(self) -> list[JobPod]:
+        """(node, job, requests) of each managed job's resource-holding pod."""
+        return [(self.pods[k][0], job, self.pods[k][1]) for k, job in self.jobs.items()]
 
 
 class LiveState:
@@ -127,11 +144,11 @@ class LiveState:
         elif isinstance(event, NodeDeleted):
             st.nodes.pop(event.name, None)
         elif isinstance(event, PodsListed):
-            st.reset_pods(event.pods)
+            st.reset_pods(event.pods, event.jobs)
             st.pods_synced = True
             st.pods_error = None
         elif isinstance(event, PodSet):
-            st.set_pod(event.key, event.binding)
+            st.set_pod(event.key, event.binding, event.job)
         elif event.what == "nodes":
             st.nodes_error = event.error
         else:
@@ -152,6 +169,7 @@ class LiveState:
         if st.pods_synced and st.pods_error is None:
             usage = Usage()
             usage.by_node = {n: dict(v) for n, v in st.usage.by_node.items()}
+            usage.job_pods = st.job_pods()
         pods_error = st.pods_error
         if pods_error is None and not st.pods_synced:
             pods_error = RequestTimeoutError("no pod list yet (still listing)", context=context)

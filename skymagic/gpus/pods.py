@@ -21,7 +21,7 @@ from typing import Any
 from skymagic.core.client import ContextClient
 from skymagic.core.fanout import fan_out
 from skymagic.core.targets import Settings, resolve_targets
-from skymagic.gpus.counting import pod_binding
+from skymagic.gpus.counting import job_of, pod_binding
 from skymagic.gpus.lists import POD_FIELD_SELECTOR, PODS_PATH
 
 __all__ = ["PodRow", "job_of", "pods_on_nodes"]
@@ -29,10 +29,6 @@ __all__ = ["PodRow", "job_of", "pods_on_nodes"]
 
 # Who a pod is for: skymagic's own launches carry the user; other work its controller.
 _USER_LABEL = "skymagic.dev/user"
-# A managed job's pods carry its id and attempt (jobs/model.py's contract; a test checks the
-# names match, since the inventory layer does not import the jobs package).
-_JOB_LABEL = "skymagic.dev/job-id"
-_ATTEMPT_LABEL = "skymagic.dev/job-attempt"
 
 
 @dataclass(frozen=True)
@@ -41,7 +37,7 @@ class PodRow:
     holds them (a skymagic user, else the controller such as "Job/train") and since when
     (`started`: seconds since the epoch, from status.startTime or else creation; None unknown).
     `job`: the managed job the pod runs ("3", or "3 (attempt 2)" after a recovery; "" for
-    other pods), from its labels.
+    other pods), from its labels (`counting.job_of`, the rule the inventory's `jobs` uses).
     """
 
     namespace: str
@@ -61,16 +57,6 @@ def _holder(meta: dict[str, Any]) -> str:
         if ref.get("controller"):
             return f"{ref.get('kind', '?')}/{ref.get('name', '?')}"
     return ""
-
-
-def job_of(meta: dict[str, Any]) -> str:
-    """The managed job a pod belongs to, from its labels: '3', '3 (attempt 2)', or ''."""
-    labels = meta.get("labels") or {}
-    job = str(labels.get(_JOB_LABEL) or "")
-    attempt = str(labels.get(_ATTEMPT_LABEL) or "")
-    if job and attempt and attempt != "1":
-        return f"{job} (attempt {attempt})"
-    return job
 
 
 def _epoch(stamp: Any) -> float | None:

@@ -20,9 +20,9 @@ from skymagic.core.targets import Settings, Targets, resolve_targets
 from skymagic.core.watch import Changed, DriverEvent, Listed, WatchDriver
 from skymagic.errors import SkymagicError
 from skymagic.gpus.counting import (
-    Binding,
     ContextData,
     NodeInfo,
+    job_of,
     parse_node,
     pod_binding_cached,
     pod_key,
@@ -32,6 +32,7 @@ from skymagic.gpus.lists import (
     NODES_PATH,
     POD_FIELD_SELECTOR,
     PODS_PATH,
+    PodBindings,
     list_nodes,
     list_pod_bindings,
 )
@@ -135,16 +136,16 @@ class InventoryWatcher:
             client, NODES_PATH, lister=_nodes_by_name, sink=sink, decode_object=decode_node
         )
 
-    def _pods_driver(self, client: ContextClient) -> WatchDriver[dict[str, Binding]]:
+    def _pods_driver(self, client: ContextClient) -> WatchDriver[PodBindings]:
         ctx = client.name
 
-        def sink(event: DriverEvent[dict[str, Binding]]) -> None:
+        def sink(event: DriverEvent[PodBindings]) -> None:
             if isinstance(event, Listed):
-                self._emit(PodsListed(ctx, event.items))
+                self._emit(PodsListed(ctx, event.items.bindings, event.items.jobs))
             elif isinstance(event, Changed):
                 pod: Pod = event.object
                 binding = None if event.type == "DELETED" else pod_binding_cached(pod)
-                self._emit(PodSet(ctx, pod_key(pod), binding))
+                self._emit(PodSet(ctx, pod_key(pod), binding, job_of(pod.metadata)))
             else:
                 self._emit(ListFailed(ctx, "pods", event.error))
 

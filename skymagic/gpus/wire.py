@@ -24,14 +24,18 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 
 __all__ = [
+    "JOB_ATTEMPT_LABEL",
+    "JOB_ID_LABEL",
     "MAX_TEXT",
     "Container",
+    "JobLabels",
     "Node",
     "NodeMeta",
     "ObjectMeta",
     "Pod",
     "PodSpec",
     "PodUsage",
+    "PodUsageMeta",
     "Resources",
     "WireError",
     "decode_node",
@@ -83,8 +87,29 @@ class PodStatus(msgspec.Struct, gc=False):
     phase: Text | None = None
 
 
-class ObjectMeta(msgspec.Struct, gc=False):
-    """A pod's identity (the live inventory keys pods on it); its labels are not read."""
+# A managed job's pods carry its id and attempt (jobs/model.py's contract; a test checks the
+# names match, since the inventory layer does not import the jobs package).
+JOB_ID_LABEL = "skymagic.dev/job-id"
+JOB_ATTEMPT_LABEL = "skymagic.dev/job-attempt"
+
+
+class JobLabels(msgspec.Struct, gc=False):
+    """The two labels of a pod that say which managed job it runs; every other label is
+    skipped inside the parser (no dict of a pod's labels is built)."""
+
+    job: Text | None = msgspec.field(default=None, name=JOB_ID_LABEL)
+    attempt: Text | None = msgspec.field(default=None, name=JOB_ATTEMPT_LABEL)
+
+
+class PodUsageMeta(msgspec.Struct, gc=False):
+    """What the counting reads of a pod's metadata: the managed job it runs, if any (the
+    dashboard marks the nodes holding one)."""
+
+    labels: JobLabels | None = None
+
+
+class ObjectMeta(PodUsageMeta, gc=False):
+    """A pod's identity (the live inventory keys pods on it) and its job labels."""
 
     name: Text = ""
     namespace: Text = ""
@@ -99,14 +124,17 @@ class NodeMeta(msgspec.Struct, gc=False):
 
 
 class PodUsage(msgspec.Struct, gc=False):
-    """What the counting reads of a pod: where it runs, what it requests, whether it ended.
+    """What the counting reads of a pod: where it runs, what it requests, whether it ended,
+    and which managed job it runs.
 
-    The one-shot inventory decodes its pod pages into these: no metadata, so four objects fewer
-    per pod to build and free (~15% of the decode on 25,000 pods).
+    The one-shot inventory decodes its pod pages into these: of the metadata only the two job
+    labels, so no name, namespace and uid strings per pod to build and free (~15% of the
+    decode on 25,000 pods).
     """
 
     spec: PodSpec | None = None
     status: PodStatus | None = None
+    metadata: PodUsageMeta | None = None
 
 
 class Pod(PodUsage, gc=False):

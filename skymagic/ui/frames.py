@@ -1,13 +1,14 @@
 """A readable notebook view of an Inventory's `.nodes` frame; the DataFrame keeps every column.
 
-`inv.nodes` has 18 columns (GPU labels, resource names, requested/free/total for GPU, CPU and
-memory, readiness, taints, node labels) so that analysis never needs a second request. Shown
-as pandas does it, it is ~1,700 px wide in a ~970 px notebook column, node names wrap over several
-lines and CPU-only nodes read "None". `%load_ext skymagic` registers an HTML formatter that
-shows such a frame (and its row subsets: `inv.nodes[inv.nodes.gpu == "H100"]`) with the
-columns a person scans first, names kept on one line and blanks for missing values, under a
-line saying what is left out. Any other DataFrame, or a frame whose columns were chosen by
-hand, displays exactly as pandas shows it. The data is never changed: only its picture.
+`inv.nodes` has 19 columns (GPU labels, resource names, requested/free/total for GPU, CPU and
+memory, readiness, taints, managed jobs, node labels) so that analysis never needs a second
+request. Shown as pandas does it, it is ~1,700 px wide in a ~970 px notebook column, node
+names wrap over several lines and CPU-only nodes read "None". `%load_ext skymagic` registers
+an HTML formatter that shows such a frame (and its row subsets: `inv.nodes[inv.nodes.gpu ==
+"H100"]`) with the columns a person scans first, names kept on one line and blanks for
+missing values, under a line saying what is left out. Any other DataFrame, or a frame whose
+columns were chosen by hand, displays exactly as pandas shows it. The data is never changed:
+only its picture.
 """
 
 from __future__ import annotations

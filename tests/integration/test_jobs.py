@@ -30,6 +30,7 @@ from skymagic.gpus.pods import pods_on_nodes
 from skymagic.jobs import JobStatus, process
 from skymagic.jobs.model import LABEL_JOB_ID
 from skymagic.sim import Fleet
+from skymagic.ui.dashboard import Dashboard, LiveInventory
 from skymagic.ui.dashboard.view import pods_html
 
 A, B, GPU_NODE = JOB_A, JOB_B, JOB_GPU_NODE
@@ -281,6 +282,63 @@ def test_the_dashboards_pod_list_marks_the_jobs_pod(fleet: Fleet) -> None:
     wait_for(lambda: running_in(job, B), what="RUNNING in b")
     (row,) = pods_on_nodes(settings(A, B), B, [GPU_NODE], ["nvidia.com/gpu"])
     assert row.job == f"{job.id} (attempt 2)"
+    jobs.cancel([str(job.id)], wait_s=30)
+
+
+def _cell(dash: Dashboard, context: str) -> dict[str, Any] | None:
+    return next(
+        (c for c in dash.visible_nodes if (c["context"], c["node"]) == (context, GPU_NODE)), None
+    )
+
+
+def _inventory_pod_lists(fleet: Fleet, cluster: str) -> list[dict[str, Any]]:
+    """The inventory's pod lists (not the watches) that `cluster` answered."""
+    return [
+        r
+        for r in fleet.requests(cluster)
+        if r.get("method") == "GET"
+        and r.get("path") == "/api/v1/pods"
+        and "watch" not in str(r.get("query"))
+        and "status.phase" in str(r.get("query"))
+    ]
+
+
+def test_the_dashboards_grid_marks_the_node_holding_the_jobs_pod(fleet: Fleet) -> None:
+    job = jobs.launch(RESUMING, gpus="H100:8", name="gridded", settings=settings(A, B))
+    wait_for(lambda: running_in(job, A), what="RUNNING in a")
+    hint = f"managed job {job.id}: %sky_jobs_cancel {job.id} stops it"
+    planned = {c: len(_inventory_pod_lists(fleet, c)) for c in (A, B)}  # the launch's plan
+    with Dashboard(LiveInventory(settings(A, B)), auto_refresh=False) as dash:
+        wait_for(lambda: (dash.refresh(), _cell(dash, A))[1], what="a's node in the grid")
+        held, free = _cell(dash, A), _cell(dash, B)
+        assert held is not None and (held["job"], held["job_title"]) == (str(job.id), hint)
+        assert free is not None and (free["job"], free["job_title"]) == ("", "")
+        page = dash.to_html()
+        assert f"; {hint}'" in page and page.count("class='sky-job-tag'") == 1
+        assert f"managed jobs: {job.id} on {A}/{GPU_NODE}" in dash.to_text()
+        # No request for it: a refresh reads what the watches brought (the pods' labels).
+        lists = {c: len(_inventory_pod_lists(fleet, c)) for c in (A, B)}
+        assert lists == {c: planned[c] + 1 for c in (A, B)}  # the watches' first lists
+        dash.refresh()
+        assert _cell(dash, A) == held
+        assert {c: len(_inventory_pod_lists(fleet, c)) for c in (A, B)} == lists
+
+        # Preempted: the watches move the tag to b's node (the next attempt's pod).
+        fleet.preempt_node(A, GPU_NODE)
+        wait_for(lambda: running_in(job, B), what="RUNNING in b")
+        moved = wait_for(
+            lambda: (dash.refresh(), (_cell(dash, B) or {}).get("job"))[1], what="the tag in b"
+        )
+        assert moved == str(job.id) and (_cell(dash, A) or {}).get("job", "") == ""
+        assert f"managed jobs: {job.id} (attempt 2) on {B}/{GPU_NODE}" in dash.to_text()
+
+    # Re-listed every refresh instead of watched: the same tag, from the one list per context.
+    with Dashboard(LiveInventory(settings(A, B), watch=False), auto_refresh=False) as listed:
+        lists = {c: len(_inventory_pod_lists(fleet, c)) for c in (A, B)}
+        listed.refresh()
+        assert {c: len(_inventory_pod_lists(fleet, c)) - lists[c] for c in (A, B)} == {A: 1, B: 1}
+        cell = _cell(listed, B)
+        assert cell is not None and (cell["job"], cell["job_title"]) == (str(job.id), hint)
     jobs.cancel([str(job.id)], wait_s=30)
 
 

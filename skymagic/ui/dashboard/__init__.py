@@ -9,9 +9,11 @@ time), filters (context, GPU type, minimum free GPUs per node), one card per con
 latency, how it is read, free/total GPUs per type as bars, its error in place), free GPUs
 over time (a line per context and GPU type since the dashboard opened), the node grid
 (one cell per node, coloured by its free fraction; NotReady crossed, cordoned hatched, tainted
-dashed), and a details panel: clicking a node (or a GPU row of a card) lists the pods holding
-those GPUs and offers "launch here", which pre-fills a `%%sky_launch --infra k8s/CTX --gpus
-GPU:N` cell (IPython's `set_next_input`, and a text box to copy from).
+dashed; a node whose GPUs a managed job holds tagged with the job's number, its tooltip naming
+the `%sky_jobs_cancel` that stops it), and a details panel: clicking a node (or a GPU row of
+a card) lists the pods holding those GPUs and offers "launch here", which pre-fills a
+`%%sky_launch --infra k8s/CTX --gpus GPU:N` cell (IPython's `set_next_input`, and a text box
+to copy from).
 
 One job per module:
     source.py    where the data comes from: `LiveInventory` (watches, a re-list where they fail)

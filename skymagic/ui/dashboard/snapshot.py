@@ -2,7 +2,9 @@
 
 A saved notebook, nbconvert or a terminal has no kernel to draw the widgets: these show the
 same picture (after the same filters) without one. The HTML is self-contained (inline styles,
-no CSS classes to load, no script) and caps the grid at `CELL_LIMIT` cells.
+no CSS classes to load, no script) and caps the grid at `CELL_LIMIT` cells. A node whose GPUs
+a managed job holds carries the widget's tag and tooltip line (`view.job_tag`, `job_hint`);
+the text names each job's nodes on one line.
 """
 
 from __future__ import annotations
@@ -10,12 +12,30 @@ from __future__ import annotations
 import html
 import time
 
-from skymagic.ui.dashboard.view import Filters, Node, View, frame, free_colour, shown, status_kind
+from skymagic.gpus.counting import jobs_text
+from skymagic.ui.dashboard.view import (
+    Filters,
+    Node,
+    View,
+    frame,
+    free_colour,
+    job_hint,
+    job_tag,
+    shown,
+    status_kind,
+)
 
 __all__ = ["CELL_LIMIT", "to_html", "to_text"]
 
 CELL_LIMIT = 2000  # node cells in the HTML snapshot; beyond: a count
 _HEALTH_COLOURS = {"ok": "#3a9a5b", "degraded": "#d79a1e", "error": "#c8383a"}
+# The job tag on a cell: the pod table's badge colours (view._job_badge), as a corner pill.
+_TAG_STYLE = (
+    "position:absolute;top:-4px;right:-5px;padding:0 2px;min-width:6px;border-radius:5px;"
+    "font:bold 8px/9px sans-serif;text-align:center;background:#1a4f9c;color:#fff;"
+    "box-shadow:0 0 0 1px #fff;z-index:1"
+)
+_TAG_LEGEND = "blue tag N: managed job N holds the node's GPUs (hover a cell: how to stop it)"
 
 
 def _stamp(view: View) -> str:
@@ -48,7 +68,22 @@ def to_text(view: View | None, filters: Filters) -> str:
         f"nodes: {len(picked.nodes)} shown of {len(view.nodes)}"
         + "".join(f" · {k} {v}" for k, v in sorted(counts.items()))
     )
+    jobs = jobs_line(picked.nodes)
+    if jobs:
+        lines.append(jobs)
     return "\n".join(lines)
+
+
+def jobs_line(nodes: list[Node]) -> str:
+    """'managed jobs: 3 on a/g-0 · 12 (attempt 2) on b/l4-0, b/l4-1', or "" without any."""
+    where: dict[str, list[str]] = {}
+    for n in nodes:
+        for job in n.jobs:
+            where.setdefault(job, []).append(n.key)
+    if not where:
+        return ""
+    order = jobs_text(where).split(", ")  # by job number
+    return "managed jobs: " + " · ".join(f"{j} on {', '.join(where[j])}" for j in order)
 
 
 def to_html(view: View | None, filters: Filters) -> str:
@@ -87,11 +122,15 @@ def to_html(view: View | None, filters: Filters) -> str:
     for n in picked.nodes[:CELL_LIMIT]:
         by_ctx.setdefault(n.context, []).append(n)
     for ctx in picked.contexts:
-        parts.append(f"<div><b>{html.escape(ctx)}</b></div><div>")
-        parts.extend(_cell_html(n) for n in by_ctx.get(ctx, []))
+        cells = by_ctx.get(ctx, [])
+        room = " style='padding-top:4px'" if any(n.jobs for n in cells) else ""  # for the tags
+        parts.append(f"<div><b>{html.escape(ctx)}</b></div><div{room}>")
+        parts.extend(_cell_html(n) for n in cells)
         parts.append("</div>")
     if len(picked.nodes) > CELL_LIMIT:
         parts.append(f"<div>… {len(picked.nodes) - CELL_LIMIT} more nodes</div>")
+    if any(n.jobs for n in picked.nodes[:CELL_LIMIT]):
+        parts.append(f"<div style='color:#666'>{html.escape(_TAG_LEGEND)}</div>")
     parts.append("</div>")
     return "".join(parts)
 
@@ -101,9 +140,18 @@ def _cell_html(n: Node) -> str:
     border = {"cordoned": "2px solid #000", "tainted": "2px dashed #000"}.get(kind, "0")
     colour = "#5a2a2a" if kind == "notready" else free_colour(n.free, n.total)
     free = "?" if n.free is None else n.free
+    hint = job_hint(n.jobs)
+    tag = job_tag(n.jobs)
     return (
         f"<span title='{html.escape(n.node)}: {free}/{n.total} free, "
-        f"{html.escape(n.status)}' style='display:inline-block;width:14px;"
+        f"{html.escape(n.status)}{html.escape('; ' + hint) if hint else ''}' "
+        "style='display:inline-block;width:14px;"
         f"height:14px;margin:1px;border:{border};box-sizing:border-box;"
-        f"background:{colour}'></span>"
+        f"background:{colour}{';position:relative' if tag else ''}'>"
+        + (
+            f"<span class='sky-job-tag' style='{_TAG_STYLE}'>{html.escape(tag)}</span>"
+            if tag
+            else ""
+        )
+        + "</span>"
     )

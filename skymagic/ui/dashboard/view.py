@@ -6,6 +6,11 @@ cards (one per context); `frame` narrows them by the filters into the grid's and
 trait values; `select_node` / `select_gpu` say what a click shows and whose pods to list;
 `pods_html` renders that list. The app assigns the results to widgets; the snapshot renders
 them as text and HTML.
+
+Managed jobs: a node whose GPUs a managed job's pod holds carries a small tag (`job_tag`:
+the job's number) and a tooltip line saying which jobs and how to stop them (`job_hint`),
+from the inventory's `jobs` column, which `counting.job_of` fills from the pods' labels
+(the same rule the pod table's badge reads): no request beyond the inventory's own.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
+
+from skymagic.gpus.counting import jobs_text
 
 if TYPE_CHECKING:
     from skymagic.gpus.inventory import Inventory
@@ -35,6 +42,8 @@ __all__ = [
     "frame",
     "free_colour",
     "held_for",
+    "job_hint",
+    "job_tag",
     "launch_cell",
     "pods_html",
     "select_gpu",
@@ -63,13 +72,15 @@ class Node:
     free: int | None = 0  # None: unknown (the pods could not be read)
     status: str = ""
     taints: str = ""
+    jobs: list[str] = field(default_factory=list)  # managed jobs holding its GPUs: "3", ...
 
     @property
     def key(self) -> str:
         return f"{self.context}/{self.node}"
 
     def to_trait(self) -> dict[str, Any]:
-        """The grid's cell (widgets/node_grid.js reads these keys)."""
+        """The grid's cell (widgets/node_grid.js reads these keys; `job` is the tag's text,
+        `job_title` the tooltip's line about it, both "" on a node without a job)."""
         return {
             "id": self.key,
             "context": self.context,
@@ -79,6 +90,8 @@ class Node:
             "free": self.free,
             "status": self.status,
             "taints": self.taints,
+            "job": job_tag(self.jobs),
+            "job_title": job_hint(self.jobs),
         }
 
 
@@ -151,8 +164,11 @@ def _opt_int(value: Any) -> int | None:
 
 def _nodes(inv: Inventory, all_nodes: bool) -> list[Node]:
     nodes: dict[tuple[str, str], Node] = {}
-    cols = ["context", "node", "gpu", "resource", "gpu_total", "gpu_free", "status", "taints"]
-    for ctx, name, gpu, resource, total, free, status, taints in inv.nodes[cols].itertuples(
+    cols = [
+        *("context", "node", "gpu", "resource", "gpu_total", "gpu_free", "status", "taints"),
+        "jobs",
+    ]
+    for ctx, name, gpu, resource, total, free, status, taints, jobs in inv.nodes[cols].itertuples(
         index=False, name=None
     ):
         key = (str(ctx), str(name))
@@ -162,6 +178,9 @@ def _nodes(inv: Inventory, all_nodes: bool) -> list[Node]:
             node = nodes[key] = Node(
                 str(ctx), str(name), status=str(status), taints=str(taints or "")
             )
+        if isinstance(jobs, str) and jobs:  # a node's resources may name different jobs
+            merged = jobs_text([*node.jobs, *jobs.split(", ")])
+            node.jobs = merged.split(", ")
         if isinstance(gpu, str):
             node.gpus.append(gpu)
             node.resources.append(str(resource))
@@ -392,12 +411,37 @@ def pods_html(pods: Sequence[PodRow], *, by_node: bool, now: float | None = None
     )
 
 
+def _job_number(job: str) -> str:
+    """'3' of '3 (attempt 2)': what `%sky_jobs_cancel` takes."""
+    return job.split(maxsplit=1)[0] if job else ""
+
+
+def job_tag(jobs: Sequence[str]) -> str:
+    """A grid cell's tag: the job's number ("3"), "3+" when several jobs hold the node's GPUs
+    (the tooltip names them all), "" for none. Short: a cell is 22 px wide."""
+    numbers = list(dict.fromkeys(_job_number(j) for j in jobs if j))
+    if not numbers:
+        return ""
+    return numbers[0] + ("+" if len(numbers) > 1 else "")
+
+
+def job_hint(jobs: Sequence[str]) -> str:
+    """Which managed jobs these are and how to stop them (a tooltip; the pod badge's title):
+    'managed job 3: %sky_jobs_cancel 3 stops it', or for several 'managed jobs 3, 12:
+    %sky_jobs_cancel 3 12 stops them'; "" for none."""
+    numbers = list(dict.fromkeys(_job_number(j) for j in jobs if j))
+    if not numbers:
+        return ""
+    if len(numbers) == 1:
+        return f"managed job {numbers[0]}: %sky_jobs_cancel {numbers[0]} stops it"
+    return f"managed jobs {', '.join(numbers)}: %sky_jobs_cancel {' '.join(numbers)} stops them"
+
+
 def _job_badge(job: str) -> str:
     """'job 3' as a badge (its title says how to stop it), or nothing for other pods."""
     if not job:
         return ""
-    number = job.split(maxsplit=1)[0]
-    title = f"managed job {number}: %sky_jobs_cancel {number} stops it"
+    title = job_hint([job])
     return (
         f"<span class='sky-job' title='{html.escape(title)}' style='padding:0 5px;"
         "border-radius:8px;background:#e3ecfa;color:#1a4f9c;white-space:nowrap'>"

@@ -20,6 +20,8 @@ from skymagic.gpus.counting import (
     Usage,
     context_rows,
     format_utilization,
+    job_of,
+    jobs_text,
     node_rows,
     node_status,
     parse_node,
@@ -30,7 +32,14 @@ from skymagic.gpus.counting import (
     summary_rows,
 )
 from skymagic.gpus.quantity import effective_requests
-from skymagic.gpus.wire import Pod, WireError, decode_pod_list, decode_pod_usage_list
+from skymagic.gpus.wire import (
+    JOB_ATTEMPT_LABEL,
+    JOB_ID_LABEL,
+    Pod,
+    WireError,
+    decode_pod_list,
+    decode_pod_usage_list,
+)
 
 GIB = 2**30
 
@@ -91,6 +100,7 @@ def pod(
     phase: str = "Running",
     overhead: dict[str, str] | None = None,
     uid: str = "u1",
+    labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {"containers": containers or []}
     if init is not None:
@@ -99,7 +109,18 @@ def pod(
         spec["nodeName"] = node_name
     if overhead:
         spec["overhead"] = overhead
-    return {"metadata": {"uid": uid, "name": uid}, "spec": spec, "status": {"phase": phase}}
+    meta: dict[str, Any] = {"uid": uid, "name": uid}
+    if labels is not None:
+        meta["labels"] = labels
+    return {"metadata": meta, "spec": spec, "status": {"phase": phase}}
+
+
+def job_labels(job: str, attempt: str | None = None, **others: str) -> dict[str, str]:
+    """A managed job's pod labels (jobs/model.py's), among the pod's other labels."""
+    labels = {"app": "train", **others, JOB_ID_LABEL: job}
+    if attempt is not None:
+        labels[JOB_ATTEMPT_LABEL] = attempt
+    return labels
 
 
 # --- pod requests ---------------------------------------------------------------------------
@@ -436,3 +457,63 @@ def test_the_page_tally_counts_what_each_pods_binding_says(seed: int) -> None:
     assert got.by_node.keys() == expected.by_node.keys()
     for node, req in expected.by_node.items():
         assert got.by_node[node] == pytest.approx(req)
+
+
+# --- managed jobs on nodes ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("labels", "job"),
+    [
+        (job_labels("3", "1"), "3"),
+        (job_labels("3"), "3"),
+        (job_labels("3", "2"), "3 (attempt 2)"),
+        ({"skymagic.dev/user": "alice", "app": "web"}, ""),
+        ({}, ""),
+        (None, ""),
+    ],
+)
+def test_job_of_is_one_rule_on_dicts_and_on_both_decoders(
+    labels: dict[str, str] | None, job: str
+) -> None:
+    raw = pod(containers=[container({"nvidia.com/gpu": "1"})], labels=labels)
+    assert job_of(raw["metadata"]) == job
+    (live,) = _page(raw)  # the live inventory's decoder (name, namespace, uid and the labels)
+    (tally,) = decode_pod_usage_list(_body(raw))  # the one-shot tally's (the labels only)
+    assert job_of(live.metadata) == job_of(tally.metadata) == job
+    assert job_of(None) == ""
+
+
+def test_jobs_text_orders_by_job_number_and_names_each_job_once() -> None:
+    assert jobs_text(["12 (attempt 2)", "3", "", "3", "9"]) == "3, 9, 12 (attempt 2)"
+    assert jobs_text([]) == ""
+    assert jobs_text(["3", "12"]).split(", ") == ["3", "12"]  # reads back
+
+
+def test_a_rows_jobs_are_the_managed_jobs_holding_its_resource() -> None:
+    labels = {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    mig = node("mig", gpus=0, labels=labels)
+    mig["status"]["allocatable"].update(
+        {"nvidia.com/mig-1g.10gb": "14", "nvidia.com/mig-3g.40gb": "2"}
+    )
+    nodes = [parse_node(mig), parse_node(node("cpu", gpus=0)), parse_node(node("idle"))]
+    small = container({"nvidia.com/mig-1g.10gb": "1", "cpu": "1"})
+    usage = _usage(
+        pod("mig", containers=[small], labels=job_labels("12", "2"), uid="a"),
+        pod("mig", containers=[small], labels=job_labels("3", "1"), uid="b"),
+        pod("mig", containers=[small], labels=job_labels("3", "1"), uid="c"),  # a second rank
+        pod("mig", containers=[container({"cpu": "2"})], labels=job_labels("5"), uid="d"),
+        pod("mig", containers=[small], labels={"skymagic.dev/user": "alice"}, uid="e"),
+        pod("mig", containers=[small], labels=job_labels("7"), phase="Succeeded", uid="f"),
+        pod(None, containers=[small], labels=job_labels("8"), phase="Pending", uid="g"),
+        pod("cpu", containers=[container({"cpu": "1"})], labels=job_labels("9"), uid="h"),
+    )
+    rows = {(r["node"], r["gpu"]): r for r in node_rows("ctx", nodes, usage)}
+    # a GPU row lists the jobs requesting its resource (5 asks for CPU only), each once
+    assert rows[("mig", "A100-80GB (MIG 1g.10gb)")]["jobs"] == "3, 12 (attempt 2)"
+    assert rows[("mig", "A100-80GB (MIG 3g.40gb)")]["jobs"] == ""
+    assert rows[("cpu", None)]["jobs"] == "9"  # a CPU-only node: the jobs running there
+    assert rows[("idle", "H100")]["jobs"] == ""
+    assert rows[("mig", "A100-80GB (MIG 1g.10gb)")]["gpu_free"] == 14 - 4  # counted as before
+    # pods that could not be listed: no jobs either (never a guess)
+    assert {r["jobs"] for r in node_rows("ctx", nodes, None)} == {""}

@@ -142,3 +142,36 @@ def test_views_are_copies() -> None:
     d.usage.add("a", {GPU: 8.0})
     d.nodes.clear()
     assert free(state) == {"a": 6, "b": 3}
+
+
+def jobs(state: LiveState) -> dict[str, str]:
+    d = data(state)
+    return {r["node"]: r["jobs"] for r in node_rows(CTX, d.nodes, d.usage)}
+
+
+def test_managed_jobs_follow_the_pods_they_run_in() -> None:
+    state = LiveState([CTX])
+    state.apply(NodesListed(CTX, {"a": gpu_node("a"), "b": gpu_node("b", 4)}))
+    state.apply(
+        PodsListed(
+            CTX,
+            {"p1": ("a", {GPU: 8.0}), "p2": ("b", {GPU: 1.0}), "p3": ("b", {"cpu": 1.0})},
+            {"p1": "3", "p3": "4", "gone": "9"},  # 4 holds no GPU; 9 holds nothing at all
+        )
+    )
+    assert jobs(state) == {"a": "3", "b": ""}
+    # a recovery: the old pod goes, the next attempt's pod comes (another key, another node)
+    state.apply(PodSet(CTX, "p1", None))
+    state.apply(PodSet(CTX, "p5", ("b", {GPU: 2.0}), "3 (attempt 2)"))
+    assert jobs(state) == {"a": "", "b": "3 (attempt 2)"}
+    state.apply(PodSet(CTX, "p2", ("b", {GPU: 1.0}), "11"))  # a pod's labels changed
+    assert jobs(state) == {"a": "", "b": "3 (attempt 2), 11"}
+    state.apply(PodSet(CTX, "p2", ("b", {GPU: 1.0})))  # ... and changed back
+    state.apply(PodSet(CTX, "p5", None))  # finished (terminal) or deleted
+    assert jobs(state) == {"a": "", "b": ""}
+    assert free(state) == {"a": 8, "b": 3}
+    # a re-list replaces the jobs as it replaces the pods
+    state.apply(PodsListed(CTX, {"q": ("a", {GPU: 1.0})}, {"q": "6"}))
+    assert jobs(state) == {"a": "6", "b": ""}
+    state.apply(PodsListed(CTX, {"q": ("a", {GPU: 1.0})}))
+    assert jobs(state) == {"a": "", "b": ""}

@@ -13,7 +13,10 @@ import pandas as pd
 
 from skymagic.gpus.inventory import Inventory
 
-NODE_COLS = ["context", "node", "gpu", "resource", "gpu_total", "gpu_free", "status", "taints"]
+NODE_COLS = [
+    *("context", "node", "gpu", "resource", "gpu_total", "gpu_free", "status", "taints"),
+    "jobs",
+]
 
 
 def node(
@@ -26,6 +29,7 @@ def node(
     resource: str = "nvidia.com/gpu",
     status: str = "Healthy",
     taints: str = "",
+    jobs: str = "",
 ) -> dict[str, Any]:
     return {
         "context": ctx,
@@ -36,6 +40,7 @@ def node(
         "gpu_free": free if gpu else 0,
         "status": status,
         "taints": taints,
+        "jobs": jobs,
     }
 
 
@@ -78,4 +83,27 @@ def inventory(
         fetched_at=1_700_000_000.0,
         latency_ms=latency if latency is not None else dict.fromkeys(contexts, 12.34),
         contexts=contexts,
+    )
+
+
+def jobs_inventory() -> Inventory:
+    """Nodes held by managed jobs (the `jobs` column as `counting.node_rows` writes it)."""
+    return inventory(
+        [
+            node("a", "a-0", "H100", 8, 0, jobs="5"),
+            node("a", "a-1", "H100", 8, 8),
+            # two resources of one node, held by different jobs: one cell names them all
+            node("b", "b-mix", "L4", 2, 1, resource="nvidia.com/gpu", jobs="3"),
+            node(
+                "b",
+                "b-mix",
+                "A100-80GB (MIG 1g.10gb)",
+                7,
+                5,
+                resource="nvidia.com/mig-1g.10gb",
+                jobs="3, 12 (attempt 2)",
+            ),
+            node("b", "b-cpu", jobs="9"),  # a CPU-only node runs a job too (shown with --all)
+        ],
+        contexts=["a", "b"],
     )

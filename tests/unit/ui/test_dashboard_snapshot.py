@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dashkit import inventory, node
+from dashkit import inventory, jobs_inventory, node
 
 from skymagic.ui.dashboard import snapshot
 from skymagic.ui.dashboard.view import Filters, View, build_view
@@ -69,3 +69,21 @@ def test_html_caps_the_cells(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(snapshot, "CELL_LIMIT", 3)
     page = snapshot.to_html(view(), Filters())
     assert page.count("<span title=") == 3 and "… 1 more nodes" in page
+
+
+def test_a_node_held_by_a_managed_job_shows_it_in_both_pictures() -> None:
+    jobs = build_view(jobs_inventory(), {}, all_nodes=False, took_s=0.0)
+    page = snapshot.to_html(jobs, Filters())
+    assert page.count("<span title=") == 3  # still one cell per node
+    assert "a-0: 0/8 free, Healthy; managed job 5: %sky_jobs_cancel 5 stops it'" in page
+    assert "managed jobs 3, 12: %sky_jobs_cancel 3 12 stops them'" in page
+    assert "a-1: 8/8 free, Healthy'" in page  # no job: the title as before
+    tags = [part.split("</span>")[0].rsplit(">", 1)[1] for part in page.split("sky-job-tag")[1:]]
+    assert tags == ["5", "3+"]
+    assert "blue tag N: managed job N holds the node" in page
+    text = snapshot.to_text(jobs, Filters())
+    assert text.endswith("managed jobs: 3 on b/b-mix · 5 on a/a-0 · 12 (attempt 2) on b/b-mix")
+    assert "managed job" not in snapshot.to_text(jobs, Filters(context="a", min_free=1))
+    # no job on any node: neither the legend nor a tag
+    plain = snapshot.to_html(view(), Filters())
+    assert "sky-job-tag" not in plain and "blue tag" not in plain

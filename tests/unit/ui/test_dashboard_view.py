@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dashkit import inventory, node
+from dashkit import inventory, jobs_inventory, node
 
 from skymagic.gpus.inventory import Inventory
 from skymagic.gpus.pods import PodRow, job_of
@@ -15,6 +15,8 @@ from skymagic.ui.dashboard.view import (
     frame,
     free_colour,
     held_for,
+    job_hint,
+    job_tag,
     launch_cell,
     nodes_text,
     pods_html,
@@ -73,6 +75,8 @@ def test_nodes_add_up_their_gpu_resources_and_skip_cpu_only(inv: Inventory) -> N
         "free": 8,
         "status": "Healthy",
         "taints": "",
+        "job": "",
+        "job_title": "",
     }
 
 
@@ -277,6 +281,37 @@ def test_pods_of_managed_jobs_carry_a_job_badge() -> None:
     assert "<td>g-0</td><td></td><td>team-a</td>" in table  # not a job: an empty cell
     # No job among the pods: no column.
     assert "managed job" not in pods_html(pods[1:], by_node=False)
+
+
+def test_a_node_held_by_managed_jobs_carries_their_tag_and_how_to_stop_them() -> None:
+    view = build_view(jobs_inventory(), {}, all_nodes=True, took_s=0.0)
+    by_key = {n.key: n for n in view.nodes}
+    assert by_key["a/a-0"].jobs == ["5"]
+    assert by_key["b/b-mix"].jobs == ["3", "12 (attempt 2)"]
+    assert by_key["a/a-1"].jobs == [] and by_key["b/b-cpu"].jobs == ["9"]
+    cells = {c["id"]: c for c in frame(view, Filters()).nodes}
+    assert (cells["a/a-0"]["job"], cells["a/a-0"]["job_title"]) == (
+        "5",
+        "managed job 5: %sky_jobs_cancel 5 stops it",
+    )
+    assert (cells["b/b-mix"]["job"], cells["b/b-mix"]["job_title"]) == (
+        "3+",
+        "managed jobs 3, 12: %sky_jobs_cancel 3 12 stops them",
+    )
+    assert (cells["a/a-1"]["job"], cells["a/a-1"]["job_title"]) == ("", "")
+    # the filters narrow cells, never what a cell says
+    (only,) = frame(view, Filters(gpu="L4")).nodes
+    assert only["id"] == "b/b-mix" and only["job"] == "3+"
+
+
+def test_job_tag_and_hint_are_short_and_name_each_job_once() -> None:
+    assert job_tag([]) == "" and job_hint([]) == "" and job_tag([""]) == ""
+    assert job_tag(["7 (attempt 3)"]) == "7"
+    assert job_tag(["7", "7 (attempt 2)"]) == "7"  # one job, whatever its pods' attempts
+    assert job_hint(["7", "7 (attempt 2)"]) == "managed job 7: %sky_jobs_cancel 7 stops it"
+    # the cell's tooltip and the pod table's badge say it the same way
+    badge = pods_html([PodRow("d", "p", "g-0", 8, job="7 (attempt 2)")], by_node=False)
+    assert f"title='{job_hint(['7 (attempt 2)'])}'" in badge
 
 
 def test_job_of_reads_the_job_labels() -> None:

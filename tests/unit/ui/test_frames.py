@@ -78,7 +78,7 @@ def test_the_view_has_the_columns_scanned_first_on_one_line_and_blanks_for_missi
     assert "white-space:nowrap" in page and f">{LONG}-0<" in page
     assert "None" not in page and "<NA>" not in page and "nan" not in page
     assert "<td class=num>180.5</td>" in page
-    assert "2 rows · 8 of 18 columns shown (context heads its rows); the DataFrame has" in page
+    assert "2 rows · 8 of 19 columns shown (context heads its rows); the DataFrame has" in page
 
 
 def test_long_frames_are_cut_like_pandas() -> None:
@@ -106,7 +106,7 @@ def html_of(shell: Any, obj: Any) -> str:
 def test_the_formatter_picks_node_frames_only(shell: Any) -> None:
     frame = node_frame()
     page = html_of(shell, frame)
-    assert "sky-nodes" in page and "8 of 18 columns shown" in page
+    assert "sky-nodes" in page and "8 of 19 columns shown" in page
     # a row subset is still the node frame; the data itself is untouched
     subset = frame[frame["gpu"].notna()]
     assert "sky-nodes" in html_of(shell, subset)
