@@ -272,7 +272,9 @@ def test_a_lost_node_recovers_only_once_the_old_pod_is_gone(fleet: Fleet) -> Non
 
 
 def test_the_dashboards_pod_list_marks_the_jobs_pod(fleet: Fleet) -> None:
-    job = jobs.launch(RESUMING, gpus="H100:8", name="shown", settings=settings(A, B))
+    # Every attempt runs until cancelled, so the list below is read while attempt 2 still
+    # runs (RESUMING's 1 s second attempt could end first on a loaded machine: no row).
+    job = jobs.launch("sleep 120", gpus="H100:8", name="shown", settings=settings(A, B))
     wait_for(lambda: running_in(job, A), what="RUNNING in a")
     (row,) = pods_on_nodes(settings(A, B), A, [GPU_NODE], ["nvidia.com/gpu"])
     assert (row.name, row.gpus, row.job) == (job.record().launch_name, 8, str(job.id))
