@@ -31,7 +31,7 @@ from skymagic.jobs.jobspec import (
 from skymagic.jobs.logfiles import read_job_logs
 from skymagic.jobs.model import TERMINAL, JobRecovery, JobStatus
 from skymagic.jobs.process import ControllerStatus
-from skymagic.jobs.store import AttemptRecord, JobRecord, JobStore
+from skymagic.jobs.store import AttemptRecord, EventRecord, JobRecord, JobStore
 from skymagic.launches.task import Task, TaskOptions, parse_task
 
 if TYPE_CHECKING:
@@ -77,6 +77,7 @@ class JobsController(Protocol):
     def request_cancel(self, job_ids: Sequence[int]) -> None: ...
     def jobs(self) -> list[JobRecord]: ...
     def attempts(self, job_id: int) -> list[AttemptRecord]: ...
+    def events(self, job_id: int) -> list[EventRecord]: ...
     def read_logs(self, job_id: int, *, follow: bool) -> Iterator[str]: ...
     def ensure_running(self) -> ControllerStatus: ...
 
@@ -116,6 +117,9 @@ class LocalController:
     def attempts(self, job_id: int) -> list[AttemptRecord]:
         return self.store.attempts(job_id)
 
+    def events(self, job_id: int) -> list[EventRecord]:
+        return self.store.events(job_id)
+
     def read_logs(self, job_id: int, *, follow: bool) -> Iterator[str]:
         return read_job_logs(self.store, job_id, follow=follow)
 
@@ -150,6 +154,11 @@ class Job:
     @property
     def status(self) -> JobStatus:
         return self.record().status
+
+    def history(self) -> list[EventRecord]:
+        """Every status change, in order, with its time and why, as the controller recorded
+        it: a state shorter than a poll of `status` (a quick recovery's RECOVERING) is in it."""
+        return self.ctl.events(self.id)
 
     def logs(self, follow: bool = False) -> Iterator[str]:
         return self.ctl.read_logs(self.id, follow=follow)

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DISRUPTION_REASONS", "PodVerdict", "node_ready", "pod_verdict"]
+__all__ = ["DISRUPTION_REASONS", "PodVerdict", "node_ready", "not_ready_since", "pod_verdict"]
 
 DISRUPTION_REASONS = frozenset(
     {
@@ -107,6 +107,21 @@ def node_ready(node: dict[str, Any]) -> tuple[str, float | None]:
         if cond.get("type") == "Ready":
             return str(cond.get("status", "Unknown")), _epoch(cond.get("lastTransitionTime"))
     return "Unknown", None
+
+
+def not_ready_since(stamp: float | None, now: float) -> float:
+    """When a node's NotReady spell began, for counting its grace from `stamp` (the Ready
+    condition's lastTransitionTime, epoch).
+
+    Kubernetes stamps it to the second, truncated: the change came up to a second after the
+    stamp. The latest it can have been is taken, and never later than `now` (a server clock
+    ahead of ours), so a job is never called disrupted "NotReady for over N s" before N s have
+    surely passed (with a 1 s grace, a truncated stamp made a node that had just gone
+    NotReady look a second old, ahead of the pod's own end that explains it).
+    """
+    if stamp is None:
+        return now
+    return min(stamp + 1.0, now)
 
 
 def _epoch(stamp: Any) -> float | None:

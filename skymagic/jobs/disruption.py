@@ -24,7 +24,7 @@ from typing import Any
 
 from skymagic.core.watch import Listed
 from skymagic.jobs.caches import ALL_NODES, ClusterCaches, uid_of
-from skymagic.jobs.classify import PodVerdict, pod_verdict
+from skymagic.jobs.classify import PodVerdict, not_ready_since, pod_verdict
 from skymagic.jobs.model import LABEL_JOB_ID
 from skymagic.jobs.runstate import Run
 
@@ -132,7 +132,7 @@ class Detector:
         recheck = None
         if ready in ("False", "Unknown"):
             if run.node_bad_since is None:
-                run.node_bad_since = min(since or time.time(), time.time())
+                run.node_bad_since = not_ready_since(since, time.time())
                 due = run.node_bad_since + self.node_grace_s - time.time()
                 recheck = max(due, 0.0) + 0.01
             if time.time() - run.node_bad_since >= self.node_grace_s:

@@ -93,5 +93,4 @@ def running_in(job: jobs.Job, context: str) -> bool:
 
 
 def events(job: jobs.Job) -> list[str]:
-    store = jobs.controller().store
-    return [e.status for e in store.events(job.id)]
+    return [e.status for e in job.history()]

@@ -171,15 +171,16 @@ def test_sky_exec_rank_all_prints_every_rank_and_a_failing_rank_fails_the_cell(
         ipshell.run_line_magic("config", "SkyMagics.allowed_contexts = None")
 
 
-# Rank 0 hangs (its sleep's pid recorded), rank 1 fails once rank 0's sleep runs (local pods
-# share this machine's files: it waits for rank 0's). The hang is longer than the bound below.
+# Rank 0 hangs (its sleep's pid recorded after it said so), rank 1 fails once rank 0's sleep
+# runs (local pods share this machine's files: it waits for rank 0's). The hang is longer than
+# the bound below.
 EXEC_FAILS = """\
 if [ "$SKYPILOT_NODE_RANK" = 1 ]; then
   while [ ! -s ~/../default_{name}/hang.pid ]; do sleep 0.1; done
   echo "rank 1 fails"; exit 3
 fi
-sleep 90 & echo $! > ~/hang.pid
-echo "rank 0 hangs"; wait
+sleep 90 & echo "rank 0 hangs"; echo $! > ~/hang.pid
+wait
 """
 
 
@@ -270,15 +271,15 @@ run: |
   EOF
 """
 
-# Rank 0 hangs (its sleep's pid recorded); rank 1 fails once rank 0's sleep runs (local pods
-# share this machine's files: it waits for rank 0's).
+# Rank 0 hangs (its sleep's pid recorded after it said so); rank 1 fails once rank 0's sleep
+# runs (local pods share this machine's files: it waits for rank 0's).
 RERUN_FAILS = """\
 if [ "$SKYPILOT_NODE_RANK" = 1 ]; then
   while [ ! -s ~/../default_rr/hang.pid ]; do sleep 0.1; done
   echo "rank 1 fails"; exit 4
 fi
-sleep 600 & echo $! > ~/hang.pid
-echo "rank 0 hangs"; wait
+sleep 600 & echo "rank 0 hangs"; echo $! > ~/hang.pid
+wait
 """
 
 

@@ -48,6 +48,12 @@ echo finished
 """
 
 
+# For tests that look at a recovered job's pod: every attempt runs until cancelled, so the
+# look comes while attempt 2 still runs (RESUMING's 1 s second attempt could end first on a
+# loaded machine, its pod no longer live: no row, no tag).
+UNTIL_CANCELLED = "echo attempt=$SKYMAGIC_JOB_ATTEMPT; sleep 120"
+
+
 def _live(pod: dict[str, Any]) -> bool:
     return pod["status"].get("phase") in ("Pending", "Running")
 
@@ -97,7 +103,12 @@ class Census:
 # --- recovery ---------------------------------------------------------------------------------
 
 
-def test_preemption_recovers_in_the_next_context_with_never_two_copies(fleet: Fleet) -> None:
+def test_preemption_recovers_in_the_next_context_with_never_two_copies(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The node goes NotReady as its graceful shutdown starts, the pod ends a moment later:
+    # a node grace generous for a loaded machine lets the pod's own end explain the recovery.
+    monkeypatch.setenv("SKYMAGIC_JOBS_NODE_GRACE_S", "30")
     with Census(fleet, (B, A)) as census:
         job = jobs.launch(RESUMING, gpus="H100:8", name="train", settings=settings(A, B))
         wait_for(lambda: running_in(job, A), what="RUNNING in a")
@@ -272,7 +283,7 @@ def test_a_lost_node_recovers_only_once_the_old_pod_is_gone(fleet: Fleet) -> Non
 
 
 def test_the_dashboards_pod_list_marks_the_jobs_pod(fleet: Fleet) -> None:
-    job = jobs.launch(RESUMING, gpus="H100:8", name="shown", settings=settings(A, B))
+    job = jobs.launch(UNTIL_CANCELLED, gpus="H100:8", name="shown", settings=settings(A, B))
     wait_for(lambda: running_in(job, A), what="RUNNING in a")
     (row,) = pods_on_nodes(settings(A, B), A, [GPU_NODE], ["nvidia.com/gpu"])
     assert (row.name, row.gpus, row.job) == (job.record().launch_name, 8, str(job.id))
@@ -304,7 +315,7 @@ def _inventory_pod_lists(fleet: Fleet, cluster: str) -> list[dict[str, Any]]:
 
 
 def test_the_dashboards_grid_marks_the_node_holding_the_jobs_pod(fleet: Fleet) -> None:
-    job = jobs.launch(RESUMING, gpus="H100:8", name="gridded", settings=settings(A, B))
+    job = jobs.launch(UNTIL_CANCELLED, gpus="H100:8", name="gridded", settings=settings(A, B))
     wait_for(lambda: running_in(job, A), what="RUNNING in a")
     hint = f"managed job {job.id}: %sky_jobs_cancel {job.id} stops it"
     planned = {c: len(_inventory_pod_lists(fleet, c)) for c in (A, B)}  # the launch's plan

@@ -189,15 +189,16 @@ def alive(pid: int) -> bool:
     return "\nState:\tZ" not in state
 
 
-# Rank 0 starts a long sleep (a torch rank hanging in a collective) and records its pid; rank 1
-# fails once rank 0's sleep runs (local pods share this machine's files: it waits for rank 0's).
+# Rank 0 starts a long sleep (a torch rank hanging in a collective), says so, then records its
+# pid; rank 1 fails once rank 0's sleep runs (local pods share this machine's files: it waits
+# for rank 0's), so rank 0's line is written before the stop can come.
 HANGS_THEN_FAILS = """\
 if [ "$SKYPILOT_NODE_RANK" = 1 ]; then
   while [ ! -s ~/../default_{name}/hang.pid ]; do sleep 0.1; done
   echo "rank 1 fails"; exit 3
 fi
-sleep 600 & echo $! > ~/hang.pid
-echo "rank 0 hangs"; wait
+sleep 600 & echo "rank 0 hangs"; echo $! > ~/hang.pid
+wait
 """
 
 

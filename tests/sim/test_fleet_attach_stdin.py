@@ -9,8 +9,11 @@ Driven by the real kubectl (WebSocket v5 on `local`, SPDY on `spdy`) and the off
 
 from __future__ import annotations
 
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,9 +135,31 @@ def test_official_client_attach_with_stdin_once_ends_the_input_when_it_leaves(
 @pytest.mark.kubectl
 def test_attach_stdin_to_a_container_without_stdin_goes_nowhere(fleet: Fleet) -> None:
     api = v1(fleet)
-    script = 'sleep 1; if read l; then echo "got:$l"; else echo "no stdin"; fi'
+    # The process reads only once kubectl's attach arrived: an attach only sees output from
+    # its start, and kubectl starting late on a loaded machine would find the pod ended.
+    script = (
+        "while [ ! -e ~/go ]; do sleep 0.05; done; "
+        'if read l; then echo "got:$l"; else echo "no stdin"; fi'
+    )
     name = running(api, "deaf", script)
-    proc = kubectl(fleet, "local", "attach", "-i", name, input="lost\n", timeout=60)
+    attached: list[subprocess.CompletedProcess[str]] = []
+    attacher = threading.Thread(
+        target=lambda: attached.append(
+            kubectl(fleet, "local", "attach", "-i", name, input="lost\n", timeout=60, check=False)
+        ),
+        daemon=True,
+    )
+    attacher.start()
+    wait_for(
+        lambda: [
+            r for r in fleet.requests("local") if r.get("path", "").endswith(f"/{name}/attach")
+        ],
+        timeout=60,
+        what="kubectl's attach request",
+    )
+    (Path(fleet.state_dir) / "clusters" / "0" / "pods" / f"default_{name}" / "go").touch()
+    attacher.join(90)
+    (proc,) = attached
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "no stdin\n"  # the process read /dev/null, as on a real node
     api.delete_namespaced_pod(name, "default", grace_period_seconds=0)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from skymagic.jobs.classify import node_ready, pod_verdict
+from skymagic.jobs.classify import node_ready, not_ready_since, pod_verdict
 
 
 def _pod(
@@ -106,3 +106,11 @@ def test_node_ready_reads_the_condition_and_its_time() -> None:
     status, since = node_ready(node)
     assert status == "Unknown" and since == 1735689610.0
     assert node_ready({"status": {}}) == ("Unknown", None)
+
+
+def test_a_nodes_not_ready_spell_counts_from_the_latest_its_second_stamp_allows() -> None:
+    # Stamped this second (truncated): it may have changed just now, so from now.
+    assert not_ready_since(100.0, now=100.4) == 100.4
+    assert not_ready_since(100.0, now=105.0) == 101.0  # at most a second after the stamp
+    assert not_ready_since(None, now=7.0) == 7.0  # no stamp: from when it was seen
+    assert not_ready_since(200.0, now=100.0) == 100.0  # a server clock ahead of ours
