@@ -9,8 +9,10 @@ the rules are unit-tested on their own and shared by the one-shot inventory and 
   Succeeded/Failed) of the pod's effective request, as kube-scheduler counts it
   (`skymagic.gpus.quantity.effective_requests`: app containers, native sidecars, the init
   phase's peak, overhead);
-* free = total - requested, and zero on a node nobody can schedule to (NotReady, cordoned, or a
-  NoSchedule/NoExecute taint that GPU pods do not tolerate); the row's `status` says why;
+* free = total - requested, and zero on a node nobody can schedule to (NotReady, cordoned);
+  a node with a NoSchedule/NoExecute taint that GPU pods do not tolerate keeps its free counts
+  (a launch whose pod tolerates the taint may use them) but is not schedulable, its `status`
+  says why, and the per-GPU totals (context_rows) leave its free GPUs out;
 * jobs = the managed jobs (`job_of`, from the pods' labels) whose pods hold that resource on
   the node: what the dashboard marks on its cells, read off the same pod lists.
 
@@ -466,7 +468,11 @@ def node_rows(context: str, nodes: Iterable[NodeInfo], usage: Usage | None) -> l
     for node in nodes:
         here = jobs_on.get(node.name, ())
         schedulable, status = node_status(node)
-        usable = schedulable  # not ready implies not schedulable
+        # Free counts are what a pod could get here: a node that is Ready and not cordoned
+        # keeps its real free counts even when a taint keeps plain pods off (its status says
+        # which), so a launch whose pod tolerates the taint can count them (launches/taints.py);
+        # the per-GPU totals (context_rows) count free only on schedulable nodes.
+        usable = node.ready and not node.unschedulable
         alloc = node.allocatable
         used = usage.get(node.name) if usage is not None else None
         cpu_total = alloc.get("cpu", 0.0)
@@ -575,7 +581,7 @@ def context_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             g["not_ready"] += total
         if _is_missing(row.get("gpu_free")):
             g["unknown"] = True
-        else:
+        elif row.get("schedulable", True):
             g["gpu_free"] += int(row["gpu_free"])
     out: list[dict[str, Any]] = []
     for g in groups.values():

@@ -6,8 +6,10 @@ for instead, from the same live per-node free counts the plan read (no extra req
 my-a100-cluster (1 node)".
 
 The node rule is the plan's: a node takes a pod when it is Healthy, the pod's nodeSelector and
-node affinity admit it (nodematch.py: spot labels, pod_config placement) and it has the GPUs,
-vCPUs and memory free (a CPU-only pod also needs a node without a GPU taint). A spot (or
+node affinity admit it (nodematch.py: spot labels, pod_config placement), its tolerations
+tolerate the node's NoSchedule/NoExecute taints (kube-scheduler's rule, taints.py: a GPU pod
+tolerates the GPU taints, a CPU-only pod does not, a pod_config may add more) and it has the
+GPUs, vCPUs and memory free. A spot (or
 on-demand) request that does not fit is also offered the other kind of capacity when that
 fits: "H100:8 spot fits nowhere now; H100:8 on-demand fits in a (1 node)". A request's vCPUs and
 memory scale with its GPU count unless the task names them (SkyPilot's defaults), so a smaller
@@ -21,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from skymagic.gpus.accelerators import GPU_TAINT_KEYS, gpu_names_match
+from skymagic.gpus.accelerators import gpu_names_match
 from skymagic.launches.nodematch import node_rule
 from skymagic.launches.task import Task
 
@@ -30,7 +32,6 @@ __all__ = [
     "advice_text",
     "capacity",
     "context_advice",
-    "gpu_tainted",
     "healthy",
     "num_text",
     "number",
@@ -85,13 +86,9 @@ def number(x: Any) -> float | None:
 
 
 def healthy(rec: Mapping[str, Any]) -> bool:
-    """Whether a node record may take a pod (a record without a status counts as Healthy)."""
-    return str(rec.get("status", "Healthy")) == "Healthy"
-
-
-def gpu_tainted(taints: Any) -> bool:
-    """Whether a node's taints keep a CPU-only pod off it (any GPU taint key, any effect)."""
-    return any(key in str(taints or "") for key in GPU_TAINT_KEYS)
+    """Whether a node record is up for new pods: Ready and not cordoned (a record without a
+    status counts as up). Its taints are the pod's business: NodeRule.untolerated."""
+    return str(rec.get("status", "Healthy")) not in ("NotReady", "Cordoned")
 
 
 def _room(rec: Mapping[str, Any], cpus: float, memory_gb: float) -> bool:
@@ -124,6 +121,7 @@ def _nodes_with_room(task: Task, gpu: str, count: int, recs: Sequence[Mapping[st
         1
         for r in recs
         if healthy(r)
+        and rule.untolerated(r) is None
         and int(number(r.get("gpu_free")) or 0) >= count
         and _room(r, cpus, mem)
         and rule.admits(r)
@@ -186,7 +184,7 @@ def _cpu_advice(task: Task, ctx: str, recs: Sequence[Mapping[str, Any]], cap: st
         if name in seen or not healthy(r):
             continue
         seen.add(name)
-        if gpu_tainted(r.get("taints")) or not rule.admits(r):
+        if rule.untolerated(r) is not None or not rule.admits(r):
             continue
         usable.append(r)
     room = sum(1 for r in usable if _room(r, task.cpu_request, task.memory_request_gb))

@@ -9,8 +9,10 @@ does. So a spot task never counts a context whose only free H100s are on on-dema
 pod would stay Pending there until the provision timeout.
 
 A node record without labels (an inventory that did not read them) is not filtered: unknown
-is not "no". Taints are not matched here: the inventory already zeroes the free GPUs of a
-node whose taints keep a GPU pod off (gpus/counting.py).
+is not "no". Taints are matched by the same rule, from the same spec: the pod's tolerations
+(the GPU taints for a GPU pod, plus any a pod_config adds) against each node's NoSchedule and
+NoExecute taints, as kube-scheduler's TaintToleration filter does (taints.py); `untolerated`
+names the taint that keeps the pod off a node, for the plan's reason.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from skymagic.launches.podspec import pod_manifest
+from skymagic.launches.taints import Taint, parse_taints, untolerated
 from skymagic.launches.task import Task
 
 __all__ = ["NodeRule", "node_labels", "node_rule"]
@@ -104,6 +107,9 @@ class NodeRule:
     _seen: dict[tuple[str | None, ...], bool] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # The pod's tolerations; a node's verdict depends on its taints text only (cached by it).
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    _taints_seen: dict[str, Taint | None] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def what(self) -> str:
@@ -137,6 +143,19 @@ class NodeRule:
             if len(self._seen) >= _LABELS_CACHE_MAX:
                 self._seen.clear()
             self._seen[key] = verdict
+        return verdict
+
+    def untolerated(self, rec: Mapping[str, Any]) -> Taint | None:
+        """The node's first NoSchedule/NoExecute taint the pod does not tolerate (None: none)."""
+        text = rec.get("taints")
+        if not isinstance(text, str) or not text:
+            return None
+        if text in self._taints_seen:
+            return self._taints_seen[text]
+        verdict = untolerated(self.tolerations, parse_taints(text))
+        if len(self._taints_seen) >= _LABELS_CACHE_MAX:
+            self._taints_seen.clear()
+        self._taints_seen[text] = verdict
         return verdict
 
     def only(self, recs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -180,8 +199,15 @@ def _build(task: Task) -> NodeRule:
     for term in _terms(placement):
         keys.update(str(e.get("key", "")) for e in term.get("matchExpressions") or [])
         by_name = by_name or bool(term.get("matchFields"))
+    tolerations = tuple(t for t in spec.get("tolerations") or [] if isinstance(t, Mapping))
     return NodeRule(
-        placement, kind, _custom(task.pod_config), bool(placement), tuple(sorted(keys)), by_name
+        placement,
+        kind,
+        _custom(task.pod_config),
+        bool(placement),
+        tuple(sorted(keys)),
+        by_name,
+        tolerations=tolerations,
     )
 
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from skymagic.gpus.accelerators import gpu_names_match
+from skymagic.gpus.accelerators import GPU_TAINT_KEYS, gpu_names_match
 from skymagic.launches.fit import (
     Fit,
     advice_text,
     context_advice,
-    gpu_tainted,
     healthy,
     num_text,
     number,
@@ -26,6 +25,7 @@ from skymagic.launches.fit import (
 )
 from skymagic.launches.nodematch import node_rule
 from skymagic.launches.planview import plan_html
+from skymagic.launches.taints import Taint, taint_text
 from skymagic.launches.task import Task
 
 if TYPE_CHECKING:
@@ -246,7 +246,8 @@ def _fit(
 ) -> tuple[PlanRow, Candidate | None]:
     cpu, mem = task.cpu_request, task.memory_request_gb
     # Only nodes the pod could be bound to count: its spot or on-demand labels, its
-    # pod_config nodeSelector/affinity (nodematch.py, read off the pod spec itself).
+    # pod_config nodeSelector/affinity, its tolerations against the node's taints
+    # (nodematch.py, read off the pod spec itself).
     rule = node_rule(task)
     what = rule.what
     if task.gpu_count:
@@ -277,8 +278,14 @@ def _fit(
             return PlanRow(ctx, True, None, "free GPUs unknown (may not list pods); trying"), cand
         fitting = []
         best_free = 0
+        kept_off: dict[Taint, int] = {}  # taint -> nodes it keeps off with the GPUs free
         for n in matching:
             free = int(number(n.get("gpu_free")) or 0) if healthy(n) else 0
+            taint = rule.untolerated(n)
+            if taint is not None:
+                if free >= task.gpu_count:
+                    kept_off[taint] = kept_off.get(taint, 0) + 1
+                free = 0
             best_free = max(best_free, free)
             cpu_free = number(n.get("cpu_free"))
             mem_free = number(n.get("memory_gb_free"))
@@ -311,40 +318,64 @@ def _fit(
                     f"none free now: no {what} with {task.gpu_count} {task.gpu} also has "
                     f"{num_text(cpu)} vCPU and {num_text(mem)} GB free"
                 )
-            return PlanRow(ctx, False, best_free, why), None
+            return PlanRow(ctx, False, best_free, why + _taint_note(kept_off)), None
         fitting.sort(key=lambda fn: -fn[0])
         resource = str(fitting[0][1]["resource"])
         cand = Candidate(ctx, resource, [str(n["node"]) for _, n in fitting], fitting[0][0])
         return PlanRow(ctx, True, fitting[0][0]), cand
-    # CPU-only: nodes without GPU taints, healthy, with room.
+    # CPU-only: healthy nodes whose taints the pod tolerates (not the GPU taints, unless a
+    # pod_config adds them), with room.
     seen: set[str] = set()
     fitting_cpu = []
+    cpu_kept_off: dict[Taint, int] = {}
     for n in nodes:
         name = str(n["node"])
         if name in seen:
             continue
         seen.add(name)
-        if not healthy(n) or gpu_tainted(n.get("taints")) or not rule.admits(n):
+        if not healthy(n) or not rule.admits(n):
             continue
         cpu_free = number(n.get("cpu_free"))
         mem_free = number(n.get("memory_gb_free"))
         if (cpu_free is None or cpu_free >= cpu) and (mem_free is None or mem_free >= mem):
+            taint = rule.untolerated(n)
+            if taint is not None:
+                cpu_kept_off[taint] = cpu_kept_off.get(taint, 0) + 1
+                continue
             fitting_cpu.append((cpu_free or 0.0, name))
     if fitting_cpu and len(fitting_cpu) < task.num_nodes:
         return PlanRow(
             ctx,
             False,
             None,
-            f"not enough nodes free now: {len(fitting_cpu)} of {task.num_nodes} untainted "
-            f"{rule.whats} have {num_text(cpu)} vCPU and {num_text(mem)} GB free",
+            f"not enough nodes free now: {len(fitting_cpu)} of {task.num_nodes} "
+            f"{rule.whats} whose taints the pod tolerates have {num_text(cpu)} vCPU and "
+            f"{num_text(mem)} GB free" + _taint_note(cpu_kept_off),
         ), None
     if not fitting_cpu:
         return PlanRow(
             ctx,
             False,
             None,
-            f"none free now: no untainted {what} has {num_text(cpu)} vCPU and "
-            f"{num_text(mem)} GB free",
+            f"none free now: no {what} whose taints the pod tolerates has {num_text(cpu)} vCPU and "
+            f"{num_text(mem)} GB free" + _taint_note(cpu_kept_off),
         ), None
     fitting_cpu.sort(key=lambda fn: -fn[0])
     return PlanRow(ctx, True, None), Candidate(ctx, None, [n for _, n in fitting_cpu], 0)
+
+
+def _taint_note(kept_off: dict[Taint, int]) -> str:
+    """ "; 1 node with room has taint dedicated=ml:NoSchedule the pod does not tolerate (...)"."""
+    if not kept_off:
+        return ""
+    n = sum(kept_off.values())
+    shown = ", ".join(taint_text(t) for t in kept_off)
+    word = "taint" if len(kept_off) == 1 else "taints"
+    text = (
+        f"; {n} node{'s' if n != 1 else ''} with room {'has' if n == 1 else 'have'} {word} "
+        f"{shown} the pod does not tolerate"
+    )
+    # A GPU taint keeps a CPU-only pod off on purpose (GPU nodes are for GPU pods): no hint.
+    if any(t[0] not in GPU_TAINT_KEYS for t in kept_off):
+        text += " (tolerate it in config.kubernetes.pod_config spec.tolerations)"
+    return text

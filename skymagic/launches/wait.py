@@ -90,16 +90,18 @@ def _count(x: Any) -> int:
 def best_now(task: Task, inventory: Inventory, contexts: list[str]) -> tuple[str, str]:
     """(context, text) of the best single node for the task now, e.g. 'ctx 6/8 free on n3'."""
     from skymagic.gpus.accelerators import gpu_names_match
+    from skymagic.launches.fit import healthy
     from skymagic.launches.nodematch import node_rule
 
-    rule = node_rule(task)  # only nodes the pod could be bound to (spot, nodeSelector)
+    # Only nodes the pod could be bound to (spot, nodeSelector, tolerations): the plan's rule.
+    rule = node_rule(task)
     best: tuple[float, str, str] = (-1.0, "", "")
     for raw in inventory.nodes.to_dict("records"):
         rec = {str(k): v for k, v in raw.items()}
         ctx = str(rec.get("context"))
-        if ctx not in contexts or str(rec.get("status", "Healthy")) != "Healthy":
+        if ctx not in contexts or not healthy(rec):
             continue
-        if not rule.admits(rec):
+        if not rule.admits(rec) or rule.untolerated(rec) is not None:
             continue
         node = str(rec.get("node"))
         if task.gpu_count:

@@ -173,6 +173,11 @@ def _nodes(inv: Inventory, all_nodes: bool) -> list[Node]:
     ):
         key = (str(ctx), str(name))
         free_i = _opt_int(free)
+        if free_i and status_kind(str(status)) == "tainted":
+            # The nodes frame keeps a tainted node's free GPUs (a launch whose pod tolerates
+            # the taint may use them); the grid, like the per-GPU totals, shows what any pod
+            # may take there: none.
+            free_i = 0
         node = nodes.get(key)
         if node is None:
             node = nodes[key] = Node(

@@ -313,7 +313,7 @@ def test_free_is_allocatable_minus_bound_non_terminal_requests() -> None:
     assert cpu_row["cpu_free"] == 31
 
 
-def test_unusable_nodes_have_no_free_capacity_but_keep_totals() -> None:
+def test_unusable_nodes_have_no_free_capacity_tainted_ones_keep_theirs() -> None:
     nodes = [
         parse_node(node("ok")),
         parse_node(node("down", ready="False")),
@@ -324,10 +324,15 @@ def test_unusable_nodes_have_no_free_capacity_but_keep_totals() -> None:
     rows = {r["node"]: r for r in node_rows("ctx", nodes, usage)}
     assert rows["ok"]["gpu_free"] == 8
     for name in ("down", "cordoned", "tainted"):
-        assert rows[name]["gpu_free"] == 0
-        assert rows[name]["cpu_free"] == 0
         assert rows[name]["gpu_total"] == 8
         assert not rows[name]["schedulable"]
+    for name in ("down", "cordoned"):
+        assert rows[name]["gpu_free"] == 0
+        assert rows[name]["cpu_free"] == 0
+    # A tainted node keeps its real free counts (a pod that tolerates the taint may use them);
+    # the per-GPU totals below leave them out, as for any unschedulable node.
+    assert rows["tainted"]["gpu_free"] == 8
+    assert rows["tainted"]["cpu_free"] == rows["ok"]["cpu_free"]
     assert rows["down"]["gpu_requested"] == 2
     assert rows["tainted"]["status"] == "NoSchedule Taint [team=a]"
     (by_ctx,) = context_rows(rows.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -128,7 +129,10 @@ def test_cpu_tasks_avoid_gpu_tainted_and_unhealthy_nodes() -> None:
     plan = make_plan(CPU, ["a", "b"], inv)
     assert plan.candidates[0].nodes == ["cpu-big"]
     assert plan.candidates[0].resource is None
-    assert reasons(plan)["b"] == "none free now: no untainted node has 4 vCPU and 8 GB free"
+    assert reasons(plan)["b"] == (
+        "none free now: no node whose taints the pod tolerates has 4 vCPU and 8 GB free; "
+        "1 node with room has taint amd.com/gpu=present:NoExecute the pod does not tolerate"
+    )
 
 
 def test_the_plan_table_marks_the_chosen_row() -> None:
@@ -147,3 +151,27 @@ def test_the_plan_table_marks_the_chosen_row() -> None:
 def test_free_is_the_best_fitting_nodes(free: int) -> None:
     plan = make_plan(H100, ["a"], inventory([node("a", "n", free=free)]))
     assert plan.rows[0].free == free and plan.rows[0].fits
+
+
+def test_a_custom_taint_counts_only_for_pods_that_tolerate_it() -> None:
+    """The status a tainted node carries is not the plan's rule: the pod's tolerations are."""
+    ml = {"status": "NoSchedule Taint [dedicated=ml]", "taints": "dedicated=ml:NoSchedule"}
+    inv = inventory(
+        [
+            node("a", "ml-gpu", **{**ml, "taints": "nvidia.com/gpu:NoSchedule, " + ml["taints"]}),
+            node("a", "ml-cpu", gpu=None, **ml),
+            node("b", "soft", taints="team=x:PreferNoSchedule"),
+        ]
+    )
+    plain = make_plan(H100, ["a", "b"], inv)
+    assert [c.context for c in plain.candidates] == ["b"]  # PreferNoSchedule never blocks
+    assert reasons(plain)["a"].endswith(
+        "1 node with room has taint dedicated=ml:NoSchedule the pod does not tolerate "
+        "(tolerate it in config.kubernetes.pod_config spec.tolerations)"
+    )
+    assert "H100" not in plain.rows[0].would_fit  # the advice uses the same rule
+    config = {"spec": {"tolerations": [{"key": "dedicated", "operator": "Exists"}]}}
+    for task, nodes in ((H100, ["ml-gpu"]), (CPU, ["ml-cpu"])):
+        tolerant = make_plan(replace(task, pod_config=config), ["a", "b"], inv)
+        assert tolerant.candidates[0].context == "a"
+        assert tolerant.candidates[0].nodes == nodes

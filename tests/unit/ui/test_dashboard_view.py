@@ -189,8 +189,9 @@ def test_nodes_text_counts_gpu_nodes_like_the_grid() -> None:
 
 def test_min_free_is_per_node_and_drops_unknown_free(inv: Inventory) -> None:
     view = build_view(inv, {}, all_nodes=False, took_s=0.0)
-    assert [n.node for n in shown(view, Filters(min_free=5)).nodes] == ["a-1", "b-mix"]
-    assert [n.node for n in shown(view, Filters(min_free=8)).nodes] == ["a-1", "b-mix"]
+    # a-1's 8 free GPUs are behind a taint: the grid counts none free there
+    assert [n.node for n in shown(view, Filters(min_free=5)).nodes] == ["b-mix"]
+    assert [n.node for n in shown(view, Filters(min_free=8)).nodes] == ["b-mix"]
     assert [n.node for n in shown(view, Filters(min_free=9)).nodes] == []
     # 0 keeps the node whose free is unknown; any minimum drops it
     assert "c-0" in [n.node for n in shown(view, Filters(min_free=0)).nodes]
@@ -199,8 +200,8 @@ def test_min_free_is_per_node_and_drops_unknown_free(inv: Inventory) -> None:
 
 def test_filters_combine(inv: Inventory) -> None:
     view = build_view(inv, {}, all_nodes=False, took_s=0.0)
-    picked = shown(view, Filters(context="a", gpu="H100", min_free=5))
-    assert [n.node for n in picked.nodes] == ["a-1"] and picked.contexts == ["a"]
+    picked = shown(view, Filters(context="a", gpu="H100", min_free=4))
+    assert [n.node for n in picked.nodes] == ["a-0"] and picked.contexts == ["a"]
     assert shown(view, Filters(context="nowhere")).nodes == []
     assert Filters() == Filters(context=ALL, gpu=ALL, min_free=0)
 
@@ -355,7 +356,7 @@ def test_status_kind_and_colour() -> None:
 
 def test_fit_answer_counts_healthy_nodes_with_that_gpu_alone(inv: Inventory) -> None:
     view = build_view(inv, {}, all_nodes=False, took_s=0.0)
-    # a-0: 4 of 8 free; a-1 is all free but tainted against new pods; c-0's free is unknown
+    # a-0: 4 of 8 free; a-1's free GPUs are behind a taint; c-0's free is unknown
     assert fit_answer(view, "a", "H100", 4) == "4 x H100 fits now on 1 node of a"
     assert fit_answer(view, "a", "H100", 5) == (
         "5 x H100 does not fit in a now (most free on one node: 4); "
