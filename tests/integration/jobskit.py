@@ -1,14 +1,14 @@
 """The managed-jobs tests' fleet and probes (test_jobs.py, test_jobs_capacity.py).
 
 `fleet = jobs_fleet_fixture()`: a fresh `launchkit.jobs_spec` fleet (clusters a and b, one
-8-GPU H100 node each) per test, with its own jobs state directory; import `fresh_clients` (an
-autouse fixture) by name.
+8-GPU H100 node each) per test, with its own jobs state directory. The tests import
+checkkit's `fresh_session` (an autouse fixture) by name.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ import pytest
 from launchkit import admin, jobs_spec
 
 from skymagic import jobs
-from skymagic.core.client import clear_clients
 from skymagic.jobs import JobStatus
 from skymagic.jobs.model import LABEL_JOB_ID
 from skymagic.sim import Fleet
@@ -24,19 +23,11 @@ from skymagic.sim import Fleet
 __all__ = [
     "events",
     "jobs_fleet_fixture",
-    "fresh_clients",
     "job_pods",
     "requests_to",
     "running_in",
     "wait_for",
 ]
-
-
-@pytest.fixture(autouse=True)
-def fresh_clients() -> Iterator[None]:
-    clear_clients()
-    yield
-    clear_clients()
 
 
 def jobs_fleet_fixture() -> Any:

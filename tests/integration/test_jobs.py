@@ -13,9 +13,9 @@ import time
 from typing import Any
 
 import pytest
+from checkkit import fresh_session  # noqa: F401  (autouse)
 from jobskit import (
     events,
-    fresh_clients,  # noqa: F401  (autouse)
     job_pods,
     jobs_fleet_fixture,
     requests_to,

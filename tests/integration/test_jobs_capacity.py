@@ -12,9 +12,9 @@ from __future__ import annotations
 import itertools
 import time
 
+from checkkit import fresh_session  # noqa: F401  (autouse)
 from jobskit import (
     events,
-    fresh_clients,  # noqa: F401  (autouse)
     job_pods,
     jobs_fleet_fixture,
     requests_to,

@@ -13,13 +13,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import nbformat
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from jobskit import requests_to
+from jobskit import requests_to, wait_for
 from launchkit import JOB_A, JOB_B, JOB_GPU_NODE, jobs_spec
 from nbclient import NotebookClient
 
@@ -54,15 +53,6 @@ def fleet(
     (sky / "config.yaml").write_text(f"kubernetes:\n  allowed_contexts: [{JOB_A}, {JOB_B}]\n")
     yield f
     clear_clients()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "it") -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 def _job(name: str) -> jobs.Job:
