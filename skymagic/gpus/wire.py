@@ -87,8 +87,8 @@ class PodStatus(msgspec.Struct, gc=False):
     phase: Text | None = None
 
 
-# A managed job's pods carry its id and attempt (jobs/model.py's contract; a test checks the
-# names match, since the inventory layer does not import the jobs package).
+# A managed job's pods carry its id and attempt: named here, where the pod decoder reads them,
+# and used by jobs/model.py when it labels a job's pods (the inventory never imports jobs/).
 JOB_ID_LABEL = "skymagic.dev/job-id"
 JOB_ATTEMPT_LABEL = "skymagic.dev/job-attempt"
 

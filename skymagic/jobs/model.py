@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from skymagic.errors import ConfigError
+from skymagic.gpus.wire import JOB_ATTEMPT_LABEL, JOB_ID_LABEL
 from skymagic.launches.values import whole_number
 
 __all__ = [
@@ -71,8 +72,10 @@ ACTIVE = frozenset(JobStatus) - TERMINAL
 
 # Labels on every object a job creates (besides the launch labels of launches/podspec.py).
 LABEL_JOBS_DB = "skymagic.dev/jobs-db"  # the jobs database (one per controller) that owns it
-LABEL_JOB_ID = "skymagic.dev/job-id"
-LABEL_JOB_ATTEMPT = "skymagic.dev/job-attempt"  # 1 for the first launch, +1 per recovery
+# The job id and attempt (1 for the first launch, +1 per recovery), named once where the
+# inventory's pod decoder reads them (the dashboard marks job pods with them).
+LABEL_JOB_ID = JOB_ID_LABEL
+LABEL_JOB_ATTEMPT = JOB_ATTEMPT_LABEL
 
 # The job's environment, on every attempt.
 ENV_TASK_ID = "SKYPILOT_TASK_ID"  # the same on every attempt (SkyPilot's)

@@ -44,9 +44,8 @@ from skymagic.launches.gangfiles import send_to_ranks
 from skymagic.launches.gangfollow import follow_gang
 from skymagic.launches.outcome import Attempt, LaunchResult
 from skymagic.launches.plan import Candidate
-from skymagic.launches.podspec import attempt_manifests, service_manifest
+from skymagic.launches.podspec import LABEL_ATTEMPT, attempt_manifests, service_manifest
 from skymagic.launches.rendezvous import (
-    LABEL_ATTEMPT,
     LABEL_RANK,
     MARKER,
     gang_pod,

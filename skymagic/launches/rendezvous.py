@@ -30,7 +30,7 @@ import shlex
 import time
 from typing import Any
 
-from skymagic.launches.podspec import LABEL_LAUNCH, LABEL_USER
+from skymagic.launches.podspec import LABEL_ATTEMPT, LABEL_LAUNCH, LABEL_USER
 from skymagic.launches.task import Task
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
 
 LABEL_RANK = "skymagic.dev/rank"
 LABEL_NUM_NODES = "skymagic.dev/num-nodes"
-LABEL_ATTEMPT = "skymagic.dev/attempt"
 MASTER_PORT = 29500  # torch.distributed's default
 
 # Resolves every rank's hostname (in rank order) until all answer, then exports the IPs.
